@@ -1,0 +1,8 @@
+/** Every subcommand, one file each; add a command by adding its register function here. */
+import type { Command } from 'commander';
+import type { GlobalOptions } from '../context.js';
+import { registerPlugins } from './plugins.js';
+
+export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => void;
+
+export const commands: readonly RegisterCommand[] = [registerPlugins];

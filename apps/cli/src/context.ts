@@ -1,0 +1,77 @@
+/**
+ * What every command shares: global flags, the run's event bus and renderer, and the plugins installed for
+ * this project, registered into a container of the run's own.
+ */
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  createContainer,
+  discoverPlugins,
+  EventBus,
+  importPlugin,
+  importPluginFromPath,
+  PluginHost,
+  renderAuto,
+  renderJsonLines,
+  selectPlugins,
+  Tokens,
+  type DependencyContainer,
+  type DiscoveredPlugin,
+  type TopiaryPlugin,
+} from '@topiary/kernel';
+
+export interface GlobalOptions {
+  backend: string;
+  seed: number;
+  json: boolean;
+  quiet: boolean;
+  debug: boolean;
+  out?: string;
+  /** Extra plugin folders/files to load (needs allowPluginPath). */
+  plugin: string[];
+  allowPluginPath: boolean;
+}
+
+const cliDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Where installed plugins are looked for: the working directory's project, then the CLI's own install. */
+export function pluginSearchRoots(cwd = process.cwd()): string[] {
+  return [cwd, cliDir];
+}
+
+export function installedPlugins(cwd = process.cwd()): DiscoveredPlugin[] {
+  return discoverPlugins(pluginSearchRoots(cwd));
+}
+
+export interface RunContext {
+  options: GlobalOptions;
+  container: DependencyContainer;
+  events: EventBus;
+  plugins: TopiaryPlugin[];
+  installed: DiscoveredPlugin[];
+  /** Stop rendering events. */
+  close(): void;
+}
+
+/**
+ * Load every installed plugin (and any explicit path plugins) into a fresh container. `required` are names a
+ * recipe asked for: each must be installed, or the error lists what is.
+ */
+export async function createRunContext(options: GlobalOptions, required: readonly string[] = []): Promise<RunContext> {
+  const installed = installedPlugins();
+  selectPlugins(installed, required);
+  const container = createContainer();
+  const host = new PluginHost(container);
+  const plugins: TopiaryPlugin[] = [];
+  for (const found of installed) plugins.push(await importPlugin(found));
+  for (const path of options.plugin) plugins.push(await importPluginFromPath(path, options.allowPluginPath));
+  for (const plugin of plugins) host.use(plugin);
+  host.freeze();
+  const events = new EventBus();
+  container.register(Tokens.Events, { useValue: events });
+  // Events go to stderr so stdout stays clean for --json results.
+  const stop = options.json
+    ? renderJsonLines(events, process.stderr, { quiet: true, debug: options.debug })
+    : renderAuto(events, process.stderr, { quiet: options.quiet, debug: options.debug });
+  return { options, container, events, plugins, installed, close: stop };
+}

@@ -1,0 +1,120 @@
+/** The causal language model seen by pruners, trainers and evaluators, and the coupled parameter groups it exposes. */
+import type { Scalar, Tensor, Tensor2D, Tensor3D, Variable } from '@tensorflow/tfjs-core';
+
+/** Per-layer sizes; present for non-uniform (pruned) architectures. */
+export interface LayerShape {
+  nHeads: number;
+  nKvHeads: number;
+  hiddenDim: number;
+  /** For each query head, the index of the kv head it reads (needed once GQA groups lose heads unevenly). */
+  headKvMap?: readonly number[];
+}
+
+export interface ModelConfig {
+  architecture: 'llama';
+  vocabSize: number;
+  /** Hidden size (residual stream width). */
+  dim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** FFN intermediate size. */
+  hiddenDim: number;
+  maxSeqLen: number;
+  normEps: number;
+  ropeTheta: number;
+  tiedEmbeddings: boolean;
+  bosId: number;
+  eosId: number;
+  /** Per-layer sizes when they differ between layers (Topiary's documented config.json extension). */
+  layers?: readonly LayerShape[];
+}
+
+export type GroupKind = 'head' | 'kv-group' | 'ffn-channel' | 'hidden-channel' | 'block';
+
+/** One slice of one parameter: `indices` along `axis` belong to the group. */
+export interface GroupMember {
+  param: string;
+  axis: number;
+  indices: readonly number[];
+}
+
+/** The minimal coupled unit that can be removed. Computed once by the model; every pruner uses it. */
+export interface ParameterGroup {
+  /** Stable id, e.g. `layers.3.head.5`, `layers.0.ffn.17`, `hidden.12`, `layers.4`. */
+  id: string;
+  kind: GroupKind;
+  /** Block index, or null for hidden channels (which span every layer). */
+  layer: number | null;
+  /** Index of the unit within its layer (head number, channel number, ...). */
+  index: number;
+  members: readonly GroupMember[];
+  /** Number of parameters the group removes. */
+  size: number;
+}
+
+export type LinearKind = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
+
+/** A linear layer `y = x Wᵀ`; W is stored [outFeatures, inFeatures] as in Hugging Face checkpoints. */
+export interface LinearLayer {
+  /** Parameter name of its weight, e.g. `model.layers.0.self_attn.q_proj.weight`. */
+  param: string;
+  layer: number;
+  kind: LinearKind;
+  inFeatures: number;
+  outFeatures: number;
+}
+
+/** Called with the 2-D input [tokens, inFeatures] of a linear layer during a forward pass. Must not dispose it. */
+export type CaptureFn = (linear: LinearLayer, input: Tensor2D) => void;
+
+export interface CausalLM {
+  readonly config: ModelConfig;
+  /** Trainable parameters by Hugging Face name. */
+  parameters(): ReadonlyMap<string, Variable>;
+  parameterCount(): number;
+  /** Logits [batch, seq, vocab] for token ids [batch, seq]. */
+  forward(ids: Tensor2D): Tensor3D;
+  /** Mean next-token cross-entropy of ids [batch, seq] (predicting ids[:,1:] from ids[:,:-1]). */
+  loss(ids: Tensor2D): Scalar;
+  /** Layer-wise pieces, for calibration passes that go block by block. */
+  embed(ids: Tensor2D): Tensor3D;
+  block(index: number, hidden: Tensor3D): Tensor3D;
+  head(hidden: Tensor3D): Tensor3D;
+  /** Number of blocks currently in the model. */
+  readonly numBlocks: number;
+  /** The linear layers of one block (or all blocks). */
+  linears(layer?: number): LinearLayer[];
+  /** Register a capture hook on every linear layer's input; returns the function that removes it. */
+  capture(fn: CaptureFn): () => void;
+  /** Minimal coupled groups of the current architecture. */
+  groups(kinds?: readonly GroupKind[]): ParameterGroup[];
+  /** Element masks (1 keep, 0 prune) for a weight; applied immediately and kept through training steps. */
+  setElementMask(param: string, keep: Uint8Array): void;
+  /** Mask whole groups: their members are zeroed and stay zero; `slim()` removes them physically. */
+  maskGroups(groupIds: readonly string[]): void;
+  maskedGroups(): readonly string[];
+  /** Re-apply all masks to the weights (after an optimiser step). */
+  applyMasks(): void;
+  /** A new, physically smaller model without the masked groups; computes exactly what the masked model computes. */
+  slim(): CausalLM;
+  /** Read a weight as a host array (row-major) and write one back. */
+  readWeight(param: string): Float32Array;
+  writeWeight(param: string, data: Float32Array): void;
+  /** A deep copy (for distillation teachers, before/after comparisons). */
+  clone(): CausalLM;
+  dispose(): void;
+}
+
+/** Loads and saves models in one file format (llama2.c .bin, safetensors + config.json, ...). */
+export interface ModelFormat {
+  readonly name: string;
+  /** Whether this format recognises the path (by extension or folder contents). */
+  canLoad(path: string): boolean;
+  load(path: string): Promise<CausalLM>;
+  canSave: boolean;
+  save?(model: CausalLM, dir: string): Promise<void>;
+}
+
+export type { Tensor };

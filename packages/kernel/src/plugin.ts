@@ -1,0 +1,60 @@
+/**
+ * The plugin contract. A plugin is a plain object made by `definePlugin`: a name, a version, the kernel range it
+ * works with, and a `register` that binds implementations to kernel tokens in the container it is given.
+ * Plugins hold no global state and never register anything at import time.
+ */
+import { createRequire } from 'node:module';
+import type { DependencyContainer } from 'tsyringe';
+import { TopiaryError } from './errors.js';
+
+const kernelPackage = createRequire(import.meta.url)('../package.json') as { version: string };
+export const KERNEL_VERSION: string = kernelPackage.version;
+
+/** What a plugin provides, by kind; mirrors the `"topiary"` field of its package.json. */
+export interface PluginProvides {
+  backends?: readonly string[];
+  pruners?: readonly string[];
+  saliency?: readonly string[];
+  schedulers?: readonly string[];
+  evaluators?: readonly string[];
+  formats?: readonly string[];
+  tokenizers?: readonly string[];
+}
+
+export interface PluginDefinition<Options = Record<string, unknown>> {
+  /** Short name recipes write (`wanda`, `backend-wasm`). */
+  name: string;
+  version: string;
+  /** Semver range of the kernel this plugin works with. */
+  kernel: string;
+  description?: string;
+  provides: PluginProvides;
+  register(container: DependencyContainer, options: Options): void;
+}
+
+export type TopiaryPlugin<Options = Record<string, unknown>> = Readonly<PluginDefinition<Options>>;
+
+const NAME = /^[a-z0-9][a-z0-9-]*$/;
+
+export function definePlugin<Options = Record<string, unknown>>(definition: PluginDefinition<Options>): TopiaryPlugin<Options> {
+  if (!NAME.test(definition.name)) {
+    throw new TopiaryError('E_PLUGIN_INVALID', `plugin name "${definition.name}" must be lowercase letters, digits and dashes`, {
+      where: 'definePlugin.name',
+    });
+  }
+  if (typeof definition.register !== 'function') {
+    throw new TopiaryError('E_PLUGIN_INVALID', `plugin "${definition.name}" has no register function`, { where: 'definePlugin.register' });
+  }
+  return Object.freeze({ ...definition, provides: Object.freeze({ ...definition.provides }) });
+}
+
+export function isTopiaryPlugin(value: unknown): value is TopiaryPlugin {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as TopiaryPlugin).name === 'string' &&
+    typeof (value as TopiaryPlugin).version === 'string' &&
+    typeof (value as TopiaryPlugin).kernel === 'string' &&
+    typeof (value as TopiaryPlugin).register === 'function'
+  );
+}

@@ -1,0 +1,168 @@
+/**
+ * The generic pruning primitives, once, on plain typed arrays. Backends override only what they accelerate
+ * (`{ ...genericPrimitives, accumulateGram: fasterGram }`). Factorisations run in float64: tfjs has no
+ * Cholesky/inverse and float32 is not enough for ill-conditioned Hessians.
+ */
+import { TopiaryError } from './errors.js';
+import type { PruningPrimitives } from './interfaces/backend.js';
+
+function accumulateGram(x: Float32Array, n: number, d: number, acc: Float64Array): void {
+  // Row-by-row rank-1 updates on the upper triangle, mirrored once at the end: half the flops of a full product.
+  for (let r = 0; r < n; r++) {
+    const base = r * d;
+    for (let i = 0; i < d; i++) {
+      const xi = x[base + i]!;
+      if (xi === 0) continue;
+      const row = i * d;
+      for (let j = i; j < d; j++) acc[row + j]! += xi * x[base + j]!;
+    }
+  }
+  for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) acc[i * d + j] = acc[j * d + i]!;
+}
+
+function accumulateColumnSquares(x: Float32Array, n: number, d: number, acc: Float64Array): void {
+  for (let r = 0; r < n; r++) {
+    const base = r * d;
+    for (let j = 0; j < d; j++) {
+      const v = x[base + j]!;
+      acc[j]! += v * v;
+    }
+  }
+}
+
+function rowNorms(w: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows);
+  for (let i = 0; i < rows; i++) {
+    let s = 0;
+    for (let j = 0; j < cols; j++) s += w[i * cols + j]! ** 2;
+    out[i] = Math.sqrt(s);
+  }
+  return out;
+}
+
+function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
+  const c = new Float32Array(m * n);
+  const row = new Float64Array(n);
+  for (let i = 0; i < m; i++) {
+    row.fill(0);
+    for (let p = 0; p < k; p++) {
+      const av = a[i * k + p]!;
+      if (av === 0) continue;
+      const bo = p * n;
+      for (let j = 0; j < n; j++) row[j]! += av * b[bo + j]!;
+    }
+    c.set(row, i * n);
+  }
+  return c;
+}
+
+function cholesky(a: Float64Array, n: number): Float64Array {
+  const l = new Float64Array(n * n);
+  for (let j = 0; j < n; j++) {
+    let s = a[j * n + j]!;
+    for (let k = 0; k < j; k++) s -= l[j * n + k]! ** 2;
+    if (!(s > 0) || !Number.isFinite(s)) {
+      throw new TopiaryError('E_NUMERIC', `matrix is not positive definite (pivot ${j} = ${s})`, {
+        where: 'cholesky',
+        hint: 'increase the dampening (e.g. --dampening 0.1) or use more calibration samples',
+      });
+    }
+    const d = Math.sqrt(s);
+    l[j * n + j] = d;
+    for (let i = j + 1; i < n; i++) {
+      let t = a[i * n + j]!;
+      for (let k = 0; k < j; k++) t -= l[i * n + k]! * l[j * n + k]!;
+      l[i * n + j] = t / d;
+    }
+  }
+  return l;
+}
+
+/** Inverse of a lower-triangular matrix, by forward substitution column by column. */
+function invertLower(l: Float64Array, n: number): Float64Array {
+  const inv = new Float64Array(n * n);
+  for (let j = 0; j < n; j++) {
+    inv[j * n + j] = 1 / l[j * n + j]!;
+    for (let i = j + 1; i < n; i++) {
+      let s = 0;
+      for (let k = j; k < i; k++) s -= l[i * n + k]! * inv[k * n + j]!;
+      inv[i * n + j] = s / l[i * n + i]!;
+    }
+  }
+  return inv;
+}
+
+function choleskyInverse(a: Float64Array, n: number): Float64Array {
+  // A = L Lᵀ  ⇒  A⁻¹ = L⁻ᵀ L⁻¹
+  const linv = invertLower(cholesky(a, n), n);
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = 0;
+      for (let k = i; k < n; k++) s += linv[k * n + i]! * linv[k * n + j]!;
+      out[i * n + j] = s;
+      out[j * n + i] = s;
+    }
+  }
+  return out;
+}
+
+function upperCholeskyOfInverse(a: Float64Array, n: number): Float64Array {
+  // Want U upper with A⁻¹ = Uᵀ U. With L = chol(A⁻¹) lower (A⁻¹ = L Lᵀ), U = Lᵀ.
+  const l = cholesky(choleskyInverse(a, n), n);
+  const u = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) u[j * n + i] = l[i * n + j]!;
+  return u;
+}
+
+/** Indices sorted by ascending score, ties by ascending index (deterministic across runs and engines). */
+function ascendingOrder(scores: Float32Array, offset = 0, length = scores.length): Uint32Array {
+  const idx = new Uint32Array(length);
+  for (let i = 0; i < length; i++) idx[i] = i;
+  idx.sort((p, q) => scores[offset + p]! - scores[offset + q]! || p - q);
+  return idx;
+}
+
+function lowestMask(scores: Float32Array, count: number): Uint8Array {
+  const keep = new Uint8Array(scores.length).fill(1);
+  const order = ascendingOrder(scores);
+  for (let i = 0; i < Math.min(count, scores.length); i++) keep[order[i]!] = 0;
+  return keep;
+}
+
+function rowwiseMask(scores: Float32Array, rows: number, cols: number, sparsity: number): Uint8Array {
+  const keep = new Uint8Array(rows * cols).fill(1);
+  const prune = Math.floor(cols * sparsity);
+  for (let r = 0; r < rows; r++) {
+    const order = ascendingOrder(scores, r * cols, cols);
+    for (let i = 0; i < prune; i++) keep[r * cols + order[i]!] = 0;
+  }
+  return keep;
+}
+
+function nmMask(scores: Float32Array, rows: number, cols: number, n: number, m: number): Uint8Array {
+  if (cols % m !== 0) {
+    throw new TopiaryError('E_USAGE', `N:M pattern ${n}:${m} needs a column count divisible by ${m}, got ${cols}`, { where: '--pattern' });
+  }
+  const keep = new Uint8Array(rows * cols).fill(1);
+  for (let r = 0; r < rows; r++) {
+    for (let g = 0; g < cols; g += m) {
+      const order = ascendingOrder(scores, r * cols + g, m);
+      for (let i = 0; i < n; i++) keep[r * cols + g + order[i]!] = 0;
+    }
+  }
+  return keep;
+}
+
+export const genericPrimitives: PruningPrimitives = Object.freeze({
+  accumulateGram,
+  accumulateColumnSquares,
+  rowNorms,
+  matmul,
+  cholesky,
+  choleskyInverse,
+  upperCholeskyOfInverse,
+  lowestMask,
+  rowwiseMask,
+  nmMask,
+});

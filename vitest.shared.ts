@@ -1,0 +1,17 @@
+// One place for the test settings every package uses. Workspace packages resolve to their TypeScript
+// sources (the "source" export condition), so tests never run against a stale dist/.
+import type { UserConfig } from 'vitest/config';
+
+export function sharedTestConfig(name: string): UserConfig {
+  return {
+    resolve: { conditions: ['source'] },
+    ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
+    test: {
+      name,
+      include: ['test/**/*.test.ts'],
+      testTimeout: 120_000,
+      hookTimeout: 120_000,
+      pool: 'forks',
+    },
+  };
+}
