@@ -127,7 +127,7 @@ export function validateRecipe(raw: unknown, file?: string): Recipe {
 
 /** Parse YAML or JSON text (JSON is YAML); syntax errors name the line. */
 export function parseRecipeText(text: string, file = '(recipe)'): Recipe {
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
     const err = doc.errors[0]!;
     const line = err.linePos?.[0]?.line;

@@ -1,0 +1,96 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkPattern, loadRecipe, optionalNumber, parseRecipeText, TopiaryError } from '../src/index.js';
+
+function errorOf(fn: () => unknown): TopiaryError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof TopiaryError) return e;
+    throw e;
+  }
+  throw new Error('expected a TopiaryError');
+}
+
+const valid = `
+model: { from: ./models/stories260K }
+backend: wasm
+seed: 3
+data:
+  calibration: { path: ./data/tiny.txt, samples: 16, seqlen: 64 }
+stages:
+  - prune: { method: wanda, sparsity: 0.5, pattern: "2:4" }
+  - eval: { perplexity: [./data/tiny.txt] }
+output: ./runs/example
+`;
+
+describe('recipes', () => {
+  it('parses a valid YAML recipe with defaults filled in', () => {
+    const r = parseRecipeText(valid, 'example.yaml');
+    expect(r.model).toEqual({ from: './models/stories260K', tokenizer: undefined });
+    expect(r.seed).toBe(3);
+    expect(r.data.calibration).toEqual({ path: './data/tiny.txt', samples: 16, seqlen: 64, seed: 0 });
+    expect(r.stages.map((s) => [s.kind, s.where])).toEqual([
+      ['prune', 'stages[0].prune'],
+      ['eval', 'stages[1].eval'],
+    ]);
+    expect(r.stages[0]!.options).toEqual({ method: 'wanda', sparsity: 0.5, pattern: '2:4' });
+  });
+
+  it('accepts JSON', () => {
+    const r = parseRecipeText(JSON.stringify({ stages: [{ eval: { perplexity: ['a.txt'] } }] }), 'r.json');
+    expect(r.backend).toBe('wasm');
+    expect(r.stages).toHaveLength(1);
+  });
+
+  it('names the file and the path of a bad field', () => {
+    const err = errorOf(() => parseRecipeText(valid.replace('samples: 16', 'samples: -2'), 'bad.yaml'));
+    expect(err.code).toBe('E_RECIPE');
+    expect(err.file).toBe('bad.yaml');
+    expect(err.where).toBe('data.calibration.samples');
+    expect(err.describe()).toBe('bad.yaml: data.calibration.samples: must be in [1,∞), got -2');
+  });
+
+  it('points at the stage of an unknown stage kind and of a missing method', () => {
+    const unknown = errorOf(() => parseRecipeText('stages:\n  - prune: { method: wanda }\n  - distil: {}\n', 'r.yaml'));
+    expect(unknown.where).toBe('stages[1]');
+    expect(unknown.message).toContain('unknown stage "distil"');
+    const noMethod = errorOf(() => parseRecipeText('stages:\n  - eval: {}\n  - prune: { sparsity: 0.5 }\n', 'r.yaml'));
+    expect(noMethod.where).toBe('stages[1].prune.method');
+    expect(noMethod.message).toBe('is required');
+  });
+
+  it('rejects unknown top-level fields (typos are not ignored)', () => {
+    const err = errorOf(() => parseRecipeText('stages: [{ eval: {} }]\noutptu: x\n', 'r.yaml'));
+    expect(err.where).toBe('outptu');
+    expect(err.hint).toContain('output');
+  });
+
+  it('reports YAML syntax errors with the line', () => {
+    const err = errorOf(() => parseRecipeText('stages:\n  - prune: { method: wanda\n', 'broken.yaml'));
+    expect(err.code).toBe('E_RECIPE');
+    expect(err.file).toBe('broken.yaml');
+    expect(err.where).toMatch(/^line \d+$/);
+  });
+
+  it('stage option validators give exact paths and ranges', () => {
+    const err = errorOf(() => optionalNumber({ sparsity: 1 }, 'sparsity', 'stages[2].prune', 0.5, { min: 0, below: 1 }));
+    expect(err.describe()).toBe('stages[2].prune.sparsity: must be in [0,1), got 1');
+    const flag = errorOf(() => optionalNumber({ sparsity: '1.5' }, 'sparsity', '--sparsity', 0.5, { min: 0, below: 1 }));
+    expect(flag.where).toBe('--sparsity');
+    expect(checkPattern('2:4', '--pattern')).toEqual({ n: 2, m: 4 });
+    expect(errorOf(() => checkPattern('4:4', '--pattern')).message).toContain('0 < N < M');
+  });
+
+  it('loads from a file and names a missing one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'topiary-recipe-'));
+    const path = join(dir, 'r.yaml');
+    writeFileSync(path, valid);
+    expect(loadRecipe(path).output).toBe('./runs/example');
+    const err = errorOf(() => loadRecipe(join(dir, 'missing.yaml')));
+    expect(err.code).toBe('E_IO');
+    expect(err.where).toBe(join(dir, 'missing.yaml'));
+  });
+});
