@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    projects: ['packages/*', 'plugins/*', 'apps/*', 'examples/*', 'test'],
+    projects: ['packages/*/vitest.config.ts', 'plugins/*/vitest.config.ts', 'apps/*/vitest.config.ts', 'examples/*/vitest.config.ts', 'test/vitest.config.ts'],
     reporters: ['default', './test/summary-reporter.ts'],
   },
 });

@@ -1,0 +1,52 @@
+import { describe, expect, it, vi } from 'vitest';
+import { main } from '../src/program.js';
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    const code = await main(args);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+describe('topiary CLI', () => {
+  it('--help lists commands, exit codes and examples', async () => {
+    const r = await run(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Usage: topiary');
+    expect(r.stdout).toContain('plugins');
+    expect(r.stdout).toContain('Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error');
+  });
+
+  it('an unknown command is a usage error (exit 2)', async () => {
+    const r = await run(['frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown command 'frobnicate'");
+  });
+
+  it('a bad global flag value is a usage error', async () => {
+    const r = await run(['--seed', '-1', 'plugins']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('must be a non-negative integer');
+  });
+
+  it('plugins --json prints one JSON object with the kernel version', async () => {
+    const r = await run(['--json', 'plugins']);
+    expect(r.code).toBe(0);
+    const body = JSON.parse(r.stdout) as { kernel: string; plugins: { name: string }[] };
+    expect(body.kernel).toMatch(/^\d+\.\d+\.\d+/);
+    expect(Array.isArray(body.plugins)).toBe(true);
+  });
+});
