@@ -15,6 +15,7 @@ export * from './primitives.js';
 export * from './rng.js';
 export * from './atomic.js';
 export * from './container.js';
+export * from './backend-select.js';
 export type * from './interfaces/backend.js';
 export type * from './interfaces/model.js';
 export type * from './interfaces/tokenizer.js';
