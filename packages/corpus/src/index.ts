@@ -17,3 +17,6 @@ export {
 } from './tokenizers/load.js';
 export { corpusPlugin };
 export default corpusPlugin;
+export * from './sources.js';
+export * from './tokens.js';
+export * from './calibration.js';
