@@ -1,0 +1,272 @@
+/**
+ * The sequential layer-wise driver Wanda, SparseGPT and magnitude share (llm-compressor's lifecycle: a method only
+ * says which statistics it needs and how to *apply* them to one layer).
+ *
+ * The papers' procedure: calibration windows are embedded once; then for each block i
+ *   1. run block i on the current hidden states with capture hooks on its linear layers → statistics per layer;
+ *   2. prune every linear layer of block i from its statistics (weights and masks written into the model);
+ *   3. run the now pruned block i again → the hidden states block i + 1 sees.
+ * So every block is calibrated on the outputs of the *already pruned* blocks before it, and memory holds only one
+ * block boundary of activations (all windows × seq × dim) plus one block's statistics.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  TopiaryError,
+  type CausalLM,
+  type LayerReport,
+  type LinearLayer,
+  type PruneContext,
+  type PruneReport,
+  type Saliency,
+  type SaliencyStats,
+} from '@topiary/kernel';
+import { outlierRatio, owlSparsities, type OwlOptions } from './owl.js';
+import { layerReports, overallSparsity } from './report.js';
+
+/** What calibration told us about one linear layer's inputs. */
+export interface LayerStatistics {
+  linear: LinearLayer;
+  /** Tokens behind the sums. */
+  tokens: number;
+  /** Σ_t x_tj² per input feature (Wanda's ‖X_j‖²). */
+  activationSquares: Float64Array;
+  /** Σ_t x_t x_tᵀ, [in, in] float64 row-major (SparseGPT's H = 2·gram/tokens), when the method needs it. */
+  gram?: Float64Array;
+}
+
+export interface ApplyInput {
+  linear: LinearLayer;
+  /** The current weight [out, in] (a copy the method may modify). */
+  weight: Float32Array;
+  /** Present when the method asked for calibration statistics. */
+  stats?: LayerStatistics;
+  /** The sparsity for this layer (the target, or its OWL share). */
+  sparsity: number;
+}
+
+export interface ApplyOutput {
+  /** The new weight (zeros where pruned, and any reconstruction update). */
+  weight: Float32Array;
+  /** 1 keep, 0 pruned. */
+  keep: Uint8Array;
+}
+
+/** One post-training method, seen by the driver. */
+export interface LayerwiseMethod {
+  readonly name: string;
+  /** Statistics to collect: none (magnitude), input-feature squares (Wanda), or the full Gram matrix (SparseGPT). */
+  readonly collect: 'none' | 'activations' | 'gram';
+  apply(input: ApplyInput, ctx: PruneContext): ApplyOutput;
+}
+
+export interface LayerwiseOptions {
+  sparsity: number;
+  owl?: OwlOptions;
+  /** Blocks to prune; all when absent. */
+  layers?: readonly number[];
+  /** Calibration windows per forward call (memory/speed trade-off only; results do not depend on it). */
+  batchSize: number;
+  /** Saliency used for OWL's outlier ratios (`wanda` in the paper). */
+  owlSaliency?: string;
+  /** Extra fields for the report's details. */
+  details?: Record<string, unknown>;
+}
+
+/** Check the requested blocks exist; the error names the flag. */
+export function checkLayers(model: CausalLM, layers: readonly number[] | undefined): number[] {
+  const all = Array.from({ length: model.numBlocks }, (_, i) => i);
+  if (!layers) return all;
+  const missing = layers.filter((l) => !Number.isInteger(l) || l < 0 || l >= model.numBlocks);
+  if (missing.length > 0) {
+    throw new TopiaryError('E_USAGE', `the model has blocks 0–${model.numBlocks - 1}; no block ${missing.join(', ')}`, {
+      where: '--layers',
+      hint: `choose block indices below ${model.numBlocks}`,
+    });
+  }
+  return [...layers];
+}
+
+function needCalibration(ctx: PruneContext, why: string): readonly Int32Array[] {
+  const windows = ctx.calibration;
+  if (!windows || windows.length === 0) {
+    throw new TopiaryError('E_USAGE', `${why} needs calibration data`, { where: '--calibration', hint: 'pass --calibration FILE (a text file)' });
+  }
+  const len = windows[0]!.length;
+  if (windows.some((w) => w.length !== len)) {
+    throw new TopiaryError('E_DATA', 'calibration windows must all have the same length', { where: '--calibration' });
+  }
+  return windows;
+}
+
+/** The hidden states at a block boundary, one tensor per batch of windows. */
+class Boundary {
+  constructor(public readonly chunks: tf.Tensor3D[]) {}
+
+  static embed(model: CausalLM, windows: readonly Int32Array[], batchSize: number): Boundary {
+    const seq = windows[0]!.length;
+    const chunks: tf.Tensor3D[] = [];
+    for (let s = 0; s < windows.length; s += batchSize) {
+      const batch = windows.slice(s, s + batchSize);
+      const flat = new Int32Array(batch.length * seq);
+      batch.forEach((w, i) => flat.set(w, i * seq));
+      chunks.push(tf.tidy(() => model.embed(tf.tensor2d(flat, [batch.length, seq], 'int32'))));
+    }
+    return new Boundary(chunks);
+  }
+
+  /** Run block i on every chunk (hooks fire meanwhile); returns the next boundary and disposes this one. */
+  advance(model: CausalLM, i: number): Boundary {
+    const next = this.chunks.map((h) => tf.tidy(() => model.block(i, h)));
+    this.dispose();
+    return new Boundary(next);
+  }
+
+  /** Run block i for its side effects (the capture hooks) only. */
+  visit(model: CausalLM, i: number): void {
+    for (const h of this.chunks) tf.tidy(() => void model.block(i, h));
+  }
+
+  dispose(): void {
+    for (const h of this.chunks) h.dispose();
+  }
+}
+
+/**
+ * Collect statistics of every linear layer of block `block` over one pass. Linear layers fed the very same input
+ * tensor (q/k/v, gate/up) share one accumulator, so each distinct input is read and summed once.
+ */
+function collectBlock(model: CausalLM, boundary: Boundary, block: number, withGram: boolean, ctx: PruneContext): Map<string, LayerStatistics> {
+  const p = ctx.backend.primitives;
+  const stats = new Map<string, LayerStatistics>();
+  const shared = new Map<string, LayerStatistics>(); // param → the accumulator it aliases
+  let seen: { input: tf.Tensor; owner: LayerStatistics }[] = [];
+  const remove = model.capture((linear, input) => {
+    if (linear.layer !== block) return;
+    const same = seen.find((s) => s.input === input);
+    if (same) {
+      if (!stats.has(linear.param)) shared.set(linear.param, same.owner);
+      return;
+    }
+    if (shared.has(linear.param)) return; // already summed through the layer it shares its input with
+    const [n, d] = input.shape;
+    let s = stats.get(linear.param);
+    if (!s) {
+      s = { linear, tokens: 0, activationSquares: new Float64Array(d), gram: withGram ? new Float64Array(d * d) : undefined };
+      stats.set(linear.param, s);
+    }
+    const x = input.dataSync() as Float32Array;
+    p.accumulateColumnSquares(x, n, d, s.activationSquares);
+    if (s.gram) p.accumulateGram(x, n, d, s.gram);
+    s.tokens += n;
+    seen.push({ input, owner: s });
+  });
+  try {
+    for (const h of boundary.chunks) {
+      seen = [];
+      tf.tidy(() => void model.block(block, h));
+    }
+  } finally {
+    remove();
+  }
+  for (const [param, owner] of shared) stats.set(param, { ...owner, linear: model.linears(block).find((l) => l.param === param)! });
+  return stats;
+}
+
+/** Scores of every linear layer of one block, for OWL. */
+function blockScores(model: CausalLM, stats: Map<string, LayerStatistics>, saliency: Saliency): Float32Array[] {
+  return [...stats.values()].map((s) => {
+    const input: SaliencyStats = {
+      param: s.linear.param,
+      rows: s.linear.outFeatures,
+      cols: s.linear.inFeatures,
+      weight: model.readWeight(s.linear.param),
+      activationSquares: s.activationSquares,
+      tokens: s.tokens,
+    };
+    return saliency.score(input);
+  });
+}
+
+/** OWL's dense pass: per-block outlier ratios of the saliency scores on the unpruned model, then per-block sparsities. */
+export function owlBlockSparsities(
+  model: CausalLM,
+  ctx: PruneContext,
+  options: { sparsity: number; owl: OwlOptions; batchSize: number; saliency: string; blocks: readonly number[] },
+): { ratios: number[]; sparsities: number[] } {
+  const windows = needCalibration(ctx, 'OWL');
+  const saliency = ctx.saliency(options.saliency);
+  const ratios: number[] = [];
+  let boundary = Boundary.embed(model, windows, options.batchSize);
+  try {
+    for (let i = 0; i < model.numBlocks; i++) {
+      if (options.blocks.includes(i)) {
+        ratios.push(outlierRatio(blockScores(model, collectBlock(model, boundary, i, false, ctx), saliency), options.owl.M));
+        ctx.events.progress('prune:owl', ratios.length, options.blocks.length, `block ${i}`, 'blocks');
+      }
+      if (i < Math.max(...options.blocks)) boundary = boundary.advance(model, i);
+    }
+  } finally {
+    boundary.dispose();
+  }
+  return { ratios, sparsities: owlSparsities(ratios, options.sparsity, options.owl.lambda) };
+}
+
+/** Prune a model block by block with one method; returns the report (the model is modified in place). */
+export async function pruneLayerwise(model: CausalLM, method: LayerwiseMethod, options: LayerwiseOptions, ctx: PruneContext): Promise<PruneReport> {
+  const started = performance.now();
+  const blocks = checkLayers(model, options.layers);
+  const before = model.parameterCount();
+  let blockSparsity = new Map(blocks.map((b) => [b, options.sparsity]));
+  const details: Record<string, unknown> = { ...options.details, blocks };
+  if (options.owl) {
+    const owl = owlBlockSparsities(model, ctx, {
+      sparsity: options.sparsity,
+      owl: options.owl,
+      batchSize: options.batchSize,
+      saliency: options.owlSaliency ?? 'wanda',
+      blocks,
+    });
+    blockSparsity = new Map(blocks.map((b, k) => [b, owl.sparsities[k]!]));
+    details.owl = { ...options.owl, outlierRatios: owl.ratios, blockSparsity: owl.sparsities };
+  }
+  const calibrated = method.collect !== 'none';
+  const windows = calibrated ? needCalibration(ctx, `${method.name}`) : undefined;
+  let boundary = windows ? Boundary.embed(model, windows, options.batchSize) : undefined;
+  const last = Math.max(...blocks);
+  const pruned: LinearLayer[] = [];
+  try {
+    for (let i = 0; i <= last; i++) {
+      if (ctx.signal?.aborted) throw new TopiaryError('E_INTERNAL', 'pruning was cancelled', { where: method.name });
+      const sparsity = blockSparsity.get(i);
+      if (sparsity !== undefined) {
+        const stats = boundary ? collectBlock(model, boundary, i, method.collect === 'gram', ctx) : undefined;
+        for (const linear of model.linears(i)) {
+          const layerStats = stats?.get(linear.param);
+          if (calibrated && !layerStats) {
+            throw new TopiaryError('E_INTERNAL', `no calibration input reached ${linear.param}`, { where: method.name });
+          }
+          const out = method.apply({ linear, weight: model.readWeight(linear.param), stats: layerStats, sparsity }, ctx);
+          model.writeWeight(linear.param, out.weight);
+          model.setElementMask(linear.param, out.keep);
+          pruned.push(linear);
+        }
+        ctx.events.progress(`prune:${method.name}`, blocks.indexOf(i) + 1, blocks.length, `block ${i}`, 'blocks');
+      }
+      // The next block sees the outputs of this (now pruned) block.
+      if (boundary && i < last) boundary = boundary.advance(model, i);
+      await Promise.resolve();
+    }
+  } finally {
+    boundary?.dispose();
+  }
+  const layers: LayerReport[] = layerReports(model, pruned);
+  return {
+    method: method.name,
+    sparsity: overallSparsity(layers),
+    parametersBefore: before,
+    parametersAfter: before - layers.reduce((a, l) => a + (l.total - l.kept), 0),
+    seconds: (performance.now() - started) / 1000,
+    layers,
+    details,
+  };
+}
