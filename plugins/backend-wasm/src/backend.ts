@@ -1,0 +1,89 @@
+/**
+ * The wasm backend: tfjs with its WebAssembly engine (XNNPACK kernels, SIMD), no native build. What actually
+ * runs under Node is reported by `capabilities()` after `init()`: the SIMD build on one thread (tfjs-wasm 4.22
+ * hard-wires multithreading off under Node; see README "Threads").
+ */
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs';
+import { genericPrimitives, TopiaryError, type BackendAvailability, type BackendCapabilities, type TensorBackend } from '@topiary/kernel';
+import { installFastBatchMatMul } from './kernels/batch-matmul.js';
+import { installMissingKernels } from './kernels/unsorted-segment-sum.js';
+
+export interface WasmBackendOptions {
+  /**
+   * Replace the stock wasm `BatchMatMul` with the one that transposes explicitly and splits batches into plain
+   * 2-D products (default true; false keeps tfjs's kernel, for comparisons).
+   */
+  fastMatMul?: boolean;
+}
+
+const require = createRequire(import.meta.url);
+
+export class WasmBackend implements TensorBackend {
+  readonly name = 'wasm';
+  readonly engine = 'wasm';
+  /** Above cpu/gpujs (no GPU here), below the native backends when they load. */
+  readonly priority = 50;
+  readonly primitives = genericPrimitives;
+  private simd: boolean | undefined;
+  private threaded = false;
+  private readonly fastMatMul: boolean;
+  private readonly added: string[] = [];
+
+  constructor(options: WasmBackendOptions = {}) {
+    this.fastMatMul = options.fastMatMul ?? true;
+  }
+
+  async available(): Promise<BackendAvailability> {
+    if (typeof (globalThis as { WebAssembly?: unknown }).WebAssembly !== 'object') {
+      return { ok: false, reason: 'this JavaScript runtime has no WebAssembly', fix: 'use Node.js 20 or newer' };
+    }
+    try {
+      require.resolve('@tensorflow/tfjs-backend-wasm');
+      return { ok: true };
+    } catch {
+      return {
+        ok: false,
+        reason: '@tensorflow/tfjs-backend-wasm is not installed',
+        fix: 'reinstall @topiary/backend-wasm (it depends on @tensorflow/tfjs-backend-wasm 4.22.0): `pnpm install`',
+      };
+    }
+  }
+
+  async init(): Promise<void> {
+    try {
+      // Importing the package registers the `wasm` backend factory and its kernels with tfjs (tfjs's own
+      // import-time registration; nothing of ours is registered until here).
+      await import('@tensorflow/tfjs-backend-wasm');
+      this.added.splice(0, this.added.length, ...installMissingKernels());
+      if (this.fastMatMul) installFastBatchMatMul();
+      const ok = await tf.setBackend('wasm');
+      if (!ok) throw new Error('tf.setBackend("wasm") returned false');
+      await tf.ready();
+      this.simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+      this.threaded = Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
+    } catch (err) {
+      throw new TopiaryError('E_BACKEND', `the wasm backend failed to initialise: ${err instanceof Error ? err.message : String(err)}`, {
+        where: 'backend wasm',
+        hint: 'check that @tensorflow/tfjs-backend-wasm 4.22.0 is installed next to @tensorflow/tfjs 4.22.0; --backend cpu always works',
+        cause: err,
+      });
+    }
+  }
+
+  capabilities(): BackendCapabilities {
+    const simd = this.simd ?? false;
+    const build = this.threaded ? 'threaded-simd' : simd ? 'simd' : 'plain';
+    const notes = [
+      this.simd === undefined
+        ? 'not initialised yet: call init() to find out the SIMD build'
+        : `runs tfjs-backend-wasm-${build}.wasm (XNNPACK) on ${this.threaded ? 'several threads' : '1 thread'}`,
+      'multithreading: tfjs-wasm 4.22 hard-wires it off under Node (its pthread workers load from a blob: URL Node cannot import); forcing it is not shipped',
+      this.fastMatMul
+        ? 'BatchMatMul: transposes explicitly and splits batches into plain 2-D XNNPACK products (tfjs matmul gradients use transpose flags)'
+        : 'BatchMatMul: stock tfjs kernel (transposed and batched products are slow)',
+      'UnsortedSegmentSum added (gradient of gather / embedding lookup)',
+    ];
+    return { device: 'cpu', threads: this.threaded ? 2 : 1, simd, float64: false, notes };
+  }
+}

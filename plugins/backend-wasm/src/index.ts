@@ -1,0 +1,28 @@
+/**
+ * @topiary/backend-wasm — the default tensor backend: tfjs on its WebAssembly engine, no native build.
+ */
+import { createRequire } from 'node:module';
+import { definePlugin, provide, Tokens } from '@topiary/kernel';
+import { WasmBackend, type WasmBackendOptions } from './backend.js';
+
+export { WasmBackend, type WasmBackendOptions } from './backend.js';
+export { installFastBatchMatMul, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
+export { installMissingKernels, unsortedSegmentSumConfig } from './kernels/unsorted-segment-sum.js';
+
+const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
+
+/** A fresh wasm backend (nothing happens until `init()`). */
+export function createWasmBackend(options: WasmBackendOptions = {}): WasmBackend {
+  return new WasmBackend(options);
+}
+
+export default definePlugin<WasmBackendOptions>({
+  name: 'backend-wasm',
+  version: pkg.version,
+  kernel: '^0.1.0',
+  description: 'tfjs on the WebAssembly engine (SIMD, XNNPACK): the default backend, no native build',
+  provides: { backends: ['wasm'] },
+  register(container, options) {
+    provide(container, Tokens.TensorBackend, createWasmBackend(options ?? {}));
+  },
+});

@@ -1,0 +1,125 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createContainer, resolveAllOrNone, Tokens } from '@topiary/kernel';
+import plugin, { createWasmBackend, installFastBatchMatMul } from '../src/index.js';
+
+/** Reference product in float64 on the host (closed form: the definition of a matrix product). */
+function hostMatMul(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, bBatched: boolean): Float64Array {
+  const c = new Float64Array(batch * m * n);
+  for (let t = 0; t < batch; t++)
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += a[t * m * k + i * k + p]! * b[(bBatched ? t * k * n : 0) + p * n + j]!;
+        c[t * m * n + i * n + j] = s;
+      }
+  return c;
+}
+
+function maxAbsDiff(x: ArrayLike<number>, y: ArrayLike<number>): number {
+  let d = 0;
+  for (let i = 0; i < x.length; i++) d = Math.max(d, Math.abs(x[i]! - y[i]!));
+  return d;
+}
+
+describe('backend-wasm', () => {
+  beforeAll(async () => {
+    await createWasmBackend().init();
+  });
+
+  it('registers one TensorBackend named wasm in the container it is given', () => {
+    const c = createContainer();
+    plugin.register(c, {});
+    const all = resolveAllOrNone(c, Tokens.TensorBackend);
+    expect(all.map((b) => b.name)).toEqual(['wasm']);
+    expect(resolveAllOrNone(createContainer(), Tokens.TensorBackend)).toEqual([]);
+  });
+
+  it('activates the wasm engine and reports what runs', async () => {
+    const b = createWasmBackend();
+    expect(await b.available()).toEqual({ ok: true });
+    await b.init();
+    expect(tf.getBackend()).toBe('wasm');
+    const caps = b.capabilities();
+    expect(caps.simd).toBe(true);
+    expect(caps.threads).toBe(1);
+    expect(caps.notes.join(' ')).toContain('tfjs-backend-wasm-simd.wasm');
+  });
+
+  it('installing the fast BatchMatMul twice keeps one wrapper around the stock kernel', () => {
+    const stock1 = installFastBatchMatMul();
+    const stock2 = installFastBatchMatMul();
+    expect(stock2).toBe(stock1);
+    expect(tf.getKernel('BatchMatMul', 'wasm')).not.toBe(stock1);
+  });
+
+  // Every transpose/batch/broadcast path of the replacement against the host product; tolerance 1e-4 relative
+  // to the inner size (float32 accumulation over k = 24 terms of magnitude ≤ 1).
+  const cases: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [
+    { a: [5, 24], b: [24, 7], ta: false, tb: false },
+    { a: [24, 5], b: [24, 7], ta: true, tb: false },
+    { a: [5, 24], b: [7, 24], ta: false, tb: true },
+    { a: [24, 5], b: [7, 24], ta: true, tb: true },
+    { a: [3, 5, 24], b: [3, 24, 7], ta: false, tb: false },
+    { a: [3, 24, 5], b: [3, 7, 24], ta: true, tb: true },
+    { a: [2, 3, 5, 24], b: [2, 3, 24, 7], ta: false, tb: false },
+    { a: [3, 5, 24], b: [24, 7], ta: false, tb: false },
+    { a: [5, 24], b: [3, 24, 7], ta: false, tb: false },
+    { a: [1, 5, 24], b: [1, 24, 7], ta: false, tb: false },
+  ];
+  for (const { a: sa, b: sb, ta, tb } of cases) {
+    it(`matMul ${JSON.stringify(sa)}${ta ? 'ᵀ' : ''} · ${JSON.stringify(sb)}${tb ? 'ᵀ' : ''} matches the definition`, () => {
+      const before = tf.memory().numTensors;
+      const a = tf.randomUniform(sa, -1, 1, 'float32', 1);
+      const b = tf.randomUniform(sb, -1, 1, 'float32', 2);
+      const c = tf.matMul(a, b, ta, tb);
+      // Host reference on explicitly transposed copies (transpose is exact).
+      const a2 = ta ? tf.transpose(a, [...sa.keys()].map((i, _, r) => (i < r.length - 2 ? i : i === r.length - 2 ? r.length - 1 : r.length - 2))) : a;
+      const b2 = tb ? tf.transpose(b, [...sb.keys()].map((i, _, r) => (i < r.length - 2 ? i : i === r.length - 2 ? r.length - 1 : r.length - 2))) : b;
+      const m = a2.shape[a2.shape.length - 2]!;
+      const k = a2.shape[a2.shape.length - 1]!;
+      const n = b2.shape[b2.shape.length - 1]!;
+      const batchA = a2.size / (m * k);
+      const batchB = b2.size / (k * n);
+      const batch = Math.max(batchA, batchB);
+      // Broadcast A by tiling when B carries the batch.
+      const aData = a2.dataSync() as Float32Array;
+      const aTiled = batchA === batch ? aData : Float32Array.from({ length: batch * m * k }, (_, i) => aData[i % (m * k)]!);
+      const want = hostMatMul(aTiled, b2.dataSync() as Float32Array, batch, m, k, n, batchB > 1);
+      expect(c.shape).toEqual([...(sa.length >= sb.length ? sa : sb).slice(0, -2), m, n]);
+      expect(maxAbsDiff(c.dataSync(), want)).toBeLessThan(1e-4 * k);
+      tf.dispose([a, b, c, a2, b2]);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  }
+
+  it('matMul gradients (which use transpose flags) match the closed form dA = dY·Bᵀ, dB = Aᵀ·dY', () => {
+    const a = tf.randomUniform([4, 6], -1, 1, 'float32', 3);
+    const b = tf.randomUniform([6, 5], -1, 1, 'float32', 4);
+    const dy = tf.randomUniform([4, 5], -1, 1, 'float32', 5);
+    const [ga, gb] = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x, y), dy)))([a, b]);
+    const A = a.arraySync() as number[][];
+    const B = b.arraySync() as number[][];
+    const D = dy.arraySync() as number[][];
+    const wantA = A.map((_, i) => B.map((row) => row.reduce((s, bv, j) => s + D[i]![j]! * bv, 0)));
+    const wantB = B.map((_, p) => D[0]!.map((__, j) => A.reduce((s, arow, i) => s + arow[p]! * D[i]![j]!, 0)));
+    expect(maxAbsDiff(ga!.dataSync(), wantA.flat())).toBeLessThan(1e-5);
+    expect(maxAbsDiff(gb!.dataSync(), wantB.flat())).toBeLessThan(1e-5);
+  });
+
+  it('UnsortedSegmentSum exists on wasm and sums duplicate ids, dropping out-of-range ones', () => {
+    const x = tf.tensor2d([[1, 2], [3, 4], [5, 6], [7, 8]]);
+    const out = tf.unsortedSegmentSum(x, tf.tensor1d([2, 0, 2, 5], 'int32'), 3);
+    expect(out.arraySync()).toEqual([[3, 4], [0, 0], [6, 8]]);
+    const ints = tf.unsortedSegmentSum(tf.tensor1d([1, 2, 3], 'int32'), tf.tensor1d([1, 1, 0], 'int32'), 2);
+    expect(ints.dtype).toBe('int32');
+    expect(ints.arraySync()).toEqual([3, 3]);
+  });
+
+  it('the gradient of gather (an embedding lookup) is the per-row count-weighted sum', () => {
+    const table = tf.randomUniform([5, 3], -1, 1, 'float32', 6);
+    const ids = tf.tensor1d([1, 3, 1, 1, 4], 'int32');
+    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.gather(t, ids)))(table);
+    expect(g.arraySync()).toEqual([[0, 0, 0], [3, 3, 3], [0, 0, 0], [1, 1, 1], [1, 1, 1]]);
+  });
+});
