@@ -1,0 +1,129 @@
+/**
+ * Perplexity over a text file.
+ *
+ * Tokenization: the whole file (CRLF → LF) is encoded as ONE text with a single BOS in front (`bos: false` drops
+ * it), as the Hugging Face perplexity guide and the Wanda/SparseGPT scripts do with WikiText-2's joined text.
+ *
+ * Windows over the N tokens, window length L (`seqLen`):
+ * - `stride` absent or equal to L — non-overlapping: ⌊N/L⌋ windows [kL, kL+L); the partial tail is dropped; in each
+ *   window every token but the first is scored (it is predicted from the tokens before it in the same window), so
+ *   ⌊N/L⌋·(L−1) tokens are scored. This is the Wanda/SparseGPT `eval_ppl` protocol.
+ * - `stride` S < L — strided sliding windows, the Hugging Face guide's semantics: windows start at 0, S, 2S, …;
+ *   a window is [begin, min(begin+L, N)); only its tokens past the previous window's end are scored (all of them
+ *   in the first window, except position 0 which has no context); the loop stops after the window that reaches N
+ *   (that last window may be shorter than L). Every token but the first is scored exactly once: N−1 tokens, each
+ *   with at least L−S tokens of context (except in the first window).
+ *
+ * Result: token-weighted mean NLL (nats) over all scored tokens, ppl = exp(mean NLL), and the number scored.
+ */
+import { TopiaryError, type CausalLM, type EvalContext, type PerplexityResult, type Tokenizer } from '@topiary/kernel';
+import { readText } from './data.js';
+import { nextTokenLogProbs } from './scoring.js';
+
+export interface PerplexitySpec {
+  /** The text file to score. */
+  file: string;
+  /** Window length L; default the model's maxSeqLen. */
+  seqLen?: number;
+  /** Stride S ≤ L for sliding windows; absent (or = L) for non-overlapping windows. */
+  stride?: number;
+  /** Prepend BOS to the text. Default true. */
+  bos?: boolean;
+  /** Pre-tokenized ids (skips reading and encoding the file; `file` still names the source). */
+  ids?: readonly number[] | Int32Array;
+}
+
+export interface PerplexityReport extends PerplexityResult {
+  seqLen: number;
+  stride: number;
+  mode: 'non-overlapping' | 'strided';
+  windows: number;
+  /** Tokens in the encoded file. */
+  totalTokens: number;
+}
+
+export interface Window {
+  begin: number;
+  end: number;
+  /** First window position (0-based, ≥ 1) whose token is scored. */
+  scoreFrom: number;
+}
+
+/** The windows (and which of their tokens are scored) for N tokens, window L and stride S (see above). */
+export function perplexityWindows(n: number, seqLen: number, stride = seqLen): Window[] {
+  const windows: Window[] = [];
+  if (stride === seqLen) {
+    for (let k = 0; (k + 1) * seqLen <= n; k++) windows.push({ begin: k * seqLen, end: (k + 1) * seqLen, scoreFrom: 1 });
+    return windows;
+  }
+  let prevEnd = 0;
+  for (let begin = 0; begin < n; begin += stride) {
+    const end = Math.min(begin + seqLen, n);
+    const trgLen = end - prevEnd;
+    windows.push({ begin, end, scoreFrom: Math.max(1, end - begin - trgLen) });
+    prevEnd = end;
+    if (end === n) break;
+  }
+  return windows;
+}
+
+export async function evaluatePerplexity(model: CausalLM, tokenizer: Tokenizer, spec: PerplexitySpec, ctx: EvalContext): Promise<PerplexityReport> {
+  const seqLen = spec.seqLen ?? model.config.maxSeqLen;
+  const stride = spec.stride ?? seqLen;
+  if (!Number.isInteger(seqLen) || seqLen < 2) throw new TopiaryError('E_USAGE', `must be an integer ≥ 2, got ${seqLen}`, { where: '--seqlen' });
+  if (seqLen > model.config.maxSeqLen) {
+    throw new TopiaryError('E_USAGE', `${seqLen} is longer than the model's context (${model.config.maxSeqLen})`, { where: '--seqlen' });
+  }
+  if (!Number.isInteger(stride) || stride < 1 || stride > seqLen) {
+    throw new TopiaryError('E_USAGE', `must be an integer in [1, --seqlen ${seqLen}], got ${stride}`, { where: '--stride' });
+  }
+  let ids: readonly number[] | Int32Array;
+  if (spec.ids) ids = spec.ids;
+  else {
+    const text = await readText(spec.file);
+    if (text.trim() === '') throw new TopiaryError('E_DATA', 'the file is empty: nothing to score', { file: spec.file, where: '--perplexity' });
+    ids = tokenizer.encode(text, { bos: spec.bos ?? true });
+  }
+  if (ids.length < seqLen) {
+    throw new TopiaryError('E_DATA', `the file has ${ids.length} tokens, shorter than one window of --seqlen ${seqLen}`, {
+      file: spec.file,
+      where: '--seqlen',
+      hint: 'use a longer file or a smaller --seqlen',
+    });
+  }
+  let windows = perplexityWindows(ids.length, seqLen, stride);
+  if (ctx.limit !== undefined) windows = windows.slice(0, Math.max(1, ctx.limit));
+  const batchSize = Math.max(1, ctx.batchSize ?? 8);
+  const task = `eval:perplexity`;
+  let nll = 0;
+  let tokens = 0;
+  ctx.events.progress(task, 0, windows.length, spec.file, 'windows');
+  for (let i = 0; i < windows.length; i += batchSize) {
+    if (ctx.signal?.aborted) throw new TopiaryError('E_INTERNAL', 'evaluation aborted');
+    const batch = windows.slice(i, i + batchSize);
+    const seqs = batch.map((w) => (ids instanceof Int32Array ? ids.subarray(w.begin, w.end) : ids.slice(w.begin, w.end)));
+    const { logProbs } = nextTokenLogProbs(model, seqs);
+    batch.forEach((w, j) => {
+      const lp = logProbs[j]!;
+      for (let q = w.scoreFrom; q < w.end - w.begin; q++) nll -= lp[q - 1]!;
+      tokens += w.end - w.begin - w.scoreFrom;
+    });
+    ctx.events.progress(task, Math.min(windows.length, i + batchSize), windows.length, `ppl ${Math.exp(nll / tokens).toFixed(3)}`, 'windows');
+    await new Promise((r) => setImmediate(r)); // let progress render and signals arrive
+  }
+  const mean = nll / tokens;
+  if (!Number.isFinite(mean)) throw new TopiaryError('E_NUMERIC', `perplexity is not finite (mean NLL ${mean})`, { file: spec.file });
+  ctx.events.metric('eval/ppl', Math.exp(mean), undefined, { file: spec.file });
+  return {
+    kind: 'perplexity',
+    source: spec.file,
+    ppl: Math.exp(mean),
+    nll: mean,
+    tokens,
+    seqLen,
+    stride,
+    mode: stride === seqLen ? 'non-overlapping' : 'strided',
+    windows: windows.length,
+    totalTokens: ids.length,
+  };
+}
