@@ -1,0 +1,262 @@
+/**
+ * llama2.c checkpoints (`.bin`), three header versions:
+ *  - legacy v0: seven int32 `dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len` (negative vocab
+ *    ⇒ a separate classifier at the end), then float32 tensors kind by kind, plus two unused RoPE tables;
+ *  - v1: uint32 magic 0x616b3432 ("ak42"), int32 version 1, the same seven int32, a byte `shared_classifier`,
+ *    zero padding to 256 bytes; float32 tensors: norms first, then embedding and the matrices;
+ *  - v2: as v1 with version 2 and an int32 `group_size` after the flag; norms float32, the matrices as symmetric
+ *    int8 (Q8_0) — all int8 values first, then all float32 scales, one per group of `group_size` values.
+ * llama2.c rotates adjacent pairs (2i, 2i+1) of each head; our model (like Hugging Face) rotates i with i + d/2, so
+ * q and k rows are permuted at load time: within each head the even rows first, then the odd ones.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { TopiaryError, ioError, type ModelConfig } from '@topiary/kernel';
+import { makeConfig } from '../config.js';
+import { EMBED, FINAL_NORM, LM_HEAD, inputNormName, linearName, postNormName } from '../names.js';
+
+export const LLAMA2C_MAGIC = 0x616b3432;
+
+export interface Llama2cHeader {
+  version: 0 | 1 | 2;
+  dim: number;
+  hiddenDim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  vocabSize: number;
+  seqLen: number;
+  sharedClassifier: boolean;
+  groupSize: number;
+  /** Byte offset of the first tensor. */
+  dataStart: number;
+}
+
+function fail(file: string, where: string, message: string, hint?: string): TopiaryError {
+  return new TopiaryError('E_FORMAT', message, { file, where, ...(hint ? { hint } : {}) });
+}
+
+function readAt(fd: number, length: number, position: number, file: string, what: string): Buffer {
+  const buf = Buffer.alloc(length);
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, buf, got, length - got, position + got);
+    if (n === 0) throw fail(file, what, `file ends inside ${what}`, 'the file is truncated');
+    got += n;
+  }
+  return buf;
+}
+
+export function readLlama2cHeader(fd: number, size: number, file: string): Llama2cHeader {
+  if (size < 28) throw fail(file, 'header', `file has ${size} bytes, less than a llama2.c header (28)`, 'the file is truncated');
+  const first = readAt(fd, Math.min(size, 256), 0, file, 'header');
+  const magic = first.readUInt32LE(0);
+  let version: 0 | 1 | 2 = 0;
+  let p = 0;
+  if (magic === LLAMA2C_MAGIC) {
+    if (size < 256) throw fail(file, 'header', `a versioned llama2.c header needs 256 bytes, the file has ${size}`, 'the file is truncated');
+    const v = first.readInt32LE(4);
+    if (v !== 1 && v !== 2) throw fail(file, 'version', `unknown llama2.c format version ${v} (known: 1, 2)`);
+    version = v;
+    p = 8;
+  }
+  const fields = ['dim', 'hidden_dim', 'n_layers', 'n_heads', 'n_kv_heads', 'vocab_size', 'seq_len'] as const;
+  const values = fields.map((_, i) => first.readInt32LE(p + 4 * i));
+  const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabRaw, seqLen] = values as [number, number, number, number, number, number, number];
+  fields.forEach((name, i) => {
+    const v = values[i]!;
+    const ok = name === 'vocab_size' ? v !== 0 : v > 0;
+    if (!ok) throw fail(file, name, `header field ${name} = ${v} is not valid`, 'this is not a llama2.c checkpoint, or it is damaged');
+  });
+  if (dim % nHeads !== 0) throw fail(file, 'n_heads', `dim ${dim} is not divisible by n_heads ${nHeads}`);
+  if (nHeads % nKvHeads !== 0) throw fail(file, 'n_kv_heads', `n_heads ${nHeads} is not a multiple of n_kv_heads ${nKvHeads}`);
+  if ((dim / nHeads) % 2 !== 0) throw fail(file, 'n_heads', `head size ${dim / nHeads} must be even`);
+  let sharedClassifier = vocabRaw > 0;
+  let groupSize = 0;
+  if (version >= 1) {
+    if (vocabRaw < 0) throw fail(file, 'vocab_size', `vocab_size ${vocabRaw} must be positive in a version ${version} file`);
+    sharedClassifier = first.readUInt8(p + 28) !== 0;
+    if (version === 2) {
+      groupSize = first.readInt32LE(p + 29);
+      if (groupSize <= 0 || dim % groupSize !== 0) throw fail(file, 'group_size', `group_size ${groupSize} must be a positive divisor of dim ${dim}`);
+    }
+  }
+  return {
+    version,
+    dim,
+    hiddenDim,
+    nLayers,
+    nHeads,
+    nKvHeads,
+    vocabSize: Math.abs(vocabRaw),
+    seqLen,
+    sharedClassifier,
+    groupSize,
+    dataStart: version === 0 ? 28 : 256,
+  };
+}
+
+export function configFromLlama2c(h: Llama2cHeader): ModelConfig {
+  return makeConfig({
+    vocabSize: h.vocabSize,
+    dim: h.dim,
+    nLayers: h.nLayers,
+    nHeads: h.nHeads,
+    nKvHeads: h.nKvHeads,
+    hiddenDim: h.hiddenDim,
+    maxSeqLen: h.seqLen,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+    tiedEmbeddings: h.sharedClassifier,
+    bosId: 1,
+    eosId: 2,
+  });
+}
+
+interface Piece {
+  /** HF name, or null for skipped data (legacy RoPE tables). */
+  name: string | null;
+  count: number;
+  quantized: boolean;
+}
+
+/** The tensors in file order, with their element counts. */
+function layout(h: Llama2cHeader): Piece[] {
+  const hd = h.dim / h.nHeads;
+  const kv = h.nKvHeads * hd;
+  const L = [...Array(h.nLayers).keys()];
+  const per = (name: (i: number) => string, count: number, quantized: boolean): Piece[] => L.map((i) => ({ name: name(i), count, quantized }));
+  const q = h.version === 2;
+  const emb: Piece = { name: EMBED, count: h.vocabSize * h.dim, quantized: q };
+  const matrices = [
+    ...per((i) => linearName(i, 'q'), h.dim * h.dim, q),
+    ...per((i) => linearName(i, 'k'), kv * h.dim, q),
+    ...per((i) => linearName(i, 'v'), kv * h.dim, q),
+    ...per((i) => linearName(i, 'o'), h.dim * h.dim, q),
+  ];
+  const ffn = [
+    ...per((i) => linearName(i, 'gate'), h.hiddenDim * h.dim, q),
+    ...per((i) => linearName(i, 'down'), h.dim * h.hiddenDim, q),
+    ...per((i) => linearName(i, 'up'), h.hiddenDim * h.dim, q),
+  ];
+  const cls: Piece[] = h.sharedClassifier ? [] : [{ name: LM_HEAD, count: h.vocabSize * h.dim, quantized: q }];
+  if (h.version === 0) {
+    return [
+      emb,
+      ...per(inputNormName, h.dim, false),
+      ...matrices,
+      ...per(postNormName, h.dim, false),
+      ...ffn,
+      { name: FINAL_NORM, count: h.dim, quantized: false },
+      { name: null, count: h.seqLen * (hd / 2) * 2, quantized: false },
+      ...cls,
+    ];
+  }
+  const norms = [...per(inputNormName, h.dim, false), ...per(postNormName, h.dim, false), { name: FINAL_NORM, count: h.dim, quantized: false }];
+  return [...norms, emb, ...matrices, ...ffn, ...cls];
+}
+
+function expectedSize(h: Llama2cHeader, pieces: Piece[]): number {
+  let bytes = h.dataStart;
+  for (const p of pieces) bytes += p.quantized ? p.count + (p.count / h.groupSize) * 4 : p.count * 4;
+  return bytes;
+}
+
+/** Permute the rows of q or k [nHeads·hd, dim] from interleaved pairs to rotate-half order. */
+export function interleavedToRotateHalf(w: Float32Array, nHeads: number, headDim: number, cols: number): Float32Array {
+  const out = new Float32Array(w.length);
+  const half = headDim / 2;
+  for (let h = 0; h < nHeads; h++) {
+    for (let j = 0; j < half; j++) {
+      const base = h * headDim;
+      out.set(w.subarray((base + 2 * j) * cols, (base + 2 * j + 1) * cols), (base + j) * cols);
+      out.set(w.subarray((base + 2 * j + 1) * cols, (base + 2 * j + 2) * cols), (base + half + j) * cols);
+    }
+  }
+  return out;
+}
+
+export interface Llama2cCheckpoint {
+  header: Llama2cHeader;
+  config: ModelConfig;
+  weights: Map<string, Float32Array>;
+}
+
+/** Read a llama2.c checkpoint into HF-named float32 weights (q/k rows in rotate-half order). */
+export function readLlama2c(file: string): Llama2cCheckpoint {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    throw ioError(e, file, 'open the model file');
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const header = readLlama2cHeader(fd, size, file);
+    const pieces = layout(header);
+    const expected = expectedSize(header, pieces);
+    // Checked before any tensor is allocated: a damaged header cannot make us allocate gigabytes.
+    if (size < expected) {
+      throw fail(file, 'size', `file has ${size} bytes but its header (dim ${header.dim}, ${header.nLayers} layers, vocab ${header.vocabSize}) needs ${expected}`, 'the file is truncated');
+    }
+    if (size > expected) {
+      throw fail(file, 'size', `file has ${size - expected} bytes more than its header (v${header.version}) describes`, 'the header does not match the weights');
+    }
+    const config = configFromLlama2c(header);
+    const weights = new Map<string, Float32Array>();
+    let pos = header.dataStart;
+    const quantized: { name: string; q: Int8Array }[] = [];
+    for (const p of pieces) {
+      if (p.quantized) {
+        const buf = readAt(fd, p.count, pos, file, `tensor ${p.name}`);
+        quantized.push({ name: p.name!, q: new Int8Array(buf.buffer, buf.byteOffset, p.count) });
+        pos += p.count;
+        continue;
+      }
+      if (p.name !== null) {
+        const out = new Float32Array(p.count);
+        const buf = readAt(fd, p.count * 4, pos, file, `tensor ${p.name}`);
+        new Uint8Array(out.buffer).set(buf);
+        weights.set(p.name, out);
+      }
+      pos += p.count * 4;
+    }
+    for (const { name, q } of quantized) {
+      const groups = q.length / header.groupSize;
+      const sbuf = readAt(fd, groups * 4, pos, file, `scales of ${name}`);
+      pos += groups * 4;
+      const scales = new Float32Array(groups);
+      new Uint8Array(scales.buffer).set(sbuf);
+      const out = new Float32Array(q.length);
+      for (let i = 0; i < q.length; i++) out[i] = q[i]! * scales[Math.floor(i / header.groupSize)]!;
+      weights.set(name, out);
+    }
+    const hd = config.headDim;
+    for (let i = 0; i < config.nLayers; i++) {
+      weights.set(linearName(i, 'q'), interleavedToRotateHalf(weights.get(linearName(i, 'q'))!, config.nHeads, hd, config.dim));
+      weights.set(linearName(i, 'k'), interleavedToRotateHalf(weights.get(linearName(i, 'k'))!, config.nKvHeads, hd, config.dim));
+    }
+    return { header, config, weights };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Whether the first bytes look like a llama2.c checkpoint (magic, or a plausible legacy header). */
+export function looksLikeLlama2c(file: string): boolean {
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      if (size < 28) return false;
+      const b = Buffer.alloc(28);
+      readSync(fd, b, 0, 28, 0);
+      if (b.readUInt32LE(0) === LLAMA2C_MAGIC) return true;
+      const v = [0, 1, 2, 3, 4, 6].map((i) => b.readInt32LE(4 * i));
+      return v.every((x) => x > 0 && x < 1 << 24) && b.readInt32LE(20) !== 0;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * Safetensors, read and written here (the npm `safetensors` package is broken): an 8-byte little-endian header
+ * length N, N bytes of JSON `{ name: { dtype, shape, data_offsets: [begin, end] }, __metadata__? }`, then the raw
+ * little-endian tensor bytes; offsets are relative to the end of the header. Every length and offset is checked
+ * against the file size before anything is allocated; tensors are read one at a time (no whole-file copy).
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { TopiaryError, ioError, writeFileAtomic } from '@topiary/kernel';
+
+export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64';
+const BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+/** Dtypes the format defines that we recognise but cannot turn into model weights. */
+const KNOWN_UNSUPPORTED = new Set(['I8', 'U8', 'I16', 'U16', 'I32', 'U32', 'I64', 'U64', 'BOOL', 'F8_E4M3', 'F8_E5M2']);
+/** Headers beyond this are refused before allocation (real ones are a few hundred KB at most). */
+const MAX_HEADER = 100 * 1024 * 1024;
+
+export interface TensorEntry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  /** Absolute byte offsets in the file. */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsIndex {
+  file: string;
+  entries: Map<string, TensorEntry>;
+  metadata: Record<string, string>;
+}
+
+function formatError(file: string, where: string, message: string, hint?: string): TopiaryError {
+  return new TopiaryError('E_FORMAT', message, { file, where, ...(hint ? { hint } : {}) });
+}
+
+function readExactly(fd: number, length: number, position: number, file: string, what: string): Buffer {
+  const buf = Buffer.alloc(length);
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, buf, got, length - got, position + got);
+    if (n === 0) throw formatError(file, what, `file ends before ${what} (needed ${length} bytes at offset ${position})`, 'the file is truncated');
+    got += n;
+  }
+  return buf;
+}
+
+function openRead(file: string): number {
+  try {
+    return openSync(file, 'r');
+  } catch (e) {
+    throw ioError(e, file, 'open the model file');
+  }
+}
+
+/** Parse and validate the header of a safetensors file. */
+export function readSafetensorsIndex(file: string): SafetensorsIndex {
+  const fd = openRead(file);
+  try {
+    const size = fstatSync(fd).size;
+    if (size < 8) throw formatError(file, 'header length', `file has ${size} bytes, less than the 8-byte header length`, 'the file is truncated');
+    const n = readExactly(fd, 8, 0, file, 'header length').readBigUInt64LE(0);
+    if (n > BigInt(size - 8)) {
+      throw formatError(file, 'header length', `header length ${n} runs past the end of the file (${size} bytes)`, 'the file is truncated or not safetensors');
+    }
+    if (n > BigInt(MAX_HEADER)) throw formatError(file, 'header length', `header length ${n} is larger than ${MAX_HEADER} bytes`);
+    const headerLength = Number(n);
+    const text = readExactly(fd, headerLength, 8, file, 'header').toString('utf8');
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw formatError(file, 'header', `header is not valid JSON (${(e as Error).message})`);
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw formatError(file, 'header', 'header is not a JSON object');
+    const dataStart = 8 + headerLength;
+    const dataSize = size - dataStart;
+    const entries = new Map<string, TensorEntry>();
+    let metadata: Record<string, string> = {};
+    for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
+      if (name === '__metadata__') {
+        if (typeof raw === 'object' && raw !== null) metadata = raw as Record<string, string>;
+        continue;
+      }
+      const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
+      if (typeof e !== 'object' || e === null) throw formatError(file, name, `entry for tensor "${name}" is not an object`);
+      const dtype = e.dtype;
+      if (typeof dtype !== 'string' || !(dtype in BYTES)) {
+        const known = typeof dtype === 'string' && KNOWN_UNSUPPORTED.has(dtype);
+        throw formatError(file, `${name}.dtype`, `${known ? 'unsupported' : 'unknown'} dtype ${JSON.stringify(dtype)} for tensor "${name}"`, 'model weights must be F32, F16 or BF16');
+      }
+      const shape = e.shape;
+      if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+        throw formatError(file, `${name}.shape`, `shape of tensor "${name}" is not a list of non-negative integers`);
+      }
+      const offs = e.data_offsets;
+      if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+        throw formatError(file, `${name}.data_offsets`, `data_offsets of tensor "${name}" must be two non-negative integers`);
+      }
+      const [b, end] = offs as [number, number];
+      if (end < b || end > dataSize) {
+        throw formatError(file, `${name}.data_offsets`, `data of tensor "${name}" [${b}, ${end}) lies outside the ${dataSize} data bytes`, 'the file is truncated');
+      }
+      const count = (shape as number[]).reduce((a, d) => a * d, 1);
+      const bytes = BYTES[dtype as SafetensorsDtype];
+      if (count * bytes !== end - b) {
+        throw formatError(file, `${name}.shape`, `tensor "${name}" of shape [${shape.join(', ')}] ${dtype} needs ${count * bytes} bytes, its offsets span ${end - b}`);
+      }
+      entries.set(name, { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], begin: dataStart + b, end: dataStart + end });
+    }
+    return { file, entries, metadata };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// ----------------------------------------------------------------------------- number conversions
+
+/** IEEE half → float. */
+export function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float → IEEE half, round to nearest even (overflow → ±Infinity). */
+export function floatToHalf(value: number): number {
+  f32[0] = value;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rem > halfway || (rem === halfway && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+  e = h >>> 10;
+  return sign | h;
+}
+
+function decode(buf: Buffer, dtype: SafetensorsDtype, count: number): Float32Array {
+  const out = new Float32Array(count);
+  switch (dtype) {
+    case 'F32':
+      new Uint8Array(out.buffer).set(buf.subarray(0, count * 4)); // little-endian host
+      break;
+    case 'F64':
+      for (let i = 0; i < count; i++) out[i] = buf.readDoubleLE(i * 8);
+      break;
+    case 'F16':
+      for (let i = 0; i < count; i++) out[i] = halfToFloat(buf.readUInt16LE(i * 2));
+      break;
+    case 'BF16': {
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < count; i++) bits[i] = buf.readUInt16LE(i * 2) << 16;
+      break;
+    }
+  }
+  return out;
+}
+
+/** Read one tensor as float32. */
+export function readTensor(index: SafetensorsIndex, name: string): Float32Array {
+  const e = index.entries.get(name);
+  if (!e) throw formatError(index.file, name, `missing tensor "${name}"`);
+  const fd = openRead(index.file);
+  try {
+    const count = e.shape.reduce((a, d) => a * d, 1);
+    return decode(readExactly(fd, e.end - e.begin, e.begin, index.file, `tensor "${name}"`), e.dtype, count);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Read many tensors with one open file. */
+export function readTensors(index: SafetensorsIndex, names: Iterable<string>): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  const fd = openRead(index.file);
+  try {
+    for (const name of names) {
+      const e = index.entries.get(name);
+      if (!e) throw formatError(index.file, name, `missing tensor "${name}"`);
+      const count = e.shape.reduce((a, d) => a * d, 1);
+      out.set(name, decode(readExactly(fd, e.end - e.begin, e.begin, index.file, `tensor "${name}"`), e.dtype, count));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
+// ----------------------------------------------------------------------------- writer
+
+export interface TensorToWrite {
+  name: string;
+  shape: readonly number[];
+  data: Float32Array;
+}
+
+function encode(data: Float32Array, dtype: 'F32' | 'F16'): Uint8Array {
+  if (dtype === 'F32') {
+    // little-endian hosts (all Node platforms we run on) can write the float buffer as is
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+  const out = new Uint16Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = floatToHalf(data[i]!);
+  return new Uint8Array(out.buffer);
+}
+
+/** Write tensors (sorted by name) atomically as one safetensors file. */
+export function writeSafetensors(path: string, tensors: readonly TensorToWrite[], dtype: 'F32' | 'F16' = 'F32', metadata: Record<string, string> = { format: 'pt' }): void {
+  const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  const blobs: Uint8Array[] = [];
+  let offset = 0;
+  for (const t of sorted) {
+    const bytes = encode(t.data, dtype);
+    header[t.name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes.byteLength] };
+    blobs.push(bytes);
+    offset += bytes.byteLength;
+  }
+  let text = JSON.stringify(header);
+  // pad with spaces so the data starts 8-byte aligned
+  text += ' '.repeat((8 - (Buffer.byteLength(text) % 8)) % 8);
+  const head = Buffer.from(text, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(head.byteLength));
+  writeFileAtomic(path, [len, head, ...blobs]);
+}

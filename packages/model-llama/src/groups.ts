@@ -1,0 +1,186 @@
+/**
+ * Minimal coupled parameter groups of a Llama model, and `slimWeights`, which removes masked groups physically.
+ *
+ *  head         one query head: its headDim rows of q, its headDim columns of o (and its kv head's rows of k, v when
+ *               no other query head reads that kv head, i.e. plain multi-head attention)
+ *  kv-group     one kv head: its rows of k and v, plus every query head reading it (q rows, o columns)
+ *  ffn-channel  one intermediate channel: a row of gate and up, a column of down
+ *  hidden-channel one residual-stream channel: an embedding column, every norm weight, every projection's input
+ *               column (q, k, v, gate, up, lm_head) and output row (o, down)
+ *  block        a whole decoder layer (masked: the block is the identity)
+ */
+import type { GroupMember, LayerShape, ModelConfig, ParameterGroup } from '@topiary/kernel';
+import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes } from './config.js';
+import { EMBED, FINAL_NORM, LM_HEAD, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
+
+function range(start: number, n: number): number[] {
+  return Array.from({ length: n }, (_, i) => start + i);
+}
+
+export function computeGroups(config: ModelConfig): ParameterGroup[] {
+  const shapes = parameterShapes(config);
+  const sizeOf = (members: readonly GroupMember[]): number =>
+    members.reduce((sum, m) => {
+      const shape = shapes.get(m.param)!;
+      const other = shape.reduce((a, b) => a * b, 1) / shape[m.axis]!;
+      return sum + m.indices.length * other;
+    }, 0);
+  const groups: ParameterGroup[] = [];
+  const push = (g: Omit<ParameterGroup, 'size'>): void => {
+    groups.push({ ...g, size: sizeOf(g.members) });
+  };
+  const hd = config.headDim;
+  for (let i = 0; i < config.nLayers; i++) {
+    const l = layerShape(config, i);
+    const map = headKvMap(l);
+    const readers = (g: number): number[] => map.flatMap((k, h) => (k === g ? [h] : []));
+    const headRows = (h: number): number[] => range(h * hd, hd);
+    const queryMembers = (h: number): GroupMember[] => [
+      { param: linearName(i, 'q'), axis: 0, indices: headRows(h) },
+      { param: linearName(i, 'o'), axis: 1, indices: headRows(h) },
+    ];
+    const kvMembers = (g: number): GroupMember[] => [
+      { param: linearName(i, 'k'), axis: 0, indices: headRows(g) },
+      { param: linearName(i, 'v'), axis: 0, indices: headRows(g) },
+    ];
+    for (let h = 0; h < l.nHeads; h++) {
+      const own = readers(map[h]!).length === 1;
+      push({ id: `layers.${i}.head.${h}`, kind: 'head', layer: i, index: h, members: [...queryMembers(h), ...(own ? kvMembers(map[h]!) : [])] });
+    }
+    for (let g = 0; g < l.nKvHeads; g++) {
+      push({ id: `layers.${i}.kv.${g}`, kind: 'kv-group', layer: i, index: g, members: [...kvMembers(g), ...readers(g).flatMap(queryMembers)] });
+    }
+    for (let c = 0; c < l.hiddenDim; c++) {
+      push({
+        id: `layers.${i}.ffn.${c}`,
+        kind: 'ffn-channel',
+        layer: i,
+        index: c,
+        members: [
+          { param: linearName(i, 'gate'), axis: 0, indices: [c] },
+          { param: linearName(i, 'up'), axis: 0, indices: [c] },
+          { param: linearName(i, 'down'), axis: 1, indices: [c] },
+        ],
+      });
+    }
+  }
+  for (let c = 0; c < config.dim; c++) {
+    const members: GroupMember[] = [{ param: EMBED, axis: 1, indices: [c] }];
+    for (let i = 0; i < config.nLayers; i++) {
+      members.push({ param: inputNormName(i), axis: 0, indices: [c] });
+      for (const k of ['q', 'k', 'v'] as const) members.push({ param: linearName(i, k), axis: 1, indices: [c] });
+      members.push({ param: linearName(i, 'o'), axis: 0, indices: [c] });
+      members.push({ param: postNormName(i), axis: 0, indices: [c] });
+      for (const k of ['gate', 'up'] as const) members.push({ param: linearName(i, k), axis: 1, indices: [c] });
+      members.push({ param: linearName(i, 'down'), axis: 0, indices: [c] });
+    }
+    members.push({ param: FINAL_NORM, axis: 0, indices: [c] });
+    if (!config.tiedEmbeddings) members.push({ param: LM_HEAD, axis: 1, indices: [c] });
+    push({ id: `hidden.${c}`, kind: 'hidden-channel', layer: null, index: c, members });
+  }
+  for (let i = 0; i < config.nLayers; i++) {
+    const members = blockParamNames(i).map((param) => ({ param, axis: 0, indices: range(0, shapes.get(param)![0]!) }));
+    push({ id: `layers.${i}`, kind: 'block', layer: i, index: i, members });
+  }
+  return groups;
+}
+
+/** Rows `rows` and columns `cols` of a row-major [R, C] matrix. */
+function select(data: Float32Array, cols: number, rows: readonly number[], keepCols: readonly number[]): Float32Array {
+  const out = new Float32Array(rows.length * keepCols.length);
+  let o = 0;
+  for (const r of rows) {
+    const base = r * cols;
+    for (const c of keepCols) out[o++] = data[base + c]!;
+  }
+  return out;
+}
+
+function selectBytes(data: Uint8Array, cols: number, rows: readonly number[], keepCols: readonly number[]): Uint8Array {
+  const out = new Uint8Array(rows.length * keepCols.length);
+  let o = 0;
+  for (const r of rows) for (const c of keepCols) out[o++] = data[r * cols + c]!;
+  return out;
+}
+
+export interface SlimResult {
+  config: ModelConfig;
+  weights: Map<string, Float32Array>;
+  /** Element keep masks carried over to the smaller shapes (by new parameter names). */
+  keep: Map<string, Uint8Array>;
+}
+
+/**
+ * Remove masked groups: the result computes exactly what the masked model computes. Kv heads no remaining query
+ * head reads are removed too; blocks are renumbered; per-layer sizes go to config.layers when they differ.
+ */
+export function slimWeights(
+  config: ModelConfig,
+  weights: ReadonlyMap<string, Float32Array>,
+  masked: ReadonlySet<string>,
+  keep: ReadonlyMap<string, Uint8Array>,
+): SlimResult {
+  const hd = config.headDim;
+  const shapes = parameterShapes(config);
+  const hidden = range(0, config.dim).filter((c) => !masked.has(`hidden.${c}`));
+  const out = new Map<string, Float32Array>();
+  const outKeep = new Map<string, Uint8Array>();
+  const take = (oldName: string, newName: string, rows: readonly number[], cols: readonly number[] | null): void => {
+    const shape = shapes.get(oldName)!;
+    const data = weights.get(oldName)!;
+    if (shape.length === 1) {
+      out.set(newName, Float32Array.from(rows, (r) => data[r]!));
+      const k = keep.get(oldName);
+      if (k) outKeep.set(newName, Uint8Array.from(rows, (r) => k[r]!));
+      return;
+    }
+    out.set(newName, select(data, shape[1]!, rows, cols!));
+    const k = keep.get(oldName);
+    if (k) outKeep.set(newName, selectBytes(k, shape[1]!, rows, cols!));
+  };
+  const headRows = (heads: readonly number[]): number[] => heads.flatMap((h) => range(h * hd, hd));
+
+  take(EMBED, EMBED, range(0, config.vocabSize), hidden);
+  const layers: LayerShape[] = [];
+  let j = 0;
+  for (let i = 0; i < config.nLayers; i++) {
+    if (masked.has(`layers.${i}`)) continue;
+    const l = layerShape(config, i);
+    const map = headKvMap(l);
+    const heads = range(0, l.nHeads).filter((h) => !masked.has(`layers.${i}.head.${h}`) && !masked.has(`layers.${i}.kv.${map[h]}`));
+    const kvs = range(0, l.nKvHeads).filter((g) => !masked.has(`layers.${i}.kv.${g}`) && heads.some((h) => map[h] === g));
+    const ffn = range(0, l.hiddenDim).filter((c) => !masked.has(`layers.${i}.ffn.${c}`));
+    const newMap = heads.map((h) => kvs.indexOf(map[h]!));
+    take(inputNormName(i), inputNormName(j), hidden, null);
+    take(linearName(i, 'q'), linearName(j, 'q'), headRows(heads), hidden);
+    take(linearName(i, 'k'), linearName(j, 'k'), headRows(kvs), hidden);
+    take(linearName(i, 'v'), linearName(j, 'v'), headRows(kvs), hidden);
+    take(linearName(i, 'o'), linearName(j, 'o'), hidden, headRows(heads));
+    take(postNormName(i), postNormName(j), hidden, null);
+    take(linearName(i, 'gate'), linearName(j, 'gate'), ffn, hidden);
+    take(linearName(i, 'up'), linearName(j, 'up'), ffn, hidden);
+    take(linearName(i, 'down'), linearName(j, 'down'), hidden, ffn);
+    layers.push({ nHeads: heads.length, nKvHeads: kvs.length, hiddenDim: ffn.length, headKvMap: newMap });
+    j++;
+  }
+  take(FINAL_NORM, FINAL_NORM, hidden, null);
+  if (!config.tiedEmbeddings) take(LM_HEAD, LM_HEAD, range(0, config.vocabSize), hidden);
+
+  const base = {
+    vocabSize: config.vocabSize,
+    dim: hidden.length,
+    nLayers: layers.length,
+    headDim: hd,
+    maxSeqLen: config.maxSeqLen,
+    normEps: config.normEps,
+    ropeTheta: config.ropeTheta,
+    tiedEmbeddings: config.tiedEmbeddings,
+    bosId: config.bosId,
+    eosId: config.eosId,
+  };
+  const first = layers[0] ?? { nHeads: config.nHeads, nKvHeads: config.nKvHeads, hiddenDim: config.hiddenDim };
+  const top = { ...base, nHeads: first.nHeads, nKvHeads: first.nKvHeads, hiddenDim: first.hiddenDim };
+  const candidate = makeConfig({ ...top, layers }, 'slim');
+  const slimConfig = isUniform(candidate) && (first.nKvHeads === 0 || first.nHeads % first.nKvHeads === 0) ? makeConfig(top, 'slim') : candidate;
+  return { config: slimConfig, weights: out, keep: outKeep };
+}

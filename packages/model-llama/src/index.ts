@@ -1,0 +1,39 @@
+/**
+ * @topiary/model-llama — the LLaMA causal language model (tfjs), its coupled parameter groups, masks and slimming,
+ * training (AdamW), generation (KV cache), and llama2.c / Hugging Face safetensors formats.
+ */
+import { modelLlamaPlugin } from './plugin.js';
+
+export { LlamaModel, createLlama, parameterShapes, type CreateOptions, type KvCache } from './model.js';
+export {
+  makeConfig,
+  validateConfig,
+  layerShape,
+  headKvMap,
+  isUniform,
+  configFromHf,
+  configToHf,
+  TOPIARY_LAYERS_KEY,
+  type CreateConfig,
+} from './config.js';
+export { attention, causalMask, crossEntropy, embedding, linear2d, rmsNorm, rope, ropeTables, swiglu } from './ops.js';
+export { computeGroups, slimWeights, type SlimResult } from './groups.js';
+export { AdamW, trainStep, lossAndGrads, type AdamWOptions, type StepResult } from './optim.js';
+export { generate, sampleToken, type GenerateOptions } from './generate.js';
+export { loadModel, saveModel, detectModelFormat, checkTokenizer, llama2cFormat, safetensorsFormat, type LoadOptions, type ModelFileKind } from './io.js';
+export { readHf, writeHf, readHfConfig, type SaveOptions } from './formats/hf.js';
+export { readLlama2c, readLlama2cHeader, interleavedToRotateHalf, LLAMA2C_MAGIC, type Llama2cHeader } from './formats/llama2c.js';
+export {
+  readSafetensorsIndex,
+  readTensor,
+  readTensors,
+  writeSafetensors,
+  floatToHalf,
+  halfToFloat,
+  type SafetensorsIndex,
+  type TensorEntry,
+  type TensorToWrite,
+} from './formats/safetensors.js';
+export * from './names.js';
+export { modelLlamaPlugin };
+export default modelLlamaPlugin;

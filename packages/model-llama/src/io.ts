@@ -1,0 +1,103 @@
+/** loadModel / saveModel with format auto-detection, and the ModelFormat implementations the plugin registers. */
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { TopiaryError, type CausalLM, type ModelFormat, type Tokenizer } from '@topiary/kernel';
+import { CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, readHf, writeHf, type SaveOptions } from './formats/hf.js';
+import { looksLikeLlama2c, readLlama2c } from './formats/llama2c.js';
+import { LlamaModel } from './model.js';
+
+export type ModelFileKind = 'hf' | 'safetensors' | 'llama2c';
+
+/** What kind of model `path` is: an HF folder, a .safetensors file beside config.json, or a llama2.c .bin. */
+export function detectModelFormat(path: string): ModelFileKind {
+  if (!existsSync(path)) throw new TopiaryError('E_IO', `no such file or folder: ${path}`, { where: path, hint: 'pass an HF folder, a .safetensors file or a llama2.c .bin' });
+  if (statSync(path).isDirectory()) {
+    if (existsSync(join(path, CONFIG_FILE)) && (existsSync(join(path, WEIGHTS_FILE)) || existsSync(join(path, INDEX_FILE)))) return 'hf';
+    throw new TopiaryError('E_CONFIG', `folder ${path} has no ${CONFIG_FILE} with ${WEIGHTS_FILE} or ${INDEX_FILE}`, { where: path });
+  }
+  const name = basename(path);
+  if (name.endsWith('.safetensors')) {
+    if (!existsSync(join(dirname(path), CONFIG_FILE))) {
+      throw new TopiaryError('E_CONFIG', `no ${CONFIG_FILE} beside ${name}`, { file: path, hint: 'a .safetensors file needs its config.json in the same folder' });
+    }
+    return 'safetensors';
+  }
+  if (name === CONFIG_FILE || name === INDEX_FILE) return 'hf';
+  if (looksLikeLlama2c(path)) return 'llama2c';
+  throw new TopiaryError('E_FORMAT', `cannot tell the model format of ${name}`, { file: path, hint: 'expected an HF folder, a .safetensors file or a llama2.c .bin' });
+}
+
+export interface LoadOptions {
+  /** When given, its vocabulary size must equal the model's. */
+  tokenizer?: Tokenizer;
+  /** Name used in error messages for the tokenizer (its file). */
+  tokenizerFile?: string;
+}
+
+export function checkTokenizer(model: CausalLM, tokenizer: Tokenizer, modelFile: string, tokenizerFile?: string): void {
+  if (tokenizer.vocabSize !== model.config.vocabSize) {
+    throw new TopiaryError('E_CONFIG', `tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.config.vocabSize}`, {
+      file: tokenizerFile ?? modelFile,
+      where: 'vocab_size',
+      hint: `use the tokenizer the model was trained with (model: ${modelFile})`,
+    });
+  }
+}
+
+/** Load a model from an HF folder, a .safetensors file (config.json beside it) or a llama2.c .bin. */
+export async function loadModel(path: string, options: LoadOptions = {}): Promise<LlamaModel> {
+  const kind = detectModelFormat(path);
+  let model: LlamaModel;
+  if (kind === 'llama2c') {
+    const ck = readLlama2c(path);
+    model = new LlamaModel(ck.config, ck.weights, path);
+  } else {
+    const dir = kind === 'hf' && !statSync(path).isDirectory() ? dirname(path) : path;
+    const ck = readHf(dir);
+    model = new LlamaModel(ck.config, ck.weights, path);
+  }
+  if (options.tokenizer) {
+    try {
+      checkTokenizer(model, options.tokenizer, path, options.tokenizerFile);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
+  return model;
+}
+
+/** Save as an HF folder: config.json (+ topiary_layers when non-uniform), model.safetensors, generation_config.json. */
+export async function saveModel(model: CausalLM, dir: string, options: SaveOptions = {}): Promise<void> {
+  const weights = new Map<string, Float32Array>();
+  for (const name of model.parameters().keys()) weights.set(name, model.readWeight(name));
+  writeHf(dir, model.config, weights, options);
+}
+
+export const llama2cFormat: ModelFormat = {
+  name: 'llama2c',
+  canLoad(path: string): boolean {
+    try {
+      return detectModelFormat(path) === 'llama2c';
+    } catch {
+      return false;
+    }
+  },
+  load: (path: string) => loadModel(path),
+  canSave: false,
+};
+
+export const safetensorsFormat: ModelFormat = {
+  name: 'safetensors',
+  canLoad(path: string): boolean {
+    try {
+      const kind = detectModelFormat(path);
+      return kind === 'hf' || kind === 'safetensors';
+    } catch {
+      return false;
+    }
+  },
+  load: (path: string) => loadModel(path),
+  canSave: true,
+  save: (model: CausalLM, dir: string) => saveModel(model, dir),
+};

@@ -1,0 +1,145 @@
+/**
+ * The Llama building blocks, named as in the papers: rmsNorm, rope, attention (grouped-query, causal), swiglu.
+ * Every op here is differentiable on every tfjs backend: linear layers and batched products use a custom gradient
+ * that transposes explicitly (matMul with transpose flags is ~10x slower on wasm), and the embedding lookup has an
+ * exact custom gradient through scatterND (the stock gather gradient needs UnsortedSegmentSum, missing on wasm).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type T = tf.Tensor;
+type GradResult = { value: T; gradFunc: (dy: T, saved: T[]) => T[] };
+/** tfjs types the custom-gradient callback loosely (inputs and the save function share one union). */
+function custom(f: (...args: never[]) => GradResult): Parameters<typeof tf.customGrad>[0] {
+  return f as unknown as Parameters<typeof tf.customGrad>[0];
+}
+
+/** y = x Wᵀ for x [n, in] and W [out, in] (Hugging Face layout). Gradients without transpose flags. */
+export const linear2d = tf.customGrad(custom((x: T, w: T, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  const value = tf.matMul(x as tf.Tensor2D, tf.transpose(w as tf.Tensor2D));
+  const gradFunc = (dy: T, saved: T[]): T[] => {
+    const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+    return [tf.matMul(dy as tf.Tensor2D, ws), tf.matMul(tf.transpose(dy as tf.Tensor2D), xs)];
+  };
+  return { value, gradFunc };
+})) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+
+function swapLast(t: T): T {
+  const perm = t.shape.map((_, i) => i);
+  const n = perm.length;
+  [perm[n - 1], perm[n - 2]] = [perm[n - 2]!, perm[n - 1]!];
+  return tf.transpose(t, perm);
+}
+
+/** Batched a @ b (same leading dims) with a gradient that transposes explicitly. */
+export const batchMatMul = tf.customGrad(custom((a: T, b: T, save: tf.GradSaveFunc) => {
+  save([a, b]);
+  const value = tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D);
+  const gradFunc = (dy: T, saved: T[]): T[] => {
+    const [as, bs] = saved as [tf.Tensor3D, tf.Tensor3D];
+    return [tf.matMul(dy as tf.Tensor3D, swapLast(bs) as tf.Tensor3D), tf.matMul(swapLast(as) as tf.Tensor3D, dy as tf.Tensor3D)];
+  };
+  return { value, gradFunc };
+})) as unknown as <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
+
+/** Token embedding lookup: rows of E [vocab, dim] for flat ids [n]; exact gradient by scatter-add. */
+export function embedding(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
+  const lookup = tf.customGrad(custom((e: T, save: tf.GradSaveFunc) => {
+    save([e]);
+    const value = tf.gather(e as tf.Tensor2D, ids);
+    const gradFunc = (dy: T, saved: T[]): T[] => {
+      const shape = saved[0]!.shape as [number, number];
+      // scatterND sums updates for repeated ids, which is exactly dE = onehot(ids)ᵀ · dy.
+      return [tf.scatterND(tf.reshape(ids, [-1, 1]), dy, shape)];
+    };
+    return { value, gradFunc };
+  }));
+  return lookup(table) as tf.Tensor2D;
+}
+
+/**
+ * RMSNorm (Zhang & Sennrich): x · rsqrt(Σx² / n + eps) · w over the last axis. `activeDim` is the number of hidden
+ * channels that are not masked: masked channels are exactly zero, so dividing by the active count makes a masked
+ * model compute what its slimmed copy computes.
+ */
+export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number, activeDim: number): tf.Tensor2D {
+  const meanSquare = tf.div(tf.sum(tf.square(x), -1, true), activeDim);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), weight);
+}
+
+/** cos and sin tables [t, headDim] for positions start..start+t-1 (rotate-half layout: frequencies repeated twice). */
+export function ropeTables(start: number, t: number, headDim: number, theta: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+  const half = headDim / 2;
+  const cos = new Float32Array(t * headDim);
+  const sin = new Float32Array(t * headDim);
+  for (let p = 0; p < t; p++) {
+    for (let i = 0; i < half; i++) {
+      // computed in double precision like the reference, then rounded once
+      const angle = (start + p) * Math.pow(theta, (-2 * i) / headDim);
+      const c = Math.cos(angle);
+      const s = Math.sin(angle);
+      cos[p * headDim + i] = c;
+      cos[p * headDim + i + half] = c;
+      sin[p * headDim + i] = s;
+      sin[p * headDim + i + half] = s;
+    }
+  }
+  return { cos: tf.tensor2d(cos, [t, headDim]), sin: tf.tensor2d(sin, [t, headDim]) };
+}
+
+/**
+ * Rotary position embedding (Su et al.), Hugging Face's rotate-half convention: within each head the first half
+ * of the channels pairs with the second half. x: [b, heads, t, headDim]; cos/sin: [t, headDim].
+ */
+export function rope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+  const half = x.shape[3] / 2;
+  const [x1, x2] = tf.split(x, [half, half], 3);
+  const rotated = tf.concat([tf.neg(x2!), x1!], 3);
+  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
+}
+
+/** Additive causal mask [t, tk] for queries at positions start.. over keys 0..start+t-1. */
+export function causalMask(start: number, t: number): tf.Tensor2D {
+  const tk = start + t;
+  const m = new Float32Array(t * tk);
+  for (let i = 0; i < t; i++) for (let j = start + i + 1; j < tk; j++) m[i * tk + j] = -1e30;
+  return tf.tensor2d(m, [t, tk]);
+}
+
+/**
+ * Scaled dot-product attention with grouped-query heads: query head h reads kv head headKvMap[h].
+ * q: [b, nHeads, t, hd]; k, v: [b, nKvHeads, tk, hd]; mask [t, tk]. Returns [b, nHeads, t, hd].
+ */
+export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, headKvMap: readonly number[], mask: tf.Tensor2D): tf.Tensor4D {
+  const [b, nHeads, t, hd] = q.shape;
+  const tk = k.shape[2];
+  const nKv = k.shape[1];
+  let kh = k;
+  let vh = v;
+  const identity = nKv === nHeads && headKvMap.every((g, h) => g === h);
+  if (!identity) {
+    // Pick each query head's kv head with slices (gather's gradient is missing on wasm).
+    const ks = tf.split(k, nKv, 1);
+    const vs = tf.split(v, nKv, 1);
+    kh = tf.concat(headKvMap.map((g) => ks[g]!), 1) as tf.Tensor4D;
+    vh = tf.concat(headKvMap.map((g) => vs[g]!), 1) as tf.Tensor4D;
+  }
+  const q3 = tf.reshape(q, [b * nHeads, t, hd]) as tf.Tensor3D;
+  const kT = tf.reshape(tf.transpose(kh, [0, 1, 3, 2]), [b * nHeads, hd, tk]) as tf.Tensor3D;
+  const v3 = tf.reshape(vh, [b * nHeads, tk, hd]) as tf.Tensor3D;
+  const scores = tf.add(tf.mul(batchMatMul(q3, kT), 1 / Math.sqrt(hd)), mask);
+  const probs = tf.softmax(scores, -1) as tf.Tensor3D;
+  return tf.reshape(batchMatMul(probs, v3), [b, nHeads, t, hd]);
+}
+
+/** SwiGLU feed-forward (Shazeer): down(silu(gate x) ⊙ up x), given the two projections already applied. */
+export function swiglu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
+  return tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
+}
+
+/** Mean cross-entropy of logits [n, vocab] against integer targets [n] (one-hot, no gather gradient needed). */
+export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
+  const logp = tf.logSoftmax(logits, -1);
+  const onehot = tf.oneHot(targets, logits.shape[1]);
+  return tf.neg(tf.mean(tf.sum(tf.mul(onehot, logp), -1))) as tf.Scalar;
+}
