@@ -11,10 +11,12 @@ import { SeededRandom, TopiaryError, type CausalLM, type EventBus } from '@topia
 import { recoveryLoss, type DistillOptions } from './distill.js';
 import { checkSchedule, learningRate, type LrSchedule } from './schedule.js';
 
-/** One optimiser: applies gradients (keyed by parameter name) to the model's variables at a learning rate. */
+/**
+ * One optimiser step: applies gradients (keyed by parameter name) to the model at a learning rate and returns the
+ * gradient norm. `AdamW` from @topiary/model-llama has exactly this shape.
+ */
 export interface RecoveryOptimizer {
-  step(params: ReadonlyMap<string, tf.Variable>, grads: ReadonlyMap<string, tf.Tensor>, lr: number): void;
-  dispose(): void;
+  apply(model: CausalLM, grads: ReadonlyMap<string, tf.Tensor>, lr: number): number;
 }
 
 export interface FinetuneOptions {
@@ -105,7 +107,7 @@ export async function finetune(model: CausalLM, opts: FinetuneOptions): Promise<
     }, vars);
     const named = new Map<string, tf.Tensor>();
     for (const [k, g] of Object.entries(grads)) named.set(byVar.get(k) ?? k, g);
-    opts.optimizer.step(params, named, lr);
+    opts.optimizer.apply(model, named, lr);
     model.applyMasks();
     const loss = (await value.data())[0]!;
     tf.dispose([value, ids, ...(target ? [target] : [])]);

@@ -72,7 +72,7 @@ describe('recovery losses', () => {
     expect(recoveryLoss(S(), y(), null, { temperature: 2, alpha: 0.3 }).dataSync()[0]).toBeCloseTo(ce, 5);
   });
   it('the distillation gradient is (p_s − p_t)·T/… : zero when student equals teacher', () => {
-    const g = tf.grad((z: tf.Tensor2D) => distillationKl(z, Tt(), 2))(Tt());
+    const g = tf.grad((z) => distillationKl(z as tf.Tensor2D, Tt(), 2))(Tt());
     expect(Math.max(...Array.from(g.dataSync()).map(Math.abs))).toBeLessThan(1e-6);
   });
 });

@@ -28,18 +28,33 @@ export function defaultLayerRange(numBlocks: number): LayerRange {
   return numBlocks > 2 ? { start: 1, end: numBlocks - 1 } : { start: 0, end: numBlocks };
 }
 
+/** A layer range as written, before the model is known: END may be open (`2:`). */
+export interface LayerSpec {
+  start: number;
+  end: number | null;
+  text: string;
+}
+
 /** Parse `START:END` (END exclusive; either side may be empty: `2:`, `:4`). */
-export function parseLayerRange(text: string, numBlocks: number, where = '--layers'): LayerRange {
-  const m = /^\s*(-?\d*)\s*:\s*(-?\d*)\s*$/.exec(text);
+export function parseLayerSpec(text: string, where = '--layers'): LayerSpec {
+  const m = /^\s*(\d*)\s*:\s*(\d*)\s*$/.exec(text);
   if (!m) {
-    throw new TopiaryError('E_USAGE', `layer range must look like START:END (END exclusive), got ${JSON.stringify(text)}`, {
+    throw new TopiaryError('E_USAGE', `layer range must look like START:END (block indices, END exclusive), got ${JSON.stringify(text)}`, {
       where,
-      hint: `e.g. 1:${Math.max(1, numBlocks - 1)} for blocks 1..${Math.max(0, numBlocks - 2)}`,
+      hint: 'e.g. 1:4 for blocks 1, 2 and 3; 2: for block 2 to the last',
     });
   }
-  const start = m[1] === '' ? 0 : Number(m[1]);
-  const end = m[2] === '' ? numBlocks : Number(m[2]);
-  return checkLayerRange({ start, end }, numBlocks, where);
+  return { start: m[1] === '' ? 0 : Number(m[1]), end: m[2] === '' ? null : Number(m[2]), text };
+}
+
+/** The concrete range of a spec for a model with `numBlocks` blocks (no spec: the default range). */
+export function resolveLayerRange(spec: LayerSpec | undefined, numBlocks: number, where = '--layers'): LayerRange {
+  if (spec === undefined) return defaultLayerRange(numBlocks);
+  return checkLayerRange({ start: spec.start, end: spec.end ?? numBlocks }, numBlocks, where);
+}
+
+export function parseLayerRange(text: string, numBlocks: number, where = '--layers'): LayerRange {
+  return resolveLayerRange(parseLayerSpec(text, where), numBlocks, where);
 }
 
 export function checkLayerRange(range: LayerRange, numBlocks: number, where = '--layers'): LayerRange {

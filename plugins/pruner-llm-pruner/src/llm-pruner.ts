@@ -1,0 +1,133 @@
+/**
+ * LLM-Pruner (Ma et al. 2023), the width part: score every coupled group of the blocks in range by a Taylor
+ * criterion from calibration gradients, drop the lowest groups to reach a parameter-ratio target, and remove them
+ * physically (`maskGroups` then `slim`). Attention units are KV groups when the model shares KV heads (GQA: a KV
+ * head with all the query heads that read it), single heads otherwise; FFN units are intermediate channels.
+ */
+import {
+  TopiaryError,
+  type CausalLM,
+  type GroupKind,
+  type ParameterGroup,
+  type PruneContext,
+  type PruneResult,
+  type Pruner,
+  type Raw,
+} from '@topiary/kernel';
+import {
+  collectGradients,
+  elementScores,
+  groupImportance,
+  resolveLayerRange,
+  saliencyLevel,
+  selectGroups,
+  type LayerRange,
+} from '@topiary/structured-core';
+import { validateLlmPruner, type LlmPrunerOptions } from './options.js';
+
+export interface GroupScores {
+  range: LayerRange;
+  attentionKind: 'head' | 'kv-group';
+  groups: ParameterGroup[];
+  importance: Float64Array;
+}
+
+/** Whether any block shares KV heads between query heads. */
+export function usesGqa(model: CausalLM): boolean {
+  const c = model.config;
+  if (c.layers) return c.layers.some((l) => l.nKvHeads < l.nHeads);
+  return c.nKvHeads < c.nHeads;
+}
+
+/** Importance of every attention unit and FFN channel in the layer range (no pruning). */
+export async function scoreGroups(model: CausalLM, options: LlmPrunerOptions, ctx: PruneContext): Promise<GroupScores> {
+  const range = resolveLayerRange(options.layers, model.numBlocks);
+  const saliency = ctx.saliency(options.saliency);
+  if (!saliency.needs.includes('grads') && saliency.needs.some((n) => n !== 'weights')) {
+    throw new TopiaryError('E_USAGE', `saliency "${saliency.name}" needs ${saliency.needs.join(', ')}; llm-pruner collects weights and gradients only`, {
+      where: '--saliency',
+      hint: 'use taylor-element, taylor-element-2nd or taylor-vector',
+    });
+  }
+  const attentionKind = options.attention === 'auto' ? (usesGqa(model) ? 'kv-group' : 'head') : options.attention;
+  const kinds: GroupKind[] = [attentionKind, 'ffn-channel'];
+  const groups = model.groups(kinds).filter((g) => g.layer !== null && g.layer >= range.start && g.layer < range.end);
+  const params = new Set(groups.flatMap((g) => g.members.map((m) => m.param)));
+  let scoresFrom: Parameters<typeof elementScores>[2];
+  if (saliency.needs.includes('grads')) {
+    const calibration = ctx.calibration ?? [];
+    if (calibration.length === 0) {
+      throw new TopiaryError('E_USAGE', `llm-pruner with saliency "${saliency.name}" needs calibration data for its gradients`, {
+        where: '--calibration',
+        hint: 'pass --calibration FILE (LLM-Pruner uses 10 samples of 64 tokens)',
+      });
+    }
+    scoresFrom = await collectGradients(model, calibration, {
+      batchSize: options.batchSize > 0 ? options.batchSize : calibration.length,
+      params,
+      events: ctx.events,
+      task: 'llm-pruner:gradients',
+    });
+  } else {
+    const shapes = new Map([...model.parameters()].filter(([n]) => params.has(n)).map(([n, v]) => [n, v.shape] as const));
+    scoresFrom = new Map([...shapes].map(([n, shape]) => [n, { grad: new Float32Array(0), gradSquared: new Float32Array(0), shape }] as const));
+  }
+  const scores = elementScores(model, saliency, scoresFrom);
+  const importance = groupImportance(groups, scores, saliencyLevel(saliency), options.aggregation);
+  return { range, attentionKind, groups, importance };
+}
+
+/** Per-layer sizes of a model (heads, kv heads, FFN width, parameters). */
+export function layerSizes(model: CausalLM): { layer: number; nHeads: number; nKvHeads: number; hiddenDim: number }[] {
+  const c = model.config;
+  return Array.from({ length: model.numBlocks }, (_, i) => {
+    const l = c.layers?.[i] ?? c;
+    return { layer: i, nHeads: l.nHeads, nKvHeads: l.nKvHeads, hiddenDim: l.hiddenDim };
+  });
+}
+
+export const llmPruner: Pruner<LlmPrunerOptions> = Object.freeze({
+  name: 'llm-pruner',
+  description: 'LLM-Pruner: Taylor importance of heads/KV groups and FFN channels, parameter-ratio target, physical removal',
+  granularity: 'group' as const,
+  needsCalibration: true,
+  validate: (raw: Raw, where: string) => validateLlmPruner(raw, where),
+  async prune(model: CausalLM, options: LlmPrunerOptions, ctx: PruneContext): Promise<PruneResult> {
+    const started = performance.now();
+    const before = model.parameterCount();
+    const scored = await scoreGroups(model, options, ctx);
+    const selection = selectGroups({
+      candidates: scored.groups.map((group, i) => ({ group, importance: scored.importance[i]! })),
+      totalParameters: before,
+      ratio: options.ratio,
+      ranking: options.ranking,
+      range: scored.range,
+    });
+    model.maskGroups(selection.remove);
+    const slim = model.slim();
+    const after = slim.parameterCount();
+    ctx.events.log('info', `llm-pruner removed ${selection.remove.length} groups: ${before} -> ${after} parameters`);
+    return {
+      model: slim,
+      report: {
+        method: 'llm-pruner',
+        parametersBefore: before,
+        parametersAfter: after,
+        seconds: (performance.now() - started) / 1000,
+        layers: [],
+        details: {
+          ratio: options.ratio,
+          achievedRatio: (before - after) / before,
+          saliency: options.saliency,
+          aggregation: options.aggregation,
+          ranking: options.ranking,
+          layerRange: `${scored.range.start}:${scored.range.end}`,
+          attentionUnit: scored.attentionKind,
+          removedGroups: selection.remove,
+          perLayer: selection.layers,
+          layerSizes: layerSizes(slim),
+        },
+      },
+    };
+  },
+});
