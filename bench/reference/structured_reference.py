@@ -196,11 +196,14 @@ def select(scores, ratio, ranking, start, end):
     if ranking == "per-layer":
         r = target / prunable
         for l in range(start, end):
-            for kind in ("kv-group", "ffn-channel"):
-                units = sorted([(s, G["index"], G) for G, s in cand if G["layer"] == l and G["kind"] == kind], key=lambda t: (t[0], t[1]))
-                n = js_round(r * len(units))
-                assert n < len(units)
-                remove += [G["id"] for _, _, G in units[:n]]
+            att = sorted([(s, G["index"], G) for G, s in cand if G["layer"] == l and G["kind"] == "kv-group"], key=lambda t: (t[0], t[1]))
+            ff = sorted([(s, G["index"], G) for G, s in cand if G["layer"] == l and G["kind"] == "ffn-channel"], key=lambda t: (t[0], t[1]))
+            size_a = sum(t[2]["size"] for t in att)
+            size_f = sum(t[2]["size"] for t in ff)
+            n_a = js_round(r * len(att))
+            n_f = max(0, js_round((r * (size_a + size_f) - n_a * size_a / len(att)) / (size_f / len(ff))))
+            assert n_a < len(att) and n_f < len(ff)
+            remove += [G["id"] for _, _, G in att[:n_a] + ff[:n_f]]
     else:
         ranked = sorted(cand, key=lambda t: (t[1] / t[0]["size"], t[0]["layer"], t[0]["index"]))
         counts = {}

@@ -6,9 +6,10 @@
  * GQA) and FFN channels of the blocks in the layer range are candidates, so the achievable ratio is bounded by
  * their share of the model.
  *
- * - `per-layer` (LLM-Pruner's default): every block in range loses the same fraction `r` of its attention units
- *   and of its FFN channels, `r = ratio · total / Σ_range (attention + FFN parameters)`; counts are rounded to the
- *   nearest unit; within a layer the lowest-importance units go.
+ * - `per-layer` (LLM-Pruner's default): every block in range loses the same fraction
+ *   `r = ratio · total / Σ_range (attention + FFN parameters)` of its prunable parameters: `round(r · units)`
+ *   attention units, then as many FFN channels as make up the rest of the block's share (rounded), so the coarse
+ *   attention rounding does not throw the total off; within a block the lowest-importance units go.
  * - `global`: all candidate groups of the range are ranked together by importance per parameter
  *   (importance / group size, so a KV group and an FFN channel compare on one scale) and removed lowest first
  *   until the removed parameters reach the target; a group that would empty its layer's attention or FFN is skipped.
@@ -94,6 +95,10 @@ export interface Selection {
   layers: { layer: number; attention: [number, number]; ffn: [number, number] }[];
 }
 
+function sum(groups: readonly ScoredGroup[]): number {
+  return groups.reduce((a, c) => a + c.group.size, 0);
+}
+
 function isAttention(g: ParameterGroup): boolean {
   return g.kind === 'head' || g.kind === 'kv-group';
 }
@@ -131,8 +136,13 @@ export function selectGroups(req: SelectionRequest): Selection {
     const r = prunable === 0 ? 0 : target / prunable;
     for (const l of order) {
       const slot = layers.get(l)!;
+      // Attention units are coarse (a KV group can be 10x an FFN channel): round them first, then let the FFN
+      // channels make up the difference so each block loses its share r of its prunable parameters.
       const nA = Math.round(r * slot.attention.length);
-      const nF = Math.round(r * slot.ffn.length);
+      const layerTarget = r * (sum(slot.attention) + sum(slot.ffn));
+      const ffnSize = slot.ffn.length > 0 ? sum(slot.ffn) / slot.ffn.length : 1;
+      const attentionRemoved = slot.attention.length > 0 ? (nA * sum(slot.attention)) / slot.attention.length : 0;
+      const nF = Math.max(0, Math.round((layerTarget - attentionRemoved) / ffnSize));
       if (slot.attention.length > 0 && nA >= slot.attention.length) {
         throw new TopiaryError('E_USAGE', `ratio ${req.ratio} would remove every attention head of block ${l} (${nA} of ${slot.attention.length} units)`, {
           where,
