@@ -2,7 +2,7 @@
  * @topiary/trainer — plain and pruning-aware pretraining of LLaMA models, with crash-safe checkpoints, exact
  * resume, NaN/Inf guards and export of the auto-designed architecture.
  */
-export { train, heldOutLoss, type TrainDeps, type TrainHooks, type TrainResult } from './trainer.js';
+export { train, heldOutLoss, slimWithState, type TrainDeps, type TrainHooks, type TrainResult } from './trainer.js';
 export { validateTrainStage, type TrainSpec, type PruneSpec, type DataSpec, type ModelSpec, type NamedOptions } from './options.js';
 export { AdamW, defaultAdamW, gradientNorm, firstNonFinite, type AdamWOptions, type AdamWState } from './optimizer.js';
 export {

@@ -38,7 +38,7 @@ import { builtinSchedulers } from './builtins.js';
 import { AccumulatorToken, builtinAccumulators, type SaliencyAccumulator } from './accumulators.js';
 import { cleanCheckpointLeftovers, loadLatestCheckpoint, pruneOldCheckpoints, writeCheckpoint, type CheckpointData } from './checkpoint.js';
 import { BatchSampler, loadTokenBlocks, type TokenBlocks } from './data.js';
-import { AdamW, firstNonFinite, gradientNorm } from './optimizer.js';
+import { AdamW, firstNonFinite, gradientNorm, type AdamWOptions } from './optimizer.js';
 import type { NamedOptions, TrainSpec } from './options.js';
 import { PruneTracker, selectGroups, slimIdMapping, type ArchitectureSnapshot } from './prune.js';
 import { builtinScorers, scorerFromSaliency, type GroupScorer } from './saliency.js';
@@ -130,6 +130,21 @@ function hostWeights(model: CausalLM): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const name of model.parameters().keys()) out.set(name, model.readWeight(name));
   return out;
+}
+
+/**
+ * Physically remove the masked groups and carry the optimiser moments to the smaller shapes by kept indices
+ * (the same `slimWeights` rules the model uses). Returns the new model and optimiser and how group ids moved;
+ * the caller disposes the old ones.
+ */
+export function slimWithState(model: CausalLM, opt: AdamW, options: AdamWOptions): { model: CausalLM; opt: AdamW; mapping: Map<string, string> } {
+  const masked = new Set(model.maskedGroups());
+  const state = opt.exportState();
+  const mapping = slimIdMapping(model.config, masked);
+  const m = slimWeights(model.config, state.m, masked, new Map()).weights;
+  const v = slimWeights(model.config, state.v, masked, new Map()).weights;
+  const slimmed = model.slim();
+  return { model: slimmed, opt: new AdamW(slimmed.parameters(), options, { t: state.t, m, v }), mapping };
 }
 
 /** Mean loss over up to `batches` held-out batches. */
@@ -266,18 +281,12 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
   };
 
   const slim = (): void => {
-    const masked = new Set(model.maskedGroups());
-    if (masked.size === 0) return;
-    const state = opt.exportState();
-    const mapping = slimIdMapping(model.config, masked);
-    const m = slimWeights(model.config, state.m, masked, new Map()).weights;
-    const v = slimWeights(model.config, state.v, masked, new Map()).weights;
-    const slimmed = model.slim();
+    if (model.maskedGroups().length === 0) return;
+    const next = slimWithState(model, opt, spec.optimizer);
     opt.dispose();
     model.dispose();
-    model = slimmed;
-    opt = new AdamW(model.parameters(), spec.optimizer, { t: state.t, m, v });
-    accumulator?.remap(mapping);
+    ({ model, opt } = next);
+    accumulator?.remap(next.mapping);
     for (const k of keep.values()) k.dispose();
     tracker = new PruneTracker(model);
     keep = tracker.keepTensors();
