@@ -110,6 +110,7 @@ export function headKvMap(l: LayerShape): number[] {
 /** Whether every layer has the standard shape (then config.json stays a plain LlamaForCausalLM config). */
 export function isUniform(c: ModelConfig): boolean {
   if (c.layers === undefined) return true;
+  if (c.nKvHeads === 0 ? c.nHeads !== 0 : c.nHeads % c.nKvHeads !== 0) return false;
   return c.layers.every((l) => {
     if (l.nHeads !== c.nHeads || l.nKvHeads !== c.nKvHeads || l.hiddenDim !== c.hiddenDim) return false;
     if (!l.headKvMap) return true;

@@ -43,18 +43,22 @@ export const batchMatMul = tf.customGrad(custom((a: T, b: T, save: tf.GradSaveFu
 })) as unknown as <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
 
 /** Token embedding lookup: rows of E [vocab, dim] for flat ids [n]; exact gradient by scatter-add. */
-export function embedding(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
-  const lookup = tf.customGrad(custom((e: T, save: tf.GradSaveFunc) => {
-    save([e]);
-    const value = tf.gather(e as tf.Tensor2D, ids);
+const lookup = tf.customGrad(
+  custom((e: T, ids: T, save: tf.GradSaveFunc) => {
+    // ids go through save() so they outlive the forward's tidy scope until the backward pass
+    save([e, ids]);
+    const value = tf.gather(e as tf.Tensor2D, ids as tf.Tensor1D);
     const gradFunc = (dy: T, saved: T[]): T[] => {
-      const shape = saved[0]!.shape as [number, number];
+      const [es, idsSaved] = saved as [tf.Tensor2D, tf.Tensor1D];
       // scatterND sums updates for repeated ids, which is exactly dE = onehot(ids)ᵀ · dy.
-      return [tf.scatterND(tf.reshape(ids, [-1, 1]), dy, shape)];
+      return [tf.scatterND(tf.reshape(idsSaved, [-1, 1]), dy, es.shape), tf.zerosLike(idsSaved)];
     };
     return { value, gradFunc };
-  }));
-  return lookup(table) as tf.Tensor2D;
+  }),
+);
+
+export function embedding(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
+  return lookup(table, ids) as tf.Tensor2D;
 }
 
 /**
