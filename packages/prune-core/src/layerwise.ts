@@ -179,7 +179,7 @@ function blockScores(model: CausalLM, stats: Map<string, LayerStatistics>, salie
       param: s.linear.param,
       rows: s.linear.outFeatures,
       cols: s.linear.inFeatures,
-      weight: model.readWeight(s.linear.param),
+      weight: model.readWeight(s.linear.param).slice(),
       activationSquares: s.activationSquares,
       tokens: s.tokens,
     };
@@ -245,7 +245,8 @@ export async function pruneLayerwise(model: CausalLM, method: LayerwiseMethod, o
           if (calibrated && !layerStats) {
             throw new TopiaryError('E_INTERNAL', `no calibration input reached ${linear.param}`, { where: method.name });
           }
-          const out = method.apply({ linear, weight: model.readWeight(linear.param), stats: layerStats, sparsity }, ctx);
+          // a copy: the method may modify it in place, and readWeight may hand out the engine's own buffer
+          const out = method.apply({ linear, weight: model.readWeight(linear.param).slice(), stats: layerStats, sparsity }, ctx);
           model.writeWeight(linear.param, out.weight);
           model.setElementMask(linear.param, out.keep);
           pruned.push(linear);

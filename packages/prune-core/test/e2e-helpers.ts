@@ -1,0 +1,93 @@
+/**
+ * End-to-end helpers shared by the pruners' tests: the shipped stories260K model on the wasm backend, the
+ * calibration/eval windows dumped by bench/prune/fixture.script.ts, and the PyTorch reference's results on them.
+ */
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { createWasmBackend } from '@topiary/backend-wasm';
+import { EventBus, resolveNamed, createContainer, Tokens, type CausalLM, type PruneContext, type Saliency, type TensorBackend } from '@topiary/kernel';
+import { loadModel } from '@topiary/model-llama';
+import saliencyPlugin from '@topiary/saliency-basic';
+import { readFileSync } from 'node:fs';
+import { repoRoot, unpackBits, countDiff } from './fixture.js';
+
+export const MODEL_DIR = join(repoRoot, 'assets', 'models', 'stories260K-hf');
+
+export interface CalibrationFixture {
+  samples: number;
+  seqLen: number;
+  calibration: number[][];
+  eval: number[][];
+}
+
+export interface E2ERun {
+  method: string;
+  sparsity: number;
+  pattern: string | null;
+  owl: boolean;
+  perplexity: number;
+  measuredSparsity: number;
+  layerSparsity: number[];
+  outlierRatios: number[] | null;
+  masks?: Record<string, string>;
+}
+
+export interface E2EReference {
+  dense: number;
+  runs: Record<string, E2ERun>;
+}
+
+export const fixture = JSON.parse(readFileSync(join(repoRoot, 'bench', 'reference', 'fixtures', 'prune_calibration.json'), 'utf8')) as CalibrationFixture;
+export const e2eReference = JSON.parse(readFileSync(join(repoRoot, 'bench', 'reference', 'outputs', 'prune_e2e.json'), 'utf8')) as E2EReference;
+
+let backend: TensorBackend | undefined;
+
+export async function wasmBackend(): Promise<TensorBackend> {
+  if (!backend) {
+    backend = createWasmBackend();
+    await backend.init();
+  }
+  return backend;
+}
+
+/** A PruneContext on the wasm backend with the fixture's calibration windows and the basic saliencies. */
+export async function pruneContext(events = new EventBus()): Promise<PruneContext> {
+  const container = createContainer();
+  saliencyPlugin.register(container, {});
+  return {
+    backend: await wasmBackend(),
+    events,
+    calibration: fixture.calibration.map((w) => Int32Array.from(w)),
+    saliency: (name: string): Saliency => resolveNamed(container, Tokens.Saliency, name, 'saliency', '--saliency'),
+  };
+}
+
+export async function loadShipped(): Promise<CausalLM> {
+  await wasmBackend();
+  return loadModel(MODEL_DIR);
+}
+
+/** exp(mean next-token NLL) over the fixture's eval windows — the reference's protocol. */
+export function evalPerplexity(model: CausalLM): number {
+  let total = 0;
+  let windows = 0;
+  for (let s = 0; s < fixture.eval.length; s += 8) {
+    const batch = fixture.eval.slice(s, s + 8);
+    const loss = tf.tidy(() => model.loss(tf.tensor2d(batch.flat(), [batch.length, batch[0]!.length], 'int32')));
+    total += loss.dataSync()[0]! * batch.length;
+    loss.dispose();
+    windows += batch.length;
+  }
+  return Math.exp(total / windows);
+}
+
+/** Number of weights whose pruned/kept status differs from the reference's mask, per parameter. */
+export function maskDifferences(model: CausalLM, masks: Record<string, string>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [param, bits] of Object.entries(masks)) {
+    const w = model.readWeight(param);
+    const keep = Uint8Array.from(w, (v) => (v === 0 ? 0 : 1));
+    out.set(param, countDiff(keep, unpackBits(bits, w.length)));
+  }
+  return out;
+}
