@@ -5,6 +5,7 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  activateBackend as activateTensorBackend,
   createContainer,
   discoverPlugins,
   EventBus,
@@ -15,6 +16,7 @@ import {
   renderJsonLines,
   selectPlugins,
   Tokens,
+  type BackendChoice,
   type DependencyContainer,
   type DiscoveredPlugin,
   type TopiaryPlugin,
@@ -49,6 +51,11 @@ export interface RunContext {
   events: EventBus;
   plugins: TopiaryPlugin[];
   installed: DiscoveredPlugin[];
+  /**
+   * Select the tensor backend named by `--backend` (or `auto`), initialise it, and log which one runs and why.
+   * Commands that compute call this once before touching tensors.
+   */
+  activateBackend(): Promise<BackendChoice>;
   /** Stop rendering events. */
   close(): void;
 }
@@ -73,5 +80,11 @@ export async function createRunContext(options: GlobalOptions, required: readonl
   const stop = options.json
     ? renderJsonLines(events, process.stderr, { quiet: true, debug: options.debug })
     : renderAuto(events, process.stderr, { quiet: options.quiet, debug: options.debug });
-  return { options, container, events, plugins, installed, close: stop };
+  const activateBackend = async (): Promise<BackendChoice> => {
+    const choice = await activateTensorBackend(container, options.backend);
+    events.log('info', choice.message);
+    for (const note of choice.backend.capabilities().notes) events.log('debug', `backend ${choice.backend.name}: ${note}`);
+    return choice;
+  };
+  return { options, container, events, plugins, installed, activateBackend, close: stop };
 }
