@@ -2,7 +2,9 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../context.js';
 import { registerPlugins } from './plugins.js';
+import { registerInspect } from './inspect.js';
+import { registerGenerate } from './generate.js';
 
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => void;
 
-export const commands: readonly RegisterCommand[] = [registerPlugins];
+export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate];

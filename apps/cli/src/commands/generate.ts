@@ -1,0 +1,81 @@
+/** `topiary generate --model PATH --prompt "…"`: sample a continuation with a KV cache. */
+import { InvalidArgumentError, type Command } from 'commander';
+import { activateBackend } from '@topiary/kernel';
+import { generate } from '@topiary/model-llama';
+import { createRunContext, type GlobalOptions } from '../context.js';
+import { MODEL_FLAGS_HELP, addModelFlags, loadModelFromFlags, type ModelFlags } from '../model-args.js';
+
+interface GenerateFlags extends ModelFlags {
+  prompt: string;
+  maxTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  seed?: number;
+}
+
+function number(kind: 'int' | 'float', min: number, max = Infinity) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || (kind === 'int' && !Number.isInteger(n)) || n < min || n > max) {
+      throw new InvalidArgumentError(`must be ${kind === 'int' ? 'an integer' : 'a number'} in [${min}, ${max}]`);
+    }
+    return n;
+  };
+}
+
+export function registerGenerate(program: Command, globals: () => GlobalOptions): void {
+  addModelFlags(program.command('generate').description('Generate text from a prompt (greedy or sampled, seeded)'))
+    .option('--prompt <text>', 'text to continue (BOS is prepended)', '')
+    .option('--max-tokens <n>', 'tokens to generate at most', number('int', 1), 128)
+    .option('--temperature <t>', '0 = greedy; higher = more random', number('float', 0), 0)
+    .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', number('int', 0), 0)
+    .option('--top-p <p>', 'sample among the smallest set reaching probability p', number('float', 0, 1), 1)
+    .option('--seed <n>', 'sampling seed (default: the global --seed)', number('int', 0))
+    .addHelpText(
+      'after',
+      `${MODEL_FLAGS_HELP}
+The prompt and its continuation go to stdout; with --json one object {prompt, text, fullText, ids, tokens, seconds}.
+
+Examples:
+  $ topiary generate --model assets/models/stories260K-hf --prompt "Once upon a time"
+  $ topiary generate --model assets/models/stories260K/stories260K.bin --tokenizer assets/models/stories260K/tok512.bin \\
+      --prompt "Lily went" --temperature 0.8 --top-p 0.9 --seed 7 --max-tokens 200
+  $ topiary --backend cpu generate --model runs/example/model --prompt "The cat" --json`,
+    )
+    .action(async (flags: GenerateFlags) => {
+      const g = globals();
+      const ctx = await createRunContext(g);
+      try {
+        const choice = await activateBackend(ctx.container, g.backend);
+        ctx.events.log('info', choice.message);
+        const loaded = await loadModelFromFlags(flags, { needTokenizer: true });
+        const tokenizer = loaded.tokenizer!;
+        try {
+          const promptIds = tokenizer.encode(flags.prompt, { bos: true });
+          const started = performance.now();
+          const ids = generate(loaded.model, promptIds, {
+            maxTokens: flags.maxTokens,
+            temperature: flags.temperature,
+            topK: flags.topK,
+            topP: flags.topP,
+            seed: flags.seed ?? g.seed,
+          });
+          const seconds = (performance.now() - started) / 1000;
+          const textIds = ids[ids.length - 1] === loaded.model.config.eosId ? ids.slice(0, -1) : ids;
+          const text = tokenizer.decode(textIds);
+          const fullText = tokenizer.decode([...promptIds.filter((id) => id !== tokenizer.bosId), ...textIds]);
+          ctx.events.log('info', `${ids.length} tokens in ${seconds.toFixed(2)} s (${(ids.length / seconds).toFixed(1)} tokens/s)`);
+          if (g.json) {
+            process.stdout.write(`${JSON.stringify({ prompt: flags.prompt, text, fullText, ids, tokens: ids.length, seconds })}\n`);
+          } else {
+            process.stdout.write(`${fullText}\n`);
+          }
+        } finally {
+          loaded.model.dispose();
+        }
+      } finally {
+        ctx.close();
+      }
+    });
+}
