@@ -4,7 +4,9 @@ import type { GlobalOptions } from '../context.js';
 import { registerPlugins } from './plugins.js';
 import { registerInspect } from './inspect.js';
 import { registerGenerate } from './generate.js';
+import { registerPrune } from './prune.js';
+import { registerTrain } from './train.js';
 
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => void;
 
-export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate];
+export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune, registerTrain];
