@@ -5,8 +5,7 @@ import { registerPlugins } from './plugins.js';
 import { registerInspect } from './inspect.js';
 import { registerGenerate } from './generate.js';
 import { registerPrune } from './prune.js';
-import { registerTrain } from './train.js';
 
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => void;
 
-export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune, registerTrain];
+export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune];
