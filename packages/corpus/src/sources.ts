@@ -205,7 +205,7 @@ function listFiles(dir: string): string[] {
   for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     if (entry.name.startsWith('.')) continue;
     const full = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...listFiles(full));
+    if (entry.isDirectory()) for (const f of listFiles(full)) out.push(f);
     else if (entry.isFile()) out.push(full);
   }
   return out;

@@ -158,7 +158,7 @@ export class Llama2cTokenizer implements Tokenizer {
         if (id !== undefined) ids.push(id);
         else for (const b of bytes) ids.push(b + 3);
       }
-      out.push(...this.merge(ids));
+      for (const id of this.merge(ids)) out.push(id); // no spread: a whole file can be millions of ids
     }
     if (options.eos) out.push(this.eosId);
     return out;
