@@ -32,6 +32,9 @@ export function buildProgram(): Command {
     .option('--plugin <path>', 'load a plugin from a folder or file (needs --allow-plugin-path)', collect, [])
     .option('--allow-plugin-path', 'allow --plugin to load code from a path', false)
     .showHelpAfterError('(run with --help for usage)')
+    // before any subcommand exists: commander copies these settings into each command when it is created,
+    // so usage errors in subcommands also return (exit 2) instead of calling process.exit
+    .exitOverride()
     .addHelpText(
       'after',
       `
@@ -50,7 +53,6 @@ Examples:
 /** Run the CLI; resolves to the exit code instead of exiting, so tests can call it in-process. */
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return 0;

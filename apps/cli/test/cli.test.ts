@@ -42,6 +42,12 @@ describe('topiary CLI', () => {
     expect(r.stderr).toContain('must be a non-negative integer');
   });
 
+  it('usage errors inside a subcommand also exit 2 (missing required option)', async () => {
+    const r = await run(['inspect']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--model');
+  });
+
   it('plugins --json prints one JSON object with the kernel version', async () => {
     const r = await run(['--json', 'plugins']);
     expect(r.code).toBe(0);
