@@ -5,7 +5,8 @@ import { registerPlugins } from './plugins.js';
 import { registerInspect } from './inspect.js';
 import { registerGenerate } from './generate.js';
 import { registerPrune } from './prune.js';
+import { registerEval } from './eval.js';
 
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => void;
 
-export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune];
+export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune, registerEval];

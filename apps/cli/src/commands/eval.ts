@@ -1,0 +1,107 @@
+/** `topiary eval --model PATH --perplexity FILE… --tasks NAME…`: perplexity and zero-shot tasks, one or more models. */
+import { join } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { activateBackend, TopiaryError, writeFileAtomic, writeJsonAtomic } from '@topiary/kernel';
+import { compareMarkdown, defaultTaskRegistry, reportToJson, reportToMarkdown, type EvalReport } from '@topiary/eval';
+import { evaluateModel } from '@topiary/evaluator';
+import { createRunContext, type GlobalOptions } from '../context.js';
+import { MODEL_FLAGS_HELP, addModelFlags, loadModelFromFlags, type ModelFlags } from '../model-args.js';
+
+interface EvalFlags extends ModelFlags {
+  perplexity?: string[];
+  tasks?: string[];
+  limit?: number;
+  stride?: number;
+  seqlen?: number;
+  batchSize: number;
+  compare?: string[];
+  predictions: boolean;
+  listTasks: boolean;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+export function registerEval(program: Command, globals: () => GlobalOptions): void {
+  addModelFlags(program.command('eval').description('Evaluate models: perplexity on text files and zero-shot multiple-choice tasks'))
+    .option('--perplexity <files...>', 'text files to compute perplexity on (the whole file, BOS in front)')
+    .option('--tasks <names...>', 'zero-shot tasks (see --list-tasks)')
+    .option('--limit <n>', 'at most n windows per text file and n items per task (quick runs)', positiveInt)
+    .option('--seqlen <L>', "perplexity window length (default: the model's context length)", positiveInt)
+    .option('--stride <S>', 'sliding-window stride S ≤ L (default: non-overlapping windows)', positiveInt)
+    .option('--batch-size <n>', 'sequences per forward pass', positiveInt, 8)
+    .option('--compare <models...>', 'more models to evaluate the same way and show side by side (e.g. pruned copies)')
+    .option('--predictions', 'include per-item predictions in the JSON', false)
+    .option('--list-tasks', 'list the known tasks and exit', false)
+    .addHelpText(
+      'after',
+      `${MODEL_FLAGS_HELP}
+Perplexity: non-overlapping windows of --seqlen tokens (each scores all but its first token; the tail is dropped),
+or with --stride S the Hugging Face sliding-window protocol (each token scored once, with ≥ L−S tokens of context).
+Tasks are scored as lm-eval-harness does (log-likelihood of each choice; acc and acc_norm by choice length).
+Task data is read from $TOPIARY_EVAL_DATA, the subsets shipped with @topiary/eval, or ../shared/data/eval.
+With --json, stdout is one object {"perplexity": {FILE: {ppl, tokens, …}}, "tasks": {NAME: {acc, acc_norm, n, …}}}
+(plus "models": [...] and "comparison" with --compare). With --out DIR, eval.json and eval.md are written there.
+
+Examples:
+  $ topiary eval --model assets/models/stories260K-hf --perplexity assets/data/tinystories_val_head.txt --limit 20
+  $ topiary eval --model assets/models/stories260K-hf --tasks hellaswag-mini arc-easy-dev-mini --json
+  $ topiary eval --model assets/models/stories260K/stories260K.bin --tokenizer assets/models/stories260K/tok512.bin \\
+      --perplexity ../shared/data/text/wikitext2_wiki.test.raw --seqlen 256 --stride 128
+  $ topiary eval --model dense/ --compare pruned/ --tasks piqa hellaswag --limit 200
+  $ topiary eval --list-tasks`,
+    )
+    .action(async (flags: EvalFlags) => {
+      const g = globals();
+      const registry = defaultTaskRegistry();
+      if (flags.listTasks) {
+        const tasks = registry.list();
+        if (g.json) process.stdout.write(`${JSON.stringify({ tasks: tasks.map((t) => ({ name: t.name, description: t.description, dataFile: t.dataFile, source: t.source })) })}\n`);
+        else for (const t of tasks) process.stdout.write(`  ${t.name.padEnd(20)} ${t.description}\n`);
+        return;
+      }
+      const files = flags.perplexity ?? [];
+      const taskNames = flags.tasks ?? [];
+      if (files.length === 0 && taskNames.length === 0) {
+        throw new TopiaryError('E_USAGE', 'nothing to evaluate', { where: '--perplexity/--tasks', hint: 'give --perplexity FILE… and/or --tasks NAME… (see --list-tasks)' });
+      }
+      for (const name of taskNames) registry.get(name); // unknown names fail before loading anything
+      if (flags.stride !== undefined && flags.seqlen !== undefined && flags.stride > flags.seqlen) {
+        throw new TopiaryError('E_USAGE', `must not exceed --seqlen ${flags.seqlen}, got ${flags.stride}`, { where: '--stride' });
+      }
+      const ctx = await createRunContext(g);
+      try {
+        const choice = await activateBackend(ctx.container, g.backend);
+        ctx.events.log('info', choice.message);
+        const spec = { perplexity: files, tasks: taskNames, seqLen: flags.seqlen, stride: flags.stride, registry };
+        const evalCtx = { events: ctx.events, limit: flags.limit, batchSize: flags.batchSize };
+        const reports: EvalReport[] = [];
+        for (const modelPath of [flags.model, ...(flags.compare ?? [])]) {
+          const loaded = await loadModelFromFlags({ model: modelPath, tokenizer: flags.tokenizer }, { needTokenizer: true });
+          try {
+            reports.push(await evaluateModel({ name: loaded.modelPath, model: loaded.model, tokenizer: loaded.tokenizer! }, spec, evalCtx));
+          } finally {
+            loaded.model.dispose();
+          }
+        }
+        const json = reportToJson(reports[0]!, { predictions: flags.predictions });
+        const comparison = reports.length > 1 ? compareMarkdown(reports) : '';
+        const out = {
+          ...json,
+          ...(reports.length > 1 ? { models: reports.map((r) => reportToJson(r, { predictions: flags.predictions })), comparison } : {}),
+        };
+        const markdown = `${reports.map(reportToMarkdown).join('\n')}${comparison ? `\n${comparison}` : ''}`;
+        if (g.out) {
+          writeJsonAtomic(join(g.out, 'eval.json'), out);
+          writeFileAtomic(join(g.out, 'eval.md'), markdown);
+          ctx.events.log('info', `wrote ${join(g.out, 'eval.json')} and eval.md`);
+        }
+        process.stdout.write(g.json ? `${JSON.stringify(out)}\n` : markdown);
+      } finally {
+        ctx.close();
+      }
+    });
+}
