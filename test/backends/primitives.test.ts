@@ -8,7 +8,8 @@
  *   cholesky, choleskyInverse, upperCholeskyOfInverse (float64)                      ≤ 1e-10 (closed forms), ≤ 1e-9 (identities on n = 40)
  *   masks                                                                            exact counts and positions
  */
-import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { TopiaryError } from '@topiary/kernel';
 import { backendsUnderTest, hostMatMul, hostTranspose, maxAbsDiff, relDiff, uniform } from './harness.js';
 
@@ -47,6 +48,14 @@ function identity(n: number): Float64Array {
 for (const { label, backend, skip } of backends) {
   describe.skipIf(skip !== undefined)(`conformance primitives: ${label}`, () => {
     const p = backend.primitives;
+    // Active engine, as in a real run: some backends (wasm) run primitives on their engine when it is active.
+    beforeAll(async () => {
+      await backend.init();
+    });
+
+    it('runs with its engine active', () => {
+      expect(tf.getBackend()).toBe(backend.engine);
+    });
 
     it('accumulateGram equals the explicit XᵀX and accumulates across calls (several 256-row blocks)', () => {
       const [n, d] = [700, 24];

@@ -5,9 +5,10 @@
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
-import { genericPrimitives, TopiaryError, type BackendAvailability, type BackendCapabilities, type TensorBackend } from '@topiary/kernel';
+import { TopiaryError, type BackendAvailability, type BackendCapabilities, type TensorBackend } from '@topiary/kernel';
 import { installFastBatchMatMul } from './kernels/batch-matmul.js';
 import { installMissingKernels } from './kernels/unsorted-segment-sum.js';
+import { wasmPrimitives } from './primitives.js';
 
 export interface WasmBackendOptions {
   /**
@@ -24,7 +25,8 @@ export class WasmBackend implements TensorBackend {
   readonly engine = 'wasm';
   /** Above cpu/gpujs (no GPU here), below the native backends when they load. */
   readonly priority = 50;
-  readonly primitives = genericPrimitives;
+  /** Gram and matmul on XNNPACK (when wasm is the active engine); the rest generic. */
+  readonly primitives = wasmPrimitives;
   private simd: boolean | undefined;
   private threaded = false;
   private readonly fastMatMul: boolean;
@@ -83,6 +85,7 @@ export class WasmBackend implements TensorBackend {
         ? 'BatchMatMul: transposes explicitly and splits batches into plain 2-D XNNPACK products (tfjs matmul gradients use transpose flags)'
         : 'BatchMatMul: stock tfjs kernel (transposed and batched products are slow)',
       'UnsortedSegmentSum added (gradient of gather / embedding lookup)',
+      'primitives: accumulateGram and matmul on XNNPACK (float32 blocks of 1024 rows summed in float64); the rest generic',
     ];
     return { device: 'cpu', threads: this.threaded ? 2 : 1, simd, float64: false, notes };
   }
