@@ -41,6 +41,8 @@ export interface ModelSpec {
   config?: Raw;
   /** A model to start from (HF folder, .safetensors, llama2.c .bin). */
   from?: string;
+  /** A config.json (or a folder holding one) whose shape — per-layer sizes included — is trained from scratch. */
+  architecture?: string;
 }
 
 export interface DataSpec {
@@ -114,6 +116,13 @@ function named(raw: unknown, where: string, fallback: string | undefined, nameKe
   return { name: name === undefined && fallback !== undefined ? fallback : checkString(name, fieldPath(where, nameKey)), options, where };
 }
 
+/** `"10%"` of `steps` (at least 1), or a plain positive integer. */
+function stepsOrShare(raw: Raw, key: string, where: string, fallback: number, steps: number): number {
+  const v = raw[key];
+  if (typeof v === 'string' && /^\s*\d+(\.\d+)?\s*%\s*$/.test(v)) return Math.max(1, Math.round((steps * Number(v.trim().slice(0, -1))) / 100));
+  return positiveInt(raw, key, where, fallback);
+}
+
 function positiveInt(raw: Raw, key: string, where: string, fallback: number): number {
   return optionalNumber(raw, key, where, fallback, { integer: true, min: 1 });
 }
@@ -139,6 +148,9 @@ export function validateTrainStage(
     if (r.from !== undefined) {
       rejectUnknownKeys(r, modelWhere, ['from']);
       model = { from: requiredString(r, 'from', modelWhere) };
+    } else if (r.architecture !== undefined) {
+      rejectUnknownKeys(r, modelWhere, ['architecture']);
+      model = { architecture: requiredString(r, 'architecture', modelWhere) };
     } else {
       rejectUnknownKeys(r, modelWhere, ['vocabSize', 'dim', 'nLayers', 'nHeads', 'nKvHeads', 'headDim', 'hiddenDim', 'maxSeqLen', 'normEps', 'ropeTheta', 'tiedEmbeddings', 'bosId', 'eosId']);
       for (const k of ['vocabSize', 'dim', 'nLayers', 'nHeads', 'hiddenDim']) optionalNumber(r, k, modelWhere, 1, { integer: true, min: 1 });
@@ -170,6 +182,10 @@ export function validateTrainStage(
       : positiveInt(raw, 'steps', where, 100);
   // lr: the schedule's own fields are validated by the scheduler plugin; `total` defaults to the run's steps
   const lr = named(raw.lr ?? { schedule: 'constant', lr: 1e-3 }, fieldPath(where, 'lr'), 'constant', 'schedule');
+  for (const key of ['warmup', 'decaySteps']) {
+    const v = lr.options[key];
+    if (typeof v === 'string' && /^\s*\d+(\.\d+)?\s*%\s*$/.test(v)) lr.options = { ...lr.options, [key]: Math.round((steps * Number(v.trim().slice(0, -1))) / 100) };
+  }
   const schedulesNeedingTotal = ['cosine', 'wsd'];
   if (schedulesNeedingTotal.includes(lr.name) && lr.options.total === undefined) lr.options = { ...lr.options, total: steps };
   // optimizer
@@ -200,9 +216,9 @@ export function validateTrainStage(
     steps,
     lr,
     optimizer,
-    evalEvery: positiveInt(ev, 'every', evWhere, Math.max(1, Math.ceil(steps / 10))),
+    evalEvery: stepsOrShare(ev, 'every', evWhere, Math.max(1, Math.ceil(steps / 10)), steps),
     evalBatches: positiveInt(ev, 'batches', evWhere, 8),
-    checkpointEvery: positiveInt(ck, 'every', ckWhere, Math.max(1, Math.ceil(steps / 10))),
+    checkpointEvery: stepsOrShare(ck, 'every', ckWhere, Math.max(1, Math.ceil(steps / 10)), steps),
     keepCheckpoints: positiveInt(ck, 'keep', ckWhere, 2),
     guardEvery: positiveInt(raw, 'guardEvery', where, 1),
     resume: optionalBoolean(raw, 'resume', where, true),
@@ -220,6 +236,15 @@ function validatePrune(rawPrune: unknown, where: string, steps: number): PruneSp
   }
   const schedule = named(p.schedule, fieldPath(where, 'schedule'), undefined);
   const scheduleWhere = schedule.where;
+  // Steps may be written as a share of the run ("10%"), so one recipe scales with its token budget.
+  for (const key of ['start', 'end', 'at', 'every']) {
+    const v = schedule.options[key];
+    if (typeof v === 'string' && /^\s*\d+(\.\d+)?\s*%\s*$/.test(v)) {
+      const pct = Number(v.trim().slice(0, -1));
+      if (pct > 100) fail(fieldPath(scheduleWhere, key), `must be at most 100%, got ${v}`);
+      schedule.options = { ...schedule.options, [key]: Math.max(key === 'every' ? 1 : 0, Math.round((steps * pct) / 100)) };
+    }
+  }
   // Where the schedule ends, checked against the budget here (the scheduler validates the rest).
   const end = schedule.name === 'one-shot' ? schedule.options.at : schedule.options.end;
   if (end !== undefined) {

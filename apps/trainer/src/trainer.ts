@@ -16,8 +16,8 @@
  * equals an uninterrupted run's. Local OBS-style compensation of the touched layers after masking is not
  * implemented yet (the EfficientLLM summary mentions it; marked *unverified* there).
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
   resolveAllOrNone,
@@ -33,7 +33,7 @@ import {
   type Scheduler,
 } from '@topiary/kernel';
 import { loadTokenizer } from '@topiary/corpus';
-import { configToHf, createLlama, LlamaModel, loadModel, makeConfig, saveModel, slimWeights, type CreateConfig } from '@topiary/model-llama';
+import { configToHf, readHfConfig, createLlama, LlamaModel, loadModel, makeConfig, saveModel, slimWeights, type CreateConfig } from '@topiary/model-llama';
 import { builtinSchedulers } from './builtins.js';
 import { AccumulatorToken, builtinAccumulators, type SaliencyAccumulator } from './accumulators.js';
 import { cleanCheckpointLeftovers, loadLatestCheckpoint, pruneOldCheckpoints, writeCheckpoint, type CheckpointData } from './checkpoint.js';
@@ -216,7 +216,11 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
     events.log('info', `resumed from checkpoint step ${ck.step}`);
   } else {
     if (spec.model.from) model = await loadModel(spec.model.from, { tokenizer, tokenizerFile: spec.data.tokenizer });
-    else model = createLlama(makeConfig(spec.model.config as unknown as CreateConfig, 'model'), { seed: spec.seed });
+    else if (spec.model.architecture) {
+      const file = spec.model.architecture;
+      if (!existsSync(file)) throw new TopiaryError('E_IO', 'architecture config not found', { where: file, hint: 'give a config.json or a model folder (e.g. <run>/model)' });
+      model = createLlama(readHfConfig(statSync(file).isDirectory() ? file : dirname(file)), { seed: spec.seed });
+    } else model = createLlama(makeConfig(spec.model.config as unknown as CreateConfig, 'model'), { seed: spec.seed });
     if (model.config.vocabSize !== tokenizer.vocabSize) {
       throw new TopiaryError('E_CONFIG', `the model's vocabulary (${model.config.vocabSize}) differs from the tokenizer's (${tokenizer.vocabSize})`, {
         where: 'model.vocabSize',
