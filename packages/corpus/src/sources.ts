@@ -112,18 +112,22 @@ export async function* readTextChunks(path: string, chunkSize = 65536): AsyncGen
 /** Split streamed text into blank-line separated documents. */
 async function* blankLineDocuments(chunks: AsyncIterable<string>): AsyncGenerator<string> {
   let buffer = '';
-  const separator = /\n[ \t\r]*\n/;
+  const separator = /\n[ \t\r]*\n/g;
   const clean = (s: string) => s.replace(/\r\n/g, '\n').replace(/^[\r\n]+|[\r\n]+$/g, '');
   for await (const chunk of chunks) {
     buffer += chunk;
+    let start = 0;
+    separator.lastIndex = 0;
     for (;;) {
       const m = separator.exec(buffer);
       // Keep the last separator's run open: more blank lines may follow in the next chunk.
       if (!m || m.index + m[0].length >= buffer.length) break;
-      const doc = clean(buffer.slice(0, m.index));
-      buffer = buffer.slice(m.index + m[0].length);
+      const doc = clean(buffer.slice(start, m.index));
+      start = m.index + m[0].length;
+      separator.lastIndex = start;
       if (doc.trim() !== '') yield doc;
     }
+    buffer = buffer.slice(start);
   }
   const last = clean(buffer);
   if (last.trim() !== '') yield last;
@@ -153,12 +157,14 @@ export async function* readLines(path: string, chunkSize?: number): AsyncGenerat
   let number = 0;
   for await (const chunk of readTextChunks(path, chunkSize)) {
     buffer += chunk;
+    let start = 0; // a cursor, so each chunk is copied once, not once per line
     let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
+    while ((nl = buffer.indexOf('\n', start)) >= 0) {
       number++;
-      yield { line: buffer.slice(0, nl).replace(/\r$/, ''), number };
-      buffer = buffer.slice(nl + 1);
+      yield { line: buffer.slice(start, nl).replace(/\r$/, ''), number };
+      start = nl + 1;
     }
+    buffer = buffer.slice(start);
   }
   if (buffer !== '') yield { line: buffer.replace(/\r$/, ''), number: number + 1 };
 }

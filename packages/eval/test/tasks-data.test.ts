@@ -1,0 +1,25 @@
+/** Every built-in task parses every record of its real data file (shared data; skipped with a reason when absent). */
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { hasSharedData, sharedData, sharedDataSkipReason } from '../../../test/data.js';
+import { builtinTasks, loadTaskItems } from '../src/index.js';
+
+const expected: Record<string, number> = {
+  piqa: 1838, hellaswag: 10042, 'arc-easy': 2376, 'arc-challenge': 1172, 'arc-easy-dev': 570, 'arc-challenge-dev': 299,
+  winogrande: 1267, boolq: 3270, openbookqa: 500, siqa: 1954, 'hellaswag-mini': 100, 'arc-easy-dev-mini': 200,
+};
+
+describe.skipIf(!hasSharedData)('task data files (MANIFEST §4)', () => {
+  sharedDataSkipReason('the full task data files');
+  for (const task of builtinTasks) {
+    it(`${task.name}: all ${expected[task.name]} items parse, labels in range, choices non-empty`, async () => {
+      const { items } = await loadTaskItems(task, undefined, { dataDirs: [join(import.meta.dirname, '..', 'data'), join(sharedData, 'eval')] });
+      expect(items.length).toBe(expected[task.name]);
+      for (const item of items) {
+        expect(item.label).toBeGreaterThanOrEqual(0);
+        expect(item.label).toBeLessThan(item.requests.length);
+        for (const r of item.requests) expect(r.continuation.trim().length).toBeGreaterThan(0);
+      }
+    });
+  }
+});
