@@ -1,0 +1,142 @@
+/**
+ * Finding, diagnosing and loading the compiled addon (native/build/Release/topiary_blas.node). Nothing is built
+ * at install time: `pnpm --filter @topiary/backend-native build:native` builds it (node-gyp against the Node
+ * headers on this machine and Debian's libopenblas-dev; no download).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BackendAvailability } from '@topiary/kernel';
+
+/** What the addon exports (see native/topiary_blas.c). */
+export interface BlasAddon {
+  /**
+   * For i < batch: C_i = op(A_i)·op(B_i) + beta·C_i, row-major, op(A) [m, k], op(B) [k, n]; strides in elements
+   * (0 broadcasts). The arrays may be views onto the wasm heap: C is written in place.
+   */
+  sgemmStrided(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    batch: number,
+    a: Float32Array,
+    strideA: number,
+    b: Float32Array,
+    strideB: number,
+    c: Float32Array,
+    strideC: number,
+    beta?: number,
+  ): void;
+  setThreads(n: number): void;
+  info(): { config: string; corename: string; threads: number };
+}
+
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const ADDON_PATH = join(packageRoot, 'native', 'build', 'Release', 'topiary_blas.node');
+export const BUILD_COMMAND = 'pnpm --filter @topiary/backend-native build:native';
+
+const LIB_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib', '/opt/homebrew/opt/openblas/lib'];
+
+function findOnPath(names: readonly string[]): string | undefined {
+  for (const dir of (process.env['PATH'] ?? '').split(':')) {
+    for (const n of names) if (dir && existsSync(join(dir, n))) return join(dir, n);
+  }
+  return undefined;
+}
+
+export interface BuildPrerequisites {
+  /** libopenblas.so (the link-time library from libopenblas-dev). */
+  openblas: string | undefined;
+  /** A C compiler. */
+  compiler: string | undefined;
+  /** Node's N-API headers (node_api.h). */
+  nodeHeaders: string | undefined;
+}
+
+/** Which build prerequisites are present (none of this is needed once the addon is built, except libopenblas). */
+export function buildPrerequisites(): BuildPrerequisites {
+  const openblas = LIB_DIRS.map((d) => join(d, 'libopenblas.so')).find((p) => existsSync(p));
+  const compiler = findOnPath(['cc', 'gcc', 'clang']);
+  const nodeHeaderDirs = [join(dirname(dirname(process.execPath)), 'include', 'node'), '/usr/include/node', '/usr/local/include/node'];
+  const nodeHeaders = nodeHeaderDirs.find((d) => existsSync(join(d, 'node_api.h')));
+  return { openblas, compiler, nodeHeaders };
+}
+
+/** A one-line list of what is missing to build the addon, with the fix; undefined when nothing is. */
+export function missingPrerequisites(p: BuildPrerequisites = buildPrerequisites()): { reason: string; fix: string } | undefined {
+  const missing: string[] = [];
+  const apt: string[] = [];
+  if (!p.openblas) {
+    missing.push('libopenblas (libopenblas.so, from Debian/Ubuntu libopenblas-dev)');
+    apt.push('libopenblas-dev');
+  }
+  if (!p.compiler) {
+    missing.push('a C compiler (cc/gcc/clang)');
+    apt.push('gcc', 'make');
+  }
+  if (!p.nodeHeaders) {
+    missing.push("Node's headers (node_api.h)");
+    apt.push('libnode-dev');
+  }
+  if (missing.length === 0) return undefined;
+  return { reason: `missing ${missing.join(', ')}`, fix: `apt-get install ${apt.join(' ')}, then ${BUILD_COMMAND}` };
+}
+
+let cached: { addon: BlasAddon } | { error: string } | undefined;
+
+/**
+ * OpenBLAS 0.3.21 does not recognise every recent CPU and then runs its generic SSE3 ("Prescott") kernel, several
+ * times slower. When the user has not chosen a core type, name the one the CPU's flags support. Must run before
+ * the library loads (OpenBLAS reads the variable once, when it is loaded).
+ */
+function chooseCoreType(): string | undefined {
+  if (process.env['OPENBLAS_CORETYPE'] !== undefined) return undefined;
+  let flags = '';
+  try {
+    flags = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const core = /\bavx512f\b/.test(flags) && /\bavx512bw\b/.test(flags) ? 'SkylakeX' : /\bavx2\b/.test(flags) ? 'Haswell' : undefined;
+  if (core) process.env['OPENBLAS_CORETYPE'] = core;
+  return core;
+}
+
+/** Load the addon once per process; returns it or the reason it did not load (never throws). */
+export function loadAddon(): { addon: BlasAddon } | { error: string } {
+  if (cached) return cached;
+  if (!existsSync(ADDON_PATH)) return { error: `the addon is not built (${ADDON_PATH} is absent)` };
+  chooseCoreType();
+  try {
+    const addon = createRequire(import.meta.url)(ADDON_PATH) as BlasAddon;
+    cached = { addon };
+  } catch (err) {
+    cached = { error: `the addon failed to load: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  return cached;
+}
+
+/** Availability with the exact missing piece and its fix. */
+export function addonAvailability(): BackendAvailability {
+  if (!existsSync(ADDON_PATH)) {
+    const missing = missingPrerequisites();
+    if (missing) return { ok: false, reason: `the native addon is not built, and it cannot be: ${missing.reason}`, fix: missing.fix };
+    return {
+      ok: false,
+      reason: `the native addon is not built (${ADDON_PATH} is absent; it is opt-in and never built by pnpm install)`,
+      fix: `${BUILD_COMMAND} (node-gyp + libopenblas-dev, a few seconds, no download)`,
+    };
+  }
+  const r = loadAddon();
+  if ('error' in r) {
+    return {
+      ok: false,
+      reason: r.error,
+      fix: /libopenblas/.test(r.error) ? 'apt-get install libopenblas0-pthread (the runtime library), or rebuild: ' + BUILD_COMMAND : `rebuild it: ${BUILD_COMMAND}`,
+    };
+  }
+  return { ok: true };
+}

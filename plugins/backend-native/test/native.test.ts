@@ -1,0 +1,177 @@
+import { existsSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import { genericPrimitives, SeededRandom } from '@topiary/kernel';
+import { installFastBatchMatMul } from '@topiary/backend-wasm';
+import {
+  ADDON_PATH,
+  createNativeBackend,
+  installNativeBatchMatMul,
+  loadAddon,
+  missingPrerequisites,
+  nativeBatchMatMulInstalled,
+  nativePrimitives,
+  uninstallNativeBatchMatMul,
+  type BlasAddon,
+} from '../src/index.js';
+
+const built = existsSync(ADDON_PATH) && 'addon' in loadAddon();
+if (!built) {
+  console.log(`skipped: backend-native kernel tests need the compiled addon (${ADDON_PATH}); build it with \`pnpm --filter @topiary/backend-native build:native\``);
+}
+
+function randoms(n: number, rng: SeededRandom): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = rng.next() * 2 - 1;
+  return out;
+}
+
+/** float64 reference of op(A)·op(B) for one item. */
+function refProduct(a: Float32Array, b: Float32Array, m: number, k: number, n: number, ta: boolean, tb: boolean): Float64Array {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += a[ta ? p * m + i : i * k + p]! * b[tb ? j * k + p : p * n + j]!;
+      c[i * n + j] = s;
+    }
+  return c;
+}
+
+describe('backend-native: diagnostics (always run)', () => {
+  it('names every missing build prerequisite and the fix', () => {
+    const r = missingPrerequisites({ openblas: undefined, compiler: undefined, nodeHeaders: undefined });
+    expect(r?.reason).toBe("missing libopenblas (libopenblas.so, from Debian/Ubuntu libopenblas-dev), a C compiler (cc/gcc/clang), Node's headers (node_api.h)");
+    expect(r?.fix).toBe('apt-get install libopenblas-dev gcc make libnode-dev, then pnpm --filter @topiary/backend-native build:native');
+    expect(missingPrerequisites({ openblas: '/x/libopenblas.so', compiler: '/usr/bin/cc', nodeHeaders: '/usr/include/node' })).toBeUndefined();
+    const only = missingPrerequisites({ openblas: undefined, compiler: '/usr/bin/cc', nodeHeaders: '/usr/include/node' });
+    expect(only?.fix).toBe('apt-get install libopenblas-dev, then pnpm --filter @topiary/backend-native build:native');
+  });
+
+  it('available() is ok exactly when the addon loads, else says what is missing and how to fix it', async () => {
+    const a = await createNativeBackend().available();
+    if (built) expect(a.ok).toBe(true);
+    else {
+      expect(a.ok).toBe(false);
+      if (!a.ok) {
+        expect(a.reason).toContain('native addon is not built');
+        expect(a.fix).toMatch(/build:native|apt-get install/);
+      }
+    }
+  });
+});
+
+describe.skipIf(!built)('backend-native: OpenBLAS kernels', () => {
+  const blas = (built ? (loadAddon() as { addon: BlasAddon }).addon : undefined)!;
+
+  it('sgemmStrided matches a float64 product for every transpose flag, batches and broadcasting', () => {
+    const rng = new SeededRandom(1);
+    for (const [m, k, n] of [[3, 5, 4], [17, 33, 9], [64, 1, 31]] as const) {
+      for (const ta of [false, true])
+        for (const tb of [false, true]) {
+          const batch = 3;
+          const a = randoms(batch * m * k, rng);
+          const b = randoms(k * n, rng); // broadcast B (stride 0)
+          const c = new Float32Array(batch * m * n);
+          blas.sgemmStrided(ta, tb, m, n, k, batch, a, m * k, b, 0, c, m * n);
+          for (let i = 0; i < batch; i++) {
+            const ref = refProduct(a.subarray(i * m * k), b, m, k, n, ta, tb);
+            for (let j = 0; j < m * n; j++) expect(Math.abs(c[i * m * n + j]! - ref[j]!)).toBeLessThan(1e-5 * (1 + Math.abs(ref[j]!)) * Math.sqrt(k));
+          }
+        }
+    }
+  });
+
+  it('refuses arrays that are too short instead of reading past them', () => {
+    expect(() => blas.sgemmStrided(false, false, 4, 4, 4, 1, new Float32Array(15), 0, new Float32Array(16), 0, new Float32Array(16), 0)).toThrow(/past the end/);
+    expect(() => blas.sgemmStrided(false, false, 2, 2, 2, 1, new Float64Array(4) as unknown as Float32Array, 0, new Float32Array(4), 0, new Float32Array(4), 0)).toThrow(/Float32Array/);
+  });
+
+  it('primitives: Gram and matmul equal the generic float64 versions', () => {
+    const rng = new SeededRandom(2);
+    const prims = nativePrimitives(blas);
+    const n = 2100; // crosses two block boundaries
+    const d = 24;
+    const x = randoms(n * d, rng);
+    const acc = new Float64Array(d * d).fill(0.5);
+    const ref = new Float64Array(d * d).fill(0.5);
+    prims.accumulateGram(x, n, d, acc);
+    genericPrimitives.accumulateGram(x, n, d, ref);
+    for (let i = 0; i < d * d; i++) expect(Math.abs(acc[i]! - ref[i]!)).toBeLessThan(1e-3);
+    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) expect(acc[i * d + j]).toBe(acc[j * d + i]);
+    const a = randoms(7 * 11, rng);
+    const b = randoms(11 * 5, rng);
+    const c = prims.matmul(a, b, 7, 11, 5);
+    const cr = genericPrimitives.matmul(a, b, 7, 11, 5);
+    for (let i = 0; i < c.length; i++) expect(c[i]).toBeCloseTo(cr[i]!, 5);
+  });
+
+  it('the in-place wasm BatchMatMul equals the wasm kernel on every case a LLaMA uses, gradients included', async () => {
+    await createNativeBackend({ threads: 2 }).init();
+    expect(tf.getBackend()).toBe('wasm');
+    expect(nativeBatchMatMulInstalled()).toBe(true);
+    const rng = new SeededRandom(3);
+    const t = (shape: number[]) => tf.tensor(randoms(shape.reduce((p, q) => p * q, 1), rng), shape);
+    const cases: [number[], number[], boolean, boolean][] = [
+      [[40, 24], [24, 36], false, false],
+      [[40, 24], [36, 24], false, true],
+      [[24, 40], [24, 36], true, false],
+      [[24, 40], [36, 24], true, true],
+      [[6, 16, 8], [6, 8, 16], false, false], // attention scores
+      [[6, 16, 8], [6, 16, 8], false, true],
+      [[6, 8, 16], [6, 8, 16], true, false],
+      [[6, 16, 8], [8, 5], false, false], // B broadcast over the batch
+      [[1, 16, 8], [4, 8, 3], false, false], // A broadcast
+      [[2, 3, 5, 4], [2, 3, 4, 6], false, false], // rank 4
+      [[0, 4], [4, 3], false, false], // empty
+      [[3, 0], [0, 2], false, false], // k = 0
+    ];
+    const results: Float32Array[] = [];
+    for (const [sa, sb, ta, tb] of cases) {
+      const a = t(sa);
+      const b = t(sb);
+      results.push(tf.matMul(a, b, ta, tb).dataSync() as Float32Array);
+      a.dispose();
+      b.dispose();
+    }
+    uninstallNativeBatchMatMul();
+    expect(nativeBatchMatMulInstalled()).toBe(false);
+    installFastBatchMatMul();
+    const rng2 = new SeededRandom(3);
+    const t2 = (shape: number[]) => tf.tensor(randoms(shape.reduce((p, q) => p * q, 1), rng2), shape);
+    for (const [i, [sa, sb, ta, tb]] of cases.entries()) {
+      const a = t2(sa);
+      if (sa.at(-1) === 0) {
+        // k = 0: the empty sum is 0 (the wasm kernel leaves the output uninitialised here; ours writes zeros)
+        expect([...results[i]!]).toEqual([0, 0, 0, 0, 0, 0]);
+        t2(sb).dispose();
+        a.dispose();
+        continue;
+      }
+      const b = t2(sb);
+      const ref = tf.matMul(a, b, ta, tb).dataSync();
+      expect(results[i]!.length).toBe(ref.length);
+      for (let j = 0; j < ref.length; j++) expect(Math.abs(results[i]![j]! - ref[j]!), `case ${i} at ${j}`).toBeLessThan(1e-5);
+      a.dispose();
+      b.dispose();
+    }
+    // Gradients through the native kernel equal those through the wasm kernel.
+    const grad = () =>
+      tf.tidy(() => {
+        const r = new SeededRandom(9);
+        const a = tf.tensor2d(randoms(12 * 20, r), [12, 20]);
+        const b = tf.tensor2d(randoms(20 * 7, r), [20, 7]);
+        const g = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, y))))([a, b]);
+        return [g[0]!.dataSync() as Float32Array, g[1]!.dataSync() as Float32Array];
+      });
+    const stock = grad();
+    installNativeBatchMatMul(blas);
+    const native = grad();
+    for (let s = 0; s < 2; s++) for (let j = 0; j < stock[s]!.length; j++) expect(Math.abs(native[s]![j]! - stock[s]![j]!)).toBeLessThan(1e-4);
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      tf.matMul(tf.ones([8, 8]), tf.ones([8, 8]), true, false);
+    });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
