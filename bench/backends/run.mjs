@@ -29,7 +29,13 @@ function run(cmd, argv, options = {}) {
 const plugins = ['backend-wasm', 'backend-cpu', 'backend-gpujs', 'backend-node', 'backend-node-gpu'];
 if (!existsSync(join(root, 'plugins', 'backend-wasm', 'node_modules', '@tensorflow', 'tfjs'))) {
   log('installing dependencies (pnpm install --frozen-lockfile) ...');
-  execFileSync('pnpm', ['install', '--frozen-lockfile'], { cwd: root, stdio: 'inherit' });
+  try {
+    execFileSync('pnpm', ['install', '--frozen-lockfile'], { cwd: root, stdio: 'inherit' });
+  } catch {
+    // A lockfile that lags a package.json must not stop a benchmark: resolve again (and say so).
+    log('the lockfile is out of date with a package.json: running pnpm install --no-frozen-lockfile');
+    execFileSync('pnpm', ['install', '--no-frozen-lockfile'], { cwd: root, stdio: 'inherit' });
+  }
 }
 log('building the backend plugins ...');
 execFileSync('pnpm', ['exec', 'turbo', 'run', 'build', '--output-logs=errors-only', ...plugins.map((p) => `--filter=@topiary/${p}`)], {

@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { TopiaryError, type BackendAvailability, type BackendCapabilities, type TensorBackend } from '@topiary/kernel';
-import { installFastBatchMatMul } from './kernels/batch-matmul.js';
+import { installFastBatchMatMul, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
 import { installMissingKernels } from './kernels/unsorted-segment-sum.js';
 import { wasmPrimitives } from './primitives.js';
 
@@ -58,7 +58,9 @@ export class WasmBackend implements TensorBackend {
       // import-time registration; nothing of ours is registered until here).
       await import('@tensorflow/tfjs-backend-wasm');
       this.added.splice(0, this.added.length, ...installMissingKernels());
+      // The kernel registry is process-wide: the last backend initialised decides which BatchMatMul runs.
       if (this.fastMatMul) installFastBatchMatMul();
+      else uninstallFastBatchMatMul();
       const ok = await tf.setBackend('wasm');
       if (!ok) throw new Error('tf.setBackend("wasm") returned false');
       await tf.ready();
