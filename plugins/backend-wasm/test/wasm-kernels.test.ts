@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createContainer, resolveAllOrNone, Tokens } from '@topiary/kernel';
 import plugin, { createWasmBackend, installFastBatchMatMul } from '../src/index.js';
+import { PER_ITEM_MIN_FLOPS } from '../src/kernels/batch-matmul.js';
 
 /** Reference product in float64 on the host (closed form: the definition of a matrix product). */
 function hostMatMul(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, bBatched: boolean): Float64Array {
@@ -46,6 +47,11 @@ describe('backend-wasm', () => {
     expect(caps.notes.join(' ')).toContain('tfjs-backend-wasm-simd.wasm');
   });
 
+  it('the per-item cases below really are above the per-item threshold', () => {
+    expect(2 * 64 * 40 * 64).toBeGreaterThanOrEqual(PER_ITEM_MIN_FLOPS);
+    expect(2 * 5 * 24 * 7).toBeLessThan(PER_ITEM_MIN_FLOPS);
+  });
+
   it('installing the fast BatchMatMul twice keeps one wrapper around the stock kernel', () => {
     const stock1 = installFastBatchMatMul();
     const stock2 = installFastBatchMatMul();
@@ -66,6 +72,11 @@ describe('backend-wasm', () => {
     { a: [3, 5, 24], b: [24, 7], ta: false, tb: false },
     { a: [5, 24], b: [3, 24, 7], ta: false, tb: false },
     { a: [1, 5, 24], b: [1, 24, 7], ta: false, tb: false },
+    // Items above PER_ITEM_MIN_FLOPS: one XNNPACK product per item.
+    { a: [3, 64, 40], b: [3, 40, 64], ta: false, tb: false },
+    { a: [3, 40, 64], b: [3, 64, 40], ta: true, tb: true },
+    { a: [2, 2, 64, 40], b: [2, 2, 64, 40], ta: false, tb: true },
+    { a: [64, 40], b: [3, 40, 64], ta: false, tb: false },
   ];
   for (const { a: sa, b: sb, ta, tb } of cases) {
     it(`matMul ${JSON.stringify(sa)}${ta ? 'ᵀ' : ''} · ${JSON.stringify(sb)}${tb ? 'ᵀ' : ''} matches the definition`, () => {

@@ -84,13 +84,14 @@ function makeFastBatchMatMul(k: Kernels): KernelFunc {
         backend.disposeData(out.dataId);
         return shaped;
       }
-      if (batchA !== batchB && batchA !== 1) {
-        // General broadcasting between batch shapes: leave it to the stock kernel (rare in LLaMA code).
+      const batch = Math.max(batchA, batchB);
+      if ((batchA !== batchB && batchA !== 1) || 2 * m * kk * n < PER_ITEM_MIN_FLOPS) {
+        // General broadcasting between batch shapes (rare in LLaMA code), or items so small (decoding with a KV
+        // cache: one query row per head) that per-item calls cost more than the stock batched loop saves.
         return k.matmul({ ...args, inputs: { a: aa, b: bb }, attrs: plain as unknown as NamedAttrMap });
       }
 
       // 3. Batched: one plain 2-D product per item (the stock batched loop is 10–40× slower than XNNPACK's).
-      const batch = Math.max(batchA, batchB);
       // Items are taken with the wasm Gather kernel (a C++ copy of one item); the wasm Slice kernel would copy
       // the whole batch out of the heap for every item.
       const a3 = call(k.reshape, backend, { x: aa }, { shape: [batchA, m * kk] });
@@ -126,6 +127,12 @@ function makeFastBatchMatMul(k: Kernels): KernelFunc {
     }
   };
 }
+
+/**
+ * Below this many FLOPs per batch item the stock batched loop runs (on the explicitly transposed operands):
+ * a per-item XNNPACK call costs two gathers and an operator setup, which small items do not repay.
+ */
+export const PER_ITEM_MIN_FLOPS = 2 * 64 * 64 * 32;
 
 function kernelOf(name: string): KernelFunc {
   const config = tf.getKernel(name, 'wasm');
