@@ -125,7 +125,8 @@ export class RunFolder {
   recordMetrics(bus: EventBus, stageIndex: () => number): () => void {
     const file = this.path('metrics.jsonl');
     return bus.on('metric', (event: MetricEvent) => {
-      const line = JSON.stringify({ ...event, tags: { ...(event.tags ?? {}), stage: stageIndex() } });
+      // metrics without a step of their own (an evaluation) are placed at their stage's index
+      const line = JSON.stringify({ ...event, step: event.step ?? stageIndex(), tags: { ...(event.tags ?? {}), stage: stageIndex() } });
       try {
         appendFileSync(file, `${line}\n`);
       } catch (e) {

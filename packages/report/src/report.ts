@@ -86,7 +86,13 @@ function saliencyHistograms(stages: readonly StageResult[]): string {
 function evalTable(results: RunResults): string {
   const rows: { label: string; e: EvalSummary }[] = [];
   if (results.baseline) rows.push({ label: 'input model', e: results.baseline });
-  for (const s of results.stages) if (s.eval) rows.push({ label: `after ${stageLabel(s)}`, e: s.eval });
+  results.stages.forEach((s, i) => {
+    if (!s.eval) return;
+    // an eval stage measures the model left by the last stage that changed it
+    const changer = results.stages.slice(0, i).reverse().find((x) => x.kind !== 'eval');
+    const label = s.kind !== 'eval' ? `after ${stageLabel(s)}` : changer ? `after ${stageLabel(changer)}` : 'input model';
+    rows.push({ label, e: s.eval });
+  });
   if (rows.length === 0) return '<p class="empty">No evaluation in this run.</p>';
   const pplKeys = [...new Set(rows.flatMap((r) => Object.keys(r.e.perplexity)))];
   const taskKeys = [...new Set(rows.flatMap((r) => Object.keys(r.e.tasks)))];

@@ -1,0 +1,134 @@
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { loadRecipe } from '@topiary/kernel';
+import { main } from '../src/program.js';
+import { createRunContext, type GlobalOptions } from '../src/context.js';
+import { executeRecipe } from '../src/commands/run.js';
+import { RunFolder } from '../src/run-folder.js';
+
+const repo = resolve(__dirname, '../../..');
+const model = join(repo, 'assets/models/stories260K-hf');
+// the first 40 KB of the shipped TinyStories text: enough windows, fast to tokenize
+const textDir = mkdtempSync(join(tmpdir(), 'topiary-run-text-'));
+const text = join(textDir, 'tinystories-40k.txt');
+writeFileSync(text, readFileSync(join(repo, 'assets/data/tinystories_val_head.txt'), 'utf8').slice(0, 40_000));
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((stdout += String(c)), true));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((stderr += String(c)), true));
+  try {
+    const code = await main(args);
+    return { code: code || Number(process.exitCode ?? 0), stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+    process.exitCode = 0;
+  }
+}
+
+function recipe(dir: string, stages: string, name = 'r.yaml'): string {
+  const file = join(dir, name);
+  writeFileSync(
+    file,
+    `model: { from: ${model} }
+seed: 1
+data:
+  calibration: { path: ${text}, samples: 8, seqlen: 64 }
+stages:
+${stages}
+output: ./run
+`,
+  );
+  return file;
+}
+
+const evalStage = `  - eval: { perplexity: [${text}], seqlen: 64, limit: 4 }`;
+
+describe('topiary run', () => {
+  it('runs a multi-stage recipe into a complete run folder', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'topiary-run-'));
+    const file = recipe(dir, [evalStage, '  - prune: { method: magnitude, sparsity: 0.3 }', '  - prune: { method: wanda, pattern: "2:4" }', evalStage].join('\n'));
+    const r = await cli(['--json', 'run', file]);
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.stdout) as { status: string; run: string };
+    expect(summary.status).toBe('completed');
+    const run = join(dir, 'run');
+    for (const f of ['recipe.resolved.yaml', 'state.json', 'metrics.jsonl', 'results.json', 'report.html', 'model/model.safetensors', 'model/config.json', 'model/tokenizer.json', 'checkpoints/stage-2/model.safetensors', 'checkpoints/stage-3/model.safetensors']) {
+      expect(existsSync(join(run, f)), f).toBe(true);
+    }
+    const results = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8')) as { stages: { kind: string; sparsity?: number; eval?: { perplexity: Record<string, { ppl: number }> } }[] };
+    expect(results.stages.map((s) => s.kind)).toEqual(['eval', 'prune', 'prune', 'eval']);
+    const before = results.stages[0]!.eval!.perplexity[text]!.ppl;
+    const after = results.stages[3]!.eval!.perplexity[text]!.ppl;
+    expect(before).toBeGreaterThan(1);
+    expect(after).toBeGreaterThan(before); // pruning half the weights costs perplexity on a 260K model
+    // 2:4 on top of 30 % magnitude pruning: every group of 4 has at least 2 zeros
+    expect(results.stages[2]!.sparsity).toBeGreaterThanOrEqual(0.5);
+    // the resolved recipe is a valid recipe with absolute paths, so the folder is self-describing
+    const resolved = loadRecipe(join(run, 'recipe.resolved.yaml'));
+    expect(resolved.model!.from).toBe(model);
+    const html = readFileSync(join(run, 'report.html'), 'utf8');
+    expect(html).toContain('<td>input model</td>');
+    expect(html).toContain('after 3. prune (wanda)');
+  });
+
+  it('stops at a stage boundary when interrupted, leaves a consistent folder, and --resume finishes it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'topiary-resume-'));
+    const file = recipe(dir, ['  - prune: { method: magnitude, sparsity: 0.2 }', '  - prune: { method: magnitude, sparsity: 0.4 }', evalStage].join('\n'));
+    const options: GlobalOptions = { backend: 'wasm', seed: 1, json: true, quiet: true, debug: false, plugin: [], allowPluginPath: false };
+    const run = await createRunContext(options);
+    const abort = new AbortController();
+    run.events.on('checkpoint', () => abort.abort()); // "Ctrl-C" right after the first stage's checkpoint
+    const folder = new RunFolder(join(dir, 'run'));
+    const recipeObj = loadRecipe(file);
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    let code: number;
+    try {
+      code = await executeRecipe(run, { ...recipeObj, output: folder.dir }, folder, false, { signal: abort.signal });
+    } finally {
+      out.mockRestore();
+      run.close();
+    }
+    expect(code).toBe(130);
+    expect(folder.readState().completed).toBe(1);
+    expect(JSON.parse(readFileSync(folder.path('results.json'), 'utf8')).status).toBe('interrupted');
+    expect(existsSync(folder.path('model'))).toBe(false);
+    const r = await cli(['--json', 'run', '--resume', folder.dir]);
+    expect(r.code).toBe(0);
+    expect(folder.readState().completed).toBe(3);
+    const results = JSON.parse(readFileSync(folder.path('results.json'), 'utf8')) as { status: string; stages: { kind: string; sparsity?: number }[] };
+    expect(results.status).toBe('completed');
+    expect(results.stages.map((s) => s.sparsity ?? null)).toEqual([expect.closeTo(0.2, 1), expect.closeTo(0.4, 1), null]);
+  });
+
+  it('checks every stage before running anything: an unknown method names the file and the path', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'topiary-bad-'));
+    const file = recipe(dir, [evalStage, '  - prune: { method: wandaa, sparsity: 0.5 }'].join('\n'));
+    const r = await cli(['run', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${file}: stages[1].prune.method: unknown pruner "wandaa"`);
+    expect(r.stderr).toContain('known pruner names:');
+    expect(existsSync(join(dir, 'run'))).toBe(false);
+  });
+
+  it('names a bad pruner option by its recipe path', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'topiary-bad-'));
+    const file = recipe(dir, ['  - prune: { method: wanda, sparsity: 1.5 }'].join('\n'));
+    const r = await cli(['run', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('stages[0].prune.sparsity');
+  });
+
+  it('refuses to overwrite an existing run and points to --resume', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'topiary-twice-'));
+    const file = recipe(dir, ['  - prune: { method: magnitude, sparsity: 0.1 }'].join('\n'));
+    expect((await cli(['--quiet', 'run', file])).code).toBe(0);
+    const again = await cli(['run', file]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('--resume');
+  });
+});
