@@ -7,7 +7,8 @@ import { registerGenerate } from './generate.js';
 import { registerPrune } from './prune.js';
 import { registerTrain } from './train.js';
 import { registerEval } from './eval.js';
+import { registerRun } from './run.js';
 
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => void;
 
-export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune, registerTrain, registerEval];
+export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune, registerTrain, registerEval, registerRun];
