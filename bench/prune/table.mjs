@@ -13,9 +13,17 @@ const text = arg('--calibration', join(root, 'assets', 'data', 'tinystories_val_
 const evalFile = arg('--eval', text);
 const common = ['--calibration', text, '--samples', arg('--samples', '64'), '--seqlen', arg('--seqlen', '128'), '--eval', evalFile, '--eval-limit', arg('--eval-limit', '32')];
 const work = mkdtempSync(join(tmpdir(), 'topiary-prune-table-'));
-const run = (label, extra) =>
+const once = (label, extra) =>
   JSON.parse(execFileSync(process.execPath, [join(root, 'apps', 'cli', 'dist', 'bin.js'), '--json', '--out', join(work, label), 'prune', '--model', model, ...common, ...extra],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 28 }));
+// one retry: on a shared checkout another build may be rewriting a plugin's dist/ at that moment
+const run = (label, extra) => {
+  try {
+    return once(label, extra);
+  } catch {
+    return once(label, extra);
+  }
+};
 const cells = {};
 let dense;
 for (const method of ['magnitude', 'wanda', 'sparsegpt']) {
