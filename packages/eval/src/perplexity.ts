@@ -17,7 +17,7 @@
  * Result: token-weighted mean NLL (nats) over all scored tokens, ppl = exp(mean NLL), and the number scored.
  */
 import { TopiaryError, type CausalLM, type EvalContext, type PerplexityResult, type Tokenizer } from '@topiary/kernel';
-import { readText } from './data.js';
+import { tokenizeCached } from '@topiary/corpus';
 import { nextTokenLogProbs } from './scoring.js';
 
 export interface PerplexitySpec {
@@ -80,9 +80,16 @@ export async function evaluatePerplexity(model: CausalLM, tokenizer: Tokenizer, 
   let ids: readonly number[] | Int32Array;
   if (spec.ids) ids = spec.ids;
   else {
-    const text = await readText(spec.file);
-    if (text.trim() === '') throw new TopiaryError('E_DATA', 'the file is empty: nothing to score', { file: spec.file, where: '--perplexity' });
-    ids = tokenizer.encode(text, { bos: spec.bos ?? true });
+    // The whole file as one document with one BOS, tokenized once and cached on disk (corpus's token cache):
+    // re-evaluating after every pruning stage must not pay for tokenization again.
+    try {
+      ids = (await tokenizeCached(spec.file, tokenizer, { split: 'file', bos: spec.bos ?? true })).tokens;
+    } catch (e) {
+      if (e instanceof TopiaryError && e.code === 'E_DATA' && /empty/.test(e.message)) {
+        throw new TopiaryError('E_DATA', 'the file is empty: nothing to score', { file: spec.file, where: '--perplexity' });
+      }
+      throw e;
+    }
   }
   if (ids.length < seqLen) {
     throw new TopiaryError('E_DATA', `the file has ${ids.length} tokens, shorter than one window of --seqlen ${seqLen}`, {
