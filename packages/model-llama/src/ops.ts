@@ -13,31 +13,28 @@ function custom(f: (...args: never[]) => GradResult): Parameters<typeof tf.custo
   return f as unknown as Parameters<typeof tf.customGrad>[0];
 }
 
-/** y = x Wᵀ for x [n, in] and W [out, in] (Hugging Face layout). Gradients without transpose flags. */
+/**
+ * y = x Wᵀ for x [n, in] and W [out, in] (Hugging Face layout). The products are written with transpose flags:
+ * the wasm backend plugin's BatchMatMul turns a flag into one explicit transpose (what this function used to do
+ * itself), and a BLAS-backed kernel (backend-native) reads the transposed operand in place at no cost.
+ */
 export const linear2d = tf.customGrad(custom((x: T, w: T, save: tf.GradSaveFunc) => {
   save([x, w]);
-  const value = tf.matMul(x as tf.Tensor2D, tf.transpose(w as tf.Tensor2D));
+  const value = tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D, false, true);
   const gradFunc = (dy: T, saved: T[]): T[] => {
     const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
-    return [tf.matMul(dy as tf.Tensor2D, ws), tf.matMul(tf.transpose(dy as tf.Tensor2D), xs)];
+    return [tf.matMul(dy as tf.Tensor2D, ws), tf.matMul(dy as tf.Tensor2D, xs, true, false)];
   };
   return { value, gradFunc };
 })) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
-function swapLast(t: T): T {
-  const perm = t.shape.map((_, i) => i);
-  const n = perm.length;
-  [perm[n - 1], perm[n - 2]] = [perm[n - 2]!, perm[n - 1]!];
-  return tf.transpose(t, perm);
-}
-
-/** Batched a @ b (same leading dims) with a gradient that transposes explicitly. */
+/** Batched a @ b (same leading dims); the gradient products use transpose flags (see linear2d). */
 export const batchMatMul = tf.customGrad(custom((a: T, b: T, save: tf.GradSaveFunc) => {
   save([a, b]);
   const value = tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D);
   const gradFunc = (dy: T, saved: T[]): T[] => {
     const [as, bs] = saved as [tf.Tensor3D, tf.Tensor3D];
-    return [tf.matMul(dy as tf.Tensor3D, swapLast(bs) as tf.Tensor3D), tf.matMul(swapLast(as) as tf.Tensor3D, dy as tf.Tensor3D)];
+    return [tf.matMul(dy as tf.Tensor3D, bs, false, true), tf.matMul(as, dy as tf.Tensor3D, true, false)];
   };
   return { value, gradFunc };
 })) as unknown as <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
@@ -141,9 +138,35 @@ export function swiglu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
   return tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
 }
 
-/** Mean cross-entropy of logits [n, vocab] against integer targets [n] (one-hot, no gather gradient needed). */
+/**
+ * Mean cross-entropy of logits [n, vocab] against integer targets [n], fused with its gradient:
+ *   loss = mean_i( logsumexp(z_i) − z_i[t_i] ),   ∂loss/∂z_i = (softmax(z_i) − onehot(t_i)) / n.
+ * One exp over the logits (the probabilities are kept for the backward pass) instead of logSoftmax's two, and the
+ * target logits are read with a flat gather instead of a one-hot product over the whole vocabulary.
+ */
+const fusedCrossEntropy = tf.customGrad(
+  custom((logits: T, targets: T, save: tf.GradSaveFunc) => {
+    const [n, vocab] = logits.shape as [number, number];
+    const max = tf.max(logits, -1, true);
+    const e = tf.exp(tf.sub(logits, max));
+    const sum = tf.sum(e, -1, true);
+    const probs = tf.div(e, sum);
+    const flat = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(vocab, 'int32')), tf.cast(targets, 'int32'));
+    const picked = tf.gather(tf.reshape(logits, [-1]), flat);
+    const lse = tf.add(tf.log(tf.reshape(sum, [-1])), tf.reshape(max, [-1]));
+    const value = tf.mean(tf.sub(lse, picked));
+    save([probs, targets]);
+    const gradFunc = (dy: T, saved: T[]): T[] => {
+      const [p, t] = saved as [tf.Tensor2D, tf.Tensor1D];
+      // int32 one-hot, then cast: wasm's OneHot writes integer bits when asked for float32 directly (tfjs 4.22)
+      const onehot = tf.cast(tf.oneHot(t, vocab), 'float32');
+      return [tf.mul(tf.sub(p, onehot), tf.div(dy, n)), tf.zerosLike(t)];
+    };
+    return { value, gradFunc };
+  }),
+);
+
+/** Mean cross-entropy of logits [n, vocab] against integer targets [n] (fused forward and gradient, see above). */
 export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
-  const logp = tf.logSoftmax(logits, -1);
-  const onehot = tf.oneHot(targets, logits.shape[1]);
-  return tf.neg(tf.mean(tf.sum(tf.mul(onehot, logp), -1))) as tf.Scalar;
+  return fusedCrossEntropy(logits, tf.cast(targets, 'int32')) as tf.Scalar;
 }
