@@ -10,6 +10,7 @@ import {
   discoverPlugins,
   EventBus,
   importPlugin,
+  isTopiaryError,
   importPluginFromPath,
   PluginHost,
   renderAuto,
@@ -67,19 +68,37 @@ export interface RunContext {
 export async function createRunContext(options: GlobalOptions, required: readonly string[] = []): Promise<RunContext> {
   const installed = installedPlugins();
   selectPlugins(installed, required);
-  const container = createContainer();
-  const host = new PluginHost(container);
-  const plugins: TopiaryPlugin[] = [];
-  for (const found of installed) plugins.push(await importPlugin(found));
-  for (const path of options.plugin) plugins.push(await importPluginFromPath(path, options.allowPluginPath));
-  for (const plugin of plugins) host.use(plugin);
-  host.freeze();
   const events = new EventBus();
-  container.register(Tokens.Events, { useValue: events });
   // Events go to stderr so stdout stays clean for --json results.
   const stop = options.json
     ? renderJsonLines(events, process.stderr, { quiet: true, debug: options.debug })
     : renderAuto(events, process.stderr, { quiet: options.quiet, debug: options.debug });
+  const container = createContainer();
+  const host = new PluginHost(container);
+  const plugins: TopiaryPlugin[] = [];
+  const requiredSet = new Set(required);
+  // One broken or incompatible plugin must not take every command down: it is skipped with a warning, unless the
+  // recipe names it (then its error is the answer). Path plugins were asked for explicitly, so they always throw.
+  for (const found of installed) {
+    try {
+      const plugin = await importPlugin(found);
+      host.use(plugin);
+      plugins.push(plugin);
+    } catch (e) {
+      if (requiredSet.has(found.name) || requiredSet.has(found.packageName) || !isTopiaryError(e)) {
+        stop();
+        throw e;
+      }
+      events.log('warn', `plugin ${found.name} (${found.packageName}) skipped: ${e.describe()}`);
+    }
+  }
+  for (const path of options.plugin) {
+    const plugin = await importPluginFromPath(path, options.allowPluginPath);
+    host.use(plugin);
+    plugins.push(plugin);
+  }
+  host.freeze();
+  container.register(Tokens.Events, { useValue: events });
   const activateBackend = async (): Promise<BackendChoice> => {
     const choice = await activateTensorBackend(container, options.backend);
     events.log('info', choice.message);
