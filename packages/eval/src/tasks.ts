@@ -95,6 +95,7 @@ const arcOriginal = (name: string) => (doc: Record<string, unknown>, line: numbe
     throw taskDataError(name, line, 'expected {question: {stem, choices: [{text, label}]}, answerKey}');
   }
   const choices = q.choices as { text?: unknown; label?: unknown }[];
+  if (!choices.every((c) => typeof c === 'object' && c !== null)) throw taskDataError(name, line, 'each of question.choices must be an object {text, label}');
   const label = choices.findIndex((c) => c.label === doc.answerKey);
   if (label < 0 || !choices.every((c) => typeof c.text === 'string')) throw taskDataError(name, line, `answerKey ${JSON.stringify(doc.answerKey)} is not one of the choice labels`);
   return choiceItem(`Question: ${q.stem}\nAnswer:`, choices.map((c) => c.text as string), label);

@@ -136,7 +136,14 @@ export function parseRecipeText(text: string, file = '(recipe)'): Recipe {
       where: line !== undefined ? `line ${line}` : undefined,
     });
   }
-  return validateRecipe(doc.toJS(), file);
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (e) {
+    // e.g. yaml's alias-count guard ("billion laughs"): a ReferenceError, not a recipe error, unless we say so
+    throw new TopiaryError('E_RECIPE', `cannot read the recipe: ${(e as Error).message}`, { file, where: '(aliases)', cause: e });
+  }
+  return validateRecipe(value, file);
 }
 
 export function loadRecipe(path: string): Recipe {

@@ -47,6 +47,9 @@ export function makeConfig(c: CreateConfig, where = 'config'): ModelConfig {
   return config;
 }
 
+/** Upper bound for layer and head counts (real LLaMA-family models have at most a few hundred). */
+const MAX_COUNT = 65536;
+
 function positiveInt(v: unknown, field: string, where: string, allowZero = false): void {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < (allowZero ? 0 : 1)) {
     throw new TopiaryError('E_CONFIG', `${field} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${JSON.stringify(v)}`, {
@@ -64,6 +67,13 @@ export function validateConfig(c: ModelConfig, where = 'config'): void {
   positiveInt(c.headDim, 'headDim', where);
   positiveInt(c.hiddenDim, 'hiddenDim', where, true);
   positiveInt(c.maxSeqLen, 'maxSeqLen', where);
+  // Per-layer and per-head lists are built from these counts before any weight is read: a damaged config.json
+  // (num_hidden_layers: 2147483648) must be refused here, not after allocating a list that long.
+  for (const [field, v] of [['nLayers', c.nLayers], ['nHeads', c.nHeads], ['nKvHeads', c.nKvHeads]] as const) {
+    if (v > MAX_COUNT) {
+      throw new TopiaryError('E_CONFIG', `${field} = ${v} is implausible (more than ${MAX_COUNT})`, { where: `${where}.${field}`, hint: 'the config is damaged' });
+    }
+  }
   if (c.headDim % 2 !== 0) throw new TopiaryError('E_CONFIG', `headDim must be even for rotary embeddings, got ${c.headDim}`, { where: `${where}.headDim` });
   if (!(c.normEps > 0)) throw new TopiaryError('E_CONFIG', `normEps must be > 0`, { where: `${where}.normEps` });
   if (!(c.ropeTheta > 0)) throw new TopiaryError('E_CONFIG', `ropeTheta must be > 0`, { where: `${where}.ropeTheta` });

@@ -20,7 +20,7 @@ export { attention, causalMask, crossEntropy, embedding, linear2d, rmsNorm, rope
 export { computeGroups, slimWeights, type SlimResult } from './groups.js';
 export { AdamW, trainStep, lossAndGrads, type AdamWOptions, type StepResult } from './optim.js';
 export { generate, sampleToken, type GenerateOptions } from './generate.js';
-export { loadModel, saveModel, detectModelFormat, checkTokenizer, llama2cFormat, safetensorsFormat, type LoadOptions, type ModelFileKind } from './io.js';
+export { loadModel, saveModel, detectModelFormat, looksLikePickle, checkTokenizer, llama2cFormat, safetensorsFormat, type LoadOptions, type ModelFileKind } from './io.js';
 export { readHf, writeHf, readHfConfig, type SaveOptions } from './formats/hf.js';
 export { readLlama2c, readLlama2cHeader, interleavedToRotateHalf, LLAMA2C_MAGIC, type Llama2cHeader } from './formats/llama2c.js';
 export {

@@ -1,5 +1,5 @@
 /** loadModel / saveModel with format auto-detection, and the ModelFormat implementations the plugin registers. */
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { TopiaryError, type CausalLM, type ModelFormat, type Tokenizer } from '@topiary/kernel';
 import { CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, readHf, writeHf, type SaveOptions } from './formats/hf.js';
@@ -8,11 +8,43 @@ import { LlamaModel } from './model.js';
 
 export type ModelFileKind = 'hf' | 'safetensors' | 'llama2c';
 
+const PICKLE_EXTENSIONS = ['.pt', '.pth', '.ckpt'];
+const PICKLE_HINT =
+  "convert it to safetensors once, in Python: `model.save_pretrained(dir, safe_serialization=True)`, or " +
+  "`safetensors.torch.save_file(torch.load(f, weights_only=True), 'model.safetensors')` with config.json beside it";
+
+/**
+ * Whether the file's first bytes are a PyTorch pickle checkpoint: a zip archive (`torch.save` since 1.6, 'PK\x03\x04')
+ * or a raw pickle (protocol 2-5: 0x80, the protocol, then a non-zero opcode — a llama2.c legacy header whose dim
+ * is 640 starts 0x80 0x02 0x00 and is not one).
+ */
+export function looksLikePickle(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const b = Buffer.alloc(4);
+    if (readSync(fd, b, 0, 4, 0) < 3) return false;
+    if (b[0] === 0x50 && b[1] === 0x4b && b[2] === 0x03 && b[3] === 0x04) return true;
+    return b[0] === 0x80 && b[1]! >= 2 && b[1]! <= 5 && b[2] !== 0x00;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Pickle-based checkpoints can run arbitrary code when loaded: refused, with the way to safetensors. */
+function refusePickle(path: string, why: string): TopiaryError {
+  return new TopiaryError('E_FORMAT', `refusing to load ${basename(path)}: ${why}; unpickling a checkpoint can run arbitrary code`, { file: path, hint: PICKLE_HINT });
+}
+
 /** What kind of model `path` is: an HF folder, a .safetensors file beside config.json, or a llama2.c .bin. */
 export function detectModelFormat(path: string): ModelFileKind {
   if (!existsSync(path)) throw new TopiaryError('E_IO', `no such file or folder: ${path}`, { where: path, hint: 'pass an HF folder, a .safetensors file or a llama2.c .bin' });
   if (statSync(path).isDirectory()) {
     if (existsSync(join(path, CONFIG_FILE)) && (existsSync(join(path, WEIGHTS_FILE)) || existsSync(join(path, INDEX_FILE)))) return 'hf';
+    const pickled = readdirSync(path).find((f) => f === 'pytorch_model.bin' || f === 'pytorch_model.bin.index.json' || PICKLE_EXTENSIONS.some((e) => f.endsWith(e)));
+    if (pickled) throw refusePickle(join(path, pickled), 'the folder holds only a PyTorch pickle checkpoint, no model.safetensors');
     throw new TopiaryError('E_CONFIG', `folder ${path} has no ${CONFIG_FILE} with ${WEIGHTS_FILE} or ${INDEX_FILE}`, { where: path });
   }
   const name = basename(path);
@@ -23,6 +55,9 @@ export function detectModelFormat(path: string): ModelFileKind {
     return 'safetensors';
   }
   if (name === CONFIG_FILE || name === INDEX_FILE) return 'hf';
+  const lower = name.toLowerCase();
+  if (PICKLE_EXTENSIONS.some((e) => lower.endsWith(e))) throw refusePickle(path, `${lower.slice(lower.lastIndexOf('.'))} files are PyTorch pickle checkpoints`);
+  if (looksLikePickle(path)) throw refusePickle(path, 'it is a PyTorch pickle checkpoint (zip archive or raw pickle), not a llama2.c .bin');
   if (looksLikeLlama2c(path)) return 'llama2c';
   throw new TopiaryError('E_FORMAT', `cannot tell the model format of ${name}`, { file: path, hint: 'expected an HF folder, a .safetensors file or a llama2.c .bin' });
 }

@@ -136,7 +136,7 @@ export class Llama2cTokenizer implements Tokenizer {
   /** The raw piece of an id as text (byte pieces stay `<0xHH>`); what llama2.c prints before its decode rules. */
   piece(id: number): string {
     const key = this.pieceKeys[id];
-    if (key === undefined) throw new TopiaryError('E_DATA', `token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
+    if (key === undefined) throw new TopiaryError('E_DATA', `token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`, { where: 'token id' });
     return Buffer.from(key, 'latin1').toString('utf8');
   }
 
@@ -156,7 +156,8 @@ export class Llama2cTokenizer implements Tokenizer {
         const bytes = Buffer.from(ch, 'utf8');
         const id = this.lookup.get(bytes.toString('latin1'));
         if (id !== undefined) ids.push(id);
-        else for (const b of bytes) ids.push(b + 3);
+        // a vocabulary without the 256 byte pieces (damaged or custom) falls back to <unk>, never to an id it lacks
+        else for (const b of bytes) ids.push(b + 3 < this.vocabSize ? b + 3 : this.unkId);
       }
       for (const id of this.merge(ids)) out.push(id); // no spread: a whole file can be millions of ids
     }
@@ -215,7 +216,7 @@ export class Llama2cTokenizer implements Tokenizer {
     for (const tid of ids) {
       if (tid === this.bosId || tid === this.eosId || tid === this.unkId) continue;
       const key = this.pieceKeys[tid];
-      if (key === undefined) throw new TopiaryError('E_DATA', `token id ${tid} is outside the vocabulary (0..${this.vocabSize - 1})`);
+      if (key === undefined) throw new TopiaryError('E_DATA', `token id ${tid} is outside the vocabulary (0..${this.vocabSize - 1})`, { where: 'token id' });
       const byte = this.bytePiece.get(tid);
       let bytes = byte !== undefined ? Buffer.from([byte]) : Buffer.from(key, 'latin1');
       if (first && byte === undefined && bytes[0] === 0x20) bytes = bytes.subarray(1);

@@ -155,6 +155,21 @@ function layout(h: Llama2cHeader): Piece[] {
   return [...norms, emb, ...matrices, ...ffn, ...cls];
 }
 
+/**
+ * The file size the header implies, computed from the header fields alone (no per-tensor list): a damaged
+ * `n_layers` of 16 million must be refused before `layout` builds a list with an entry per layer and tensor.
+ */
+export function impliedSize(h: Llama2cHeader): number {
+  const hd = h.dim / h.nHeads;
+  const kv = h.nKvHeads * hd;
+  const q = h.version === 2;
+  const matrix = (count: number): number => (q ? count + (count / h.groupSize) * 4 : count * 4);
+  const perLayer = 2 * h.dim * 4 + matrix(h.dim * h.dim) * 2 + matrix(kv * h.dim) * 2 + matrix(h.hiddenDim * h.dim) * 3;
+  const embeddings = matrix(h.vocabSize * h.dim) * (h.sharedClassifier ? 1 : 2);
+  const rope = h.version === 0 ? h.seqLen * (hd / 2) * 2 * 4 : 0;
+  return h.dataStart + h.nLayers * perLayer + embeddings + h.dim * 4 + rope;
+}
+
 function expectedSize(h: Llama2cHeader, pieces: Piece[]): number {
   let bytes = h.dataStart;
   for (const p of pieces) bytes += p.quantized ? p.count + (p.count / h.groupSize) * 4 : p.count * 4;
@@ -192,9 +207,13 @@ export function readLlama2c(file: string): Llama2cCheckpoint {
   try {
     const size = fstatSync(fd).size;
     const header = readLlama2cHeader(fd, size, file);
+    // Checked before the tensor list is built or any tensor allocated: a damaged header cannot make us allocate gigabytes.
+    const implied = impliedSize(header);
+    if (size < implied) {
+      throw fail(file, 'size', `file has ${size} bytes but its header (dim ${header.dim}, ${header.nLayers} layers, vocab ${header.vocabSize}) needs ${implied}`, 'the file is truncated');
+    }
     const pieces = layout(header);
     const expected = expectedSize(header, pieces);
-    // Checked before any tensor is allocated: a damaged header cannot make us allocate gigabytes.
     if (size < expected) {
       throw fail(file, 'size', `file has ${size} bytes but its header (dim ${header.dim}, ${header.nLayers} layers, vocab ${header.vocabSize}) needs ${expected}`, 'the file is truncated');
     }
