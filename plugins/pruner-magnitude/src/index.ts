@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { definePlugin, rejectUnknownKeys, Tokens, type CausalLM, type PruneContext, type Pruner, type PruneResult, type Raw } from '@topiary/kernel';
+import { magnitudeSaliency } from '@topiary/saliency-basic';
 import { pruneLayerwise, saliencyMethod, SHARED_KEYS, validatePostTraining, type PostTrainingOptions } from '@topiary/prune-core';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -33,8 +34,10 @@ export default definePlugin({
   version,
   kernel: '^0.1.0',
   description: 'magnitude post-training pruning',
-  provides: { pruners: ['magnitude'] },
+  provides: { pruners: ['magnitude'], saliency: ['magnitude'] },
   register(container) {
     container.register(Tokens.Pruner, { useValue: magnitudePruner });
+    // its default score comes with it, so installing this pruner alone is enough (saliency-basic registers the same object)
+    container.register(Tokens.Saliency, { useValue: magnitudeSaliency });
   },
 });

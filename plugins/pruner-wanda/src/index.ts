@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { definePlugin, rejectUnknownKeys, Tokens, type CausalLM, type PruneContext, type Pruner, type PruneResult, type Raw } from '@topiary/kernel';
+import { wandaSaliency } from '@topiary/saliency-basic';
 import { pruneLayerwise, saliencyMethod, SHARED_KEYS, validatePostTraining, type PostTrainingOptions } from '@topiary/prune-core';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -36,8 +37,10 @@ export default definePlugin({
   version,
   kernel: '^0.1.0',
   description: 'Wanda post-training pruning',
-  provides: { pruners: ['wanda'] },
+  provides: { pruners: ['wanda'], saliency: ['wanda'] },
   register(container) {
     container.register(Tokens.Pruner, { useValue: wandaPruner });
+    // its default score comes with it, so installing this pruner alone is enough (saliency-basic registers the same object)
+    container.register(Tokens.Saliency, { useValue: wandaSaliency });
   },
 });

@@ -1,54 +1,34 @@
 /**
- * `topiary prune`: one-shot post-training pruning (magnitude, Wanda, SparseGPT — whatever pruner plugins are
- * installed), unstructured or N:M, optional OWL ratios; saves the pruned model with its tokenizer, a per-layer
- * sparsity table and a JSON report; optionally evaluates perplexity before and after.
+ * `topiary prune`: one-shot pruning with any installed pruner plugin — magnitude, Wanda, SparseGPT (element or N:M,
+ * optional OWL ratios), LLM-Pruner (heads / KV groups and FFN channels, physically removed), depth (whole blocks).
+ * Saves the pruned model with its tokenizer, a per-layer sparsity table and a JSON report; optionally measures
+ * perplexity before and after. The pruning itself is the same stage `topiary run` executes.
  */
-import { copyFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import {
-  checkNumber,
-  resolveNamed,
-  Tokens,
-  TopiaryError,
-  type PruneContext,
-  type Pruner,
-  type Raw,
-  type Saliency,
-  type TensorBackend,
-} from '@topiary/kernel';
-import { loadTokenizer, findTokenizerIn, sampleCalibration, tokenizeCached } from '@topiary/corpus';
+import { checkNumber, TopiaryError, writeFileAtomic, writeJsonAtomic, type CausalLM, type Raw } from '@topiary/kernel';
 import { evaluatePerplexity } from '@topiary/eval';
-import { loadModel, saveModel } from '@topiary/model-llama';
-import { checkLayers, isExactNM, sparsityTable } from '@topiary/prune-core';
+import { isExactNM, sparsityTable } from '@topiary/prune-core';
 import { createRunContext, type GlobalOptions } from '../context.js';
+import { addModelFlags, loadModelFromFlags, MODEL_FLAGS_HELP, type ModelFlags } from '../model-args.js';
+import { calibrationWindows, saveModelWithTokenizer, type StageEnv } from '../stages/env.js';
+import { preparePruner, runPruneStage } from '../stages/prune.js';
 
-interface PruneFlags {
-  model: string;
-  tokenizer?: string;
+interface PruneFlags extends ModelFlags {
   method: string;
-  sparsity?: string;
-  pattern?: string;
-  scope?: string;
-  owl?: boolean;
-  owlM?: string;
-  owlLambda?: string;
-  saliency?: string;
-  layers?: string;
-  blocksize?: string;
-  dampening?: string;
   calibration?: string;
   samples: string;
   seqlen?: string;
-  batchSize?: string;
   eval?: string;
   evalSeqlen?: string;
   evalLimit?: string;
   dumpCalibration?: string;
+  [option: string]: unknown;
 }
 
-/** Flag names for the option keys pruners validate, so errors name what the user typed. */
-const FLAG: Record<string, string> = {
+/** Flag → the option key pruners validate. A flag is passed on only when given; the pruner rejects keys it lacks. */
+const OPTION_FLAGS: Record<string, string> = {
   sparsity: '--sparsity',
   pattern: '--pattern',
   scope: '--scope',
@@ -60,22 +40,26 @@ const FLAG: Record<string, string> = {
   blocksize: '--blocksize',
   dampening: '--dampening',
   batchSize: '--batch-size',
+  ratio: '--ratio',
+  aggregation: '--aggregation',
+  ranking: '--ranking',
+  global: '--global',
+  attention: '--attention',
+  remove: '--remove',
+  score: '--score',
+  iterative: '--iterative',
 };
 
-function asFlagError(e: unknown): unknown {
-  if (e instanceof TopiaryError && e.where !== undefined) {
-    const key = e.where.split('.').pop()!;
-    if (FLAG[key]) return new TopiaryError(e.code === 'E_RECIPE' ? 'E_USAGE' : e.code, e.message, { where: FLAG[key], hint: e.hint, cause: e });
+/** Errors from a pruner's validate() name option keys; the user typed flags. */
+function asFlagError(e: unknown, method: string): unknown {
+  if (!(e instanceof TopiaryError) || e.where === undefined) return e;
+  const key = e.where.replace(/^--/, '').split('.').pop()!.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  const flag = OPTION_FLAGS[key] ?? (e.where.startsWith('--') ? e.where : undefined);
+  if (!flag) return e;
+  if (e.message === 'unknown field') {
+    return new TopiaryError('E_USAGE', `is not an option of --method ${method}`, { where: flag, hint: `see topiary prune --help for what ${method} takes` });
   }
-  return e;
-}
-
-/** The tokenizer beside a model: its folder's tokenizer.json / tokenizer.bin / tok*.bin. */
-function defaultTokenizer(model: string): string {
-  const dir = existsSync(model) && statSync(model).isDirectory() ? model : dirname(model);
-  const found = findTokenizerIn(dir);
-  if (!found) throw new TopiaryError('E_USAGE', `no tokenizer next to the model in ${dir}`, { where: '--tokenizer', hint: 'pass --tokenizer FILE' });
-  return found;
+  return new TopiaryError(e.code === 'E_RECIPE' ? 'E_USAGE' : e.code, e.message, { where: flag, hint: e.hint, cause: e });
 }
 
 function peakRssBytes(): number {
@@ -83,36 +67,46 @@ function peakRssBytes(): number {
 }
 
 export function registerPrune(program: Command, globals: () => GlobalOptions): void {
-  program
-    .command('prune')
-    .description('One-shot post-training pruning: magnitude, Wanda or SparseGPT; unstructured or N:M; optional OWL layer ratios')
-    .requiredOption('--model <path>', 'model: HF folder, .safetensors file or llama2.c .bin')
-    .option('--tokenizer <file>', 'tokenizer (default: the one beside the model)')
-    .requiredOption('--method <name>', 'pruner: magnitude, wanda, sparsegpt (or any installed pruner plugin)')
-    .option('--sparsity <s>', 'fraction of weights to remove in every pruned linear layer, in [0, 1)')
-    .option('--pattern <N:M>', 'semi-structured N:M sparsity, e.g. 2:4 or 4:8 (drops N of every M)')
-    .option('--scope <row|layer>', 'compare scores within each output row (default) or across the layer')
-    .option('--owl', 'outlier-weighted layer-wise sparsity (OWL): per-block ratios with the same mean')
-    .option('--owl-m <M>', 'OWL outlier threshold: a score above M × the layer mean (default 5)')
-    .option('--owl-lambda <λ>', 'OWL sparsity spread around the target (default 0.08)')
-    .option('--saliency <name>', 'score function for magnitude/wanda (magnitude, wanda, or a saliency plugin)')
-    .option('--layers <list>', 'blocks to prune, e.g. 0-3 or 1,2 (default all)')
-    .option('--blocksize <n>', 'SparseGPT column block size (default 128)')
-    .option('--dampening <f>', 'SparseGPT dampening, fraction of the mean Hessian diagonal (default 0.01)')
+  addModelFlags(
+    program
+      .command('prune')
+      .description('Prune a model once: magnitude, wanda, sparsegpt (element/N:M, OWL), llm-pruner (width), depth (blocks)'),
+  )
+    .requiredOption('--method <name>', 'pruner: magnitude, wanda, sparsegpt, llm-pruner, depth (or any installed pruner plugin)')
+    .option('--sparsity <s>', '[element] fraction of weights to remove in every pruned linear layer, in [0, 1)')
+    .option('--pattern <N:M>', '[element] semi-structured N:M sparsity, e.g. 2:4 or 4:8 (drops N of every M)')
+    .option('--scope <row|layer>', '[element] compare scores within each output row (default) or across the layer')
+    .option('--owl', '[element] outlier-weighted layer-wise sparsity (OWL): per-block ratios with the same mean')
+    .option('--owl-m <M>', '[element] OWL outlier threshold: a score above M × the layer mean (default 5)')
+    .option('--owl-lambda <λ>', '[element] OWL sparsity spread around the target (default 0.08)')
+    .option('--blocksize <n>', '[sparsegpt] column block size (default 128)')
+    .option('--dampening <f>', '[sparsegpt] dampening, fraction of the mean Hessian diagonal (default 0.01)')
+    .option('--ratio <r>', '[llm-pruner] fraction of the model’s parameters to remove, in (0, 1)')
+    .option('--aggregation <how>', '[llm-pruner] group score from element scores: sum, mean, max, prod, last')
+    .option('--ranking <per-layer|global>', '[llm-pruner] rank groups within each layer or across layers')
+    .option('--global', '[llm-pruner] shorthand for --ranking global')
+    .option('--attention <auto|head|kv-group>', '[llm-pruner] attention unit (auto: KV groups under GQA)')
+    .option('--remove <k>', '[depth] number of blocks to remove')
+    .option('--score <how>', '[depth] block-influence, ppl or taylor')
+    .option('--iterative', '[depth] re-score after each removal')
+    .option('--saliency <name>', 'score function (magnitude, wanda, taylor-element, taylor-vector, ... or a saliency plugin)')
+    .option('--layers <list>', 'blocks to prune, e.g. 0-3 or 1,2 (default: the method’s own default)')
+    .option('--batch-size <n>', 'calibration windows per forward call (memory only)')
     .option('--calibration <file>', 'text file the calibration windows are drawn from')
     .option('--samples <n>', 'calibration windows', '128')
     .option('--seqlen <L>', "calibration window length (default: the model's context)")
-    .option('--batch-size <n>', 'calibration windows per forward call (memory only)')
     .option('--eval <file>', 'text file to measure perplexity on, before and after')
     .option('--eval-seqlen <L>', 'perplexity window length (default --seqlen)')
     .option('--eval-limit <n>', 'score at most this many perplexity windows')
     .option('--dump-calibration <file>', 'write the exact calibration windows as JSON (for reference implementations)')
     .addHelpText(
       'after',
-      `
-Writes to --out DIR: the pruned model (config.json, model.safetensors), its tokenizer, sparsity.txt (per layer)
-and prune-report.json. With --json, prints one JSON object with "sparsity" (zeros over the pruned linear layers)
-and, with --eval, "perplexity": {"before", "after"}. Use the global --seed for the calibration draw.
+      `${MODEL_FLAGS_HELP}
+
+Writes to --out DIR: the pruned model (config.json, model.safetensors; structured methods save the physically
+smaller model with per-layer sizes), its tokenizer, sparsity.txt (per layer) and prune-report.json. With --json,
+prints one JSON object with "sparsity" (zeros over the pruned linear layers), "parametersBefore/After" and, with
+--eval, "perplexity": {"before", "after"}. The global --seed drives the calibration draw.
 
 Examples:
   $ topiary prune --model assets/models/stories260K-hf --method magnitude --sparsity 0.5 --out runs/mag50
@@ -121,129 +115,110 @@ Examples:
   $ topiary prune --model assets/models/stories260K-hf --method sparsegpt --pattern 2:4 \\
       --calibration assets/data/tinystories_val_head.txt --eval assets/data/tinystories_val_head.txt --out runs/sgpt24 --json
   $ topiary prune --model assets/models/stories260K-hf --method wanda --sparsity 0.7 --owl \\
-      --calibration assets/data/tinystories_val_head.txt --out runs/wanda70-owl`,
+      --calibration assets/data/tinystories_val_head.txt --out runs/wanda70-owl
+  $ topiary prune --model assets/models/stories260K-hf --method llm-pruner --ratio 0.2 --saliency taylor-vector \\
+      --calibration assets/data/tinystories_val_head.txt --samples 10 --seqlen 64 --out runs/llmp20
+  $ topiary prune --model assets/models/stories260K-hf --method depth --remove 1 --score block-influence \\
+      --calibration assets/data/tinystories_val_head.txt --samples 16 --out runs/depth1`,
     )
     .action(async (flags: PruneFlags) => {
       const g = globals();
       if (!g.out) throw new TopiaryError('E_USAGE', 'is required: the folder the pruned model is written to', { where: '--out' });
+      const options: Raw = {};
+      for (const key of Object.keys(OPTION_FLAGS)) if (flags[key] !== undefined) options[key] = flags[key];
+      const samples = checkNumber(flags.samples, '--samples', { min: 1, integer: true });
       const run = await createRunContext(g);
+      let model: CausalLM | undefined;
       try {
-        const pruner = resolveNamed(run.container, Tokens.Pruner, flags.method, 'pruner', '--method') as Pruner;
-        const raw: Raw = {};
-        const put = (key: string, value: unknown) => {
-          if (value !== undefined) raw[key] = value;
-        };
-        put('sparsity', flags.sparsity);
-        put('pattern', flags.pattern);
-        put('scope', flags.scope);
-        put('owl', flags.owl ? true : undefined);
-        put('owlM', flags.owlM);
-        put('owlLambda', flags.owlLambda);
-        put('saliency', flags.saliency);
-        put('layers', flags.layers);
-        put('blocksize', flags.blocksize);
-        put('dampening', flags.dampening);
-        put('batchSize', flags.batchSize);
-        let options: Record<string, unknown>;
-        try {
-          options = pruner.validate(raw, '');
-        } catch (e) {
-          throw asFlagError(e);
-        }
-        const backend = resolveNamed(run.container, Tokens.TensorBackend, g.backend, 'backend', '--backend') as TensorBackend;
-        const availability = await backend.available();
-        if (!availability.ok) throw new TopiaryError('E_BACKEND', availability.reason, { where: '--backend', hint: availability.fix });
-        await backend.init();
-
-        const tokenizerFile = flags.tokenizer ?? defaultTokenizer(flags.model);
-        const tokenizer = await loadTokenizer(tokenizerFile);
-        const model = await loadModel(flags.model, { tokenizer, tokenizerFile });
-        checkLayers(model, options.layers as number[] | undefined); // before any data is read: fail fast
+        const { backend } = await run.activateBackend();
+        const loaded = await loadModelFromFlags(flags, { needTokenizer: true });
+        model = loaded.model;
+        const env: StageEnv = { run, backend, tokenizer: loaded.tokenizer!, tokenizerPath: loaded.tokenizerPath!, seed: g.seed };
         const seqLen = flags.seqlen === undefined ? model.config.maxSeqLen : checkNumber(flags.seqlen, '--seqlen', { min: 2, integer: true });
         if (seqLen > model.config.maxSeqLen) {
           throw new TopiaryError('E_USAGE', `${seqLen} is longer than the model's context (${model.config.maxSeqLen})`, { where: '--seqlen' });
         }
-        const samples = checkNumber(flags.samples, '--samples', { min: 1, integer: true });
-        const wantsData = pruner.needsCalibration || options.owl !== undefined || (flags.saliency !== undefined && flags.saliency !== 'magnitude');
-        let calibration: Int32Array[] | undefined;
-        if (flags.calibration) {
-          const corpus = await tokenizeCached(flags.calibration, tokenizer).catch((e: unknown) => {
-            throw e instanceof TopiaryError && e.code === 'E_IO' ? new TopiaryError('E_IO', e.message, { file: flags.calibration, where: '--calibration', hint: e.hint, cause: e }) : e;
-          });
-          calibration = sampleCalibration(corpus, { samples, seqLen, seed: g.seed, file: flags.calibration });
-          if (flags.dumpCalibration) {
-            writeFileSync(flags.dumpCalibration, `${JSON.stringify({ source: flags.calibration, samples, seqLen, seed: g.seed, calibration: calibration.map((w) => Array.from(w)) })}\n`);
-          }
-        } else if (wantsData) {
-          throw new TopiaryError('E_USAGE', `--method ${pruner.name}${options.owl ? ' with --owl' : ''} needs calibration data`, {
-            where: '--calibration',
-            hint: 'pass --calibration FILE (a text file in the model’s domain)',
-          });
-        }
-
         const evalSeqLen = flags.evalSeqlen === undefined ? seqLen : checkNumber(flags.evalSeqlen, '--eval-seqlen', { min: 2, integer: true });
         const evalLimit = flags.evalLimit === undefined ? undefined : checkNumber(flags.evalLimit, '--eval-limit', { min: 1, integer: true });
-        const perplexity = async () =>
-          flags.eval ? (await evaluatePerplexity(model, tokenizer, { file: flags.eval, seqLen: evalSeqLen }, { events: run.events, limit: evalLimit })).ppl : undefined;
-        const before = await perplexity();
+        const perplexity = async (m: CausalLM) =>
+          flags.eval ? (await evaluatePerplexity(m, env.tokenizer, { file: flags.eval, seqLen: evalSeqLen }, { events: run.events, limit: evalLimit })).ppl : undefined;
 
-        const ctx: PruneContext = {
-          backend,
-          events: run.events,
-          calibration,
-          saliency: (name: string): Saliency => resolveNamed(run.container, Tokens.Saliency, name, 'saliency', '--saliency'),
+        const stage = {
+          method: flags.method,
+          options,
+          where: '',
+          methodWhere: '--method',
+          calibration: flags.calibration ? { path: flags.calibration, samples, seqLen, seed: g.seed } : undefined,
+          calibrationWhere: '--calibration',
         };
-        const { report } = await pruner.prune(model, options, ctx);
-        const after = await perplexity();
+        // validate and draw the calibration windows before spending time on the "before" evaluation
+        let out;
+        try {
+          preparePruner(env, stage);
+          const windows = stage.calibration ? await calibrationWindows(env, model, stage.calibration, '--calibration') : undefined;
+          const before = await perplexity(model);
+          out = { ...(await runPruneStage(env, model, { ...stage, windows })), before };
+        } catch (e) {
+          throw asFlagError(e, flags.method);
+        }
+        const before = out.before;
+        if (out.model !== model) model.dispose();
+        model = out.model;
+        const { report, calibration } = out;
+        if (flags.dumpCalibration && calibration) {
+          writeFileSync(flags.dumpCalibration, `${JSON.stringify({ source: flags.calibration, samples, seqLen, seed: g.seed, calibration: calibration.map((w) => Array.from(w)) })}\n`);
+        }
+        const after = await perplexity(model);
 
         // A semi-structured model must be exactly N:M in every group of every pruned layer.
-        const pattern = options.pattern as { n: number; m: number } | undefined;
+        const pattern = (out.result.details?.options as { pattern?: { n: number; m: number } } | undefined)?.pattern;
         let nmExact: boolean | undefined;
         if (pattern) {
+          const current = model;
           nmExact = report.layers.every((l) => {
-            const lin = model.linears(l.layer).find((x) => x.param === l.param)!;
-            const keep = Uint8Array.from(model.readWeight(l.param), (v) => (v === 0 ? 0 : 1));
+            const lin = current.linears(l.layer).find((x) => x.param === l.param)!;
+            const keep = Uint8Array.from(current.readWeight(l.param), (v) => (v === 0 ? 0 : 1));
             return isExactNM(keep, lin.outFeatures, lin.inFeatures, pattern.n, pattern.m);
           });
           if (!nmExact) throw new TopiaryError('E_INTERNAL', `the pruned model is not exactly ${pattern.n}:${pattern.m}`, { where: '--pattern' });
         }
 
-        mkdirSync(g.out, { recursive: true });
-        await saveModel(model, g.out);
-        copyFileSync(tokenizerFile, join(g.out, basename(tokenizerFile)));
-        const tokConfig = join(dirname(tokenizerFile), 'tokenizer_config.json');
-        if (basename(tokenizerFile) === 'tokenizer.json' && existsSync(tokConfig)) copyFileSync(tokConfig, join(g.out, 'tokenizer_config.json'));
+        await saveModelWithTokenizer(model, g.out, env.tokenizerPath);
         const table = sparsityTable(report);
-        writeFileSync(join(g.out, 'sparsity.txt'), `${table}\n`);
+        writeFileAtomic(join(g.out, 'sparsity.txt'), `${table}\n`);
         const result = {
           method: report.method,
           model: flags.model,
           out: g.out,
           sparsity: report.sparsity,
-          target: options.sparsity,
+          target: options.sparsity === undefined ? null : Number(options.sparsity),
           pattern: pattern ? `${pattern.n}:${pattern.m}` : null,
           nmExact: nmExact ?? null,
-          owl: options.owl ?? null,
+          owl: options.owl ? true : null,
           calibration: calibration ? { file: flags.calibration, samples, seqLen, seed: g.seed } : null,
           seconds: report.seconds,
           peakRssBytes: peakRssBytes(),
           ...(flags.eval ? { perplexity: { before, after, file: flags.eval, seqLen: evalSeqLen } } : {}),
           parametersBefore: report.parametersBefore,
           parametersAfter: report.parametersAfter,
+          architectureBefore: out.result.architectureBefore,
+          architectureAfter: out.result.architectureAfter,
           layers: report.layers,
           details: report.details ?? {},
         };
-        writeFileSync(join(g.out, 'prune-report.json'), `${JSON.stringify(result, null, 2)}\n`);
-        model.dispose();
+        writeJsonAtomic(join(g.out, 'prune-report.json'), result);
         if (g.json) {
           process.stdout.write(`${JSON.stringify(result)}\n`);
         } else {
           process.stdout.write(`${table}\n\n`);
-          process.stdout.write(`${report.method}: sparsity ${(100 * (report.sparsity ?? 0)).toFixed(2)}% in ${report.seconds.toFixed(2)} s`);
+          process.stdout.write(`${report.method}: `);
+          if (report.sparsity !== undefined) process.stdout.write(`sparsity ${(100 * report.sparsity).toFixed(2)}%, `);
+          process.stdout.write(`parameters ${report.parametersBefore} → ${report.parametersAfter} in ${report.seconds.toFixed(2)} s`);
           if (flags.eval) process.stdout.write(`; perplexity ${before!.toFixed(3)} → ${after!.toFixed(3)}`);
           process.stdout.write(`\nsaved to ${g.out}\n`);
         }
       } finally {
+        model?.dispose();
         run.close();
       }
     });

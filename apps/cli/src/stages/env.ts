@@ -33,7 +33,16 @@ export async function calibrationWindows(env: StageEnv, model: CausalLM, spec: C
   if (seqLen > model.config.maxSeqLen) {
     throw new TopiaryError('E_USAGE', `${seqLen} is longer than the model's context (${model.config.maxSeqLen})`, { where: `${where}.seqlen` });
   }
-  const corpus = await tokenizeCached(spec.path, env.tokenizer);
+  let corpus;
+  try {
+    corpus = await tokenizeCached(spec.path, env.tokenizer);
+  } catch (e) {
+    // a missing or unreadable file: name the flag/field that pointed at it, and the file
+    if (e instanceof TopiaryError && (e.code === 'E_IO' || e.code === 'E_DATA')) {
+      throw new TopiaryError(e.code, e.message, { file: spec.path, where, hint: e.hint, cause: e });
+    }
+    throw e;
+  }
   return sampleCalibration(corpus, { samples: spec.samples, seqLen, seed: spec.seed, file: spec.path });
 }
 

@@ -11,6 +11,8 @@ export interface PruneStageInput {
   /** Where `method` came from, for the unknown-method message (`--method` or `stages[0].prune.method`). */
   methodWhere: string;
   calibration?: CalibrationSpec;
+  /** Calibration windows already drawn (from `calibration`); skips drawing them again. */
+  windows?: Int32Array[];
   /** Where the calibration came from (a flag or recipe path), for errors. */
   calibrationWhere: string;
 }
@@ -35,8 +37,10 @@ export interface PruneStageOutput {
 
 export async function runPruneStage(env: StageEnv, model: CausalLM, input: PruneStageInput, index = 0): Promise<PruneStageOutput> {
   const { pruner, options } = preparePruner(env, input);
-  let calibration: Int32Array[] | undefined;
-  if (input.calibration) {
+  let calibration: Int32Array[] | undefined = input.windows;
+  if (calibration) {
+    // drawn by the caller
+  } else if (input.calibration) {
     calibration = await calibrationWindows(env, model, input.calibration, input.calibrationWhere);
   } else if (needsData(pruner, options)) {
     throw new TopiaryError('E_USAGE', `method ${pruner.name}${options.owl ? ' with owl' : ''} needs calibration data`, {
