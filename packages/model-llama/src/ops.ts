@@ -120,8 +120,9 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, headKv
   const identity = nKv === nHeads && headKvMap.every((g, h) => g === h);
   if (!identity) {
     // Pick each query head's kv head with slices (gather's gradient is missing on wasm).
-    const ks = tf.split(k, nKv, 1);
-    const vs = tf.split(v, nKv, 1);
+    // (a split into one piece breaks tfjs's split gradient: a pruned layer can keep a single kv head)
+    const ks = nKv === 1 ? [k] : tf.split(k, nKv, 1);
+    const vs = nKv === 1 ? [v] : tf.split(v, nKv, 1);
     kh = tf.concat(headKvMap.map((g) => ks[g]!), 1) as tf.Tensor4D;
     vh = tf.concat(headKvMap.map((g) => vs[g]!), 1) as tf.Tensor4D;
   }

@@ -178,3 +178,20 @@ describe('capture hooks', () => {
     m.dispose();
   });
 });
+
+describe('training after slimming to one kv head', () => {
+  test('a layer left with a single kv head read by several query heads still has gradients', () => {
+    const m = createLlama(base, { seed: 3 });
+    m.maskGroups(['layers.1.kv.0']); // layer 1 keeps kv head 1, read by query heads 2 and 3
+    const slim = m.slim() as LlamaModel;
+    expect(slim.config.layers?.[1]?.nKvHeads).toBe(1);
+    const { value, grads } = tf.variableGrads(() => slim.loss(tf.tensor2d(ids, undefined, 'int32')));
+    expect(Number.isFinite(value.dataSync()[0])).toBe(true);
+    const kGrad = grads[[...slim.parameters().entries()].find(([n]) => n === 'model.layers.1.self_attn.k_proj.weight')![1].name]!;
+    expect(kGrad.shape).toEqual([4, 16]);
+    expect(Math.max(...Array.from(kGrad.abs().dataSync()))).toBeGreaterThan(0);
+    tf.dispose([value, ...Object.values(grads)]);
+    slim.dispose();
+    m.dispose();
+  });
+});
