@@ -47,7 +47,11 @@ mkdirSync(join(out, 'recipes'), { recursive: true });
 if (!reportOnly) {
   for (const arm of arms) {
     // (b) trains the architecture that (a) produced in this output folder
-    const text = readFileSync(recipes[arm], 'utf8').replaceAll('runs/efficientllm/a/model', join(out, 'a', 'model'));
+    // and the copy lives elsewhere, so its recipe-relative paths are made absolute
+    const text = readFileSync(recipes[arm], 'utf8')
+      .replaceAll('../runs/efficientllm/a/model', join(out, 'a', 'model'))
+      .replaceAll('../../shared/', `${resolve('..', 'shared')}/`)
+      .replaceAll('../assets/', `${resolve('assets')}/`);
     const recipe = join(out, 'recipes', `${arm}.yaml`);
     writeFileSync(recipe, text);
     const argv = [cli, '--backend', backend, '--json', '--out', join(out, arm), 'train', recipe, '--no-resume', ...(steps ? ['--steps', steps] : [])];

@@ -131,4 +131,34 @@ describe('topiary run', () => {
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('--resume');
   });
+
+  it('a train stage continues from the current model (pruning-aware, to a target size) and the run ends with the slimmed model', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'topiary-run-train-'));
+    const file = recipe(
+      dir,
+      [
+        '  - train:',
+        `      data: { train: ${text}, seqLen: 32, validFraction: 0.1 }`,
+        '      batchSize: 4',
+        '      steps: 6',
+        '      lr: { schedule: constant, lr: 1.0e-3 }',
+        '      eval: { every: 3, batches: 2 }',
+        '      checkpoint: { every: 3, keep: 1 }',
+        '      prune: { targetRatio: 0.8, schedule: { name: linear, start: 1, end: 4, every: 1 }, kinds: [ffn-channel] }',
+        evalStage,
+      ].join('\n'),
+    );
+    const r = await cli(['--json', 'run', file]);
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const results = JSON.parse(readFileSync(join(dir, 'run', 'results.json'), 'utf8')) as {
+      stages: { kind: string; parametersBefore?: number; parametersAfter?: number; architectureAfter?: { layers: { hiddenDim: number }[] } }[];
+    };
+    const trainStage = results.stages[0]!;
+    expect(trainStage.kind).toBe('train');
+    expect(trainStage.parametersAfter! / trainStage.parametersBefore!).toBeLessThanOrEqual(0.8 + 1e-9);
+    expect(trainStage.parametersAfter! / trainStage.parametersBefore!).toBeGreaterThan(0.7);
+    expect(trainStage.architectureAfter!.layers.some((l) => l.hiddenDim < 172)).toBe(true);
+    expect(existsSync(join(dir, 'run', 'checkpoints', 'stage-1', 'model.safetensors'))).toBe(true);
+    expect(existsSync(join(dir, 'run', 'stages', 'train-1'))).toBe(true);
+  });
 });

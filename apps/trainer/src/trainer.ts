@@ -55,6 +55,8 @@ export interface TrainDeps {
   hooks?: TrainHooks;
   /** Stop after this many steps of this call (the run can be resumed later); for tests and time-boxed jobs. */
   stopAfter?: number;
+  /** Stop at the next step boundary (Ctrl-C): a checkpoint of the current step is written first, so nothing is lost. */
+  signal?: AbortSignal;
 }
 
 export interface TrainResult {
@@ -347,6 +349,10 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
   try {
     for (let step = st.step; step < spec.steps; step++) {
       if (deps.stopAfter !== undefined && stepsThisCall >= deps.stopAfter) break;
+      if (deps.signal?.aborted) {
+        if (st.step % spec.checkpointEvery !== 0 && stepsThisCall > 0) writeCk(st.step);
+        break;
+      }
       maybePrune(step);
       const params = model.parameters();
       const names = [...params.keys()];

@@ -4,15 +4,16 @@
  * Relative paths in a recipe are resolved against the recipe file's folder.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { loadRecipe, TopiaryError, validateRecipe, type Recipe, type RecipeStage } from '@topiary/kernel';
+import { loadRecipe, TopiaryError, validateRecipe, type Recipe } from '@topiary/kernel';
 import { writeReport, type RunResults, type StageResult } from '@topiary/report';
 import type { CausalLM } from '@topiary/kernel';
 import { createRunContext, type GlobalOptions, type RunContext } from '../context.js';
 import { loadModelFromFlags } from '../model-args.js';
 import { RunFolder } from '../run-folder.js';
+import { resolveRecipePaths } from '../recipe-paths.js';
 import { architectureOf, saveModelWithTokenizer, type StageEnv } from '../stages/env.js';
 import { preparePruner, runPruneStage } from '../stages/prune.js';
 import { runEvalStage, validateEvalStage } from '../stages/eval.js';
@@ -20,35 +21,6 @@ import { stageRunners, type PlannedStage } from '../stages/registry.js';
 
 interface RunFlags {
   resume?: string;
-}
-
-/** Make every path field of a recipe absolute (relative to the recipe's folder), for recipe.resolved.yaml. */
-function resolvePaths(recipe: Recipe, baseDir: string): Recipe {
-  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
-  const stages = recipe.stages.map((s): RecipeStage => {
-    const options = { ...s.options };
-    if (s.kind === 'eval' && options.perplexity !== undefined) {
-      options.perplexity = (Array.isArray(options.perplexity) ? options.perplexity : [options.perplexity]).map((p) => (typeof p === 'string' ? abs(p) : p));
-    }
-    for (const key of ['data', 'valid', 'distillFrom', 'distill_from']) if (typeof options[key] === 'string') options[key] = abs(options[key] as string);
-    if (typeof options.calibration === 'object' && options.calibration !== null) {
-      const cal = { ...(options.calibration as Record<string, unknown>) };
-      if (typeof cal.path === 'string') cal.path = abs(cal.path);
-      options.calibration = cal;
-    }
-    return { ...s, options };
-  });
-  return {
-    ...recipe,
-    ...(recipe.model ? { model: { from: abs(recipe.model.from), ...(recipe.model.tokenizer ? { tokenizer: abs(recipe.model.tokenizer) } : {}) } } : {}),
-    data: {
-      ...(recipe.data.calibration ? { calibration: { ...recipe.data.calibration, path: abs(recipe.data.calibration.path) } } : {}),
-      ...(recipe.data.train ? { train: abs(recipe.data.train) } : {}),
-      ...(recipe.data.valid ? { valid: abs(recipe.data.valid) } : {}),
-    },
-    stages,
-    ...(recipe.output ? { output: abs(recipe.output) } : {}),
-  };
 }
 
 /** The recipe as written back to recipe.resolved.yaml (the same shape a user writes). */
@@ -99,7 +71,7 @@ Examples:
         recipe = validateRecipe(parseYaml(readFileSync(file, 'utf8')), file);
       } else {
         if (!recipeArg) throw new TopiaryError('E_USAGE', 'missing the recipe file', { where: 'run', hint: 'topiary run RECIPE, or topiary run --resume DIR' });
-        recipe = resolvePaths(loadRecipe(recipeArg), dirname(resolve(recipeArg)));
+        recipe = resolveRecipePaths(loadRecipe(recipeArg), dirname(resolve(recipeArg)));
         folder = new RunFolder(g.out ?? recipe.output ?? defaultRunDir(recipeArg));
         if (folder.exists()) {
           throw new TopiaryError('E_USAGE', 'this run folder already holds a run', { where: folder.dir, hint: `continue it with --resume ${folder.dir}, or choose another --out` });
@@ -177,7 +149,8 @@ export async function executeRecipe(
       current = plan.index;
       run.events.log('info', `stage ${plan.index + 1}/${planned.length}: ${plan.stage.kind}${plan.stage.options.method ? ` (${String(plan.stage.options.method)})` : ''}`);
       const started = performance.now();
-      const outcome = await stageRunners[plan.stage.kind].run(env, model, plan, recipe, abort.signal);
+      const place = { modelPath: state.modelDir ? folder.path(state.modelDir) : recipe.model.from, runDir: folder.dir };
+      const outcome = await stageRunners[plan.stage.kind].run(env, model, plan, recipe, abort.signal, place);
       const result: StageResult = { ...outcome.result, index: plan.index, seconds: outcome.result.seconds || (performance.now() - started) / 1000 };
       if (outcome.model !== model) {
         model.dispose();

@@ -2,7 +2,9 @@
 import type { Command } from 'commander';
 import { activateBackend, loadRecipe, TopiaryError } from '@topiary/kernel';
 import { train, validateTrainStage } from '@topiary/trainer';
+import { dirname, resolve } from 'node:path';
 import { createRunContext, type GlobalOptions } from '../context.js';
+import { resolveRecipePaths } from '../recipe-paths.js';
 
 interface TrainFlags {
   steps?: string;
@@ -21,7 +23,7 @@ export function registerTrain(program: Command, globals: () => GlobalOptions): v
       `
 The run folder (--out, or the recipe's \`output\`) receives metrics.jsonl, checkpoints/, model/ (safetensors +
 config.json with per-layer sizes), architecture.json and summary.json. Running the same command again resumes
-from the newest complete checkpoint. Relative paths in the recipe are relative to the working directory.
+from the newest complete checkpoint. Relative paths in the recipe are relative to the recipe file's folder.
 
 Examples:
   $ topiary train recipes/efficientllm-a-pruning-aware.yaml
@@ -30,7 +32,7 @@ Examples:
     )
     .action(async (recipePath: string, flags: TrainFlags) => {
       const g = globals();
-      const recipe = loadRecipe(recipePath);
+      const recipe = resolveRecipePaths(loadRecipe(recipePath), dirname(resolve(recipePath)));
       const stage = recipe.stages.find((s) => s.kind === 'train');
       if (!stage) {
         throw new TopiaryError('E_RECIPE', 'the recipe has no `train` stage', { file: recipePath, where: 'stages', hint: 'add `- train: { ... }`' });
@@ -45,7 +47,7 @@ Examples:
       try {
         spec = validateTrainStage(raw, stage.where, {
           seed: recipe.seed,
-          out: g.out ?? recipe.output,
+          out: g.out ? resolve(g.out) : recipe.output,
           modelFrom: recipe.model?.from,
           tokenizer: recipe.model?.tokenizer,
           trainData: recipe.data.train,

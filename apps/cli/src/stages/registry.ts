@@ -8,6 +8,8 @@ import type { RunContext } from '../context.js';
 import type { CalibrationSpec, StageEnv } from './env.js';
 import { runEvalStage, validateEvalStage, type EvalStageInput } from './eval.js';
 import { preparePruner, runPruneStage } from './prune.js';
+import { prepareTrainStage, runTrainStage } from './train.js';
+import { join } from 'node:path';
 
 export interface StageOutcome {
   model: CausalLM;
@@ -24,9 +26,17 @@ export interface PlannedStage {
   prepared: unknown;
 }
 
+/** Where the run stands when a stage starts. */
+export interface StagePlace {
+  /** Folder of the current model on disk (the latest checkpoint, or the recipe's model). */
+  modelPath: string;
+  /** The run folder. */
+  runDir: string;
+}
+
 export interface StageRunner<Prepared = unknown> {
   prepare(run: RunContext, stage: RecipeStage, recipe: Recipe): Prepared;
-  run(env: StageEnv, model: CausalLM, plan: PlannedStage & { prepared: Prepared }, recipe: Recipe, signal: AbortSignal): Promise<StageOutcome>;
+  run(env: StageEnv, model: CausalLM, plan: PlannedStage & { prepared: Prepared }, recipe: Recipe, signal: AbortSignal, place: StagePlace): Promise<StageOutcome>;
 }
 
 interface PreparedPrune {
@@ -100,6 +110,14 @@ const evaluate: StageRunner<EvalStageInput> = {
   },
 };
 
+const trainStage: StageRunner<RecipeStage> = {
+  prepare: prepareTrainStage,
+  async run(env, model, plan, recipe, signal, place) {
+    const out = await runTrainStage(env, model, plan.stage, recipe, { modelPath: place.modelPath, tokenizerPath: env.tokenizerPath, stageDir: join(place.runDir, 'stages', `train-${plan.index + 1}`) }, plan.index, signal);
+    return { model: out.model, result: out.result, changedModel: out.finished, partial: !out.finished };
+  },
+};
+
 function unavailable(kind: string): StageRunner {
   return {
     prepare(_run, stage, recipe) {
@@ -115,5 +133,5 @@ export const stageRunners: Record<RecipeStage['kind'], StageRunner> = {
   prune: prune as StageRunner,
   eval: evaluate as StageRunner,
   finetune: unavailable('finetune'),
-  train: unavailable('train'),
+  train: trainStage as StageRunner,
 };
