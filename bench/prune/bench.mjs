@@ -2,7 +2,7 @@
 // Wall time and peak memory of Wanda and SparseGPT: `topiary prune` (tfjs-wasm + host float64 math) vs the PyTorch
 // reference (bench/reference/prune_reference.py), same model, same calibration windows, same machine, one run each.
 // Usage (from the repo root, after `pnpm build`): node bench/prune/bench.mjs [--samples 128] [--seqlen 256]
-// A script, not a test: numbers are noisy on a shared machine.
+// A script, not a test: numbers are noisy on a shared machine. Cost growth with model size: bench/prune/sizes.mjs.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,10 @@ const python = process.env.TOPIARY_PYTHON ?? '/usr/bin/python3';
 const work = mkdtempSync(join(tmpdir(), 'topiary-bench-prune-'));
 const calib = join(work, 'calibration.json');
 
+// OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (set on some machines for older OpenBLAS builds) are unset for Python only.
+const pyEnv = { ...process.env };
+delete pyEnv.OPENBLAS_CORETYPE;
+delete pyEnv.OPENBLAS_L2_SIZE;
 const rows = [];
 for (const method of ['wanda', 'sparsegpt']) {
   const ts = JSON.parse(
@@ -25,7 +29,7 @@ for (const method of ['wanda', 'sparsegpt']) {
       '--method', method, '--sparsity', '0.5', '--calibration', text, '--samples', samples, '--seqlen', seqlen, '--dump-calibration', calib],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 28 }),
   );
-  const py = JSON.parse(execFileSync(python, [join(root, 'bench', 'reference', 'prune_reference.py'), 'bench', '--method', method, '--fixture', calib], { encoding: 'utf8' }).trim().split('\n').pop());
+  const py = JSON.parse(execFileSync(python, [join(root, 'bench', 'reference', 'prune_reference.py'), 'bench', '--method', method, '--fixture', calib], { encoding: 'utf8', env: pyEnv }).trim().split('\n').pop());
   rows.push({ method, tsSeconds: ts.seconds, pySeconds: py.seconds, tsPeak: ts.peakRssBytes, pyPeak: py.peakRssBytes, blas: py.blas, threads: py.threads });
 }
 const mb = (b) => `${(b / 2 ** 20).toFixed(0)} MB`;

@@ -10,7 +10,7 @@ papers' equations (see /work/shared/design/ALGORITHMS.md). Run with Debian's pyt
       -> bench/reference/outputs/prune_e2e.json: the full sequential procedure on the same calibration windows and
          eval ids the TypeScript side dumped (bench/reference/fixtures/prune_calibration.json): masks and
          perplexities for every method/pattern/OWL combination.
-  /usr/bin/python3 bench/reference/prune_reference.py bench --method wanda|sparsegpt [--fixture F]
+  /usr/bin/python3 bench/reference/prune_reference.py bench --method wanda|sparsegpt [--fixture F] [--model DIR]
       -> one JSON line with wall time and peak RSS (used by bench/prune).
 
 Conventions shared with the TypeScript side (so masks can be compared bit for bit):
@@ -427,7 +427,7 @@ def e2e():
 def bench():
     fixture = json.load(open(arg('--fixture', FIXTURE)))
     method = arg('--method', 'wanda')
-    model = Llama()
+    model = Llama(arg('--model', MODEL_DIR))
     t0 = time.time()
     prune_model(model, fixture['calibration'], method, 0.5)
     secs = time.time() - t0
