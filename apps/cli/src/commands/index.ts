@@ -8,7 +8,8 @@ import { registerPrune } from './prune.js';
 import { registerTrain } from './train.js';
 import { registerEval } from './eval.js';
 import { registerRun } from './run.js';
+import { registerFinetune } from './finetune.js';
 
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => void;
 
-export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune, registerTrain, registerEval, registerRun];
+export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune, registerTrain, registerEval, registerRun, registerFinetune];

@@ -90,7 +90,7 @@ export function registerPrune(program: Command, globals: () => GlobalOptions): v
     .option('--score <how>', '[depth] block-influence, ppl or taylor')
     .option('--iterative', '[depth] re-score after each removal')
     .option('--saliency <name>', 'score function (magnitude, wanda, taylor-element, taylor-vector, ... or a saliency plugin)')
-    .option('--layers <list>', 'blocks to prune, e.g. 0-3 or 1,2 (default: the method’s own default)')
+    .option('--layers <list>', 'blocks to prune, e.g. 0-3 or 1,2; llm-pruner/depth: START:END, END exclusive (default: the method’s own)')
     .option('--batch-size <n>', 'calibration windows per forward call (memory only)')
     .option('--calibration <file>', 'text file the calibration windows are drawn from')
     .option('--samples <n>', 'calibration windows', '128')

@@ -1,0 +1,76 @@
+/**
+ * Structured pruning and recovery through the CLI, on the shipped stories260K model: llm-pruner and depth with
+ * --json (parameters and perplexity before/after), finetune with distillation (perplexity before/after recovery),
+ * and the bad-input errors naming their flags.
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../src/program.js';
+
+const root = join(import.meta.dirname, '..', '..', '..');
+const model = join(root, 'assets/models/stories260K-hf');
+const text = join(root, 'assets/data/tinystories_val_head.txt');
+const dir = mkdtempSync(join(tmpdir(), 'topiary-structured-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((stdout += String(c)), true));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((stderr += String(c)), true));
+  try {
+    return { code: await main(args), stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+const calib = ['--calibration', text, '--samples', '10', '--seqlen', '64', '--eval', text, '--eval-limit', '8'];
+
+describe('topiary prune (structured) and finetune', () => {
+  it('llm-pruner --json: parameters and perplexity before/after; the saved model is smaller', async () => {
+    const out = join(dir, 'llmp');
+    const r = await run(['--json', '--out', out, 'prune', '--model', model, '--method', 'llm-pruner', '--ratio', '0.2', '--saliency', 'taylor-vector', ...calib]);
+    expect(r.code, r.stderr).toBe(0);
+    const body = JSON.parse(r.stdout) as { parametersBefore: number; parametersAfter: number; perplexity: { before: number; after: number } };
+    expect(body.parametersBefore).toBe(260032);
+    expect(body.parametersAfter).toBeLessThan(260032 * 0.81);
+    expect(body.perplexity.after).toBeGreaterThan(body.perplexity.before);
+    expect(statSync(join(out, 'model.safetensors')).size).toBeLessThan(statSync(join(model, 'model.safetensors')).size * 0.82);
+
+    const ft = join(dir, 'llmp-ft');
+    const f = await run(['--json', '--out', ft, 'finetune', '--model', out, '--data', text, '--steps', '30', '--lr', '3e-3', '--batch-size', '4', '--seqlen', '64',
+      '--distill-from', model, '--temperature', '2', '--alpha', '0.5', '--eval', text, '--eval-seqlen', '64', '--eval-limit', '8']);
+    expect(f.code, f.stderr).toBe(0);
+    const fb = JSON.parse(f.stdout) as { parameters: number; perplexity: { before: number; after: number }; firstLoss: number; lastLoss: number };
+    expect(fb.parameters).toBe(body.parametersAfter);
+    expect(fb.perplexity.after).toBeLessThan(fb.perplexity.before);
+  });
+
+  it('depth --json removes one block', async () => {
+    const r = await run(['--json', '--out', join(dir, 'depth'), 'prune', '--model', model, '--method', 'depth', '--remove', '1', '--score', 'block-influence', ...calib]);
+    expect(r.code, r.stderr).toBe(0);
+    const body = JSON.parse(r.stdout) as { parametersBefore: number; parametersAfter: number; details: { removedBlocks: number[] } };
+    expect(body.parametersBefore - body.parametersAfter).toBe(45440);
+    expect(body.details.removedBlocks).toHaveLength(1);
+  });
+
+  it('bad input names the flag and exits 2', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--method', 'llm-pruner', '--ratio', '0.5'], /--ratio.*every attention head/],
+      [['--method', 'llm-pruner', '--ratio', '0.2', '--saliency', 'nope'], /--saliency.*unknown saliency "nope"[\s\S]*taylor-element/],
+      [['--method', 'depth', '--remove', '5'], /--remove.*5 of the model's 5 blocks/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run(['--out', join(dir, 'bad'), 'prune', '--model', model, ...args, '--calibration', text, '--samples', '2', '--seqlen', '32']);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    const f = await run(['--out', join(dir, 'bad'), 'finetune', '--model', model, '--data', text]);
+    expect(f.code).toBe(2);
+    expect(f.stderr).toMatch(/--steps/);
+  });
+});
