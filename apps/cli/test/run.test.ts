@@ -74,6 +74,11 @@ describe('topiary run', () => {
     const html = readFileSync(join(run, 'report.html'), 'utf8');
     expect(html).toContain('<td>input model</td>');
     expect(html).toContain('after 3. prune (wanda)');
+    // `topiary report` rewrites it from the folder alone
+    const again = await cli(['--json', 'report', run]);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).report).toBe(join(run, 'report.html'));
+    expect((await cli(['report', join(dir, 'nope')])).code).toBe(1);
   });
 
   it('stops at a stage boundary when interrupted, leaves a consistent folder, and --resume finishes it', async () => {

@@ -8,8 +8,9 @@ import { registerPrune } from './prune.js';
 import { registerTrain } from './train.js';
 import { registerEval } from './eval.js';
 import { registerRun } from './run.js';
+import { registerReport } from './report.js';
 import { registerFinetune } from './finetune.js';
 
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => void;
 
-export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune, registerTrain, registerEval, registerRun, registerFinetune];
+export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune, registerTrain, registerEval, registerRun, registerFinetune, registerReport];
