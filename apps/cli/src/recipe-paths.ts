@@ -26,8 +26,11 @@ function stageOptions(stage: RecipeStage, abs: Abs): Raw {
     case 'prune':
       if (isRecord(options.calibration)) options.calibration = mapKeys(options.calibration, ['path'], abs);
       return options;
-    case 'finetune':
-      return mapKeys(options, ['data', 'valid', 'eval', 'distillFrom'], abs);
+    case 'finetune': {
+      const resolved = mapKeys(options, ['data', 'valid', 'eval', 'distillFrom'], abs);
+      if (options.distillFrom === 'source') resolved.distillFrom = 'source'; // a keyword: the recipe's input model
+      return resolved;
+    }
     case 'train':
       if (typeof options.model === 'string') options.model = abs(options.model);
       else if (isRecord(options.model)) options.model = mapKeys(options.model, ['from', 'architecture'], abs);

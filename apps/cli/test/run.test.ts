@@ -166,4 +166,30 @@ describe('topiary run', () => {
     expect(existsSync(join(dir, 'run', 'checkpoints', 'stage-1', 'model.safetensors'))).toBe(true);
     expect(existsSync(join(dir, 'run', 'stages', 'train-1'))).toBe(true);
   });
+
+  it('structured pruning then recovery fine-tuning distilled from the source model', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'topiary-run-ft-'));
+    const file = recipe(
+      dir,
+      [
+        '  - prune: { method: llm-pruner, ratio: 0.2, calibration: { path: ' + text + ', samples: 4, seqlen: 32 } }',
+        evalStage,
+        `  - finetune: { data: ${text}, steps: 4, lr: 1.0e-3, batchSize: 2, seqlen: 32, distillFrom: source, alpha: 0.5 }`,
+        evalStage,
+      ].join('\n'),
+    );
+    const r = await cli(['--json', 'run', file]);
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const results = JSON.parse(readFileSync(join(dir, 'run', 'results.json'), 'utf8')) as {
+      stages: { kind: string; name: string; parametersBefore?: number; parametersAfter?: number; details?: { distillFrom?: string }; eval?: { perplexity: Record<string, { ppl: number }> } }[];
+    };
+    expect(results.stages.map((s) => s.kind)).toEqual(['prune', 'eval', 'finetune', 'eval']);
+    const pruned = results.stages[0]!;
+    expect(pruned.parametersAfter!).toBeLessThan(pruned.parametersBefore!);
+    expect(results.stages[2]!.name).toBe('finetune (distilled)');
+    expect(results.stages[2]!.details!.distillFrom).toBe(model);
+    expect(results.stages[2]!.parametersAfter).toBe(pruned.parametersAfter); // recovery keeps the slim shape
+    const html = readFileSync(join(dir, 'run', 'report.html'), 'utf8');
+    expect(html).toContain('FFN width per layer');
+  });
 });

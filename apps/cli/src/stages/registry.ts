@@ -9,6 +9,7 @@ import type { CalibrationSpec, StageEnv } from './env.js';
 import { runEvalStage, validateEvalStage, type EvalStageInput } from './eval.js';
 import { preparePruner, runPruneStage } from './prune.js';
 import { prepareTrainStage, runTrainStage } from './train.js';
+import { runFinetuneStage, validateFinetuneStage, type FinetuneStage } from './finetune.js';
 import { join } from 'node:path';
 
 export interface StageOutcome {
@@ -118,20 +119,23 @@ const trainStage: StageRunner<RecipeStage> = {
   },
 };
 
-function unavailable(kind: string): StageRunner {
-  return {
-    prepare(_run, stage, recipe) {
-      throw new TopiaryError('E_RECIPE', `${kind} stages are not available in this build of topiary run`, { file: recipe.file, where: stage.where });
-    },
-    run() {
-      throw new TopiaryError('E_INTERNAL', `${kind} stage cannot run`);
-    },
-  };
-}
+const finetuneStage: StageRunner<FinetuneStage> = {
+  prepare(_run, stage, recipe) {
+    try {
+      return validateFinetuneStage(stage.options, stage.where, recipe);
+    } catch (e) {
+      throw e instanceof TopiaryError && recipe.file && !e.file ? e.inFile(recipe.file) : e;
+    }
+  },
+  async run(env, model, plan, recipe) {
+    const result = await runFinetuneStage(env, model, plan.prepared, recipe, plan.stage.where, plan.index);
+    return { model, result, changedModel: true };
+  },
+};
 
 export const stageRunners: Record<RecipeStage['kind'], StageRunner> = {
   prune: prune as StageRunner,
   eval: evaluate as StageRunner,
-  finetune: unavailable('finetune'),
+  finetune: finetuneStage as StageRunner,
   train: trainStage as StageRunner,
 };
