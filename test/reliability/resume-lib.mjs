@@ -92,7 +92,7 @@ export function auditCheckpoints(out) {
         const ck = loadCheckpoint(join(root, name));
         result.complete.push(ck.step);
       } catch (e) {
-        result.broken.push(`${name}: ${e instanceof Error ? e.message : String(e)}`);
+        result.broken.push(`${name}: ${e instanceof Error ? e.message : String(e)} (holds: ${readdirSync(join(root, name)).join(', ') || 'nothing'})`);
       }
     } else result.leftovers.push(name);
   }

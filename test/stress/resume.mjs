@@ -28,7 +28,7 @@ for (let i = 0; i < TRIALS; i++) {
   const out = join(root, `trial-${i}`);
   const r = await killResumeTrial({ recipe, out, reference, random, minMs: 300, maxMs: ref.ms * 0.95 });
   results.push(r);
-  console.log(`trial ${String(i).padStart(2)}: ${r.ok ? 'ok  ' : 'FAIL'} kills at ${r.kills.map((k) => `${k.atMs}ms→ckpts[${k.checkpoints.join(',')}]${k.leftovers ? `+${k.leftovers} tmp` : ''}`).join(' ')} resumedFrom ${r.resumedFrom} maxΔloss ${r.maxLossDiff} ${r.reason}`);
+  console.log(`trial ${String(i).padStart(2)}: ${r.ok ? 'ok  ' : 'FAIL'} kills at ${r.kills.map((k) => `${typeof k.atMs === 'number' ? `${k.atMs}ms` : k.atMs}→ckpts[${k.checkpoints.join(',')}]${k.leftovers ? `+${k.leftovers} tmp` : ''}`).join(' ')} resumedFrom ${r.resumedFrom} maxΔloss ${r.maxLossDiff} ${r.reason}`);
   rmSync(out, { recursive: true, force: true });
 }
 const kills = results.reduce((n, r) => n + r.kills.length, 0);
