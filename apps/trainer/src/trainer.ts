@@ -141,12 +141,12 @@ function hostWeights(model: CausalLM): Map<string, Float32Array> {
  */
 export function slimWithState(model: CausalLM, opt: AdamW, options: AdamWOptions): { model: CausalLM; opt: AdamW; mapping: Map<string, string> } {
   const masked = new Set(model.maskedGroups());
-  const state = opt.exportState();
+  const state = opt.exportState(model.parameters());
   const mapping = slimIdMapping(model.config, masked);
   const m = slimWeights(model.config, state.m, masked, new Map()).weights;
   const v = slimWeights(model.config, state.v, masked, new Map()).weights;
   const slimmed = model.slim();
-  return { model: slimmed, opt: new AdamW(slimmed.parameters(), options, { t: state.t, m, v }), mapping };
+  return { model: slimmed, opt: new AdamW(options, { t: state.t, m, v }), mapping };
 }
 
 /** Mean loss over up to `batches` held-out batches. */
@@ -197,7 +197,7 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
     const s = ck.state as { config: ModelConfig; masked: string[]; run: RunState; accumulator?: unknown; optimizerStep: number };
     model = new LlamaModel(s.config, ck.weights, ck.params.length ? 'checkpoint' : 'checkpoint');
     if (s.masked.length) model.maskGroups(s.masked);
-    opt = new AdamW(model.parameters(), spec.optimizer, { t: s.optimizerStep, m: ck.m, v: ck.v });
+    opt = new AdamW(spec.optimizer, { t: s.optimizerStep, m: ck.m, v: ck.v });
     Object.assign(st, s.run);
     if (accumulator && s.accumulator !== undefined) accumulator.load(s.accumulator);
     resumedFrom = ck.step;
@@ -232,7 +232,7 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
     if (model.config.maxSeqLen < spec.data.seqLen + 1) {
       throw new TopiaryError('E_CONFIG', `seqLen ${spec.data.seqLen} (+1) exceeds the model's maxSeqLen ${model.config.maxSeqLen}`, { where: 'data.seqLen' });
     }
-    opt = new AdamW(model.parameters(), spec.optimizer);
+    opt = new AdamW(spec.optimizer);
     st.sourceParams = model.parameterCount();
     writeFileAtomic(metricsPath, '');
   }
@@ -265,7 +265,7 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
   };
 
   const writeCk = (step: number): void => {
-    const state = opt.exportState();
+    const state = opt.exportState(model.parameters());
     const params = [...model.parameters()].map(([name, v]) => ({ name, shape: [...v.shape] }));
     const path = writeCheckpoint(ckRoot, {
       step,

@@ -18,7 +18,7 @@ export {
 } from './config.js';
 export { attention, causalMask, crossEntropy, embedding, linear2d, rmsNorm, rope, ropeTables, swiglu } from './ops.js';
 export { computeGroups, slimWeights, type SlimResult } from './groups.js';
-export { AdamW, trainStep, lossAndGrads, type AdamWOptions, type StepResult } from './optim.js';
+export { AdamW, trainStep, lossAndGrads, type AdamWOptions, type AdamWState, type StepResult } from './optim.js';
 export { generate, sampleToken, type GenerateOptions } from './generate.js';
 export { loadModel, saveModel, detectModelFormat, looksLikePickle, checkTokenizer, llama2cFormat, safetensorsFormat, type LoadOptions, type ModelFileKind } from './io.js';
 export { readHf, writeHf, readHfConfig, type SaveOptions } from './formats/hf.js';
