@@ -84,14 +84,13 @@ describe('unwritable output folder (a parent that is a file)', () => {
     expect(err.message).toMatch(/a parent is not a directory/);
   });
 
-  // Fails today: apps/trainer train() calls mkdirSync(out) without ioError, so the CLI reports E_INTERNAL (the
-  // message does name the path). Tracked in docs/reliability.md; flip to `test` when the trainer wraps it.
-  test.skipIf(!haveCli).fails('topiary train --out under a file: E_IO naming the path (exit 1)', async () => {
+  test.skipIf(!haveCli)('topiary train --out under a file: E_IO naming the path (exit 1)', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'file'), 'x');
     const r = (await runTrain(writeRecipe(dir, { steps: 3 }), join(dir, 'file', 'run'))) as { code: number; stderr: string };
     expect(r.code).toBe(1);
-    expect(lastError(r.stderr).message).toContain(join(dir, 'file', 'run'));
-    expect(lastError(r.stderr).code).toBe('E_IO');
+    const e = lastError(r.stderr) as { code: string; message: string; where?: string };
+    expect(`${e.where ?? ''} ${e.message}`).toContain(join(dir, 'file', 'run'));
+    expect(e.code).toBe('E_IO');
   });
 });

@@ -208,5 +208,15 @@ export function loadCheckpoint(path: string): CheckpointData {
 
 /** Keep the newest `keep` checkpoints, delete the rest. */
 export function pruneOldCheckpoints(root: string, keep: number): void {
-  for (const ref of listCheckpoints(root).slice(keep)) rmSync(ref.path, { recursive: true, force: true });
+  // rename first, then delete: a kill mid-delete leaves a `.old` folder (removed on the next start), never a
+  // half-deleted `step-N` that looks like a checkpoint
+  for (const ref of listCheckpoints(root).slice(keep)) {
+    const doomed = `${ref.path}.${process.pid}.old`;
+    try {
+      renameSync(ref.path, doomed);
+    } catch (e) {
+      throw ioError(e, ref.path, 'retire an old checkpoint');
+    }
+    rmSync(doomed, { recursive: true, force: true });
+  }
 }

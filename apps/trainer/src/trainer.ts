@@ -20,6 +20,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'n
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
+  ioError,
   resolveAllOrNone,
   Tokens,
   TopiaryError,
@@ -173,7 +174,11 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
   const out = spec.out;
   const ckRoot = join(out, 'checkpoints');
   const metricsPath = join(out, 'metrics.jsonl');
-  mkdirSync(out, { recursive: true });
+  try {
+    mkdirSync(out, { recursive: true });
+  } catch (e) {
+    throw ioError(e, out, 'create the run folder');
+  }
   cleanCheckpointLeftovers(ckRoot);
 
   // ---- everything that can be checked before a tensor exists
@@ -257,7 +262,11 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
   let keep = tracker.keepTensors();
 
   const metric = (record: Record<string, unknown>): void => {
-    appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
+    try {
+      appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
+    } catch (e) {
+      throw ioError(e, metricsPath, 'append to metrics.jsonl');
+    }
   };
   const snapshot = (step: number, reason: string): void => {
     const arch = tracker.architecture();
@@ -267,10 +276,15 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
   const writeCk = (step: number): void => {
     const state = opt.exportState(model.parameters());
     const params = [...model.parameters()].map(([name, v]) => ({ name, shape: [...v.shape] }));
+    const weights = hostWeights(model);
+    // a checkpoint is the last good state: never write one holding NaN/Inf (guardEvery may be > 1)
+    for (const [name, w] of weights) {
+      if (!w.every(Number.isFinite)) throw numericError(step - 1, `the weight ${name}`);
+    }
     const path = writeCheckpoint(ckRoot, {
       step,
       params,
-      weights: hostWeights(model),
+      weights,
       m: state.m,
       v: state.v,
       state: {
