@@ -40,6 +40,15 @@ export function parseLayers(value: unknown, where: string): number[] {
   const out = new Set<number>();
   for (const part of parts) {
     const text = String(part).trim();
+    // the structured pruners' START:END form (END exclusive) is accepted too, so `--layers` reads the same everywhere
+    const slice = /^(\d+):(\d+)$/.exec(text);
+    if (slice) {
+      const a = Number(slice[1]);
+      const b = Number(slice[2]);
+      if (b <= a) throw new TopiaryError('E_USAGE', `layer range ${text} is empty (END is exclusive)`, { where });
+      for (let i = a; i < b; i++) out.add(i);
+      continue;
+    }
     const range = /^(\d+)-(\d+)$/.exec(text);
     if (range) {
       const a = Number(range[1]);

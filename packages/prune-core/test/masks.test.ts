@@ -100,6 +100,8 @@ describe('options', () => {
     expect(() => validatePostTraining({ sparsity: 0.5, pattern: '2:4', owl: true }, '', 'wanda')).toThrow(/N:M/);
     expect(validatePostTraining({ sparsity: 0.5, owl: true }, '', 'wanda').owl).toEqual({ M: 5, lambda: 0.08 });
     expect(parseLayers('0,2-4', '--layers')).toEqual([0, 2, 3, 4]);
+    expect(parseLayers('1:4', '--layers')).toEqual([1, 2, 3]); // the structured pruners' START:END form
+    expect(() => parseLayers('3:3', '--layers')).toThrow(/empty/);
     try {
       validatePostTraining({ sparsity: 2 }, 'stages[0].prune', 'wanda');
       expect.unreachable();

@@ -36,13 +36,18 @@ export interface LayerSpec {
   text: string;
 }
 
-/** Parse `START:END` (END exclusive; either side may be empty: `2:`, `:4`). */
+/**
+ * Parse `START:END` (END exclusive; either side may be empty: `2:`, `:4`), or the post-training pruners' inclusive
+ * `A-B`, so `--layers` reads the same for every method.
+ */
 export function parseLayerSpec(text: string, where = '--layers'): LayerSpec {
+  const inclusive = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(text);
+  if (inclusive) return { start: Number(inclusive[1]), end: Number(inclusive[2]) + 1, text };
   const m = /^\s*(\d*)\s*:\s*(\d*)\s*$/.exec(text);
   if (!m) {
     throw new TopiaryError('E_USAGE', `layer range must look like START:END (block indices, END exclusive), got ${JSON.stringify(text)}`, {
       where,
-      hint: 'e.g. 1:4 for blocks 1, 2 and 3; 2: for block 2 to the last',
+      hint: 'e.g. 1:4 (or 1-3) for blocks 1, 2 and 3; 2: for block 2 to the last',
     });
   }
   return { start: m[1] === '' ? 0 : Number(m[1]), end: m[2] === '' ? null : Number(m[2]), text };

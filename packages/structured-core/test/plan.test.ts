@@ -26,6 +26,7 @@ describe('layer ranges', () => {
     expect(parseLayerRange('1:3', 5)).toEqual({ start: 1, end: 3 });
     expect(parseLayerRange(':3', 5)).toEqual({ start: 0, end: 3 });
     expect(parseLayerRange('2:', 5)).toEqual({ start: 2, end: 5 });
+    expect(parseLayerRange('1-3', 5)).toEqual({ start: 1, end: 4 }); // the post-training pruners' inclusive form
     expect(() => parseLayerRange('3:3', 5)).toThrow(TopiaryError);
     expect(() => parseLayerRange('0:6', 5)).toThrow(/5 blocks/);
     try {
