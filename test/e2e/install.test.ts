@@ -10,12 +10,34 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { assets, repoRoot } from '../data.js';
 
+/** What the user installs by choice. */
+const chosen = ['packages/kernel', 'apps/cli', 'plugins/backend-wasm', 'plugins/pruner-wanda', 'examples/saliency-plugin'];
+
 /**
- * What the user installs by choice, and the packages those depend on (from a registry npm would fetch them; here they
+ * The workspace packages the chosen ones depend on, transitively (from a registry npm would fetch them; here they
  * are packed too): the cli's libraries, and saliency-basic, which pruner-wanda depends on for its default score.
  */
-const chosen = ['packages/kernel', 'apps/cli', 'plugins/backend-wasm', 'plugins/pruner-wanda', 'examples/saliency-plugin'];
-const cliLibraries = ['plugins/saliency-basic', 'packages/model-llama', 'packages/corpus', 'packages/eval', 'packages/report', 'packages/prune-core', 'apps/trainer', 'apps/evaluator', 'plugins/scheduler-basic'];
+function withWorkspaceDependencies(dirs: readonly string[]): string[] {
+  const byName = new Map<string, string>();
+  for (const group of ['packages', 'plugins', 'apps', 'examples']) {
+    for (const entry of readdirSync(join(repoRoot, group))) {
+      const file = join(repoRoot, group, entry, 'package.json');
+      if (existsSync(file)) byName.set((JSON.parse(readFileSync(file, 'utf8')) as { name: string }).name, `${group}/${entry}`);
+    }
+  }
+  const out = new Set<string>();
+  const visit = (dir: string) => {
+    if (out.has(dir)) return;
+    out.add(dir);
+    const pkg = JSON.parse(readFileSync(join(repoRoot, dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    for (const dep of Object.keys(pkg.dependencies ?? {})) {
+      const depDir = byName.get(dep);
+      if (depDir) visit(depDir);
+    }
+  };
+  dirs.forEach(visit);
+  return [...out];
+}
 
 function hasCommand(cmd: string): boolean {
   try {
@@ -34,11 +56,12 @@ describe.skipIf(missing.length > 0)('packed packages installed into an empty pro
     const work = mkdtempSync(join(tmpdir(), 'topiary-install-'));
     const tarballs = join(work, 'tgz');
     mkdirSync(tarballs);
-    for (const pkg of [...chosen, ...cliLibraries]) {
+    const packed = withWorkspaceDependencies(chosen);
+    for (const pkg of packed) {
       execFileSync('pnpm', ['pack', '--pack-destination', tarballs], { cwd: join(repoRoot, pkg), stdio: 'ignore' });
     }
     const files = readdirSync(tarballs).filter((f) => f.endsWith('.tgz'));
-    expect(files).toHaveLength(chosen.length + cliLibraries.length);
+    expect(files).toHaveLength(packed.length);
 
     const project = join(work, 'project');
     mkdirSync(project);
