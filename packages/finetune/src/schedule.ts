@@ -1,8 +1,10 @@
 /**
  * The short learning-rate schedule of recovery fine-tuning: linear warmup from 0 to `lr` over `warmup` steps, then
  * cosine (or linear) decay to `minLr` at the last step. Steps count from 0; step `steps − 1` gets `minLr`.
+ * The curves themselves are the scheduler plugin's (one implementation of each LR shape in the project).
  */
-import { TopiaryError } from '@topiary/kernel';
+import { TopiaryError, type Schedule } from '@topiary/kernel';
+import { constantLr, cosineLr, wsdLr } from '@topiary/scheduler-basic';
 
 export type DecayKind = 'cosine' | 'linear' | 'constant';
 export const DECAY_KINDS: readonly DecayKind[] = ['cosine', 'linear', 'constant'];
@@ -28,12 +30,15 @@ export function checkSchedule(s: LrSchedule, where = 'finetune'): LrSchedule {
   return s;
 }
 
+/** The schedule as a function of the 0-based step; the decay ends (at minLr) on the last step, `steps − 1`. */
+export function lrSchedule(s: LrSchedule): Schedule {
+  const last = s.steps - 1;
+  if (s.decay === 'constant' || s.steps - s.warmup <= 1) return constantLr({ lr: s.lr, warmup: s.warmup });
+  if (s.decay === 'cosine') return cosineLr({ lr: s.lr, warmup: s.warmup, total: last, minLr: s.minLr });
+  return wsdLr({ lr: s.lr, warmup: s.warmup, total: last, decaySteps: last - s.warmup, minLr: s.minLr, shape: 'linear' });
+}
+
 /** Learning rate at `step` (0-based). */
 export function learningRate(s: LrSchedule, step: number): number {
-  if (step < s.warmup) return (s.lr * (step + 1)) / s.warmup;
-  const decaySteps = s.steps - s.warmup;
-  if (s.decay === 'constant' || decaySteps <= 1) return s.lr;
-  const progress = Math.min(1, (step - s.warmup) / (decaySteps - 1));
-  const factor = s.decay === 'cosine' ? 0.5 * (1 + Math.cos(Math.PI * progress)) : 1 - progress;
-  return s.minLr + (s.lr - s.minLr) * factor;
+  return lrSchedule(s)(step);
 }
