@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { main } from '../src/program.js';
+import { runCli } from './helpers.js';
 
 const assets = resolve(__dirname, '..', '..', '..', 'assets');
 const hf = join(assets, 'models', 'stories260K-hf');
@@ -13,24 +13,7 @@ const text = join(dir, 'stories.txt');
 const full = readFileSync(join(assets, 'data', 'tinystories_val_head.txt'));
 writeFileSync(text, full.subarray(0, full.indexOf('\n\n', 8000)));
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    return { code: await main(args), stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+const run = runCli;
 
 describe('topiary eval', () => {
   it('--json prints one object {perplexity: {file: {ppl, tokens}}, tasks: {name: {acc, acc_norm, n}}}', async () => {

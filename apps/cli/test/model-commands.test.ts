@@ -1,7 +1,7 @@
 /** `topiary inspect` and `topiary generate` on the shipped stories260K model (llama2.c and HF layouts). */
 import { join, resolve } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { main } from '../src/program.js';
+import { runCli } from './helpers.js';
 import { resolveTokenizerPath } from '../src/model-args.js';
 
 const assets = resolve(__dirname, '..', '..', '..', 'assets', 'models');
@@ -9,24 +9,7 @@ const bin = join(assets, 'stories260K', 'stories260K.bin');
 const tok = join(assets, 'stories260K', 'tok512.bin');
 const hf = join(assets, 'stories260K-hf');
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    return { code: await main(args), stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+const run = runCli;
 
 describe('topiary inspect', () => {
   it('--json: config, parameters per kind, groups per layer', async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { loadRecipe } from '@topiary/kernel';
-import { main } from '../src/program.js';
+import { runCli } from './helpers.js';
 import { createRunContext, type GlobalOptions } from '../src/context.js';
 import { executeRecipe } from '../src/commands/run.js';
 import { RunFolder } from '../src/run-folder.js';
@@ -15,20 +15,7 @@ const textDir = mkdtempSync(join(tmpdir(), 'topiary-run-text-'));
 const text = join(textDir, 'tinystories-40k.txt');
 writeFileSync(text, readFileSync(join(repo, 'assets/data/tinystories_val_head.txt'), 'utf8').slice(0, 40_000));
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((stdout += String(c)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((stderr += String(c)), true));
-  try {
-    const code = await main(args);
-    return { code: code || Number(process.exitCode ?? 0), stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-    process.exitCode = 0;
-  }
-}
+const cli = runCli;
 
 function recipe(dir: string, stages: string, name = 'r.yaml'): string {
   const file = join(dir, name);

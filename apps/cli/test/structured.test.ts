@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/program.js';
+import { runCli } from './helpers.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 const model = join(root, 'assets/models/stories260K-hf');
@@ -15,18 +15,7 @@ const text = join(root, 'assets/data/tinystories_val_head.txt');
 const dir = mkdtempSync(join(tmpdir(), 'topiary-structured-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((stdout += String(c)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((stderr += String(c)), true));
-  try {
-    return { code: await main(args), stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+const run = runCli;
 
 const calib = ['--calibration', text, '--samples', '10', '--seqlen', '64', '--eval', text, '--eval-limit', '8'];
 
