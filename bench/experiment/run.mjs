@@ -13,7 +13,8 @@
  *   node bench/experiment/run.mjs --steps 40 --out runs/efficientllm-small   # a small end-to-end check
  *   node bench/experiment/run.mjs --report-only --out runs/efficientllm      # redo table + plot
  * Options: --steps N (override every arm's steps; schedules given in % scale with it), --out DIR (default
- * runs/efficientllm), --arms a,b,c,d, --backend NAME (default wasm), --report-only.
+ * runs/efficientllm), --arms a,b,c,d, --backend NAME (default wasm), --report-only, --tasks piqa,hellaswag,...
+ * and --task-limit N for the zero-shot evaluation of each arm's final model (default 500 items per task).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -66,6 +67,26 @@ if (!reportOnly) {
   }
 }
 
+// ---------------------------------------------------------------- zero-shot accuracy of every arm's final model
+// (cached in <arm>/zeroshot.json; models this small are expected near chance — the check is that nothing beats it
+// by accident of architecture)
+const zeroShotTasks = flag('tasks', 'piqa,hellaswag,arc-easy,winogrande').split(',');
+const zeroShotLimit = flag('task-limit', '500');
+const tokenizer = resolve('assets/models/stories260K/tok512.bin');
+for (const arm of ['a', 'b', 'c', 'd']) {
+  const model = join(out, arm, 'model');
+  const cache = join(out, arm, 'zeroshot.json');
+  if (!existsSync(join(model, 'config.json')) || existsSync(cache)) continue;
+  const argv = [cli, '--backend', backend, '--json', 'eval', '--model', model, '--tokenizer', tokenizer, '--tasks', ...zeroShotTasks, '--limit', zeroShotLimit];
+  process.stderr.write(`zero-shot ${arm}: node ${argv.join(' ')}\n`);
+  const r = spawnSync(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  if (r.status !== 0) {
+    process.stderr.write(`zero-shot eval of arm ${arm} failed (exit ${r.status})\n`);
+    continue;
+  }
+  writeFileSync(cache, r.stdout);
+}
+
 // ---------------------------------------------------------------- results
 const rows = [];
 const curves = {};
@@ -89,15 +110,19 @@ for (const arm of ['a', 'b', 'c', 'd']) {
     validPerplexity: summary.validPerplexity,
     seconds: summary.seconds,
     shape: `d=${arch.hidden}; heads ${arch.layers.map((l) => l.heads).join('/')}; ffn ${arch.layers.map((l) => l.ffn).join('/')}`,
+    tasks: existsSync(join(dir, 'zeroshot.json')) ? JSON.parse(readFileSync(join(dir, 'zeroshot.json'), 'utf8')).tasks : {},
   });
 }
 
+const taskNames = [...new Set(rows.flatMap((r) => Object.keys(r.tasks)))];
+const pct = (x) => (x === undefined ? '–' : `${(100 * x.acc).toFixed(1)}${x.acc_stderr ? ` ± ${(100 * x.acc_stderr).toFixed(1)}` : ''}`);
+const meanAcc = (r) => (taskNames.length && taskNames.every((t) => r.tasks[t]) ? (100 * taskNames.reduce((s, t) => s + r.tasks[t].acc, 0)) / taskNames.length : undefined);
 const table = [
-  '| arm | params (source → final) | train tokens | held-out loss | held-out ppl | wall time | final shape |',
-  '|---|---|---:|---:|---:|---:|---|',
+  `| arm | params (source → final) | train tokens | held-out loss | held-out ppl | ${taskNames.map((t) => `${t} acc %`).join(' | ')}${taskNames.length ? ' | mean acc % |' : ''} wall time | final shape |`,
+  `|---|---|---:|---:|---:|${taskNames.map(() => '---:|').join('')}${taskNames.length ? '---:|' : ''}---:|---|`,
   ...rows.map(
     (r) =>
-      `| ${r.label} | ${r.sourceParams.toLocaleString('en')} → ${r.params.toLocaleString('en')} | ${r.tokens.toLocaleString('en')} | ${r.validLoss.toFixed(4)} | ${r.validPerplexity.toFixed(3)} | ${r.seconds.toFixed(0)} s | ${r.shape} |`,
+      `| ${r.label} | ${r.sourceParams.toLocaleString('en')} → ${r.params.toLocaleString('en')} | ${r.tokens.toLocaleString('en')} | ${r.validLoss.toFixed(4)} | ${r.validPerplexity.toFixed(3)} | ${taskNames.map((t) => `${pct(r.tasks[t])} | `).join('')}${taskNames.length ? `${meanAcc(r)?.toFixed(1) ?? '–'} | ` : ''}${r.seconds.toFixed(0)} s | ${r.shape} |`,
   ),
 ].join('\n');
 
