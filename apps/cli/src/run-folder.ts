@@ -10,9 +10,9 @@
  *   report.html            the self-contained report
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { ioError, TopiaryError, writeFileAtomic, writeJsonAtomic, type EventBus, type MetricEvent } from '@topiary/kernel';
+import { fsyncDir, ioError, TopiaryError, writeFileAtomic, writeJsonAtomic, type EventBus, type MetricEvent } from '@topiary/kernel';
 import type { RunResults } from '@topiary/report';
 
 export interface RunState {
@@ -83,32 +83,28 @@ export class RunFolder {
    */
   async checkpoint(stage: number, save: (dir: string) => Promise<void>): Promise<string> {
     const rel = join('checkpoints', `stage-${stage}`);
-    const final = this.path(rel);
-    const tmp = this.path('checkpoints', `.stage-${stage}.tmp-${process.pid}`);
-    rmSync(tmp, { recursive: true, force: true });
-    await save(tmp);
-    try {
-      rmSync(final, { recursive: true, force: true });
-      renameSync(tmp, final);
-    } catch (e) {
-      throw ioError(e, final, 'move the checkpoint into place');
-    }
+    await this.saveFolder(this.path(rel), this.path('checkpoints', `.stage-${stage}.tmp-${process.pid}`), save, 'move the checkpoint into place');
     return rel;
   }
 
   /** Replace model/ with a finished model, the same way. */
   async finalModel(save: (dir: string) => Promise<void>): Promise<string> {
     const final = this.path('model');
-    const tmp = this.path(`.model.tmp-${process.pid}`);
+    await this.saveFolder(final, this.path(`.model.tmp-${process.pid}`), save, 'move the final model into place');
+    return final;
+  }
+
+  /** Write a folder through a temp folder and a rename: readers see the old folder or the new one, never half. */
+  private async saveFolder(final: string, tmp: string, save: (dir: string) => Promise<void>, action: string): Promise<void> {
     rmSync(tmp, { recursive: true, force: true });
     await save(tmp);
     try {
       rmSync(final, { recursive: true, force: true });
       renameSync(tmp, final);
     } catch (e) {
-      throw ioError(e, final, 'move the final model into place');
+      throw ioError(e, final, action);
     }
-    return final;
+    fsyncDir(dirname(final));
   }
 
   /** Drop a torn last line left by a killed run, so appends start on a clean line. */

@@ -11,9 +11,9 @@
  * verifies every hash and skips (with a warning) any checkpoint that does not verify, falling back to an older one.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, mkdirSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ioError, TopiaryError, writeFileAtomic, writeJsonAtomic } from '@topiary/kernel';
+import { fsyncDir, ioError, TopiaryError, writeFileAtomic, writeJsonAtomic } from '@topiary/kernel';
 
 export const CHECKPOINT_FORMAT = 'topiary-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -63,19 +63,6 @@ function concat(params: readonly ParamEntry[], maps: readonly ReadonlyMap<string
 
 export function checkpointName(step: number): string {
   return `step-${String(step).padStart(8, '0')}`;
-}
-
-function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    /* best effort: the rename itself is atomic */
-  }
 }
 
 /** Write a checkpoint under `root` (the run's `checkpoints/` folder); returns its path. */

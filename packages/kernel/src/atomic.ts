@@ -6,7 +6,8 @@ import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSyn
 import { dirname, basename, join } from 'node:path';
 import { ioError } from './errors.js';
 
-function fsyncDir(dir: string): void {
+/** Flush a folder's entries (after a rename into it), so the rename survives a crash; best effort. */
+export function fsyncDir(dir: string): void {
   try {
     const fd = openSync(dir, 'r');
     try {
