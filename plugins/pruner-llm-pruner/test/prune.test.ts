@@ -107,7 +107,8 @@ describe('llm-pruner on stories260K: slim, save, load back', () => {
     await expectError(() => validateLlmPruner({ ratio: 1.5 }, ''), '--ratio', /must be in/);
     await expectError(() => validateLlmPruner({}, ''), '--ratio', /is required/);
     await expectError(() => validateLlmPruner({ ratio: 0.2, aggregation: 'median' }, ''), '--aggregation', /unknown group aggregation/);
-    await expectError(() => validateLlmPruner({ ratio: 0.2, layers: '1-3' }, ''), '--layers', /START:END/);
+    await expectError(() => validateLlmPruner({ ratio: 0.2, layers: 'first-three' }, ''), '--layers', /START:END/);
+    expect(validateLlmPruner({ ratio: 0.2, layers: '1-3' }, '').layers).toMatchObject({ start: 1, end: 4 }); // inclusive A-B = 1:4
     await expectError(llmPruner.prune(model, validateLlmPruner({ ratio: 0.2, layers: '2:9' }, ''), ctx), '--layers', /5 blocks/);
     await expectError(() => validateLlmPruner({ ratio: 2 }, 'stages[0].prune'), 'stages[0].prune.ratio', /must be in/);
     model.dispose();
