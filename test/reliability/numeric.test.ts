@@ -75,6 +75,7 @@ describe('NaN/Inf guards stop the run and keep the last good checkpoint', () => 
     expect([...last.weights.values()].every((w) => w.every((x) => Number.isFinite(x)))).toBe(true);
   });
 
+  if (!existsSync(cliBin)) console.log(`skipped: the CLI test needs the built CLI (${cliBin}); run pnpm build`);
   test.skipIf(!existsSync(cliBin))('through the CLI: a divergent learning rate stops with E_NUMERIC naming step and gradient (exit 1)', async () => {
     const dir = tempDir();
     const raw = JSON.parse(readFileSync(writeRecipe(dir, { steps: 12, checkpointEvery: 2 }), 'utf8'));

@@ -11,6 +11,7 @@ import { loadTokenizer, sampleCalibration, textFileCorpus, tokenizeCorpus } from
 const root = join(import.meta.dirname, '..', '..', '..');
 const write = process.env.TOPIARY_WRITE_FIXTURES === '1';
 
+if (!write) console.log('skipped: the fixture writer runs only with TOPIARY_WRITE_FIXTURES=1 (the tests read the committed fixtures)');
 describe.skipIf(!write)('fixtures', () => {
   it('writes the calibration windows', async () => {
     const tokenizer = await loadTokenizer(join(root, 'assets/models/stories260K-hf/tokenizer.json'));
