@@ -85,7 +85,7 @@ function makeFastBatchMatMul(k: Kernels): KernelFunc {
         return shaped;
       }
       const batch = Math.max(batchA, batchB);
-      if ((batchA !== batchB && batchA !== 1) || 2 * m * kk * n < PER_ITEM_MIN_FLOPS) {
+      if ((batchA !== batchB && batchA !== 1) || 2 * m * kk * n < PER_ITEM_MIN_FLOPS || n < PER_ITEM_MIN_N) {
         // General broadcasting between batch shapes (rare in LLaMA code), or items so small (decoding with a KV
         // cache: one query row per head) that per-item calls cost more than the stock batched loop saves.
         return k.matmul({ ...args, inputs: { a: aa, b: bb }, attrs: plain as unknown as NamedAttrMap });
@@ -133,6 +133,13 @@ function makeFastBatchMatMul(k: Kernels): KernelFunc {
  * a per-item XNNPACK call costs two gathers and an operator setup, which small items do not repay.
  */
 export const PER_ITEM_MIN_FLOPS = 2 * 64 * 64 * 32;
+
+/**
+ * Below this output width the stock batched loop runs too: XNNPACK packs B (a new one per item, as in attention's
+ * probs·V) and sets up an operator for every call, which a narrow product does not repay. Measured on attention
+ * shapes of stories260K (64 items of 256×256·256×8): per-item 150 ms, stock ~50 ms per layer.
+ */
+export const PER_ITEM_MIN_N = 16;
 
 function kernelOf(name: string): KernelFunc {
   const config = tf.getKernel(name, 'wasm');
