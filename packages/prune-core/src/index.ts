@@ -9,3 +9,4 @@ export * from './options.js';
 export * from './layerwise.js';
 export * from './report.js';
 export * from './saliency-method.js';
+export * from './score-pruner.js';

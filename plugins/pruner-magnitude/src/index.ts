@@ -4,29 +4,19 @@
  * score is swapped (`--saliency`) for one that needs activations.
  */
 import { createRequire } from 'node:module';
-import { definePlugin, rejectUnknownKeys, Tokens, type CausalLM, type PruneContext, type Pruner, type PruneResult, type Raw } from '@topiary/kernel';
+import { definePlugin, Tokens } from '@topiary/kernel';
 import { magnitudeSaliency } from '@topiary/saliency-basic';
-import { pruneLayerwise, saliencyMethod, SHARED_KEYS, validatePostTraining, type PostTrainingOptions } from '@topiary/prune-core';
+import { scorePruner, type PostTrainingOptions } from '@topiary/prune-core';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 export type MagnitudeOptions = PostTrainingOptions;
 
-export const magnitudePruner: Pruner<MagnitudeOptions> = Object.freeze({
+export const magnitudePruner = scorePruner({
   name: 'magnitude',
   description: 'Magnitude: |W| per output row or per layer, unstructured or N:M (no data needed)',
-  granularity: 'element' as const,
+  defaultSaliency: 'magnitude',
   needsCalibration: false,
-  validate(raw: Raw, where: string): MagnitudeOptions {
-    rejectUnknownKeys(raw, where, SHARED_KEYS);
-    return validatePostTraining(raw, where, 'magnitude');
-  },
-  async prune(model: CausalLM, options: MagnitudeOptions, ctx: PruneContext): Promise<PruneResult> {
-    const method = saliencyMethod('magnitude', ctx.saliency(options.saliency), { pattern: options.pattern, scope: options.scope });
-    const details = { saliency: options.saliency, scope: options.scope, pattern: options.pattern ? `${options.pattern.n}:${options.pattern.m}` : null, target: options.sparsity };
-    const report = await pruneLayerwise(model, method, { ...options, details }, ctx);
-    return { model, report };
-  },
 });
 
 export default definePlugin({

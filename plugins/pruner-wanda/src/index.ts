@@ -4,33 +4,20 @@
  * blocks. The score is the `wanda` saliency by default, resolved by name so `--saliency` can swap it.
  */
 import { createRequire } from 'node:module';
-import { definePlugin, rejectUnknownKeys, Tokens, type CausalLM, type PruneContext, type Pruner, type PruneResult, type Raw } from '@topiary/kernel';
+import { definePlugin, Tokens } from '@topiary/kernel';
 import { wandaSaliency } from '@topiary/saliency-basic';
-import { pruneLayerwise, saliencyMethod, SHARED_KEYS, validatePostTraining, type PostTrainingOptions } from '@topiary/prune-core';
+import { scorePruner, type PostTrainingOptions } from '@topiary/prune-core';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 export type WandaOptions = PostTrainingOptions;
 
-export const wandaPruner: Pruner<WandaOptions> = Object.freeze({
+export const wandaPruner = scorePruner({
   name: 'wanda',
   description: 'Wanda: |W|·‖X‖ per output row, unstructured or N:M, sequential calibration, optional OWL',
-  granularity: 'element' as const,
+  defaultSaliency: 'wanda',
   needsCalibration: true,
-  validate(raw: Raw, where: string): WandaOptions {
-    rejectUnknownKeys(raw, where, SHARED_KEYS);
-    return validatePostTraining(raw, where, 'wanda');
-  },
-  async prune(model: CausalLM, options: WandaOptions, ctx: PruneContext): Promise<PruneResult> {
-    const method = saliencyMethod('wanda', ctx.saliency(options.saliency), { pattern: options.pattern, scope: options.scope });
-    const report = await pruneLayerwise(model, method, { ...options, details: detailsOf(options) }, ctx);
-    return { model, report };
-  },
 });
-
-function detailsOf(o: WandaOptions): Record<string, unknown> {
-  return { saliency: o.saliency, scope: o.scope, pattern: o.pattern ? `${o.pattern.n}:${o.pattern.m}` : null, target: o.sparsity };
-}
 
 export default definePlugin({
   name: 'pruner-wanda',

@@ -1,0 +1,37 @@
+/**
+ * The pruners that only differ in their default score — magnitude (|W|) and Wanda (|W|·‖X‖) — are one pruner
+ * shape: score every weight with a saliency (swappable by name), keep the best per row / layer / N:M group, block
+ * by block on calibration inputs that flow through the already pruned blocks.
+ */
+import { rejectUnknownKeys, type CausalLM, type PruneContext, type Pruner, type PruneResult, type Raw } from '@topiary/kernel';
+import { pruneLayerwise } from './layerwise.js';
+import { SHARED_KEYS, validatePostTraining, type PostTrainingOptions } from './options.js';
+import { saliencyMethod } from './saliency-method.js';
+
+export interface ScorePrunerSpec {
+  name: string;
+  description: string;
+  /** The saliency used when the options name none. */
+  defaultSaliency: string;
+  /** Whether the default score needs calibration activations. */
+  needsCalibration: boolean;
+}
+
+export function scorePruner(spec: ScorePrunerSpec): Pruner<PostTrainingOptions> {
+  return Object.freeze({
+    name: spec.name,
+    description: spec.description,
+    granularity: 'element' as const,
+    needsCalibration: spec.needsCalibration,
+    validate(raw: Raw, where: string): PostTrainingOptions {
+      rejectUnknownKeys(raw, where, SHARED_KEYS);
+      return validatePostTraining(raw, where, spec.defaultSaliency);
+    },
+    async prune(model: CausalLM, options: PostTrainingOptions, ctx: PruneContext): Promise<PruneResult> {
+      const method = saliencyMethod(spec.name, ctx.saliency(options.saliency), { pattern: options.pattern, scope: options.scope });
+      const details = { saliency: options.saliency, scope: options.scope, pattern: options.pattern ? `${options.pattern.n}:${options.pattern.m}` : null, target: options.sparsity };
+      const report = await pruneLayerwise(model, method, { ...options, details }, ctx);
+      return { model, report };
+    },
+  });
+}
