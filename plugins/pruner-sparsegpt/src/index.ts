@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import {
   definePlugin,
   optionalNumber,
+  fieldPath,
   rejectUnknownKeys,
   Tokens,
   TopiaryError,
@@ -59,16 +60,16 @@ export const sparsegptPruner: Pruner<SparseGPTOptions> = Object.freeze({
   validate(raw: Raw, where: string): SparseGPTOptions {
     rejectUnknownKeys(raw, where, KEYS);
     if (raw.saliency !== undefined) {
-      throw new TopiaryError('E_USAGE', 'SparseGPT selects weights by w²/[H⁻¹]²_jj; it takes no saliency', { where: where.startsWith('--') ? where : '--saliency' });
+      throw new TopiaryError('E_USAGE', 'SparseGPT selects weights by w²/[H⁻¹]²_jj; it takes no saliency', { where: fieldPath(where, 'saliency') });
     }
     if (raw.scope !== undefined && raw.scope !== 'row') {
       // the paper's mask is chosen per column block over all rows; 'scope' only applies to score-based methods
-      throw new TopiaryError('E_USAGE', 'SparseGPT chooses its mask per column block; scope does not apply', { where: '--scope' });
+      throw new TopiaryError('E_USAGE', 'SparseGPT chooses its mask per column block; scope does not apply', { where: fieldPath(where, 'scope') });
     }
     const base = validatePostTraining(raw, where, 'wanda');
     const blocksize = optionalNumber(raw, 'blocksize', where, 128, { min: 1, integer: true });
     if (base.pattern && blocksize % base.pattern.m !== 0) {
-      throw new TopiaryError('E_USAGE', `must be a multiple of M = ${base.pattern.m}, got ${blocksize}`, { where: where.startsWith('--') ? where : '--blocksize' });
+      throw new TopiaryError('E_USAGE', `must be a multiple of M = ${base.pattern.m}, got ${blocksize}`, { where: fieldPath(where, 'blocksize') });
     }
     return { ...base, blocksize, dampening: optionalNumber(raw, 'dampening', where, 0.01, { above: 0 }) };
   },
