@@ -24,7 +24,7 @@ import {
 } from '@topiary/kernel';
 import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes, validateConfig, type CreateConfig } from './config.js';
 import { EMBED, FINAL_NORM, LINEAR_KINDS, LM_HEAD, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
-import { attention, causalMask, crossEntropy, embedding, linear2d, rmsNorm, rope, ropeTables, swiglu } from './ops.js';
+import { attention, causalMask, embedding, linear2d, linearCrossEntropy, rmsNorm, rope, ropeTables, swiglu } from './ops.js';
 import { computeGroups, slimWeights } from './groups.js';
 
 /** RoPE tables and the causal mask of one pass, shared by every block. */
@@ -173,17 +173,28 @@ export class LlamaModel implements CausalLM {
     return embedding(this.param(EMBED) as tf.Variable<tf.Rank.R2>, flat);
   }
 
-  private head2d(x: tf.Tensor2D): tf.Tensor2D {
+  /** The final norm's output and the output projection (the tied embedding or lm_head). */
+  private headInputs(x: tf.Tensor2D): { h: tf.Tensor2D; weight: tf.Tensor2D } {
     const h = rmsNorm(x, this.param(FINAL_NORM) as tf.Variable<tf.Rank.R1>, this.config.normEps, this.activeDim);
-    return linear2d(h, this.param(this.config.tiedEmbeddings ? EMBED : LM_HEAD) as tf.Variable<tf.Rank.R2>);
+    return { h, weight: this.param(this.config.tiedEmbeddings ? EMBED : LM_HEAD) as tf.Variable<tf.Rank.R2> };
   }
 
-  private logits2d(ids: tf.Tensor2D, start = 0, cache: KvCache | null = null): tf.Tensor2D {
+  private head2d(x: tf.Tensor2D): tf.Tensor2D {
+    const { h, weight } = this.headInputs(x);
+    return linear2d(h, weight);
+  }
+
+  /** Hidden states [b·t, dim] after every block, before the final norm. */
+  private hidden2d(ids: tf.Tensor2D, start = 0, cache: KvCache | null = null): tf.Tensor2D {
     const [b, t] = ids.shape;
     let x = this.embed2d(ids);
     const pos: Positions = { ...ropeTables(start, t, this.config.headDim, this.config.ropeTheta), mask: causalMask(start, t) };
     for (let i = 0; i < this.config.nLayers; i++) x = this.runBlock(i, x, b, t, start, cache, pos);
-    return this.head2d(x);
+    return x;
+  }
+
+  private logits2d(ids: tf.Tensor2D, start = 0, cache: KvCache | null = null): tf.Tensor2D {
+    return this.head2d(this.hidden2d(ids, start, cache));
   }
 
   forward(ids: tf.Tensor2D): tf.Tensor3D {
@@ -197,7 +208,9 @@ export class LlamaModel implements CausalLM {
     return tf.tidy(() => {
       const inputs = tf.slice(ids, [0, 0], [b, t - 1]);
       const targets = tf.reshape(tf.cast(tf.slice(ids, [0, 1], [b, t - 1]), 'int32'), [-1]) as tf.Tensor1D;
-      return crossEntropy(this.logits2d(inputs), targets);
+      // the loss never materialises the whole [b·t, vocab] logits (see linearCrossEntropy)
+      const { h, weight } = this.headInputs(this.hidden2d(inputs));
+      return linearCrossEntropy(h, weight, targets);
     });
   }
 

@@ -167,6 +167,64 @@ const fusedCrossEntropy = tf.customGrad(
   }),
 );
 
+/**
+ * Mean cross-entropy of the logits h Wᵀ (h [n, d], W [vocab, d]) against integer targets [n], computed in row
+ * chunks so the full [n, vocab] logits never exist at once — forward and backward recompute each chunk's logits:
+ *   loss = mean_i( logsumexp(z_i) − z_i[t_i] ),  z_c = h_c Wᵀ
+ *   g_c = (softmax(z_c) − onehot(t_c)) / n,  ∂h_c = g_c W,  ∂W = Σ_c g_cᵀ h_c
+ * With a 32,000-word vocabulary a step of 2,048 tokens would otherwise hold several 262 MB tensors (logits, their
+ * softmax, the one-hot and the gradient), which the wasm heap cannot.
+ */
+export function linearCrossEntropy(h: tf.Tensor2D, weight: tf.Tensor2D, targets: tf.Tensor1D, chunkElements = 1 << 23): tf.Scalar {
+  const [n] = h.shape;
+  const vocab = weight.shape[0];
+  const rows = Math.max(1, Math.floor(chunkElements / vocab));
+  const chunks: [number, number][] = [];
+  for (let start = 0; start < n; start += rows) chunks.push([start, Math.min(rows, n - start)]);
+  const op = tf.customGrad(
+    custom((x: T, w: T, t: T, save: tf.GradSaveFunc) => {
+      let total = tf.scalar(0);
+      for (const [start, size] of chunks) {
+        const next = tf.tidy(() => {
+          const z = tf.matMul(tf.slice(x, [start, 0], [size, -1]), w, false, true);
+          const max = tf.max(z, -1, true);
+          const lse = tf.add(tf.log(tf.sum(tf.exp(tf.sub(z, max)), -1)), tf.reshape(max, [-1]));
+          const flat = tf.add(tf.mul(tf.range(0, size, 1, 'int32'), tf.scalar(vocab, 'int32')), tf.slice(t, [start], [size]));
+          const picked = tf.gather(tf.reshape(z, [-1]), flat);
+          return tf.add(total, tf.sum(tf.sub(lse, picked))) as tf.Scalar;
+        });
+        total.dispose();
+        total = next;
+      }
+      const value = tf.div(total, n);
+      save([x, w, t]);
+      const gradFunc = (dy: T, saved: T[]): T[] => {
+        const [xs, ws, ts] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+        const scale = tf.div(dy, n);
+        const dxs: tf.Tensor[] = [];
+        let dw: tf.Tensor = tf.zerosLike(ws);
+        for (const [start, size] of chunks) {
+          const [dx, dwNext] = tf.tidy(() => {
+            const xc = tf.slice(xs, [start, 0], [size, -1]);
+            const p = tf.softmax(tf.matMul(xc, ws, false, true));
+            // int32 one-hot, then cast: wasm's OneHot writes integer bits when asked for float32 directly (tfjs 4.22)
+            const onehot = tf.cast(tf.oneHot(tf.slice(ts, [start], [size]), vocab), 'float32');
+            const g = tf.mul(tf.sub(p, onehot), scale);
+            return [tf.matMul(g, ws), tf.add(dw, tf.matMul(g, xc, true, false))];
+          });
+          dw.dispose();
+          dw = dwNext;
+          dxs.push(dx);
+        }
+        const dx = dxs.length === 1 ? dxs[0]! : tf.concat(dxs, 0);
+        return [dx, dw, tf.zerosLike(ts)];
+      };
+      return { value, gradFunc };
+    }),
+  );
+  return op(h, weight, tf.cast(targets, 'int32')) as tf.Scalar;
+}
+
 /** Mean cross-entropy of logits [n, vocab] against integer targets [n] (fused forward and gradient, see above). */
 export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
   return fusedCrossEntropy(logits, tf.cast(targets, 'int32')) as tf.Scalar;

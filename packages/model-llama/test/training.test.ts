@@ -1,7 +1,8 @@
 /** Autodiff and the optimiser against PyTorch: gradients, then three AdamW steps with clipping (fixtures from bench/reference). */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { AdamW, createLlama, loadModel, lossAndGrads, readSafetensorsIndex, readTensors, trainStep } from '../src/index.js';
+import { SeededRandom } from '@topiary/kernel';
+import { AdamW, createLlama, crossEntropy, linear2d, linearCrossEntropy, loadModel, lossAndGrads, readSafetensorsIndex, readTensors, trainStep } from '../src/index.js';
 import { fixtures, maxAbsDiff, readJson } from './paths.js';
 
 interface Ref {
@@ -78,5 +79,26 @@ describe('training on the tiny untied model', () => {
     for (let r = 0; r < 16; r++) for (let c = 8; c < 12; c++) expect(Math.abs(o[r * 16 + c])).toBe(0);
     opt.dispose();
     model.dispose();
+  });
+});
+
+describe('chunked linear cross-entropy', () => {
+  test('several row chunks give the loss and gradients of the whole-logits cross-entropy', () => {
+    const rng = new SeededRandom(5);
+    const rand = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+    const h = tf.tensor2d(rand(37 * 16), [37, 16]);
+    const w = tf.variable(tf.tensor2d(rand(50 * 16), [50, 16]));
+    const t = tf.tensor1d(Array.from({ length: 37 }, (_, i) => (i * 13) % 50), 'int32');
+    const whole = tf.variableGrads(() => crossEntropy(linear2d(h, w), t), [w]);
+    // 120 elements per chunk = 2 rows of a 50-word vocabulary: 19 chunks
+    const chunked = tf.variableGrads(() => linearCrossEntropy(h, w, t, 120), [w]);
+    expect(chunked.value.dataSync()[0]).toBeCloseTo(whole.value.dataSync()[0]!, 5);
+    const gw = chunked.grads[w.name]!.dataSync();
+    const gw0 = whole.grads[w.name]!.dataSync();
+    expect(maxAbsDiff(gw, gw0)).toBeLessThan(1e-6);
+    const dh = tf.grad((x: tf.Tensor) => linearCrossEntropy(x as tf.Tensor2D, w, t, 120))(h).dataSync();
+    const dh0 = tf.grad((x: tf.Tensor) => crossEntropy(linear2d(x as tf.Tensor2D, w), t))(h).dataSync();
+    expect(maxAbsDiff(dh, dh0)).toBeLessThan(1e-6);
+    tf.dispose([h, w, t, whole.value, chunked.value, ...Object.values(whole.grads), ...Object.values(chunked.grads)]);
   });
 });
