@@ -14,7 +14,8 @@
  *   node bench/experiment/run.mjs --report-only --out runs/efficientllm      # redo table + plot
  * Options: --steps N (override every arm's steps; schedules given in % scale with it), --out DIR (default
  * runs/efficientllm), --arms a,b,c,d, --backend NAME (default wasm), --report-only, --tasks piqa,hellaswag,...
- * and --task-limit N for the zero-shot evaluation of each arm's final model (default 500 items per task).
+ * and --task-limit N for the zero-shot evaluation of each arm's final model (default 500 items per task),
+ * --seed N to replace every recipe's seed (initialisation and data order).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -27,6 +28,7 @@ const flag = (name, fallback) => {
 };
 const out = resolve(flag('out', 'runs/efficientllm'));
 const steps = flag('steps', undefined);
+const seed = flag('seed', undefined);
 const backend = flag('backend', 'wasm');
 const arms = flag('arms', 'a,b,c,d').split(',');
 const reportOnly = args.includes('--report-only');
@@ -52,7 +54,8 @@ if (!reportOnly) {
     const text = readFileSync(recipes[arm], 'utf8')
       .replaceAll('../runs/efficientllm/a/model', join(out, 'a', 'model'))
       .replaceAll('../../shared/', `${resolve('..', 'shared')}/`)
-      .replaceAll('../assets/', `${resolve('assets')}/`);
+      .replaceAll('../assets/', `${resolve('assets')}/`)
+      .replace(/^seed: \d+$/m, (line) => (seed === undefined ? line : `seed: ${seed}`));
     const recipe = join(out, 'recipes', `${arm}.yaml`);
     writeFileSync(recipe, text);
     const argv = [cli, '--backend', backend, '--json', '--out', join(out, arm), 'train', recipe, '--no-resume', ...(steps ? ['--steps', steps] : [])];
@@ -157,6 +160,6 @@ Object.entries(curves).forEach(([arm, c], i) => {
 });
 svg += '</svg>\n';
 writeFileSync(join(out, 'loss-vs-tokens.svg'), svg);
-writeFileSync(join(out, 'results.md'), `${table}\n\nPlot: loss-vs-tokens.svg. Seed 0 for every arm (init and data order).\n`);
+writeFileSync(join(out, 'results.md'), `${table}\n\nPlot: loss-vs-tokens.svg. Seed ${seed ?? 'from the recipes (0)'} for every arm (init and data order).\n`);
 writeFileSync(join(out, 'results.json'), `${JSON.stringify(rows, null, 2)}\n`);
 process.stdout.write(`${table}\n\nwritten: ${join(out, 'results.md')}, ${join(out, 'loss-vs-tokens.svg')}\n`);
