@@ -154,6 +154,33 @@ function nmMask(scores: Float32Array, rows: number, cols: number, n: number, m: 
   return keep;
 }
 
+/**
+ * `acc += XᵀX` for backends whose fast product is float32: X is taken `blockRows` rows at a time, `blockGram`
+ * returns that block's d×d Gram in float32, and the blocks are summed in float64 here. The block is symmetrised
+ * while adding, since SIMD/BLAS accumulation order can make G_ij and G_ji differ in the last bit.
+ */
+export function accumulateGramInBlocks(
+  x: Float32Array,
+  n: number,
+  d: number,
+  acc: Float64Array,
+  blockRows: number,
+  blockGram: (block: Float32Array, rows: number) => Float32Array,
+): void {
+  for (let start = 0; start < n; start += blockRows) {
+    const rows = Math.min(blockRows, n - start);
+    const g = blockGram(x.subarray(start * d, (start + rows) * d), rows);
+    for (let i = 0; i < d; i++) {
+      acc[i * d + i]! += g[i * d + i]!;
+      for (let j = i + 1; j < d; j++) {
+        const v = (g[i * d + j]! + g[j * d + i]!) / 2;
+        acc[i * d + j]! += v;
+        acc[j * d + i]! += v;
+      }
+    }
+  }
+}
+
 export const genericPrimitives: PruningPrimitives = Object.freeze({
   accumulateGram,
   accumulateColumnSquares,

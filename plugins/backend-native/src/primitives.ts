@@ -2,7 +2,7 @@
  * Host-side pruning primitives on OpenBLAS: Gram accumulation (XᵀX in float32 blocks of rows, summed in float64,
  * symmetrised) and matmul. The rest is the kernel's generic implementation.
  */
-import { genericPrimitives, type PruningPrimitives } from '@topiary/kernel';
+import { accumulateGramInBlocks, genericPrimitives, type PruningPrimitives } from '@topiary/kernel';
 import type { BlasAddon } from './addon.js';
 
 /** Rows per float32 block of the Gram product; blocks are summed in float64. */
@@ -11,18 +11,10 @@ export const GRAM_BLOCK_ROWS = 1024;
 export function nativePrimitives(blas: BlasAddon): PruningPrimitives {
   function accumulateGram(x: Float32Array, n: number, d: number, acc: Float64Array): void {
     const g = new Float32Array(d * d);
-    for (let start = 0; start < n; start += GRAM_BLOCK_ROWS) {
-      const rows = Math.min(GRAM_BLOCK_ROWS, n - start);
-      blas.sgemmStrided(true, false, d, d, rows, 1, x.subarray(start * d, (start + rows) * d), 0, x.subarray(start * d, (start + rows) * d), 0, g, 0);
-      for (let i = 0; i < d; i++) {
-        acc[i * d + i]! += g[i * d + i]!;
-        for (let j = i + 1; j < d; j++) {
-          const v = (g[i * d + j]! + g[j * d + i]!) / 2;
-          acc[i * d + j]! += v;
-          acc[j * d + i]! += v;
-        }
-      }
-    }
+    accumulateGramInBlocks(x, n, d, acc, GRAM_BLOCK_ROWS, (block, rows) => {
+      blas.sgemmStrided(true, false, d, d, rows, 1, block, 0, block, 0, g, 0);
+      return g;
+    });
   }
   function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
     const c = new Float32Array(m * n);

@@ -5,7 +5,7 @@
  * primitives never depend on global state for correctness.
  */
 import * as tf from '@tensorflow/tfjs';
-import { genericPrimitives, type PruningPrimitives } from '@topiary/kernel';
+import { accumulateGramInBlocks, genericPrimitives, type PruningPrimitives } from '@topiary/kernel';
 
 /** Rows per product: each block's XᵀX is float32, the blocks are summed in float64 on the host. */
 export const GRAM_BLOCK_ROWS = 1024;
@@ -16,22 +16,12 @@ function wasmActive(): boolean {
 
 function accumulateGram(x: Float32Array, n: number, d: number, acc: Float64Array): void {
   if (!wasmActive()) return genericPrimitives.accumulateGram(x, n, d, acc);
-  for (let start = 0; start < n; start += GRAM_BLOCK_ROWS) {
-    const rows = Math.min(GRAM_BLOCK_ROWS, n - start);
-    const g = tf.tidy(() => {
-      const xb = tf.tensor2d(x.subarray(start * d, (start + rows) * d), [rows, d]);
+  accumulateGramInBlocks(x, n, d, acc, GRAM_BLOCK_ROWS, (block, rows) =>
+    tf.tidy(() => {
+      const xb = tf.tensor2d(block, [rows, d]);
       return tf.matMul(xb, xb, true, false).dataSync() as Float32Array;
-    });
-    // Symmetrise while adding: SIMD accumulation order can make G_ij and G_ji differ in the last bit.
-    for (let i = 0; i < d; i++) {
-      acc[i * d + i]! += g[i * d + i]!;
-      for (let j = i + 1; j < d; j++) {
-        const v = (g[i * d + j]! + g[j * d + i]!) / 2;
-        acc[i * d + j]! += v;
-        acc[j * d + i]! += v;
-      }
-    }
-  }
+    }),
+  );
 }
 
 function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
