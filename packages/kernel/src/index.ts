@@ -16,6 +16,7 @@ export * from './rng.js';
 export * from './atomic.js';
 export * from './container.js';
 export * from './backend-select.js';
+export * from './fused.js';
 export type * from './interfaces/backend.js';
 export type * from './interfaces/model.js';
 export type * from './interfaces/tokenizer.js';

@@ -16,7 +16,7 @@ export {
   TOPIARY_LAYERS_KEY,
   type CreateConfig,
 } from './config.js';
-export { attention, causalMask, crossEntropy, embedding, linear2d, linearCrossEntropy, rmsNorm, rope, ropeTables, swiglu } from './ops.js';
+export { attention, causalMask, crossEntropy, embedding, linear2d, linearCrossEntropy, rmsNorm, rope, ropeTables, softmaxCrossEntropyRows, swiglu } from './ops.js';
 export { computeGroups, slimWeights, type SlimResult } from './groups.js';
 export { AdamW, trainStep, lossAndGrads, type AdamWOptions, type AdamWState, type StepResult } from './optim.js';
 export { generate, sampleToken, type GenerateOptions } from './generate.js';

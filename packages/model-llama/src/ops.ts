@@ -5,6 +5,7 @@
  * exact custom gradient through scatterND (the stock gather gradient needs UnsortedSegmentSum, missing on wasm).
  */
 import * as tf from '@tensorflow/tfjs';
+import { FusedKernel, type FusedKernelName } from '@topiary/kernel';
 
 type T = tf.Tensor;
 type GradResult = { value: T; gradFunc: (dy: T, saved: T[]) => T[] };
@@ -139,39 +140,62 @@ export function swiglu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
   return tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
 }
 
+/** Whether the active tfjs engine has a backend's fused kernel (see the kernel's `FusedKernel`). */
+export function hasFused(name: FusedKernelName): boolean {
+  const backend = tf.getBackend();
+  return backend !== undefined && tf.getKernel(name, backend) !== undefined;
+}
+
+/**
+ * Row-wise softmax cross-entropy of logits z [n, vocab] against int32 targets [n]:
+ *   rows_i = logsumexp(z_i) − z_i[t_i],   grad = (softmax(z) − onehot(t)) · scale   (only when withGrad)
+ * One pass in a backend's fused kernel when it has one (`FusedKernel.softmaxCrossEntropy`), composite ops otherwise.
+ * Not differentiable itself: callers that train use `grad` (it is the gradient of Σ rows · scale).
+ */
+export function softmaxCrossEntropyRows(z: tf.Tensor2D, targets: tf.Tensor1D, withGrad: boolean, scale = 1): { rows: tf.Tensor1D; grad?: tf.Tensor2D } {
+  if (hasFused(FusedKernel.softmaxCrossEntropy)) {
+    const out = tf.engine().runKernel(FusedKernel.softmaxCrossEntropy, { logits: z, targets }, { withGrad, scale }) as unknown as tf.Tensor[];
+    return withGrad ? { rows: out[0] as tf.Tensor1D, grad: out[1] as tf.Tensor2D } : { rows: out[0] as tf.Tensor1D };
+  }
+  const [n, vocab] = z.shape;
+  const max = tf.max(z, -1, true);
+  const e = tf.exp(tf.sub(z, max));
+  const sum = tf.sum(e, -1, true);
+  const flat = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(vocab, 'int32')), targets);
+  const picked = tf.gather(tf.reshape(z, [-1]), flat);
+  const rows = tf.sub(tf.add(tf.log(tf.reshape(sum, [-1])), tf.reshape(max, [-1])), picked) as tf.Tensor1D;
+  if (!withGrad) return { rows };
+  // int32 one-hot, then cast: wasm's OneHot writes integer bits when asked for float32 directly (tfjs 4.22)
+  const onehot = tf.cast(tf.oneHot(targets, vocab), 'float32');
+  return { rows, grad: tf.mul(tf.sub(tf.div(e, sum), onehot), scale) as tf.Tensor2D };
+}
+
 /**
  * Mean cross-entropy of logits [n, vocab] against integer targets [n], fused with its gradient:
  *   loss = mean_i( logsumexp(z_i) − z_i[t_i] ),   ∂loss/∂z_i = (softmax(z_i) − onehot(t_i)) / n.
- * One exp over the logits (the probabilities are kept for the backward pass) instead of logSoftmax's two, and the
- * target logits are read with a flat gather instead of a one-hot product over the whole vocabulary.
+ * The gradient is computed with the loss (one exp over the logits) and kept for the backward pass.
  */
 const fusedCrossEntropy = tf.customGrad(
   custom((logits: T, targets: T, save: tf.GradSaveFunc) => {
-    const [n, vocab] = logits.shape as [number, number];
-    const max = tf.max(logits, -1, true);
-    const e = tf.exp(tf.sub(logits, max));
-    const sum = tf.sum(e, -1, true);
-    const probs = tf.div(e, sum);
-    const flat = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(vocab, 'int32')), tf.cast(targets, 'int32'));
-    const picked = tf.gather(tf.reshape(logits, [-1]), flat);
-    const lse = tf.add(tf.log(tf.reshape(sum, [-1])), tf.reshape(max, [-1]));
-    const value = tf.mean(tf.sub(lse, picked));
-    save([probs, targets]);
-    const gradFunc = (dy: T, saved: T[]): T[] => {
-      const [p, t] = saved as [tf.Tensor2D, tf.Tensor1D];
-      // int32 one-hot, then cast: wasm's OneHot writes integer bits when asked for float32 directly (tfjs 4.22)
-      const onehot = tf.cast(tf.oneHot(t, vocab), 'float32');
-      return [tf.mul(tf.sub(p, onehot), tf.div(dy, n)), tf.zerosLike(t)];
-    };
+    const n = logits.shape[0]!;
+    const { value, grad } = tf.tidy(() => {
+      const r = softmaxCrossEntropyRows(logits as tf.Tensor2D, targets as tf.Tensor1D, true, 1 / n);
+      return { value: tf.div(tf.sum(r.rows), n), grad: r.grad! };
+    });
+    save([grad, targets]);
+    const gradFunc = (dy: T, saved: T[]): T[] => [tf.mul(saved[0]!, dy), tf.zerosLike(saved[1]!)];
     return { value, gradFunc };
   }),
 );
 
 /**
  * Mean cross-entropy of the logits h Wᵀ (h [n, d], W [vocab, d]) against integer targets [n], computed in row
- * chunks so the full [n, vocab] logits never exist at once — forward and backward recompute each chunk's logits:
+ * chunks so the full [n, vocab] logits never exist at once:
  *   loss = mean_i( logsumexp(z_i) − z_i[t_i] ),  z_c = h_c Wᵀ
  *   g_c = (softmax(z_c) − onehot(t_c)) / n,  ∂h_c = g_c W,  ∂W = Σ_c g_cᵀ h_c
+ * When gradients are being recorded, ∂h and ∂W are computed in the same pass as the loss, chunk by chunk, and
+ * kept (n·d + vocab·d floats) for the backward pass, which only scales them by the incoming gradient — so each
+ * chunk's logits are computed once, not again in the backward pass. Evaluation (no tape) computes the loss only.
  * With a 32,000-word vocabulary a step of 2,048 tokens would otherwise hold several 262 MB tensors (logits, their
  * softmax, the one-hot and the gradient), which the wasm heap cannot.
  */
@@ -181,48 +205,47 @@ export function linearCrossEntropy(h: tf.Tensor2D, weight: tf.Tensor2D, targets:
   const rows = Math.max(1, Math.floor(chunkElements / vocab));
   const chunks: [number, number][] = [];
   for (let start = 0; start < n; start += rows) chunks.push([start, Math.min(rows, n - start)]);
-  const op = tf.customGrad(
-    custom((x: T, w: T, t: T, save: tf.GradSaveFunc) => {
-      let total = tf.scalar(0);
+  const t32 = tf.cast(targets, 'int32') as tf.Tensor1D;
+  if (!tf.engine().isTapeOn()) {
+    return tf.tidy(() => {
+      let total: tf.Tensor = tf.scalar(0);
       for (const [start, size] of chunks) {
         const next = tf.tidy(() => {
-          const z = tf.matMul(tf.slice(x, [start, 0], [size, -1]), w, false, true);
-          const max = tf.max(z, -1, true);
-          const lse = tf.add(tf.log(tf.sum(tf.exp(tf.sub(z, max)), -1)), tf.reshape(max, [-1]));
-          const flat = tf.add(tf.mul(tf.range(0, size, 1, 'int32'), tf.scalar(vocab, 'int32')), tf.slice(t, [start], [size]));
-          const picked = tf.gather(tf.reshape(z, [-1]), flat);
-          return tf.add(total, tf.sum(tf.sub(lse, picked))) as tf.Scalar;
+          const z = tf.matMul(tf.slice(h, [start, 0], [size, -1]), weight, false, true) as tf.Tensor2D;
+          return tf.add(total, tf.sum(softmaxCrossEntropyRows(z, tf.slice(t32, [start], [size]), false).rows));
         });
         total.dispose();
         total = next;
       }
+      return tf.div(total, n) as tf.Scalar;
+    });
+  }
+  const op = tf.customGrad(
+    custom((x: T, w: T, t: T, save: tf.GradSaveFunc) => {
+      let total: tf.Tensor = tf.scalar(0);
+      let dw: tf.Tensor = tf.zerosLike(w);
+      const dxs: tf.Tensor[] = [];
+      for (const [start, size] of chunks) {
+        const [nextTotal, dx, nextDw] = tf.tidy(() => {
+          const xc = tf.slice(x, [start, 0], [size, -1]) as tf.Tensor2D;
+          const z = tf.matMul(xc, w as tf.Tensor2D, false, true) as tf.Tensor2D;
+          const r = softmaxCrossEntropyRows(z, tf.slice(t as tf.Tensor1D, [start], [size]), true, 1 / n);
+          return [tf.add(total, tf.sum(r.rows)), tf.matMul(r.grad!, w as tf.Tensor2D), tf.add(dw, tf.matMul(r.grad!, xc, true, false))];
+        });
+        total.dispose();
+        dw.dispose();
+        total = nextTotal;
+        dw = nextDw;
+        dxs.push(dx);
+      }
       const value = tf.div(total, n);
-      save([x, w, t]);
-      const gradFunc = (dy: T, saved: T[]): T[] => {
-        const [xs, ws, ts] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
-        const scale = tf.div(dy, n);
-        const dxs: tf.Tensor[] = [];
-        let dw: tf.Tensor = tf.zerosLike(ws);
-        for (const [start, size] of chunks) {
-          const [dx, dwNext] = tf.tidy(() => {
-            const xc = tf.slice(xs, [start, 0], [size, -1]);
-            const p = tf.softmax(tf.matMul(xc, ws, false, true));
-            // int32 one-hot, then cast: wasm's OneHot writes integer bits when asked for float32 directly (tfjs 4.22)
-            const onehot = tf.cast(tf.oneHot(tf.slice(ts, [start], [size]), vocab), 'float32');
-            const g = tf.mul(tf.sub(p, onehot), scale);
-            return [tf.matMul(g, ws), tf.add(dw, tf.matMul(g, xc, true, false))];
-          });
-          dw.dispose();
-          dw = dwNext;
-          dxs.push(dx);
-        }
-        const dx = dxs.length === 1 ? dxs[0]! : tf.concat(dxs, 0);
-        return [dx, dw, tf.zerosLike(ts)];
-      };
+      const dx = dxs.length === 1 ? dxs[0]! : tf.concat(dxs, 0);
+      save([dx, dw, t]);
+      const gradFunc = (dy: T, saved: T[]): T[] => [tf.mul(saved[0]!, dy), tf.mul(saved[1]!, dy), tf.zerosLike(saved[2]!)];
       return { value, gradFunc };
     }),
   );
-  return op(h, weight, tf.cast(targets, 'int32')) as tf.Scalar;
+  return op(h, weight, t32) as tf.Scalar;
 }
 
 /** Mean cross-entropy of logits [n, vocab] against integer targets [n] (fused forward and gradient, see above). */

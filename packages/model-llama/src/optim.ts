@@ -13,8 +13,9 @@
  * from zero moments).
  */
 import * as tf from '@tensorflow/tfjs';
-import { TopiaryError, type CausalLM } from '@topiary/kernel';
+import { FusedKernel, TopiaryError, type CausalLM } from '@topiary/kernel';
 import { EMBED } from './names.js';
+import { hasFused } from './ops.js';
 
 export interface AdamWOptions {
   /** Default learning rate of `apply` (default 1e-3); every update can pass its own. */
@@ -122,13 +123,22 @@ export class AdamW {
           hint: 'create a new AdamW after slim() (carry the state over with exportState and the kept indices)',
         });
       }
+      const decay = weightDecay > 0 && this.decays(name) ? lr * weightDecay : 0;
       const [m, v] = tf.tidy(() => {
-        const gc = coef === 1 ? g : tf.mul(g, coef);
-        const m = tf.add(tf.mul(oldM ? tf.reshape(oldM, p.shape) : tf.zerosLike(p), beta1), tf.mul(gc, 1 - beta1));
+        const m0 = oldM ? tf.reshape(oldM, p.shape) : tf.zerosLike(p);
         const oldV = this.v.get(name);
-        const v = tf.add(tf.mul(oldV ? tf.reshape(oldV, p.shape) : tf.zerosLike(p), beta2), tf.mul(tf.square(gc), 1 - beta2));
-        let next: tf.Tensor = p;
-        if (weightDecay > 0 && this.decays(name)) next = tf.mul(next, 1 - lr * weightDecay);
+        const v0 = oldV ? tf.reshape(oldV, p.shape) : tf.zerosLike(p);
+        if (hasFused(FusedKernel.adamw)) {
+          // one pass over θ, g, m, v in the backend's kernel (same formulas as below)
+          const attrs = { lr, beta1, beta2, eps, decay, gradScale: coef, bc1, bc2 };
+          const [next, m, v] = tf.engine().runKernel(FusedKernel.adamw, { param: p, grad: g, m: m0, v: v0 }, attrs) as unknown as tf.Tensor[];
+          p.assign(next!);
+          return [m!, v!];
+        }
+        const gc = coef === 1 ? g : tf.mul(g, coef);
+        const m = tf.add(tf.mul(m0, beta1), tf.mul(gc, 1 - beta1));
+        const v = tf.add(tf.mul(v0, beta2), tf.mul(tf.square(gc), 1 - beta2));
+        const next = decay > 0 ? tf.mul(p, 1 - decay) : p;
         const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
         p.assign(tf.sub(next, tf.mul(update, lr)));
         return [m, v];

@@ -3,8 +3,9 @@
     {
       "target_name": "topiary_blas",
       "sources": ["topiary_blas.c"],
-      "cflags": ["-O2", "-fPIC"],
-      "libraries": ["-lopenblas"]
+      "cflags": ["-O3", "-fPIC", "-ffast-math", "-fopenmp", "-march=native"],
+      "ldflags": ["-fopenmp"],
+      "libraries": ["-lopenblas", "-lm"]
     }
   ]
 }

@@ -1,5 +1,7 @@
 /*
- * topiary_blas: a tiny N-API addon exposing OpenBLAS's single-precision GEMM to JavaScript.
+ * topiary_blas: a tiny N-API addon exposing OpenBLAS's single-precision GEMM to JavaScript, and two fused kernels
+ * (softmax cross-entropy rows, AdamW) that run in one multithreaded pass (OpenMP) where tfjs-wasm takes many
+ * single-threaded ones. Compiled with -ffast-math so that expf vectorises (glibc's libmvec).
  *
  * Every function takes Float32Array views (which may be views onto the tfjs wasm heap: the product is written in
  * place, no copy). Matrices are row-major. The CBLAS prototypes are declared here rather than taken from a header,
@@ -7,6 +9,8 @@
  */
 #include <node_api.h>
 #include <stdint.h>
+#include <math.h>
+#include <omp.h>
 #include <stdio.h>
 
 enum { RowMajor = 101 };
@@ -36,6 +40,27 @@ static int get_f32(napi_env env, napi_value v, float **data, size_t *length) {
     return 0;
   }
   *data = (float *)raw;
+  return 1;
+}
+
+static int get_i32(napi_env env, napi_value v, int32_t **data, size_t *length) {
+  napi_typedarray_type type;
+  void *raw;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, length, &raw, &buffer, &offset) != napi_ok || type != napi_int32_array) {
+    napi_throw_type_error(env, "E_NATIVE", "topiary_blas: expected an Int32Array");
+    return 0;
+  }
+  *data = (int32_t *)raw;
+  return 1;
+}
+
+static int get_f64(napi_env env, napi_value v, double *out) {
+  if (napi_get_value_double(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, "E_NATIVE", "topiary_blas: expected a number");
+    return 0;
+  }
   return 1;
 }
 
@@ -91,13 +116,118 @@ static napi_value sgemm_strided(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * softmaxXent(z, n, vocab, targets, loss, grad | null, scale)
+ * For each row i of z [n, vocab]: loss[i] = logsumexp(z_i) − z_i[t_i]; when grad is given,
+ * grad_i = (softmax(z_i) − onehot(t_i)) · scale. Rows run in parallel; a target outside [0, vocab) is an error.
+ */
+static napi_value softmax_xent(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7) {
+    napi_throw_error(env, "E_NATIVE", "topiary_blas.softmaxXent: expected 7 arguments");
+    return NULL;
+  }
+  float *z, *loss, *grad = NULL;
+  int32_t *t;
+  size_t lz, lt, ll, lg = 0;
+  int64_t n, vocab;
+  double scale;
+  napi_valuetype gradType;
+  if (!get_f32(env, argv[0], &z, &lz) || !get_i64(env, argv[1], &n) || !get_i64(env, argv[2], &vocab)) return NULL;
+  if (!get_i32(env, argv[3], &t, &lt) || !get_f32(env, argv[4], &loss, &ll)) return NULL;
+  CHECK(napi_typeof(env, argv[5], &gradType));
+  if (gradType != napi_null && gradType != napi_undefined && !get_f32(env, argv[5], &grad, &lg)) return NULL;
+  if (!get_f64(env, argv[6], &scale)) return NULL;
+  if (n < 0 || vocab < 1 || lz < (size_t)(n * vocab) || lt < (size_t)n || ll < (size_t)n || (grad && lg < (size_t)(n * vocab))) {
+    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.softmaxXent: an array is shorter than n × vocab / n");
+    return NULL;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    if (t[i] < 0 || t[i] >= vocab) {
+      napi_throw_range_error(env, "E_NATIVE", "topiary_blas.softmaxXent: a target id is outside the vocabulary");
+      return NULL;
+    }
+  }
+  const float s = (float)scale;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    const float *zi = z + i * vocab;
+    float mx = zi[0];
+    for (int64_t j = 1; j < vocab; j++) mx = zi[j] > mx ? zi[j] : mx;
+    float sum = 0.0f;
+    if (grad) {
+      float *gi = grad + i * vocab;
+      for (int64_t j = 0; j < vocab; j++) {
+        gi[j] = expf(zi[j] - mx);
+        sum += gi[j];
+      }
+      const float k = s / sum;
+      for (int64_t j = 0; j < vocab; j++) gi[j] *= k;
+      gi[t[i]] -= s;
+    } else {
+      for (int64_t j = 0; j < vocab; j++) sum += expf(zi[j] - mx);
+    }
+    loss[i] = logf(sum) + mx - zi[t[i]];
+  }
+  return NULL;
+}
+
+/*
+ * adamw(param, grad, m, v, paramOut, mOut, vOut, lr, beta1, beta2, eps, decay, gradScale, bc1, bc2)
+ *   g = gradScale·grad;  m' = β₁m + (1−β₁)g;  v' = β₂v + (1−β₂)g²
+ *   param' = param·(1 − decay) − lr · (m'/bc1) / (√(v'/bc2) + eps)
+ * All seven arrays have the same length; outputs may not alias inputs other than their own.
+ */
+static napi_value adamw(napi_env env, napi_callback_info info) {
+  size_t argc = 15;
+  napi_value argv[15];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 15) {
+    napi_throw_error(env, "E_NATIVE", "topiary_blas.adamw: expected 15 arguments");
+    return NULL;
+  }
+  float *arr[7];
+  size_t len[7];
+  for (int i = 0; i < 7; i++)
+    if (!get_f32(env, argv[i], &arr[i], &len[i])) return NULL;
+  for (int i = 1; i < 7; i++) {
+    if (len[i] != len[0]) {
+      napi_throw_range_error(env, "E_NATIVE", "topiary_blas.adamw: arrays of different lengths");
+      return NULL;
+    }
+  }
+  double h[8];
+  for (int i = 0; i < 8; i++)
+    if (!get_f64(env, argv[7 + i], &h[i])) return NULL;
+  const float lr = (float)h[0], b1 = (float)h[1], b2 = (float)h[2], eps = (float)h[3], keep = (float)(1.0 - h[4]),
+              gs = (float)h[5], ibc1 = (float)(1.0 / h[6]), ibc2 = (float)(1.0 / h[7]);
+  const float *p = arr[0], *g = arr[1], *m = arr[2], *v = arr[3];
+  float *po = arr[4], *mo = arr[5], *vo = arr[6];
+  const int64_t size = (int64_t)len[0];
+#pragma omp parallel for schedule(static) if (size > 65536)
+  for (int64_t i = 0; i < size; i++) {
+    const float gi = gs * g[i];
+    const float mi = b1 * m[i] + (1.0f - b1) * gi;
+    const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    mo[i] = mi;
+    vo[i] = vi;
+    po[i] = p[i] * keep - lr * (mi * ibc1) / (sqrtf(vi * ibc2) + eps);
+  }
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int64_t n;
   if (argc < 1 || !get_i64(env, argv[0], &n)) return NULL;
-  if (n >= 1) openblas_set_num_threads((int)n);
+  if (n >= 1) {
+    openblas_set_num_threads((int)n);
+    omp_set_num_threads((int)n);
+  }
   return NULL;
 }
 
@@ -117,6 +247,8 @@ static napi_value blas_info(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sgemmStrided", NULL, sgemm_strided, NULL, NULL, NULL, napi_default, NULL},
+      {"softmaxXent", NULL, softmax_xent, NULL, NULL, NULL, napi_default, NULL},
+      {"adamw", NULL, adamw, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, blas_info, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -30,6 +30,27 @@ export interface BlasAddon {
     strideC: number,
     beta?: number,
   ): void;
+  /** Row-wise softmax cross-entropy (see the kernel's FusedKernel.softmaxCrossEntropy); grad null for the loss only. */
+  softmaxXent(z: Float32Array, n: number, vocab: number, targets: Int32Array, loss: Float32Array, grad: Float32Array | null, scale: number): void;
+  /** One AdamW update into paramOut/mOut/vOut (see the kernel's FusedKernel.adamw). */
+  adamw(
+    param: Float32Array,
+    grad: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    paramOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    decay: number,
+    gradScale: number,
+    bc1: number,
+    bc2: number,
+  ): void;
+  /** OpenBLAS and OpenMP threads. */
   setThreads(n: number): void;
   info(): { config: string; corename: string; threads: number };
 }

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { genericPrimitives, TopiaryError, type BackendAvailability, type BackendCapabilities, type PruningPrimitives, type TensorBackend } from '@topiary/kernel';
 import { WasmBackend } from '@topiary/backend-wasm';
 import { addonAvailability, loadAddon, type BlasAddon } from './addon.js';
-import { installNativeBatchMatMul } from './kernel.js';
+import { installFusedKernels, installNativeBatchMatMul } from './kernel.js';
 import { nativePrimitives } from './primitives.js';
 
 export interface NativeBackendOptions {
@@ -54,8 +54,9 @@ export class NativeBackend implements TensorBackend {
     await new WasmBackend({ fastMatMul: true }).init();
     try {
       installNativeBatchMatMul(this.blas);
+      installFusedKernels(this.blas);
     } catch (err) {
-      throw new TopiaryError('E_BACKEND', `could not install the native BatchMatMul: ${err instanceof Error ? err.message : String(err)}`, {
+      throw new TopiaryError('E_BACKEND', `could not install the native kernels: ${err instanceof Error ? err.message : String(err)}`, {
         where: 'backend native',
         cause: err,
       });
@@ -72,6 +73,7 @@ export class NativeBackend implements TensorBackend {
       float64: false,
       notes: [
         info ? `matrix products: ${info.config} (core ${info.corename}), ${info.threads} thread(s), in place on the wasm heap` : 'not initialised yet',
+        `fused softmax cross-entropy and AdamW: one OpenMP pass, ${info?.threads ?? this.threads} thread(s)`,
         'everything else: tfjs-wasm (XNNPACK, SIMD, 1 thread)',
         'primitives: accumulateGram and matmul on OpenBLAS (float32 blocks of 1024 rows summed in float64)',
       ],

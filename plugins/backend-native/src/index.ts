@@ -8,7 +8,7 @@ import { NativeBackend, type NativeBackendOptions } from './backend.js';
 
 export { NativeBackend, type NativeBackendOptions } from './backend.js';
 export { ADDON_PATH, BUILD_COMMAND, addonAvailability, buildPrerequisites, loadAddon, missingPrerequisites, type BlasAddon, type BuildPrerequisites } from './addon.js';
-export { installNativeBatchMatMul, uninstallNativeBatchMatMul, nativeBatchMatMulInstalled } from './kernel.js';
+export { installFusedKernels, installNativeBatchMatMul, uninstallFusedKernels, uninstallNativeBatchMatMul, nativeBatchMatMulInstalled } from './kernel.js';
 export { nativePrimitives, GRAM_BLOCK_ROWS } from './primitives.js';
 
 const pkg = createRequire(import.meta.url)('../package.json') as { version: string };

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import { FusedKernel } from '@topiary/kernel';
 import type { BlasAddon } from './addon.js';
 
 interface WasmHeapBackend {
@@ -97,4 +98,64 @@ export function uninstallNativeBatchMatMul(): void {
 /** Whether the native kernel is the registered wasm BatchMatMul. */
 export function nativeBatchMatMulInstalled(): boolean {
   return Boolean((tf.getKernel('BatchMatMul', 'wasm') as Marked | undefined)?.[NATIVE]);
+}
+
+/**
+ * The kernel's optional fused kernels (`FusedKernel`) for the wasm engine, computed by the addon in one
+ * multithreaded pass on the wasm heap: softmax cross-entropy rows (+ gradient) and AdamW. Outputs are allocated
+ * first, views taken after (the heap may move). Idempotent.
+ */
+export function installFusedKernels(blas: BlasAddon): void {
+  const heap = (backend: unknown): WasmHeapBackend => backend as WasmHeapBackend;
+  const f32 = (b: WasmHeapBackend, t: TensorInfo): Float32Array => b.typedArrayFromHeap(t);
+  // typedArrayFromHeap gives the array type of the tensor's dtype (Int32Array for int32)
+  const i32 = (b: WasmHeapBackend, t: TensorInfo): Int32Array => b.typedArrayFromHeap(t) as unknown as Int32Array;
+
+  const softmaxCrossEntropy: KernelFunc = (args) => {
+    const z = args.inputs['logits'] as TensorInfo;
+    const t = args.inputs['targets'] as TensorInfo;
+    const { withGrad, scale } = args.attrs as unknown as { withGrad: boolean; scale: number };
+    if (z.dtype !== 'float32' || t.dtype !== 'int32' || z.shape.length !== 2 || t.shape.length !== 1 || t.shape[0] !== z.shape[0]) {
+      throw new Error(`${FusedKernel.softmaxCrossEntropy}: expected float32 logits [n, vocab] and int32 targets [n], got ${z.dtype} [${z.shape}] and ${t.dtype} [${t.shape}]`);
+    }
+    const [n, vocab] = z.shape as [number, number];
+    const b = heap(args.backend);
+    const loss = b.makeOutput([n], 'float32');
+    const grad = withGrad ? b.makeOutput([n, vocab], 'float32') : null;
+    if (n > 0) blas.softmaxXent(f32(b, z), n, vocab, i32(b, t), f32(b, loss), grad ? f32(b, grad) : null, scale);
+    return grad ? [loss, grad] : [loss];
+  };
+
+  const adamw: KernelFunc = (args) => {
+    const names = ['param', 'grad', 'm', 'v'] as const;
+    const ins = names.map((k) => args.inputs[k] as TensorInfo);
+    const size = ins[0]!.shape.reduce((p, d) => p * d, 1);
+    for (const [i, x] of ins.entries()) {
+      if (x.dtype !== 'float32' || x.shape.reduce((p, d) => p * d, 1) !== size) {
+        throw new Error(`${FusedKernel.adamw}: ${names[i]} must be float32 with ${size} elements, got ${x.dtype} [${x.shape}]`);
+      }
+    }
+    const a = args.attrs as unknown as { lr: number; beta1: number; beta2: number; eps: number; decay: number; gradScale: number; bc1: number; bc2: number };
+    const b = heap(args.backend);
+    const outs = [0, 1, 2].map(() => b.makeOutput([...ins[0]!.shape], 'float32'));
+    if (size > 0) {
+      const [p, g, m, v] = ins.map((x) => f32(b, x));
+      const [po, mo, vo] = outs.map((x) => f32(b, x));
+      blas.adamw(p!, g!, m!, v!, po!, mo!, vo!, a.lr, a.beta1, a.beta2, a.eps, a.decay, a.gradScale, a.bc1, a.bc2);
+    }
+    return outs;
+  };
+
+  for (const [kernelName, kernelFunc] of [
+    [FusedKernel.softmaxCrossEntropy, softmaxCrossEntropy],
+    [FusedKernel.adamw, adamw],
+  ] as const) {
+    if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+  }
+}
+
+/** Remove the fused kernels (the model falls back to composite ops). */
+export function uninstallFusedKernels(): void {
+  for (const name of Object.values(FusedKernel)) if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
 }

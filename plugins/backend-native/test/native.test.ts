@@ -1,16 +1,19 @@
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { genericPrimitives, SeededRandom } from '@topiary/kernel';
+import { FusedKernel, genericPrimitives, SeededRandom } from '@topiary/kernel';
+import { AdamW, createLlama, softmaxCrossEntropyRows, trainStep } from '@topiary/model-llama';
 import { installFastBatchMatMul } from '@topiary/backend-wasm';
 import {
   ADDON_PATH,
   createNativeBackend,
+  installFusedKernels,
   installNativeBatchMatMul,
   loadAddon,
   missingPrerequisites,
   nativeBatchMatMulInstalled,
   nativePrimitives,
+  uninstallFusedKernels,
   uninstallNativeBatchMatMul,
   type BlasAddon,
 } from '../src/index.js';
@@ -173,5 +176,72 @@ describe.skipIf(!built)('backend-native: OpenBLAS kernels', () => {
       tf.matMul(tf.ones([8, 8]), tf.ones([8, 8]), true, false);
     });
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('fused softmax cross-entropy equals the composite ops (loss rows and gradient), and rejects bad targets', async () => {
+    await createNativeBackend({ threads: 2 }).init();
+    const rng = new SeededRandom(5);
+    const n = 37;
+    const vocab = 301;
+    const z = tf.tensor2d(randoms(n * vocab, rng).map((x) => x * 8), [n, vocab]);
+    const t = tf.tensor1d(Int32Array.from({ length: n }, (_, i) => (i * 97) % vocab), 'int32');
+    const run = () =>
+      tf.tidy(() => {
+        const r = softmaxCrossEntropyRows(z, t, true, 0.25);
+        const lossOnly = softmaxCrossEntropyRows(z, t, false);
+        return [r.rows.dataSync(), r.grad!.dataSync(), lossOnly.rows.dataSync()] as Float32Array[];
+      });
+    installFusedKernels(blas);
+    expect(tf.getKernel(FusedKernel.softmaxCrossEntropy, 'wasm')).toBeDefined();
+    const fused = run();
+    uninstallFusedKernels();
+    expect(tf.getKernel(FusedKernel.softmaxCrossEntropy, 'wasm')).toBeUndefined();
+    const composite = run();
+    for (const k of [0, 1, 2]) {
+      expect(fused[k]!.length).toBe(composite[k]!.length);
+      for (let j = 0; j < fused[k]!.length; j++) expect(Math.abs(fused[k]![j]! - composite[k]![j]!), `output ${k} at ${j}`).toBeLessThan(2e-5);
+    }
+    // every gradient row sums to 0 (softmax sums to 1, minus the one-hot), times the scale
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let j = 0; j < vocab; j++) s += fused[1]![i * vocab + j]!;
+      expect(Math.abs(s)).toBeLessThan(1e-5);
+    }
+    installFusedKernels(blas);
+    const bad = tf.tensor1d(Int32Array.from({ length: n }, () => vocab), 'int32');
+    expect(() => softmaxCrossEntropyRows(z, bad, false)).toThrow(/outside the vocabulary/);
+    tf.dispose([z, t, bad]);
+  });
+
+  it('a training step with the fused kernels (cross-entropy, AdamW) equals one with composite ops', async () => {
+    await createNativeBackend({ threads: 2 }).init();
+    const cfg = { dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, hiddenDim: 48, vocabSize: 97, maxSeqLen: 17 };
+    const rng = new SeededRandom(11);
+    const ids = tf.tensor2d(Int32Array.from({ length: 3 * 17 }, () => Math.floor(rng.next() * 97)), [3, 17], 'int32');
+    const steps = (fused: boolean) => {
+      if (fused) installFusedKernels(blas);
+      else uninstallFusedKernels();
+      const model = createLlama(cfg, { seed: 4 });
+      const opt = new AdamW({ lr: 1e-2, weightDecay: 0.1, clipNorm: 0.5 });
+      const losses = [0, 1, 2].map(() => trainStep(model, opt, ids));
+      const weights = [...model.parameters().values()].map((p) => p.dataSync() as Float32Array);
+      const state = opt.exportState();
+      opt.dispose();
+      model.dispose();
+      return { losses, weights, m: [...state.m.values()], v: [...state.v.values()] };
+    };
+    const before = tf.memory().numTensors;
+    const composite = steps(false);
+    const fused = steps(true);
+    expect(tf.memory().numTensors).toBe(before);
+    for (const [i, l] of fused.losses.entries()) {
+      expect(Math.abs(l.loss - composite.losses[i]!.loss)).toBeLessThan(1e-5);
+      expect(Math.abs(l.gradNorm - composite.losses[i]!.gradNorm) / composite.losses[i]!.gradNorm).toBeLessThan(1e-4);
+    }
+    for (const [name, a, b] of [['weights', fused.weights, composite.weights], ['m', fused.m, composite.m], ['v', fused.v, composite.v]] as const) {
+      expect(a.length, name).toBe(b.length);
+      for (const [k, x] of a.entries()) for (let j = 0; j < x.length; j++) expect(Math.abs(x[j]! - b[k]![j]!), `${name} ${k} at ${j}`).toBeLessThan(1e-5);
+    }
+    ids.dispose();
   });
 });
