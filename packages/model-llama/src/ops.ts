@@ -222,24 +222,30 @@ export function linearCrossEntropy(h: tf.Tensor2D, weight: tf.Tensor2D, targets:
   }
   const op = tf.customGrad(
     custom((x: T, w: T, t: T, save: tf.GradSaveFunc) => {
+      // Wᵀ once for every chunk, and ∂Wᵀ = Σ h_cᵀ g_c accumulated in that layout: the transposed operands are then
+      // the small h_c, never a [chunk, vocab] or [vocab, d] one (a transpose flag costs an explicit transpose on wasm).
+      const wT = tf.transpose(w) as tf.Tensor2D;
       let total: tf.Tensor = tf.scalar(0);
-      let dw: tf.Tensor = tf.zerosLike(w);
+      let dwT: tf.Tensor = tf.zerosLike(wT);
       const dxs: tf.Tensor[] = [];
       for (const [start, size] of chunks) {
-        const [nextTotal, dx, nextDw] = tf.tidy(() => {
+        const [nextTotal, dx, nextDwT] = tf.tidy(() => {
           const xc = tf.slice(x, [start, 0], [size, -1]) as tf.Tensor2D;
-          const z = tf.matMul(xc, w as tf.Tensor2D, false, true) as tf.Tensor2D;
+          const z = tf.matMul(xc, wT) as tf.Tensor2D;
           const r = softmaxCrossEntropyRows(z, tf.slice(t as tf.Tensor1D, [start], [size]), true, 1 / n);
-          return [tf.add(total, tf.sum(r.rows)), tf.matMul(r.grad!, w as tf.Tensor2D), tf.add(dw, tf.matMul(r.grad!, xc, true, false))];
+          return [tf.add(total, tf.sum(r.rows)), tf.matMul(r.grad!, w as tf.Tensor2D), tf.add(dwT, tf.matMul(xc, r.grad!, true, false))];
         });
         total.dispose();
-        dw.dispose();
+        dwT.dispose();
         total = nextTotal;
-        dw = nextDw;
+        dwT = nextDwT;
         dxs.push(dx);
       }
       const value = tf.div(total, n);
       const dx = dxs.length === 1 ? dxs[0]! : tf.concat(dxs, 0);
+      const dw = tf.transpose(dwT);
+      dwT.dispose();
+      wT.dispose();
       save([dx, dw, t]);
       const gradFunc = (dy: T, saved: T[]): T[] => [tf.mul(saved[0]!, dy), tf.mul(saved[1]!, dy), tf.zerosLike(saved[2]!)];
       return { value, gradFunc };
