@@ -26,6 +26,7 @@ import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes, validate
 import { EMBED, FINAL_NORM, LINEAR_KINDS, LM_HEAD, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
 import { attention, causalMask, embedding, linear2d, linearCrossEntropy, rmsNorm, rope, ropeTables, swiglu } from './ops.js';
 import { computeGroups, slimWeights } from './groups.js';
+import { trainableBlock } from './block-grad.js';
 
 /** RoPE tables and the causal mask of one pass, shared by every block. */
 interface Positions {
@@ -143,6 +144,17 @@ export class LlamaModel implements CausalLM {
     pos ??= { ...ropeTables(start, t, headDim, ropeTheta), mask: causalMask(start, t) };
     const { cos, sin, mask } = pos;
     const shape = layerShape(this.config, i);
+    if (tf.engine().isTapeOn() && this.hooks.length === 0 && cache === null && start === 0 && (shape.nHeads > 0 || shape.hiddenDim > 0)) {
+      // training: one tape node per block with a hand-written backward (far less memory, fewer ops; see block-grad)
+      const p = (name: string) => this.param(name) as tf.Tensor as tf.Tensor2D;
+      const attentionWeights = { inputNorm: p(inputNormName(i)) as tf.Tensor as tf.Tensor1D, q: p(linearName(i, 'q')), k: p(linearName(i, 'k')), v: p(linearName(i, 'v')), o: p(linearName(i, 'o')) };
+      const ffnWeights = { postNorm: p(postNormName(i)) as tf.Tensor as tf.Tensor1D, gate: p(linearName(i, 'gate')), up: p(linearName(i, 'up')), down: p(linearName(i, 'down')) };
+      return trainableBlock(
+        x,
+        { ...(shape.nHeads > 0 ? { attention: attentionWeights } : {}), ...(shape.hiddenDim > 0 ? { ffn: ffnWeights } : {}) },
+        { b, t, headDim, nHeads: shape.nHeads, nKvHeads: shape.nKvHeads, headKvMap: headKvMap(shape), eps: normEps, activeDim: this.activeDim, cos, sin, mask },
+      );
+    }
     if (shape.nHeads > 0) {
       const h = rmsNorm(x, this.param(inputNormName(i)) as tf.Variable<tf.Rank.R1>, normEps, this.activeDim);
       const heads = (y: tf.Tensor2D, n: number): tf.Tensor4D => tf.transpose(tf.reshape(y, [b, t, n, headDim]), [0, 2, 1, 3]);

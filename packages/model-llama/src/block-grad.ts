@@ -1,0 +1,217 @@
+/**
+ * One transformer block with a hand-written backward pass, for training. The forward is the same as the model's
+ * `runBlock` (same ops, same numbers); what changes is memory and op count in the backward pass:
+ *
+ * - tfjs's tape keeps every tensor each recorded op saves, and every activation gradient, until the whole backward
+ *   pass ends. Here the block is one tape node: its forward runs in a `tidy` that keeps only what the backward needs
+ *   (listed below), and its backward runs in a `tidy` that returns only the gradients.
+ * - The backward is written out (below), so rmsNorm, RoPE, softmax and SwiGLU cost a few fused-size ops instead of
+ *   tfjs's generic gradients of each elementary op.
+ *
+ * Forward, on x [N = b·t, d]:
+ *   r₁ = (Σ_active x² / A + ε)^(−½),  h = x·r₁·w₁
+ *   q, k, v = h Wqᵀ, h Wkᵀ, h Wvᵀ;  Q = rope(q), K = rope(k) (kv heads repeated for GQA), V = v
+ *   P = softmax(Q Kᵀ/√hd + mask),  O = P V,  x₂ = x + merge(O) Woᵀ
+ *   r₂ = (Σ_active x₂² / A + ε)^(−½),  h₂ = x₂·r₂·w₂
+ *   g, u = h₂ Wgᵀ, h₂ Wuᵀ;  m = g·σ(g)·u;  y = x₂ + m Wdᵀ
+ * Backward, from dy:
+ *   dWd = dyᵀ m;  dm = dy Wd;  du = dm·silu(g);  dg = dm·u·σ(g)(1 + g(1 − σ(g)))
+ *   dWg = dgᵀ h₂;  dWu = duᵀ h₂;  dh₂ = dg Wg + du Wu
+ *   rmsNorm: with n = x·r and dn = dh·w:  dw = Σ_rows dh·n,  dx = r·(dn − n·Σ(dn·n)/A)
+ *   dx₂ = dy + rmsNorm′(dh₂)
+ *   dWo = dx₂ᵀ merge(O);  dO = heads(dx₂ Wo)
+ *   dP = dO Vᵀ;  dV = Pᵀ dO;  dS = P·(dP − Σ_j dP·P) / √hd;  dQ = dS K;  dK = dSᵀ Q  (summed per kv head for GQA)
+ *   rope′(d) = d·cos + rotᵀ(d·sin),  rotᵀ([z₁, z₂]) = [z₂, −z₁]
+ *   dWq = dqᵀ h (etc.);  dh = dq Wq + dk Wk + dv Wv;  dx = dx₂ + rmsNorm′(dh)
+ * Saved per block: x, h, Q, K, V, P, merge(O), x₂, h₂, g, u, the two [N, 1] scales and the RoPE tables.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { rope } from './ops.js';
+
+type T = tf.Tensor;
+
+/** The block's parameters; the attention or feed-forward half is absent when the layer has no heads / channels. */
+export interface BlockWeights {
+  attention?: { inputNorm: tf.Tensor1D; q: tf.Tensor2D; k: tf.Tensor2D; v: tf.Tensor2D; o: tf.Tensor2D };
+  ffn?: { postNorm: tf.Tensor1D; gate: tf.Tensor2D; up: tf.Tensor2D; down: tf.Tensor2D };
+}
+
+export interface BlockGeometry {
+  b: number;
+  t: number;
+  headDim: number;
+  nHeads: number;
+  nKvHeads: number;
+  /** kv head of each query head */
+  headKvMap: readonly number[];
+  eps: number;
+  /** hidden channels not masked (the rmsNorm mean divides by this) */
+  activeDim: number;
+  cos: tf.Tensor2D;
+  sin: tf.Tensor2D;
+  mask: tf.Tensor2D;
+}
+
+/** rmsNorm forward: the scale r [N, 1] and the output x·r·w. */
+function rmsForward(x: T, w: T, eps: number, activeDim: number): { r: T; out: T } {
+  const r = tf.rsqrt(tf.add(tf.div(tf.sum(tf.square(x), -1, true), activeDim), eps));
+  return { r, out: tf.mul(tf.mul(x, r), w) };
+}
+
+/** rmsNorm backward: dx and dw from dh, the input x and its scale r. */
+function rmsBackward(dh: T, x: T, r: T, w: T, activeDim: number): { dx: T; dw: T } {
+  const n = tf.mul(x, r);
+  const dw = tf.sum(tf.mul(dh, n), 0);
+  const dn = tf.mul(dh, w);
+  const dx = tf.mul(r, tf.sub(dn, tf.mul(n, tf.div(tf.sum(tf.mul(dn, n), -1, true), activeDim))));
+  return { dx, dw };
+}
+
+/** The transpose of RoPE's linear map, for the gradient: d·cos + rotᵀ(d·sin) with rotᵀ([z₁, z₂]) = [z₂, −z₁]. */
+function ropeBackward(d: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+  const half = d.shape[3] / 2;
+  const [z1, z2] = tf.split(tf.mul(d, sin), [half, half], 3);
+  return tf.add(tf.mul(d, cos), tf.concat([z2!, tf.neg(z1!)], 3));
+}
+
+/** Whether query head h reads kv head h (no repetition needed). */
+function isIdentityMap(g: BlockGeometry): boolean {
+  return g.nKvHeads === g.nHeads && g.headKvMap.every((kv, h) => kv === h);
+}
+
+/** [b, nKv, t, hd] → [b, nHeads, t, hd]: each query head's kv head. */
+function expandKv(x: tf.Tensor4D, g: BlockGeometry): tf.Tensor4D {
+  if (isIdentityMap(g)) return x;
+  // a split into one piece breaks nothing here (no tape), but slices are as cheap
+  const parts = Array.from({ length: g.nKvHeads }, (_, j) => tf.slice(x, [0, j, 0, 0], [-1, 1, -1, -1]));
+  return tf.concat(g.headKvMap.map((j) => parts[j]!), 1) as tf.Tensor4D;
+}
+
+/** The transpose of expandKv: gradients of the query heads summed into their kv head. */
+function reduceKv(d: tf.Tensor4D, g: BlockGeometry): tf.Tensor4D {
+  if (isIdentityMap(g)) return d;
+  const perHead = Array.from({ length: g.nHeads }, (_, h) => tf.slice(d, [0, h, 0, 0], [-1, 1, -1, -1]));
+  const perKv = Array.from({ length: g.nKvHeads }, (_, j) => {
+    const mine = perHead.filter((_, h) => g.headKvMap[h] === j);
+    return mine.length === 0 ? tf.zerosLike(perHead[0]!) : mine.length === 1 ? mine[0]! : tf.addN(mine);
+  });
+  return tf.concat(perKv, 1) as tf.Tensor4D;
+}
+
+/**
+ * y = block(x) with the hand-written backward above. Only for training passes from position 0 without a kv cache
+ * or capture hooks (the model's `runBlock` serves those).
+ */
+export function trainableBlock(x: tf.Tensor2D, w: BlockWeights, g: BlockGeometry): tf.Tensor2D {
+  const { b, t, headDim: hd, nHeads, nKvHeads, eps, activeDim, cos, sin, mask } = g;
+  const n = b * t;
+  const scale = 1 / Math.sqrt(hd);
+  const heads = (y: T, count: number): tf.Tensor4D => tf.transpose(tf.reshape(y, [b, t, count, hd]), [0, 2, 1, 3]);
+  const merge = (y: T, count: number): tf.Tensor2D => tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [n, count * hd]);
+  const att = w.attention;
+  const ffn = w.ffn;
+  const weights: T[] = [
+    ...(att ? [att.inputNorm, att.q, att.k, att.v, att.o] : []),
+    ...(ffn ? [ffn.postNorm, ffn.gate, ffn.up, ffn.down] : []),
+  ];
+
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [xIn, ...ws] = args as T[];
+    let i = 0;
+    const A = att ? { inputNorm: ws[i++]!, q: ws[i++]!, k: ws[i++]!, v: ws[i++]!, o: ws[i++]! } : undefined;
+    const F = ffn ? { postNorm: ws[i++]!, gate: ws[i++]!, up: ws[i++]!, down: ws[i++]! } : undefined;
+
+    // ---------------------------------------------------------------- forward, keeping only what the backward reads
+    const kept = tf.tidy(() => {
+      const out: Record<string, T> = {};
+      let x2: T = xIn!;
+      if (A) {
+        const { r, out: h } = rmsForward(xIn!, A.inputNorm, eps, activeDim);
+        const q3 = tf.reshape(rope(heads(tf.matMul(h, A.q, false, true), nHeads), cos, sin), [b * nHeads, t, hd]);
+        const kr = rope(heads(tf.matMul(h, A.k, false, true), nKvHeads), cos, sin);
+        const k3 = tf.reshape(expandKv(kr, g), [b * nHeads, t, hd]);
+        const v3 = tf.reshape(expandKv(heads(tf.matMul(h, A.v, false, true), nKvHeads), g), [b * nHeads, t, hd]);
+        const p = tf.softmax(tf.add(tf.mul(tf.matMul(q3, k3, false, true), scale), mask));
+        const merged = merge(tf.reshape(tf.matMul(p, v3), [b, nHeads, t, hd]), nHeads);
+        x2 = tf.add(xIn!, tf.matMul(merged, A.o, false, true));
+        Object.assign(out, { r1: r, h, q3, k3, v3, p, merged });
+      }
+      out['x2'] = x2;
+      let y: T = x2;
+      if (F) {
+        const { r, out: h2 } = rmsForward(x2, F.postNorm, eps, activeDim);
+        const gt = tf.matMul(h2, F.gate, false, true);
+        const u = tf.matMul(h2, F.up, false, true);
+        y = tf.add(x2, tf.matMul(tf.mul(tf.mul(gt, tf.sigmoid(gt)), u), F.down, false, true));
+        Object.assign(out, { r2: r, h2, g: gt, u });
+      }
+      out['y'] = y;
+      return out;
+    });
+    if (A) Object.assign(kept, { cos, sin }); // the RoPE tables die with the forward's scope otherwise
+    const names = Object.keys(kept).filter((k) => k !== 'y');
+    save([xIn!, ...ws, ...names.map((k) => kept[k]!)]);
+
+    // ---------------------------------------------------------------- backward
+    const gradFunc = (dy: T, saved: T[]): T[] =>
+      tf.tidy(() => {
+        const xs = saved[0]!;
+        const wsS = saved.slice(1, 1 + ws.length);
+        const s: Record<string, T> = {};
+        names.forEach((k, j) => (s[k] = saved[1 + ws.length + j]!));
+        let j = 0;
+        const As = A ? { inputNorm: wsS[j++]!, q: wsS[j++]!, k: wsS[j++]!, v: wsS[j++]!, o: wsS[j++]! } : undefined;
+        const Fs = F ? { postNorm: wsS[j++]!, gate: wsS[j++]!, up: wsS[j++]!, down: wsS[j++]! } : undefined;
+        const grads: T[] = [];
+        let dx2: T = dy;
+        if (Fs) {
+          const gt = s['g']!;
+          const u = s['u']!;
+          const sg = tf.sigmoid(gt);
+          const silu = tf.mul(gt, sg);
+          const m = tf.mul(silu, u);
+          const dWd = tf.matMul(dy, m, true, false);
+          const dm = tf.matMul(dy, Fs.down);
+          const du = tf.mul(dm, silu);
+          const dg = tf.mul(tf.mul(dm, u), tf.mul(sg, tf.add(1, tf.mul(gt, tf.sub(1, sg)))));
+          const h2 = s['h2']!;
+          const dWg = tf.matMul(dg, h2, true, false);
+          const dWu = tf.matMul(du, h2, true, false);
+          const dh2 = tf.add(tf.matMul(dg, Fs.gate), tf.matMul(du, Fs.up));
+          const norm = rmsBackward(dh2, s['x2']!, s['r2']!, Fs.postNorm, activeDim);
+          dx2 = tf.add(dy, norm.dx);
+          grads.push(norm.dw, dWg, dWu, dWd);
+        }
+        let dx: T = dx2;
+        if (As) {
+          const merged = s['merged']!;
+          const dWo = tf.matMul(dx2, merged, true, false);
+          const dO = tf.reshape(heads(tf.matMul(dx2, As.o), nHeads), [b * nHeads, t, hd]);
+          const p = s['p']!;
+          const dP = tf.matMul(dO, s['v3']!, false, true);
+          const dV3 = tf.matMul(p, dO, true, false);
+          const dS = tf.mul(tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))), scale);
+          const dQ3 = tf.matMul(dS, s['k3']!);
+          const dK3 = tf.matMul(dS, s['q3']!, true, false);
+          const four = (y: T): tf.Tensor4D => tf.reshape(y, [b, nHeads, t, hd]);
+          const [c, sn] = [s['cos'] as tf.Tensor2D, s['sin'] as tf.Tensor2D];
+          const dq = merge(ropeBackward(four(dQ3), c, sn), nHeads);
+          const dk = merge(ropeBackward(reduceKv(four(dK3), g), c, sn), nKvHeads);
+          const dv = merge(reduceKv(four(dV3), g), nKvHeads);
+          const h = s['h']!;
+          const dWq = tf.matMul(dq, h, true, false);
+          const dWk = tf.matMul(dk, h, true, false);
+          const dWv = tf.matMul(dv, h, true, false);
+          const dh = tf.addN([tf.matMul(dq, As.q), tf.matMul(dk, As.k), tf.matMul(dv, As.v)]);
+          const norm = rmsBackward(dh, xs, s['r1']!, As.inputNorm, activeDim);
+          dx = tf.add(dx2, norm.dx);
+          grads.unshift(norm.dw, dWq, dWk, dWv, dWo);
+        }
+        return [dx, ...grads];
+      });
+    return { value: kept['y']!, gradFunc };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+
+  return op(x, ...weights) as tf.Tensor2D;
+}
