@@ -23,7 +23,7 @@ export function buildProgram(): Command {
   program
     .version(version, '-V, --version')
     .description('Shape language models: prune, train, recover and evaluate LLaMA-family models.')
-    .addOption(new Option('--backend <name>', 'tensor backend: wasm, cpu, node, node-gpu, gpujs or auto').default('wasm'))
+    .addOption(new Option('--backend <name>', 'tensor backend: wasm, native (opt-in OpenBLAS build), cpu, node, node-gpu, gpujs, or auto (the fastest that loads)').default('wasm'))
     .addOption(new Option('--seed <n>', 'random seed').argParser(parseSeed).default(0))
     .option('--json', 'print results as one JSON object (events go to stderr as JSON lines)', false)
     .option('-q, --quiet', 'no progress bars or info messages', false)

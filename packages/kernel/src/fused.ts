@@ -21,6 +21,26 @@ export const FusedKernel = {
    * outputs [param', m', v'] (new tensors; the inputs are not modified).
    */
   adamw: 'TopiaryAdamW',
+  /**
+   * Rotary position embedding (rotate-half) fused with the head transpose.
+   * inputs { x, cos [seq, headDim], sin [seq, headDim] }; attrs { batch, seq, heads, headDim, backward }.
+   * forward: x [batch·seq, heads·headDim] → [batch, heads, seq, headDim], out = x·cos + rot(x)·sin,
+   *   rot([x₁, x₂]) = [−x₂, x₁];
+   * backward (the transpose map, for gradients): x [batch, heads, seq, headDim] → [batch·seq, heads·headDim],
+   *   out = x·cos + rotᵀ(x·sin), rotᵀ([z₁, z₂]) = [z₂, −z₁].
+   */
+  ropeHeads: 'TopiaryRopeHeads',
+  /**
+   * Causal softmax of attention scores. inputs { scores [items, rows, cols] }; attrs { seq, scale }.
+   * probs = softmax(scale·scores + mask) over the last axis; query row r is at position r mod seq (a row block may
+   * stack several query heads that share a kv head) and reads keys 0..position (the rest get probability 0).
+   */
+  causalSoftmax: 'TopiaryCausalSoftmax',
+  /**
+   * Gradient of softmax scores. inputs { probs, dProbs } (same shape); attrs { scale }.
+   * out = P·(dP − Σ_j dP·P)·scale, row-wise over the last axis.
+   */
+  softmaxGrad: 'TopiarySoftmaxGrad',
 } as const;
 
 export type FusedKernelName = (typeof FusedKernel)[keyof typeof FusedKernel];

@@ -26,7 +26,8 @@
  * Saved per block: x, h, Q, K, V, P, merge(O), x₂, h₂, g, u, the two [N, 1] scales and the RoPE tables.
  */
 import * as tf from '@tensorflow/tfjs';
-import { rope } from './ops.js';
+import { FusedKernel } from '@topiary/kernel';
+import { hasFused, rope } from './ops.js';
 
 type T = tf.Tensor;
 
@@ -74,22 +75,56 @@ function ropeBackward(d: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Te
   return tf.add(tf.mul(d, cos), tf.concat([z2!, tf.neg(z1!)], 3));
 }
 
-/** Whether query head h reads kv head h (no repetition needed). */
-function isIdentityMap(g: BlockGeometry): boolean {
-  return g.nKvHeads === g.nHeads && g.headKvMap.every((kv, h) => kv === h);
+/**
+ * Whether the query heads of each kv head are consecutive (the standard GQA map h → ⌊h / group⌋, identity included).
+ * Then the query heads of one group are stacked as rows of one product with their kv head ([g·t, hd]·[hd, t]), so
+ * keys and values are never repeated and their gradients come out summed over the group by the product itself.
+ */
+function isContiguousMap(g: BlockGeometry): boolean {
+  const group = g.nHeads / g.nKvHeads;
+  return Number.isInteger(group) && g.headKvMap.every((kv, h) => kv === Math.floor(h / group));
+}
+
+/** y [b·t, heads·hd] → RoPE'd heads [b, heads, t, hd] (fused kernel when the backend has one). */
+function ropeHeads(y: T, heads: number, g: BlockGeometry, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+  const { b, t, headDim: hd } = g;
+  if (hasFused(FusedKernel.ropeHeads)) {
+    return tf.engine().runKernel(FusedKernel.ropeHeads, { x: y, cos, sin }, { batch: b, seq: t, heads, headDim: hd, backward: false }) as tf.Tensor4D;
+  }
+  return rope(tf.transpose(tf.reshape(y, [b, t, heads, hd]), [0, 2, 1, 3]), cos, sin);
+}
+
+/** The gradient of ropeHeads: d [b, heads, t, hd] → [b·t, heads·hd]. */
+function ropeHeadsBackward(d: tf.Tensor4D, g: BlockGeometry, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor2D {
+  const [b, heads, t, hd] = d.shape;
+  if (hasFused(FusedKernel.ropeHeads)) {
+    return tf.engine().runKernel(FusedKernel.ropeHeads, { x: d, cos, sin }, { batch: b, seq: t, heads, headDim: hd, backward: true }) as tf.Tensor2D;
+  }
+  return tf.reshape(tf.transpose(ropeBackward(d, cos, sin), [0, 2, 1, 3]), [b * t, heads * hd]);
+}
+
+/** softmax(scale·scores + causal mask) for scores [items, rows, t] whose row r is at position r mod t. */
+function causalSoftmax(scores: tf.Tensor3D, scale: number, mask: tf.Tensor2D, t: number): tf.Tensor3D {
+  if (hasFused(FusedKernel.causalSoftmax)) return tf.engine().runKernel(FusedKernel.causalSoftmax, { scores }, { seq: t, scale }) as tf.Tensor3D;
+  const rowsPerItem = scores.shape[1];
+  const m = rowsPerItem === t ? mask : tf.tile(mask, [rowsPerItem / t, 1]);
+  return tf.softmax(tf.add(tf.mul(scores, scale), m)) as tf.Tensor3D;
+}
+
+/** The scores' gradient from the probabilities' one: P·(dP − Σ dP·P)·scale. */
+function softmaxGrad(p: T, dP: T, scale: number): T {
+  if (hasFused(FusedKernel.softmaxGrad)) return tf.engine().runKernel(FusedKernel.softmaxGrad, { probs: p, dProbs: dP }, { scale }) as T;
+  return tf.mul(tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))), scale);
 }
 
 /** [b, nKv, t, hd] → [b, nHeads, t, hd]: each query head's kv head. */
 function expandKv(x: tf.Tensor4D, g: BlockGeometry): tf.Tensor4D {
-  if (isIdentityMap(g)) return x;
-  // a split into one piece breaks nothing here (no tape), but slices are as cheap
   const parts = Array.from({ length: g.nKvHeads }, (_, j) => tf.slice(x, [0, j, 0, 0], [-1, 1, -1, -1]));
   return tf.concat(g.headKvMap.map((j) => parts[j]!), 1) as tf.Tensor4D;
 }
 
 /** The transpose of expandKv: gradients of the query heads summed into their kv head. */
 function reduceKv(d: tf.Tensor4D, g: BlockGeometry): tf.Tensor4D {
-  if (isIdentityMap(g)) return d;
   const perHead = Array.from({ length: g.nHeads }, (_, h) => tf.slice(d, [0, h, 0, 0], [-1, 1, -1, -1]));
   const perKv = Array.from({ length: g.nKvHeads }, (_, j) => {
     const mine = perHead.filter((_, h) => g.headKvMap[h] === j);
@@ -106,6 +141,10 @@ export function trainableBlock(x: tf.Tensor2D, w: BlockWeights, g: BlockGeometry
   const { b, t, headDim: hd, nHeads, nKvHeads, eps, activeDim, cos, sin, mask } = g;
   const n = b * t;
   const scale = 1 / Math.sqrt(hd);
+  // attention products: items of [rows, hd]·[hd, t]; rows stack the query heads that share a kv head
+  const grouped = isContiguousMap(g);
+  const items = b * (grouped ? nKvHeads : nHeads);
+  const rows = grouped ? (nHeads / nKvHeads) * t : t;
   const heads = (y: T, count: number): tf.Tensor4D => tf.transpose(tf.reshape(y, [b, t, count, hd]), [0, 2, 1, 3]);
   const merge = (y: T, count: number): tf.Tensor2D => tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [n, count * hd]);
   const att = w.attention;
@@ -128,11 +167,12 @@ export function trainableBlock(x: tf.Tensor2D, w: BlockWeights, g: BlockGeometry
       let x2: T = xIn!;
       if (A) {
         const { r, out: h } = rmsForward(xIn!, A.inputNorm, eps, activeDim);
-        const q3 = tf.reshape(rope(heads(tf.matMul(h, A.q, false, true), nHeads), cos, sin), [b * nHeads, t, hd]);
-        const kr = rope(heads(tf.matMul(h, A.k, false, true), nKvHeads), cos, sin);
-        const k3 = tf.reshape(expandKv(kr, g), [b * nHeads, t, hd]);
-        const v3 = tf.reshape(expandKv(heads(tf.matMul(h, A.v, false, true), nKvHeads), g), [b * nHeads, t, hd]);
-        const p = tf.softmax(tf.add(tf.mul(tf.matMul(q3, k3, false, true), scale), mask));
+        const q3 = tf.reshape(ropeHeads(tf.matMul(h, A.q, false, true), nHeads, g, cos, sin), [items, rows, hd]);
+        const kr = ropeHeads(tf.matMul(h, A.k, false, true), nKvHeads, g, cos, sin);
+        const k3 = tf.reshape(grouped ? kr : expandKv(kr, g), [items, t, hd]);
+        const vh = heads(tf.matMul(h, A.v, false, true), nKvHeads);
+        const v3 = tf.reshape(grouped ? vh : expandKv(vh, g), [items, t, hd]);
+        const p = causalSoftmax(tf.matMul(q3, k3, false, true) as tf.Tensor3D, scale, mask, t);
         const merged = merge(tf.reshape(tf.matMul(p, v3), [b, nHeads, t, hd]), nHeads);
         x2 = tf.add(xIn!, tf.matMul(merged, A.o, false, true));
         Object.assign(out, { r1: r, h, q3, k3, v3, p, merged });
@@ -187,18 +227,21 @@ export function trainableBlock(x: tf.Tensor2D, w: BlockWeights, g: BlockGeometry
         if (As) {
           const merged = s['merged']!;
           const dWo = tf.matMul(dx2, merged, true, false);
-          const dO = tf.reshape(heads(tf.matMul(dx2, As.o), nHeads), [b * nHeads, t, hd]);
+          const dO = tf.reshape(heads(tf.matMul(dx2, As.o), nHeads), [items, rows, hd]);
           const p = s['p']!;
           const dP = tf.matMul(dO, s['v3']!, false, true);
           const dV3 = tf.matMul(p, dO, true, false);
-          const dS = tf.mul(tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))), scale);
+          const dS = softmaxGrad(p, dP, scale);
           const dQ3 = tf.matMul(dS, s['k3']!);
           const dK3 = tf.matMul(dS, s['q3']!, true, false);
-          const four = (y: T): tf.Tensor4D => tf.reshape(y, [b, nHeads, t, hd]);
+          const kvLayout = (y: T): tf.Tensor4D => {
+            const y4 = tf.reshape(y, [b, items / b, t, hd]) as tf.Tensor4D;
+            return grouped ? y4 : reduceKv(y4, g);
+          };
           const [c, sn] = [s['cos'] as tf.Tensor2D, s['sin'] as tf.Tensor2D];
-          const dq = merge(ropeBackward(four(dQ3), c, sn), nHeads);
-          const dk = merge(ropeBackward(reduceKv(four(dK3), g), c, sn), nKvHeads);
-          const dv = merge(reduceKv(four(dV3), g), nKvHeads);
+          const dq = ropeHeadsBackward(tf.reshape(dQ3, [b, nHeads, t, hd]), g, c, sn);
+          const dk = ropeHeadsBackward(kvLayout(dK3), g, c, sn);
+          const dv = merge(kvLayout(dV3), nKvHeads);
           const h = s['h']!;
           const dWq = tf.matMul(dq, h, true, false);
           const dWk = tf.matMul(dk, h, true, false);

@@ -1,6 +1,6 @@
 /*
  * topiary_blas: a tiny N-API addon exposing OpenBLAS's single-precision GEMM to JavaScript, and two fused kernels
- * (softmax cross-entropy rows, AdamW) that run in one multithreaded pass (OpenMP) where tfjs-wasm takes many
+ * (softmax cross-entropy rows, AdamW, RoPE with the head transpose, causal softmax and its gradient) that run in one multithreaded pass (OpenMP) where tfjs-wasm takes many
  * single-threaded ones. Compiled with -ffast-math so that expf vectorises (glibc's libmvec).
  *
  * Every function takes Float32Array views (which may be views onto the tfjs wasm heap: the product is written in
@@ -218,6 +218,140 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * ropeHeads(x, out, batch, seq, heads, headDim, cos, sin, backward)
+ * Forward: x is [batch·seq, heads·headDim] (a linear layer's output); out [batch, heads, seq, headDim] is
+ *   out = x·cos + rot(x)·sin per head, rot([x₁, x₂]) = [−x₂, x₁] (rotate-half RoPE), with the head transpose.
+ * Backward (the transpose of that map): x is [batch, heads, seq, headDim], out [batch·seq, heads·headDim] is
+ *   out = x·cos + rotᵀ(x·sin), rotᵀ([z₁, z₂]) = [z₂, −z₁].
+ * cos, sin: [seq, headDim].
+ */
+static napi_value rope_heads(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 9) {
+    napi_throw_error(env, "E_NATIVE", "topiary_blas.ropeHeads: expected 9 arguments");
+    return NULL;
+  }
+  float *x, *out, *cs, *sn;
+  size_t lx, lo, lc, ls;
+  int64_t B, T, H, D;
+  bool backward;
+  if (!get_f32(env, argv[0], &x, &lx) || !get_f32(env, argv[1], &out, &lo)) return NULL;
+  if (!get_i64(env, argv[2], &B) || !get_i64(env, argv[3], &T) || !get_i64(env, argv[4], &H) || !get_i64(env, argv[5], &D)) return NULL;
+  if (!get_f32(env, argv[6], &cs, &lc) || !get_f32(env, argv[7], &sn, &ls)) return NULL;
+  CHECK(napi_get_value_bool(env, argv[8], &backward));
+  const int64_t total = B * T * H * D;
+  if (B < 0 || T < 0 || H < 0 || D < 2 || D % 2 || lx < (size_t)total || lo < (size_t)total || lc < (size_t)(T * D) || ls < (size_t)(T * D)) {
+    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.ropeHeads: bad sizes");
+    return NULL;
+  }
+  const int64_t half = D / 2;
+#pragma omp parallel for collapse(2) schedule(static) if (total > 65536)
+  for (int64_t b = 0; b < B; b++) {
+    for (int64_t h = 0; h < H; h++) {
+      for (int64_t t = 0; t < T; t++) {
+        const float *c = cs + t * D, *s = sn + t * D;
+        const int64_t flat = ((b * T + t) * H + h) * D; /* [b, t, h, :] */
+        const int64_t byHead = ((b * H + h) * T + t) * D; /* [b, h, t, :] */
+        if (!backward) {
+          const float *xi = x + flat;
+          float *o = out + byHead;
+          for (int64_t i = 0; i < half; i++) o[i] = xi[i] * c[i] - xi[i + half] * s[i];
+          for (int64_t i = half; i < D; i++) o[i] = xi[i] * c[i] + xi[i - half] * s[i];
+        } else {
+          const float *d = x + byHead;
+          float *o = out + flat;
+          for (int64_t i = 0; i < half; i++) o[i] = d[i] * c[i] + d[i + half] * s[i + half];
+          for (int64_t i = half; i < D; i++) o[i] = d[i] * c[i] - d[i - half] * s[i - half];
+        }
+      }
+    }
+  }
+  return NULL;
+}
+
+/*
+ * causalSoftmax(scores, probs, items, rows, cols, seq, scale)
+ * probs = softmax(scale·scores + mask) over the last axis of [items, rows, cols], where query row r sits at
+ * position r mod seq (rows may stack several query heads of one kv group) and reads keys 0..position.
+ */
+static napi_value causal_softmax(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7) {
+    napi_throw_error(env, "E_NATIVE", "topiary_blas.causalSoftmax: expected 7 arguments");
+    return NULL;
+  }
+  float *sc, *pr;
+  size_t l1, l2;
+  int64_t items, rows, cols, seq;
+  double scale;
+  if (!get_f32(env, argv[0], &sc, &l1) || !get_f32(env, argv[1], &pr, &l2)) return NULL;
+  if (!get_i64(env, argv[2], &items) || !get_i64(env, argv[3], &rows) || !get_i64(env, argv[4], &cols) || !get_i64(env, argv[5], &seq)) return NULL;
+  if (!get_f64(env, argv[6], &scale)) return NULL;
+  const int64_t nrows = items * rows;
+  if (items < 0 || rows < 0 || cols < 1 || seq < 1 || l1 < (size_t)(nrows * cols) || l2 < (size_t)(nrows * cols)) {
+    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.causalSoftmax: bad sizes");
+    return NULL;
+  }
+  const float k = (float)scale;
+#pragma omp parallel for schedule(static) if (nrows * cols > 65536)
+  for (int64_t r = 0; r < nrows; r++) {
+    const int64_t pos = (r % rows) % seq;
+    const int64_t n = pos + 1 < cols ? pos + 1 : cols;
+    const float *s = sc + r * cols;
+    float *p = pr + r * cols;
+    float mx = s[0] * k;
+    for (int64_t j = 1; j < n; j++) mx = s[j] * k > mx ? s[j] * k : mx;
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n; j++) {
+      p[j] = expf(s[j] * k - mx);
+      sum += p[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n; j++) p[j] *= inv;
+    for (int64_t j = n; j < cols; j++) p[j] = 0.0f;
+  }
+  return NULL;
+}
+
+/*
+ * softmaxGrad(probs, dProbs, out, rowCount, cols, scale)
+ * out = P·(dP − Σ_j dP·P)·scale per row: the gradient of the scores of a softmax (times the scores' scale).
+ */
+static napi_value softmax_grad(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) {
+    napi_throw_error(env, "E_NATIVE", "topiary_blas.softmaxGrad: expected 6 arguments");
+    return NULL;
+  }
+  float *p, *dp, *out;
+  size_t l1, l2, l3;
+  int64_t nrows, cols;
+  double scale;
+  if (!get_f32(env, argv[0], &p, &l1) || !get_f32(env, argv[1], &dp, &l2) || !get_f32(env, argv[2], &out, &l3)) return NULL;
+  if (!get_i64(env, argv[3], &nrows) || !get_i64(env, argv[4], &cols) || !get_f64(env, argv[5], &scale)) return NULL;
+  if (nrows < 0 || cols < 1 || l1 < (size_t)(nrows * cols) || l2 < (size_t)(nrows * cols) || l3 < (size_t)(nrows * cols)) {
+    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.softmaxGrad: bad sizes");
+    return NULL;
+  }
+  const float k = (float)scale;
+#pragma omp parallel for schedule(static) if (nrows * cols > 65536)
+  for (int64_t r = 0; r < nrows; r++) {
+    const float *pi = p + r * cols, *di = dp + r * cols;
+    float *o = out + r * cols;
+    float dot = 0.0f;
+    for (int64_t j = 0; j < cols; j++) dot += pi[j] * di[j];
+    for (int64_t j = 0; j < cols; j++) o[j] = pi[j] * (di[j] - dot) * k;
+  }
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -249,6 +383,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sgemmStrided", NULL, sgemm_strided, NULL, NULL, NULL, napi_default, NULL},
       {"softmaxXent", NULL, softmax_xent, NULL, NULL, NULL, napi_default, NULL},
       {"adamw", NULL, adamw, NULL, NULL, NULL, napi_default, NULL},
+      {"ropeHeads", NULL, rope_heads, NULL, NULL, NULL, napi_default, NULL},
+      {"causalSoftmax", NULL, causal_softmax, NULL, NULL, NULL, napi_default, NULL},
+      {"softmaxGrad", NULL, softmax_grad, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, blas_info, NULL, NULL, NULL, napi_default, NULL},
   };

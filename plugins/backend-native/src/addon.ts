@@ -50,6 +50,12 @@ export interface BlasAddon {
     bc1: number,
     bc2: number,
   ): void;
+  /** RoPE with the head transpose (see the kernel's FusedKernel.ropeHeads). */
+  ropeHeads(x: Float32Array, out: Float32Array, batch: number, seq: number, heads: number, headDim: number, cos: Float32Array, sin: Float32Array, backward: boolean): void;
+  /** Causal softmax of [items, rows, cols] scores (see FusedKernel.causalSoftmax). */
+  causalSoftmax(scores: Float32Array, probs: Float32Array, items: number, rows: number, cols: number, seq: number, scale: number): void;
+  /** P·(dP − Σ dP·P)·scale per row (see FusedKernel.softmaxGrad). */
+  softmaxGrad(probs: Float32Array, dProbs: Float32Array, out: Float32Array, rowCount: number, cols: number, scale: number): void;
   /** OpenBLAS and OpenMP threads. */
   setThreads(n: number): void;
   info(): { config: string; corename: string; threads: number };

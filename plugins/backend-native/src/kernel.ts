@@ -102,7 +102,8 @@ export function nativeBatchMatMulInstalled(): boolean {
 
 /**
  * The kernel's optional fused kernels (`FusedKernel`) for the wasm engine, computed by the addon in one
- * multithreaded pass on the wasm heap: softmax cross-entropy rows (+ gradient) and AdamW. Outputs are allocated
+ * multithreaded pass on the wasm heap: softmax cross-entropy rows (+ gradient), AdamW, RoPE with the head transpose,
+ * the causal attention softmax and its gradient. Outputs are allocated
  * first, views taken after (the heap may move). Idempotent.
  */
 export function installFusedKernels(blas: BlasAddon): void {
@@ -146,9 +147,56 @@ export function installFusedKernels(blas: BlasAddon): void {
     return outs;
   };
 
+  const float32 = (name: string, ...xs: TensorInfo[]): void => {
+    for (const x of xs) if (x.dtype !== 'float32') throw new Error(`${name}: expected float32 inputs, got ${x.dtype} [${x.shape}]`);
+  };
+
+  const ropeHeads: KernelFunc = (args) => {
+    const x = args.inputs['x'] as TensorInfo;
+    const cos = args.inputs['cos'] as TensorInfo;
+    const sin = args.inputs['sin'] as TensorInfo;
+    float32(FusedKernel.ropeHeads, x, cos, sin);
+    const { batch, seq, heads, headDim, backward } = args.attrs as unknown as { batch: number; seq: number; heads: number; headDim: number; backward: boolean };
+    if (size(x.shape) !== batch * seq * heads * headDim || size(cos.shape) !== seq * headDim || size(sin.shape) !== seq * headDim) {
+      throw new Error(`${FusedKernel.ropeHeads}: x [${x.shape}], cos [${cos.shape}], sin [${sin.shape}] do not match batch ${batch}, seq ${seq}, heads ${heads}, headDim ${headDim}`);
+    }
+    const b = heap(args.backend);
+    const out = b.makeOutput(backward ? [batch * seq, heads * headDim] : [batch, heads, seq, headDim], 'float32');
+    if (size(x.shape) > 0) blas.ropeHeads(f32(b, x), f32(b, out), batch, seq, heads, headDim, f32(b, cos), f32(b, sin), Boolean(backward));
+    return out;
+  };
+
+  const causalSoftmax: KernelFunc = (args) => {
+    const s = args.inputs['scores'] as TensorInfo;
+    float32(FusedKernel.causalSoftmax, s);
+    if (s.shape.length !== 3) throw new Error(`${FusedKernel.causalSoftmax}: expected scores [items, rows, cols], got [${s.shape}]`);
+    const { seq, scale } = args.attrs as unknown as { seq: number; scale: number };
+    const [items, rows, cols] = s.shape as [number, number, number];
+    const b = heap(args.backend);
+    const out = b.makeOutput([items, rows, cols], 'float32');
+    if (items * rows * cols > 0) blas.causalSoftmax(f32(b, s), f32(b, out), items, rows, cols, seq, scale);
+    return out;
+  };
+
+  const softmaxGrad: KernelFunc = (args) => {
+    const p = args.inputs['probs'] as TensorInfo;
+    const dp = args.inputs['dProbs'] as TensorInfo;
+    float32(FusedKernel.softmaxGrad, p, dp);
+    if (p.shape.join() !== dp.shape.join() || p.shape.length < 1) throw new Error(`${FusedKernel.softmaxGrad}: probs [${p.shape}] and dProbs [${dp.shape}] differ`);
+    const { scale } = args.attrs as unknown as { scale: number };
+    const cols = p.shape[p.shape.length - 1]!;
+    const b = heap(args.backend);
+    const out = b.makeOutput([...p.shape], 'float32');
+    if (size(p.shape) > 0) blas.softmaxGrad(f32(b, p), f32(b, dp), f32(b, out), size(p.shape) / cols, cols, scale);
+    return out;
+  };
+
   for (const [kernelName, kernelFunc] of [
     [FusedKernel.softmaxCrossEntropy, softmaxCrossEntropy],
     [FusedKernel.adamw, adamw],
+    [FusedKernel.ropeHeads, ropeHeads],
+    [FusedKernel.causalSoftmax, causalSoftmax],
+    [FusedKernel.softmaxGrad, softmaxGrad],
   ] as const) {
     if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });

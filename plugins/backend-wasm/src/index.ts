@@ -7,6 +7,7 @@ import { WasmBackend, type WasmBackendOptions } from './backend.js';
 
 export { WasmBackend, type WasmBackendOptions } from './backend.js';
 export { installFastBatchMatMul, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
+export { installSharedIdentity, uninstallSharedIdentity } from './kernels/identity.js';
 export { wasmPrimitives, GRAM_BLOCK_ROWS } from './primitives.js';
 export { installMissingKernels, unsortedSegmentSumConfig } from './kernels/unsorted-segment-sum.js';
 

@@ -1,0 +1,40 @@
+/**
+ * `Identity` that shares the input's data instead of copying it. tfjs clones every tensor a gradient will need
+ * (`saveTensorsForBackwardMode` → `clone` → Identity), and the stock wasm kernel copies the bytes, so a training
+ * step held every saved activation twice until its forward scope ended. tfjs tensors are immutable (a variable's
+ * `assign` swaps its data id, nothing writes into an existing buffer), so sharing is safe: it is what the cpu backend
+ * and the wasm backend's own `Reshape` do — one more reference on the data id, freed with the last tensor.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+
+interface RefCountingBackend {
+  incRef(dataId: object): void;
+}
+
+const SHARED = Symbol.for('topiary:shared-identity');
+type Marked = KernelConfig & { [SHARED]?: KernelConfig };
+
+const sharedIdentity: KernelFunc = (args) => {
+  const x = args.inputs['x'] as TensorInfo;
+  (args.backend as unknown as RefCountingBackend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+};
+
+/** Replace the wasm Identity with the sharing one (idempotent). */
+export function installSharedIdentity(): void {
+  const current = tf.getKernel('Identity', 'wasm') as Marked | undefined;
+  if (!current || current[SHARED]) return;
+  const replacement: Marked = { kernelName: 'Identity', backendName: 'wasm', kernelFunc: sharedIdentity };
+  replacement[SHARED] = current;
+  tf.unregisterKernel('Identity', 'wasm');
+  tf.registerKernel(replacement);
+}
+
+/** Put the stock (copying) Identity back. */
+export function uninstallSharedIdentity(): void {
+  const current = tf.getKernel('Identity', 'wasm') as Marked | undefined;
+  if (!current?.[SHARED]) return;
+  tf.unregisterKernel('Identity', 'wasm');
+  tf.registerKernel(current[SHARED]);
+}
