@@ -26,7 +26,7 @@
  * Saved per block: x, h, Q, K, V, P, merge(O), x₂, h₂, g, u, the two [N, 1] scales and the RoPE tables.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FusedKernel } from '@topiary/kernel';
+import { FusedKernel, type LinearKind } from '@topiary/kernel';
 import { hasFused, rope } from './ops.js';
 
 type T = tf.Tensor;
@@ -133,20 +133,70 @@ function reduceKv(d: tf.Tensor4D, g: BlockGeometry): tf.Tensor4D {
   return tf.concat(perKv, 1) as tf.Tensor4D;
 }
 
+/** Called with the input of each linear layer before its product (capture hooks: q, k and v share one tensor). */
+export type LinearTap = (kind: LinearKind, input: tf.Tensor2D) => void;
+
+/**
+ * The block's forward pass (the equations at the top), for positions 0..t−1 without a kv cache. Returns y and the
+ * tensors the backward reads (`trainableBlock` keeps them; a plain forward lets its tidy scope free them).
+ */
+export function blockForward(x: T, w: BlockWeights, g: BlockGeometry, tap?: LinearTap): Record<string, T> & { y: T } {
+  const { b, t, headDim: hd, nHeads, nKvHeads, eps, activeDim, cos, sin, mask } = g;
+  const { scale, grouped, items, rows, heads, merge } = attentionLayout(g);
+  const linear = (input: tf.Tensor2D, weight: T, kind: LinearKind): tf.Tensor2D => {
+    tap?.(kind, input);
+    return tf.matMul(input, weight as tf.Tensor2D, false, true);
+  };
+  const out: Record<string, T> = {};
+  let x2: T = x;
+  if (w.attention) {
+    const A = w.attention;
+    const { r, out: h } = rmsForward(x, A.inputNorm, eps, activeDim);
+    const h2d = h as tf.Tensor2D;
+    const q3 = tf.reshape(ropeHeads(linear(h2d, A.q, 'q'), nHeads, g, cos, sin), [items, rows, hd]);
+    const kr = ropeHeads(linear(h2d, A.k, 'k'), nKvHeads, g, cos, sin);
+    const k3 = tf.reshape(grouped ? kr : expandKv(kr, g), [items, t, hd]);
+    const vh = heads(linear(h2d, A.v, 'v'), nKvHeads);
+    const v3 = tf.reshape(grouped ? vh : expandKv(vh, g), [items, t, hd]);
+    const p = causalSoftmax(tf.matMul(q3, k3, false, true) as tf.Tensor3D, scale, mask, t);
+    const merged = merge(tf.reshape(tf.matMul(p, v3), [b, nHeads, t, hd]), nHeads);
+    x2 = tf.add(x, linear(merged, A.o, 'o'));
+    Object.assign(out, { r1: r, h, q3, k3, v3, p, merged });
+  }
+  out['x2'] = x2;
+  let y: T = x2;
+  if (w.ffn) {
+    const F = w.ffn;
+    const { r, out: h2 } = rmsForward(x2, F.postNorm, eps, activeDim);
+    const gt = linear(h2 as tf.Tensor2D, F.gate, 'gate');
+    const u = linear(h2 as tf.Tensor2D, F.up, 'up');
+    y = tf.add(x2, linear(tf.mul(tf.mul(gt, tf.sigmoid(gt)), u) as tf.Tensor2D, F.down, 'down'));
+    Object.assign(out, { r2: r, h2, g: gt, u });
+  }
+  return Object.assign(out, { y });
+}
+
+/** How attention is laid out as batched products: items of [rows, hd]·[hd, t] (see isContiguousMap). */
+function attentionLayout(g: BlockGeometry) {
+  const { b, t, headDim: hd, nHeads, nKvHeads } = g;
+  const grouped = isContiguousMap(g);
+  return {
+    scale: 1 / Math.sqrt(hd),
+    grouped,
+    items: b * (grouped ? nKvHeads : nHeads),
+    rows: grouped ? (nHeads / nKvHeads) * t : t,
+    heads: (y: T, count: number): tf.Tensor4D => tf.transpose(tf.reshape(y, [b, t, count, hd]), [0, 2, 1, 3]),
+    merge: (y: T, count: number): tf.Tensor2D => tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [b * t, count * hd]),
+  };
+}
+
 /**
  * y = block(x) with the hand-written backward above. Only for training passes from position 0 without a kv cache
  * or capture hooks (the model's `runBlock` serves those).
  */
 export function trainableBlock(x: tf.Tensor2D, w: BlockWeights, g: BlockGeometry): tf.Tensor2D {
-  const { b, t, headDim: hd, nHeads, nKvHeads, eps, activeDim, cos, sin, mask } = g;
-  const n = b * t;
-  const scale = 1 / Math.sqrt(hd);
-  // attention products: items of [rows, hd]·[hd, t]; rows stack the query heads that share a kv head
-  const grouped = isContiguousMap(g);
-  const items = b * (grouped ? nKvHeads : nHeads);
-  const rows = grouped ? (nHeads / nKvHeads) * t : t;
-  const heads = (y: T, count: number): tf.Tensor4D => tf.transpose(tf.reshape(y, [b, t, count, hd]), [0, 2, 1, 3]);
-  const merge = (y: T, count: number): tf.Tensor2D => tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [n, count * hd]);
+  const { b, t, headDim: hd, nHeads, nKvHeads, activeDim } = g;
+  const { scale, grouped, items, rows, heads, merge } = attentionLayout(g);
   const att = w.attention;
   const ffn = w.ffn;
   const weights: T[] = [
@@ -162,34 +212,8 @@ export function trainableBlock(x: tf.Tensor2D, w: BlockWeights, g: BlockGeometry
     const F = ffn ? { postNorm: ws[i++]!, gate: ws[i++]!, up: ws[i++]!, down: ws[i++]! } : undefined;
 
     // ---------------------------------------------------------------- forward, keeping only what the backward reads
-    const kept = tf.tidy(() => {
-      const out: Record<string, T> = {};
-      let x2: T = xIn!;
-      if (A) {
-        const { r, out: h } = rmsForward(xIn!, A.inputNorm, eps, activeDim);
-        const q3 = tf.reshape(ropeHeads(tf.matMul(h, A.q, false, true), nHeads, g, cos, sin), [items, rows, hd]);
-        const kr = ropeHeads(tf.matMul(h, A.k, false, true), nKvHeads, g, cos, sin);
-        const k3 = tf.reshape(grouped ? kr : expandKv(kr, g), [items, t, hd]);
-        const vh = heads(tf.matMul(h, A.v, false, true), nKvHeads);
-        const v3 = tf.reshape(grouped ? vh : expandKv(vh, g), [items, t, hd]);
-        const p = causalSoftmax(tf.matMul(q3, k3, false, true) as tf.Tensor3D, scale, mask, t);
-        const merged = merge(tf.reshape(tf.matMul(p, v3), [b, nHeads, t, hd]), nHeads);
-        x2 = tf.add(xIn!, tf.matMul(merged, A.o, false, true));
-        Object.assign(out, { r1: r, h, q3, k3, v3, p, merged });
-      }
-      out['x2'] = x2;
-      let y: T = x2;
-      if (F) {
-        const { r, out: h2 } = rmsForward(x2, F.postNorm, eps, activeDim);
-        const gt = tf.matMul(h2, F.gate, false, true);
-        const u = tf.matMul(h2, F.up, false, true);
-        y = tf.add(x2, tf.matMul(tf.mul(tf.mul(gt, tf.sigmoid(gt)), u), F.down, false, true));
-        Object.assign(out, { r2: r, h2, g: gt, u });
-      }
-      out['y'] = y;
-      return out;
-    });
-    if (A) Object.assign(kept, { cos, sin }); // the RoPE tables die with the forward's scope otherwise
+    const kept = tf.tidy(() => blockForward(xIn!, { ...(A ? { attention: A as Required<BlockWeights>['attention'] } : {}), ...(F ? { ffn: F as Required<BlockWeights>['ffn'] } : {}) }, g));
+    if (A) Object.assign(kept, { cos: g.cos, sin: g.sin }); // the RoPE tables die with the forward's scope otherwise
     const names = Object.keys(kept).filter((k) => k !== 'y');
     save([xIn!, ...ws, ...names.map((k) => kept[k]!)]);
 

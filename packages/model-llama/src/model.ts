@@ -26,7 +26,7 @@ import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes, validate
 import { EMBED, FINAL_NORM, LINEAR_KINDS, LM_HEAD, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
 import { attention, causalMask, embedding, linear2d, linearCrossEntropy, rmsNorm, rope, ropeTables, swiglu } from './ops.js';
 import { computeGroups, slimWeights } from './groups.js';
-import { trainableBlock } from './block-grad.js';
+import { blockForward, trainableBlock } from './block-grad.js';
 
 /** RoPE tables and the causal mask of one pass, shared by every block. */
 interface Positions {
@@ -122,11 +122,14 @@ export class LlamaModel implements CausalLM {
 
   // ------------------------------------------------------------------ forward
 
+  private runHooks(layer: number, kind: LinearKind, x: tf.Tensor2D): void {
+    if (this.hooks.length === 0) return;
+    const info = this.linearInfo(layer, kind);
+    for (const hook of this.hooks) hook(info, x);
+  }
+
   private linear(x: tf.Tensor2D, layer: number, kind: LinearKind): tf.Tensor2D {
-    if (this.hooks.length > 0) {
-      const info = this.linearInfo(layer, kind);
-      for (const hook of this.hooks) hook(info, x);
-    }
+    this.runHooks(layer, kind, x);
     return linear2d(x, this.param(linearName(layer, kind)) as tf.Variable<tf.Rank.R2>);
   }
 
@@ -144,17 +147,19 @@ export class LlamaModel implements CausalLM {
     pos ??= { ...ropeTables(start, t, headDim, ropeTheta), mask: causalMask(start, t) };
     const { cos, sin, mask } = pos;
     const shape = layerShape(this.config, i);
-    if (tf.engine().isTapeOn() && this.hooks.length === 0 && cache === null && start === 0 && (shape.nHeads > 0 || shape.hiddenDim > 0)) {
-      // training: one tape node per block with a hand-written backward (far less memory, fewer ops; see block-grad)
+    const taping = tf.engine().isTapeOn();
+    if (cache === null && start === 0 && !(taping && this.hooks.length > 0) && (shape.nHeads > 0 || shape.hiddenDim > 0)) {
       const p = (name: string) => this.param(name) as tf.Tensor as tf.Tensor2D;
       const attentionWeights = { inputNorm: p(inputNormName(i)) as tf.Tensor as tf.Tensor1D, q: p(linearName(i, 'q')), k: p(linearName(i, 'k')), v: p(linearName(i, 'v')), o: p(linearName(i, 'o')) };
       const ffnWeights = { postNorm: p(postNormName(i)) as tf.Tensor as tf.Tensor1D, gate: p(linearName(i, 'gate')), up: p(linearName(i, 'up')), down: p(linearName(i, 'down')) };
-      return trainableBlock(
-        x,
-        { ...(shape.nHeads > 0 ? { attention: attentionWeights } : {}), ...(shape.hiddenDim > 0 ? { ffn: ffnWeights } : {}) },
-        { b, t, headDim, nHeads: shape.nHeads, nKvHeads: shape.nKvHeads, headKvMap: headKvMap(shape), eps: normEps, activeDim: this.activeDim, cos, sin, mask },
-      );
+      const weights = { ...(shape.nHeads > 0 ? { attention: attentionWeights } : {}), ...(shape.hiddenDim > 0 ? { ffn: ffnWeights } : {}) };
+      const geometry = { b, t, headDim, nHeads: shape.nHeads, nKvHeads: shape.nKvHeads, headKvMap: headKvMap(shape), eps: normEps, activeDim: this.activeDim, cos, sin, mask };
+      // training: one tape node per block with a hand-written backward (far less memory, fewer ops; see block-grad)
+      if (taping) return trainableBlock(x, weights, geometry);
+      const tap = this.hooks.length > 0 ? (kind: LinearKind, input: tf.Tensor2D) => this.runHooks(i, kind, input) : undefined;
+      return blockForward(x, weights, geometry, tap).y as tf.Tensor2D;
     }
+    // generation with a kv cache (and gradients through capture hooks): the op-by-op path
     if (shape.nHeads > 0) {
       const h = rmsNorm(x, this.param(inputNormName(i)) as tf.Variable<tf.Rank.R1>, normEps, this.activeDim);
       const heads = (y: tf.Tensor2D, n: number): tf.Tensor4D => tf.transpose(tf.reshape(y, [b, t, n, headDim]), [0, 2, 1, 3]);
