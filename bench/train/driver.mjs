@@ -33,7 +33,7 @@ export function parseArgs(argv, defaults) {
 
 /** Python's environment: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset for this process only; if OpenBLAS 0.3.21 then
  * falls back to its generic kernel on a CPU it does not know, name the kernel the CPU supports (as bench/backends). */
-function pythonEnv(threads) {
+export function pythonEnv(threads) {
   const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
