@@ -41,6 +41,23 @@ export const FusedKernel = {
    * out = P·(dP − Σ_j dP·P)·scale, row-wise over the last axis.
    */
   softmaxGrad: 'TopiarySoftmaxGrad',
+  /** SwiGLU's product. inputs { gate, up } (same shape) → m = g·σ(g)·u. */
+  swiglu: 'TopiarySwiglu',
+  /**
+   * SwiGLU's gradient. inputs { gate, up, dm } → [dGate, dUp], with s = σ(g):
+   * dUp = dm·g·s,  dGate = dm·u·s·(1 + g·(1 − s)).
+   */
+  swigluGrad: 'TopiarySwigluGrad',
+  /**
+   * RMSNorm over the last axis of x [rows, d]. inputs { x, weight [d] }; attrs { eps, activeDim }.
+   * outputs [out, r]: r [rows, 1] = (Σ_j x² / activeDim + eps)^(−½), out = x·r·weight.
+   */
+  rmsNorm: 'TopiaryRmsNorm',
+  /**
+   * RMSNorm's gradient. inputs { dh, x, r, weight, residual? }; attrs { activeDim }. With n = x·r, dn = dh·weight:
+   * outputs [dx, dWeight]: dx = r·(dn − n·Σ_j(dn·n)/activeDim) (+ residual, when given), dWeight = Σ_rows dh·n.
+   */
+  rmsNormGrad: 'TopiaryRmsNormGrad',
 } as const;
 
 export type FusedKernelName = (typeof FusedKernel)[keyof typeof FusedKernel];

@@ -23,7 +23,7 @@
  *   dP = dO Vᵀ;  dV = Pᵀ dO;  dS = P·(dP − Σ_j dP·P) / √hd;  dQ = dS K;  dK = dSᵀ Q  (summed per kv head for GQA)
  *   rope′(d) = d·cos + rotᵀ(d·sin),  rotᵀ([z₁, z₂]) = [z₂, −z₁]
  *   dWq = dqᵀ h (etc.);  dh = dq Wq + dk Wk + dv Wv;  dx = dx₂ + rmsNorm′(dh)
- * Saved per block: x, h, Q, K, V, P, merge(O), x₂, h₂, g, u, the two [N, 1] scales and the RoPE tables.
+ * Saved per block: x, h, Q, K, V, P, merge(O), x₂, h₂, g, u, m, the two [N, 1] scales and the RoPE tables.
  */
 import * as tf from '@tensorflow/tfjs';
 import { FusedKernel, type LinearKind } from '@topiary/kernel';
@@ -55,17 +55,42 @@ export interface BlockGeometry {
 
 /** rmsNorm forward: the scale r [N, 1] and the output x·r·w. */
 function rmsForward(x: T, w: T, eps: number, activeDim: number): { r: T; out: T } {
+  if (hasFused(FusedKernel.rmsNorm)) {
+    const [out, r] = tf.engine().runKernel(FusedKernel.rmsNorm, { x, weight: w }, { eps, activeDim }) as unknown as T[];
+    return { r: r!, out: out! };
+  }
   const r = tf.rsqrt(tf.add(tf.div(tf.sum(tf.square(x), -1, true), activeDim), eps));
   return { r, out: tf.mul(tf.mul(x, r), w) };
 }
 
-/** rmsNorm backward: dx and dw from dh, the input x and its scale r. */
-function rmsBackward(dh: T, x: T, r: T, w: T, activeDim: number): { dx: T; dw: T } {
+/** rmsNorm backward: dx (+ the residual's gradient, when given) and dw from dh, the input x and its scale r. */
+function rmsBackward(dh: T, x: T, r: T, w: T, activeDim: number, residual?: T): { dx: T; dw: T } {
+  if (hasFused(FusedKernel.rmsNormGrad)) {
+    const inputs = { dh, x, r, weight: w, ...(residual ? { residual } : {}) };
+    const [dx, dw] = tf.engine().runKernel(FusedKernel.rmsNormGrad, inputs, { activeDim }) as unknown as T[];
+    return { dx: dx!, dw: dw! };
+  }
   const n = tf.mul(x, r);
   const dw = tf.sum(tf.mul(dh, n), 0);
   const dn = tf.mul(dh, w);
   const dx = tf.mul(r, tf.sub(dn, tf.mul(n, tf.div(tf.sum(tf.mul(dn, n), -1, true), activeDim))));
-  return { dx, dw };
+  return { dx: residual ? tf.add(residual, dx) : dx, dw };
+}
+
+/** SwiGLU's product m = g·σ(g)·u. */
+function swigluProduct(g: T, u: T): T {
+  if (hasFused(FusedKernel.swiglu)) return tf.engine().runKernel(FusedKernel.swiglu, { gate: g, up: u }, {}) as T;
+  return tf.mul(tf.mul(g, tf.sigmoid(g)), u);
+}
+
+/** SwiGLU's gradient: with s = σ(g), dUp = dm·g·s and dGate = dm·u·s·(1 + g(1 − s)). */
+function swigluBackward(g: T, u: T, dm: T): { dg: T; du: T } {
+  if (hasFused(FusedKernel.swigluGrad)) {
+    const [dg, du] = tf.engine().runKernel(FusedKernel.swigluGrad, { gate: g, up: u, dm }, {}) as unknown as T[];
+    return { dg: dg!, du: du! };
+  }
+  const sg = tf.sigmoid(g);
+  return { du: tf.mul(dm, tf.mul(g, sg)), dg: tf.mul(tf.mul(dm, u), tf.mul(sg, tf.add(1, tf.mul(g, tf.sub(1, sg))))) };
 }
 
 /** The transpose of RoPE's linear map, for the gradient: d·cos + rotᵀ(d·sin) with rotᵀ([z₁, z₂]) = [z₂, −z₁]. */
@@ -170,8 +195,9 @@ export function blockForward(x: T, w: BlockWeights, g: BlockGeometry, tap?: Line
     const { r, out: h2 } = rmsForward(x2, F.postNorm, eps, activeDim);
     const gt = linear(h2 as tf.Tensor2D, F.gate, 'gate');
     const u = linear(h2 as tf.Tensor2D, F.up, 'up');
-    y = tf.add(x2, linear(tf.mul(tf.mul(gt, tf.sigmoid(gt)), u) as tf.Tensor2D, F.down, 'down'));
-    Object.assign(out, { r2: r, h2, g: gt, u });
+    const m = swigluProduct(gt, u);
+    y = tf.add(x2, linear(m as tf.Tensor2D, F.down, 'down'));
+    Object.assign(out, { r2: r, h2, g: gt, u, m });
   }
   return Object.assign(out, { y });
 }
@@ -230,21 +256,14 @@ export function trainableBlock(x: tf.Tensor2D, w: BlockWeights, g: BlockGeometry
         const grads: T[] = [];
         let dx2: T = dy;
         if (Fs) {
-          const gt = s['g']!;
-          const u = s['u']!;
-          const sg = tf.sigmoid(gt);
-          const silu = tf.mul(gt, sg);
-          const m = tf.mul(silu, u);
-          const dWd = tf.matMul(dy, m, true, false);
-          const dm = tf.matMul(dy, Fs.down);
-          const du = tf.mul(dm, silu);
-          const dg = tf.mul(tf.mul(dm, u), tf.mul(sg, tf.add(1, tf.mul(gt, tf.sub(1, sg)))));
+          const dWd = tf.matMul(dy, s['m']!, true, false);
+          const { dg, du } = swigluBackward(s['g']!, s['u']!, tf.matMul(dy, Fs.down));
           const h2 = s['h2']!;
           const dWg = tf.matMul(dg, h2, true, false);
           const dWu = tf.matMul(du, h2, true, false);
           const dh2 = tf.add(tf.matMul(dg, Fs.gate), tf.matMul(du, Fs.up));
-          const norm = rmsBackward(dh2, s['x2']!, s['r2']!, Fs.postNorm, activeDim);
-          dx2 = tf.add(dy, norm.dx);
+          const norm = rmsBackward(dh2, s['x2']!, s['r2']!, Fs.postNorm, activeDim, dy);
+          dx2 = norm.dx;
           grads.push(norm.dw, dWg, dWu, dWd);
         }
         let dx: T = dx2;
@@ -271,8 +290,8 @@ export function trainableBlock(x: tf.Tensor2D, w: BlockWeights, g: BlockGeometry
           const dWk = tf.matMul(dk, h, true, false);
           const dWv = tf.matMul(dv, h, true, false);
           const dh = tf.addN([tf.matMul(dq, As.q), tf.matMul(dk, As.k), tf.matMul(dv, As.v)]);
-          const norm = rmsBackward(dh, xs, s['r1']!, As.inputNorm, activeDim);
-          dx = tf.add(dx2, norm.dx);
+          const norm = rmsBackward(dh, xs, s['r1']!, As.inputNorm, activeDim, dx2);
+          dx = norm.dx;
           grads.unshift(norm.dw, dWq, dWk, dWv, dWo);
         }
         return [dx, ...grads];

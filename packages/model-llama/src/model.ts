@@ -206,7 +206,17 @@ export class LlamaModel implements CausalLM {
     const [b, t] = ids.shape;
     let x = this.embed2d(ids);
     const pos: Positions = { ...ropeTables(start, t, this.config.headDim, this.config.ropeTheta), mask: causalMask(start, t) };
-    for (let i = 0; i < this.config.nLayers; i++) x = this.runBlock(i, x, b, t, start, cache, pos);
+    const taping = tf.engine().isTapeOn();
+    for (let i = 0; i < this.config.nLayers; i++) {
+      if (taping) {
+        x = this.runBlock(i, x, b, t, start, cache, pos);
+        continue;
+      }
+      // no gradient: each block's temporaries are freed as soon as the block is done, not with the whole pass
+      const input = x;
+      x = tf.tidy(() => this.runBlock(i, input, b, t, start, cache, pos));
+      if (x !== input) input.dispose();
+    }
     return x;
   }
 

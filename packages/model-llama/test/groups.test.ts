@@ -195,3 +195,43 @@ describe('training after slimming to one kv head', () => {
     m.dispose();
   });
 });
+
+describe('the block path (blockForward / trainableBlock) equals the op-by-op path', () => {
+  test('forward and every gradient, on a slimmed model with uneven and contiguous kv groups and a layer without a feed-forward', () => {
+    const m = createLlama({ ...base, nLayers: 4 }, { seed: 8 });
+    // layer 0: heads [0,1,1] over 2 kv (uneven map); 1: standard GQA; 2: one kv head for two query heads; 3: no FFN
+    m.maskGroups(['layers.0.head.0', 'layers.2.kv.0', ...Array.from({ length: base.hiddenDim }, (_, j) => `layers.3.ffn.${j}`), 'hidden.3']);
+    const slim = m.slim();
+    m.dispose();
+    const rng = new SeededRandom(2);
+    const ids = tf.tensor2d(Int32Array.from({ length: 2 * 9 }, () => Math.floor(rng.next() * base.vocabSize)), [2, 9], 'int32');
+    const vars = [...slim.parameters().values()].filter((v) => v.size > 0); // layer 3's empty FFN weights have none
+    const run = () =>
+      tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() => slim.loss(ids), vars);
+        // (layer 3's post-attention norm feeds no FFN: no gradient on either path)
+        return [value.dataSync()[0]!, vars.map((v) => (grads[v.name]?.dataSync() as Float32Array | undefined) ?? null)] as const;
+      });
+    const [blockLoss, blockGrads] = run();
+    // a capture hook under a gradient tape sends every block through the op-by-op path
+    const remove = slim.capture(() => {});
+    const [opLoss, opGrads] = run();
+    const opLogits = tf.tidy(() => slim.forward(tf.slice(ids, [0, 0], [2, 8])).dataSync());
+    remove();
+    const blockLogits = tf.tidy(() => slim.forward(tf.slice(ids, [0, 0], [2, 8])).dataSync());
+    expect(Math.abs(blockLoss - opLoss)).toBeLessThan(1e-5);
+    expect(blockGrads.map((g) => g === null)).toEqual(opGrads.map((g) => g === null));
+    expect(blockGrads.filter((g) => g !== null).length).toBeGreaterThan(vars.length - 2);
+    for (const [i, g] of blockGrads.entries()) if (g) expect(maxAbsDiff(g, opGrads[i]!), vars[i]!.name).toBeLessThan(1e-5);
+    // (forward: with the hook, the plain forward also runs the block path; compare against decode's op-by-op path)
+    expect(maxAbsDiff(blockLogits, opLogits)).toBeLessThan(1e-5);
+    const cache = slim.newCache();
+    const lastByDecode = tf.tidy(() => slim.decode(tf.slice(ids, [0, 0], [2, 8]), cache).dataSync());
+    slim.disposeCache(cache);
+    const lastByForward = new Float32Array(2 * base.vocabSize);
+    for (let b = 0; b < 2; b++) lastByForward.set(blockLogits.subarray((b * 8 + 7) * base.vocabSize, (b * 8 + 8) * base.vocabSize), b * base.vocabSize);
+    expect(maxAbsDiff(lastByDecode, lastByForward)).toBeLessThan(1e-5);
+    ids.dispose();
+    slim.dispose();
+  });
+});

@@ -1,6 +1,6 @@
 /*
  * topiary_blas: a tiny N-API addon exposing OpenBLAS's single-precision GEMM to JavaScript, and two fused kernels
- * (softmax cross-entropy rows, AdamW, RoPE with the head transpose, causal softmax and its gradient) that run in one multithreaded pass (OpenMP) where tfjs-wasm takes many
+ * (softmax cross-entropy rows, AdamW, RoPE with the head transpose, causal softmax, SwiGLU, RMSNorm, and their gradients) that run in one multithreaded pass (OpenMP) where tfjs-wasm takes many
  * single-threaded ones. Compiled with -ffast-math so that expf vectorises (glibc's libmvec).
  *
  * Every function takes Float32Array views (which may be views onto the tfjs wasm heap: the product is written in
@@ -12,6 +12,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 enum { RowMajor = 101 };
 enum { NoTrans = 111, Trans = 112 };
@@ -352,6 +353,138 @@ static napi_value softmax_grad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * swiglu(gate, up, m, n): m = g·σ(g)·u element-wise (SwiGLU's product, before the down projection).
+ * swigluGrad(gate, up, dm, dGate, dUp, n): with s = σ(g):  dUp = dm·g·s,  dGate = dm·u·s·(1 + g·(1 − s)).
+ */
+static napi_value swiglu(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  float *g, *u, *m;
+  size_t l1, l2, l3;
+  int64_t n;
+  if (argc < 4 || !get_f32(env, argv[0], &g, &l1) || !get_f32(env, argv[1], &u, &l2) || !get_f32(env, argv[2], &m, &l3) || !get_i64(env, argv[3], &n)) return NULL;
+  if (n < 0 || l1 < (size_t)n || l2 < (size_t)n || l3 < (size_t)n) {
+    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.swiglu: bad sizes");
+    return NULL;
+  }
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) m[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+  return NULL;
+}
+
+static napi_value swiglu_grad(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  float *g, *u, *dm, *dg, *du;
+  size_t l1, l2, l3, l4, l5;
+  int64_t n;
+  if (argc < 6 || !get_f32(env, argv[0], &g, &l1) || !get_f32(env, argv[1], &u, &l2) || !get_f32(env, argv[2], &dm, &l3) ||
+      !get_f32(env, argv[3], &dg, &l4) || !get_f32(env, argv[4], &du, &l5) || !get_i64(env, argv[5], &n)) return NULL;
+  if (n < 0 || l1 < (size_t)n || l2 < (size_t)n || l3 < (size_t)n || l4 < (size_t)n || l5 < (size_t)n) {
+    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.swigluGrad: bad sizes");
+    return NULL;
+  }
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) {
+    const float s = 1.0f / (1.0f + expf(-g[i]));
+    du[i] = dm[i] * g[i] * s;
+    dg[i] = dm[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+  }
+  return NULL;
+}
+
+/*
+ * rmsNorm(x, w, out, r, rows, d, eps, activeDim): r_i = (Σ_j x_ij² / activeDim + eps)^(−½), out = x·r·w.
+ * rmsNormGrad(dh, x, r, w, residual | null, dx, dw, rows, d, activeDim): with n = x·r, dn = dh·w,
+ *   dx = r·(dn − n·Σ_j(dn·n)/activeDim) (+ residual),  dw = Σ_rows dh·n.
+ */
+static napi_value rms_norm(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  float *x, *w, *out, *r;
+  size_t lx, lw, lo, lr;
+  int64_t rows, d;
+  double eps, active;
+  if (argc < 8 || !get_f32(env, argv[0], &x, &lx) || !get_f32(env, argv[1], &w, &lw) || !get_f32(env, argv[2], &out, &lo) || !get_f32(env, argv[3], &r, &lr) ||
+      !get_i64(env, argv[4], &rows) || !get_i64(env, argv[5], &d) || !get_f64(env, argv[6], &eps) || !get_f64(env, argv[7], &active)) return NULL;
+  if (rows < 0 || d < 1 || lx < (size_t)(rows * d) || lo < (size_t)(rows * d) || lw < (size_t)d || lr < (size_t)rows || active <= 0) {
+    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.rmsNorm: bad sizes");
+    return NULL;
+  }
+  const float inv = (float)(1.0 / active), e = (float)eps;
+#pragma omp parallel for schedule(static) if (rows * d > 65536)
+  for (int64_t i = 0; i < rows; i++) {
+    const float *xi = x + i * d;
+    float *o = out + i * d;
+    float ss = 0.0f;
+    for (int64_t j = 0; j < d; j++) ss += xi[j] * xi[j];
+    const float ri = 1.0f / sqrtf(ss * inv + e);
+    r[i] = ri;
+    for (int64_t j = 0; j < d; j++) o[j] = xi[j] * ri * w[j];
+  }
+  return NULL;
+}
+
+static napi_value rms_norm_grad(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  float *dh, *x, *r, *w, *res = NULL, *dx, *dw;
+  size_t l1, l2, l3, l4, l5 = 0, l6, l7;
+  int64_t rows, d;
+  double active;
+  napi_valuetype resType;
+  if (argc < 10 || !get_f32(env, argv[0], &dh, &l1) || !get_f32(env, argv[1], &x, &l2) || !get_f32(env, argv[2], &r, &l3) || !get_f32(env, argv[3], &w, &l4)) return NULL;
+  CHECK(napi_typeof(env, argv[4], &resType));
+  if (resType != napi_null && resType != napi_undefined && !get_f32(env, argv[4], &res, &l5)) return NULL;
+  if (!get_f32(env, argv[5], &dx, &l6) || !get_f32(env, argv[6], &dw, &l7) || !get_i64(env, argv[7], &rows) || !get_i64(env, argv[8], &d) || !get_f64(env, argv[9], &active)) return NULL;
+  const size_t nd = (size_t)(rows * d);
+  if (rows < 0 || d < 1 || l1 < nd || l2 < nd || l3 < (size_t)rows || l4 < (size_t)d || (res && l5 < nd) || l6 < nd || l7 < (size_t)d || active <= 0) {
+    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.rmsNormGrad: bad sizes");
+    return NULL;
+  }
+  const float inv = (float)(1.0 / active);
+  int failed = 0;
+  for (int64_t j = 0; j < d; j++) dw[j] = 0.0f;
+#pragma omp parallel if (rows * d > 65536)
+  {
+    float *acc = (float *)calloc((size_t)d, sizeof(float));
+    if (!acc) {
+#pragma omp atomic write
+      failed = 1;
+    }
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < rows; i++) {
+      const float *dhi = dh + i * d, *xi = x + i * d;
+      const float ri = r[i];
+      float dot = 0.0f;
+      for (int64_t j = 0; j < d; j++) {
+        const float nj = xi[j] * ri;
+        dot += dhi[j] * w[j] * nj;
+        if (acc) acc[j] += dhi[j] * nj;
+      }
+      const float k = dot * inv;
+      float *o = dx + i * d;
+      for (int64_t j = 0; j < d; j++) o[j] = ri * (dhi[j] * w[j] - xi[j] * ri * k) + (res ? res[i * d + j] : 0.0f);
+    }
+#pragma omp critical
+    {
+      if (acc)
+        for (int64_t j = 0; j < d; j++) dw[j] += acc[j];
+    }
+    free(acc);
+  }
+  if (failed) {
+    napi_throw_error(env, "E_NATIVE", "topiary_blas.rmsNormGrad: out of memory");
+    return NULL;
+  }
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -386,6 +519,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"ropeHeads", NULL, rope_heads, NULL, NULL, NULL, napi_default, NULL},
       {"causalSoftmax", NULL, causal_softmax, NULL, NULL, NULL, napi_default, NULL},
       {"softmaxGrad", NULL, softmax_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"swiglu", NULL, swiglu, NULL, NULL, NULL, napi_default, NULL},
+      {"swigluGrad", NULL, swiglu_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"rmsNorm", NULL, rms_norm, NULL, NULL, NULL, napi_default, NULL},
+      {"rmsNormGrad", NULL, rms_norm_grad, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, blas_info, NULL, NULL, NULL, napi_default, NULL},
   };

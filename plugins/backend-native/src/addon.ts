@@ -56,6 +56,14 @@ export interface BlasAddon {
   causalSoftmax(scores: Float32Array, probs: Float32Array, items: number, rows: number, cols: number, seq: number, scale: number): void;
   /** P·(dP − Σ dP·P)·scale per row (see FusedKernel.softmaxGrad). */
   softmaxGrad(probs: Float32Array, dProbs: Float32Array, out: Float32Array, rowCount: number, cols: number, scale: number): void;
+  /** m = g·σ(g)·u (FusedKernel.swiglu). */
+  swiglu(gate: Float32Array, up: Float32Array, m: Float32Array, n: number): void;
+  /** SwiGLU's gradient (FusedKernel.swigluGrad). */
+  swigluGrad(gate: Float32Array, up: Float32Array, dm: Float32Array, dGate: Float32Array, dUp: Float32Array, n: number): void;
+  /** RMSNorm forward (FusedKernel.rmsNorm): out and the row scales r. */
+  rmsNorm(x: Float32Array, weight: Float32Array, out: Float32Array, r: Float32Array, rows: number, d: number, eps: number, activeDim: number): void;
+  /** RMSNorm's gradient (FusedKernel.rmsNormGrad); residual null when there is none. */
+  rmsNormGrad(dh: Float32Array, x: Float32Array, r: Float32Array, weight: Float32Array, residual: Float32Array | null, dx: Float32Array, dWeight: Float32Array, rows: number, d: number, activeDim: number): void;
   /** OpenBLAS and OpenMP threads. */
   setThreads(n: number): void;
   info(): { config: string; corename: string; threads: number };

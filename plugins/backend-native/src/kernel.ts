@@ -103,7 +103,7 @@ export function nativeBatchMatMulInstalled(): boolean {
 /**
  * The kernel's optional fused kernels (`FusedKernel`) for the wasm engine, computed by the addon in one
  * multithreaded pass on the wasm heap: softmax cross-entropy rows (+ gradient), AdamW, RoPE with the head transpose,
- * the causal attention softmax and its gradient. Outputs are allocated
+ * the causal attention softmax, SwiGLU, RMSNorm, and their gradients. Outputs are allocated
  * first, views taken after (the heap may move). Idempotent.
  */
 export function installFusedKernels(blas: BlasAddon): void {
@@ -191,7 +191,72 @@ export function installFusedKernels(blas: BlasAddon): void {
     return out;
   };
 
+  const sameSize = (name: string, xs: TensorInfo[]): number => {
+    const n = size(xs[0]!.shape);
+    for (const x of xs) if (size(x.shape) !== n) throw new Error(`${name}: inputs of different sizes ([${xs.map((t) => t.shape).join('], [')}])`);
+    return n;
+  };
+
+  const swiglu: KernelFunc = (args) => {
+    const g = args.inputs['gate'] as TensorInfo;
+    const u = args.inputs['up'] as TensorInfo;
+    float32(FusedKernel.swiglu, g, u);
+    const n = sameSize(FusedKernel.swiglu, [g, u]);
+    const b = heap(args.backend);
+    const m = b.makeOutput([...g.shape], 'float32');
+    if (n > 0) blas.swiglu(f32(b, g), f32(b, u), f32(b, m), n);
+    return m;
+  };
+
+  const swigluGrad: KernelFunc = (args) => {
+    const [g, u, dm] = ['gate', 'up', 'dm'].map((k) => args.inputs[k] as TensorInfo) as [TensorInfo, TensorInfo, TensorInfo];
+    float32(FusedKernel.swigluGrad, g, u, dm);
+    const n = sameSize(FusedKernel.swigluGrad, [g, u, dm]);
+    const b = heap(args.backend);
+    const dg = b.makeOutput([...g.shape], 'float32');
+    const du = b.makeOutput([...g.shape], 'float32');
+    if (n > 0) blas.swigluGrad(f32(b, g), f32(b, u), f32(b, dm), f32(b, dg), f32(b, du), n);
+    return [dg, du];
+  };
+
+  const rmsNorm: KernelFunc = (args) => {
+    const x = args.inputs['x'] as TensorInfo;
+    const w = args.inputs['weight'] as TensorInfo;
+    float32(FusedKernel.rmsNorm, x, w);
+    const { eps, activeDim } = args.attrs as unknown as { eps: number; activeDim: number };
+    const d = x.shape[x.shape.length - 1]!;
+    if (size(w.shape) !== d) throw new Error(`${FusedKernel.rmsNorm}: weight [${w.shape}] does not match x [${x.shape}]`);
+    const rows = size(x.shape) / d;
+    const b = heap(args.backend);
+    const out = b.makeOutput([...x.shape], 'float32');
+    const r = b.makeOutput([...x.shape.slice(0, -1), 1], 'float32');
+    if (rows > 0) blas.rmsNorm(f32(b, x), f32(b, w), f32(b, out), f32(b, r), rows, d, eps, activeDim);
+    return [out, r];
+  };
+
+  const rmsNormGrad: KernelFunc = (args) => {
+    const [dh, x, r, w] = ['dh', 'x', 'r', 'weight'].map((k) => args.inputs[k] as TensorInfo) as [TensorInfo, TensorInfo, TensorInfo, TensorInfo];
+    const residual = args.inputs['residual'] as TensorInfo | undefined;
+    float32(FusedKernel.rmsNormGrad, dh, x, r, w, ...(residual ? [residual] : []));
+    const { activeDim } = args.attrs as unknown as { activeDim: number };
+    const d = x.shape[x.shape.length - 1]!;
+    const rows = size(x.shape) / d;
+    if (size(dh.shape) !== rows * d || size(r.shape) !== rows || size(w.shape) !== d || (residual && size(residual.shape) !== rows * d)) {
+      throw new Error(`${FusedKernel.rmsNormGrad}: dh [${dh.shape}], x [${x.shape}], r [${r.shape}], weight [${w.shape}] do not match`);
+    }
+    const b = heap(args.backend);
+    const dx = b.makeOutput([...x.shape], 'float32');
+    const dw = b.makeOutput([d], 'float32');
+    if (rows > 0) blas.rmsNormGrad(f32(b, dh), f32(b, x), f32(b, r), f32(b, w), residual ? f32(b, residual) : null, f32(b, dx), f32(b, dw), rows, d, activeDim);
+    else f32(b, dw).fill(0);
+    return [dx, dw];
+  };
+
   for (const [kernelName, kernelFunc] of [
+    [FusedKernel.swiglu, swiglu],
+    [FusedKernel.swigluGrad, swigluGrad],
+    [FusedKernel.rmsNorm, rmsNorm],
+    [FusedKernel.rmsNormGrad, rmsNormGrad],
     [FusedKernel.softmaxCrossEntropy, softmaxCrossEntropy],
     [FusedKernel.adamw, adamw],
     [FusedKernel.ropeHeads, ropeHeads],
