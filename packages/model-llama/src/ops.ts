@@ -199,14 +199,19 @@ const fusedCrossEntropy = tf.customGrad(
  * With a 32,000-word vocabulary a step of 2,048 tokens would otherwise hold several 262 MB tensors (logits, their
  * softmax, the one-hot and the gradient), which the wasm heap cannot.
  */
-export function linearCrossEntropy(h: tf.Tensor2D, weight: tf.Tensor2D, targets: tf.Tensor1D, chunkElements = 1 << 23): tf.Scalar {
+export function linearCrossEntropy(h: tf.Tensor2D, weight: tf.Tensor2D, targets: tf.Tensor1D, chunkElements?: number): tf.Scalar {
   const [n] = h.shape;
   const vocab = weight.shape[0];
+  const taping = tf.engine().isTapeOn();
+  // Chunks of 32M logits (128 MB) when only the loss is needed, 16M when the gradient is kept beside each chunk's
+  // logits: larger products run faster (measured at 15M parameters: eval 0.70 → 0.62 s per 2,048 tokens), and the
+  // training chunk stays small enough for a 42M model's step to fit tfjs-wasm's 2 GB of addressable heap.
+  chunkElements ??= taping ? 1 << 24 : 1 << 25;
   const rows = Math.max(1, Math.floor(chunkElements / vocab));
   const chunks: [number, number][] = [];
   for (let start = 0; start < n; start += rows) chunks.push([start, Math.min(rows, n - start)]);
   const t32 = tf.cast(targets, 'int32') as tf.Tensor1D;
-  if (!tf.engine().isTapeOn()) {
+  if (!taping) {
     return tf.tidy(() => {
       let total: tf.Tensor = tf.scalar(0);
       for (const [start, size] of chunks) {

@@ -23,6 +23,23 @@ extern int openblas_get_num_threads(void);
 extern char *openblas_get_config(void);
 extern char *openblas_get_corename(void);
 
+/* Declares argv[n] and returns with a JavaScript error unless at least n arguments came. */
+#define ARGS(n, fname)                                                                      \
+  size_t argc = n;                                                                          \
+  napi_value argv[n];                                                                       \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));                              \
+  if (argc < n) {                                                                           \
+    napi_throw_error(env, "E_NATIVE", "topiary_blas." fname ": expected " #n " arguments"); \
+    return NULL;                                                                            \
+  }
+
+/* Returns with a RangeError (bad sizes: nothing was read or written). */
+#define RANGE_ERROR(msg)                                                \
+  do {                                                                  \
+    napi_throw_range_error(env, "E_NATIVE", "topiary_blas." msg);       \
+    return NULL;                                                        \
+  } while (0)
+
 #define CHECK(call)                                                                     \
   do {                                                                                  \
     if ((call) != napi_ok) {                                                            \
@@ -31,30 +48,24 @@ extern char *openblas_get_corename(void);
     }                                                                                   \
   } while (0)
 
-static int get_f32(napi_env env, napi_value v, float **data, size_t *length) {
+/* The data and length of a typed array of the expected type (a JavaScript TypeError naming it otherwise). */
+static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, const char *message, void **data, size_t *length) {
   napi_typedarray_type type;
-  void *raw;
   napi_value buffer;
   size_t offset;
-  if (napi_get_typedarray_info(env, v, &type, length, &raw, &buffer, &offset) != napi_ok || type != napi_float32_array) {
-    napi_throw_type_error(env, "E_NATIVE", "topiary_blas: expected a Float32Array");
+  if (napi_get_typedarray_info(env, v, &type, length, data, &buffer, &offset) != napi_ok || type != want) {
+    napi_throw_type_error(env, "E_NATIVE", message);
     return 0;
   }
-  *data = (float *)raw;
   return 1;
 }
 
+static int get_f32(napi_env env, napi_value v, float **data, size_t *length) {
+  return get_typed(env, v, napi_float32_array, "topiary_blas: expected a Float32Array", (void **)data, length);
+}
+
 static int get_i32(napi_env env, napi_value v, int32_t **data, size_t *length) {
-  napi_typedarray_type type;
-  void *raw;
-  napi_value buffer;
-  size_t offset;
-  if (napi_get_typedarray_info(env, v, &type, length, &raw, &buffer, &offset) != napi_ok || type != napi_int32_array) {
-    napi_throw_type_error(env, "E_NATIVE", "topiary_blas: expected an Int32Array");
-    return 0;
-  }
-  *data = (int32_t *)raw;
-  return 1;
+  return get_typed(env, v, napi_int32_array, "topiary_blas: expected an Int32Array", (void **)data, length);
 }
 
 static int get_f64(napi_env env, napi_value v, double *out) {
@@ -98,10 +109,7 @@ static napi_value sgemm_strided(napi_env env, napi_callback_info info) {
   if (!get_f32(env, argv[10], &c, &lc) || !get_i64(env, argv[11], &sc)) return NULL;
   double beta = 0;
   if (argc > 12) CHECK(napi_get_value_double(env, argv[12], &beta));
-  if (m < 0 || n < 0 || k < 0 || batch < 0 || sa < 0 || sb < 0 || sc < 0 || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) {
-    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.sgemmStrided: negative or too large size");
-    return NULL;
-  }
+  if (m < 0 || n < 0 || k < 0 || batch < 0 || sa < 0 || sb < 0 || sc < 0 || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) RANGE_ERROR("sgemmStrided: negative or too large size");
   if (batch > 0 && m > 0 && n > 0) {
     if ((size_t)((batch - 1) * sa + m * k) > la || (size_t)((batch - 1) * sb + k * n) > lb || (size_t)((batch - 1) * sc + m * n) > lc) {
       napi_throw_range_error(env, "E_NATIVE", "topiary_blas.sgemmStrided: a matrix runs past the end of its array");
@@ -123,13 +131,7 @@ static napi_value sgemm_strided(napi_env env, napi_callback_info info) {
  * grad_i = (softmax(z_i) − onehot(t_i)) · scale. Rows run in parallel; a target outside [0, vocab) is an error.
  */
 static napi_value softmax_xent(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 7) {
-    napi_throw_error(env, "E_NATIVE", "topiary_blas.softmaxXent: expected 7 arguments");
-    return NULL;
-  }
+  ARGS(7, "softmaxXent");
   float *z, *loss, *grad = NULL;
   int32_t *t;
   size_t lz, lt, ll, lg = 0;
@@ -141,10 +143,7 @@ static napi_value softmax_xent(napi_env env, napi_callback_info info) {
   CHECK(napi_typeof(env, argv[5], &gradType));
   if (gradType != napi_null && gradType != napi_undefined && !get_f32(env, argv[5], &grad, &lg)) return NULL;
   if (!get_f64(env, argv[6], &scale)) return NULL;
-  if (n < 0 || vocab < 1 || lz < (size_t)(n * vocab) || lt < (size_t)n || ll < (size_t)n || (grad && lg < (size_t)(n * vocab))) {
-    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.softmaxXent: an array is shorter than n × vocab / n");
-    return NULL;
-  }
+  if (n < 0 || vocab < 1 || lz < (size_t)(n * vocab) || lt < (size_t)n || ll < (size_t)n || (grad && lg < (size_t)(n * vocab))) RANGE_ERROR("softmaxXent: an array is shorter than n × vocab / n");
   for (int64_t i = 0; i < n; i++) {
     if (t[i] < 0 || t[i] >= vocab) {
       napi_throw_range_error(env, "E_NATIVE", "topiary_blas.softmaxXent: a target id is outside the vocabulary");
@@ -182,13 +181,7 @@ static napi_value softmax_xent(napi_env env, napi_callback_info info) {
  * All seven arrays have the same length; outputs may not alias inputs other than their own.
  */
 static napi_value adamw(napi_env env, napi_callback_info info) {
-  size_t argc = 15;
-  napi_value argv[15];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 15) {
-    napi_throw_error(env, "E_NATIVE", "topiary_blas.adamw: expected 15 arguments");
-    return NULL;
-  }
+  ARGS(15, "adamw");
   float *arr[7];
   size_t len[7];
   for (int i = 0; i < 7; i++)
@@ -228,13 +221,7 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
  * cos, sin: [seq, headDim].
  */
 static napi_value rope_heads(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 9) {
-    napi_throw_error(env, "E_NATIVE", "topiary_blas.ropeHeads: expected 9 arguments");
-    return NULL;
-  }
+  ARGS(9, "ropeHeads");
   float *x, *out, *cs, *sn;
   size_t lx, lo, lc, ls;
   int64_t B, T, H, D;
@@ -244,10 +231,7 @@ static napi_value rope_heads(napi_env env, napi_callback_info info) {
   if (!get_f32(env, argv[6], &cs, &lc) || !get_f32(env, argv[7], &sn, &ls)) return NULL;
   CHECK(napi_get_value_bool(env, argv[8], &backward));
   const int64_t total = B * T * H * D;
-  if (B < 0 || T < 0 || H < 0 || D < 2 || D % 2 || lx < (size_t)total || lo < (size_t)total || lc < (size_t)(T * D) || ls < (size_t)(T * D)) {
-    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.ropeHeads: bad sizes");
-    return NULL;
-  }
+  if (B < 0 || T < 0 || H < 0 || D < 2 || D % 2 || lx < (size_t)total || lo < (size_t)total || lc < (size_t)(T * D) || ls < (size_t)(T * D)) RANGE_ERROR("ropeHeads: bad sizes");
   const int64_t half = D / 2;
 #pragma omp parallel for collapse(2) schedule(static) if (total > 65536)
   for (int64_t b = 0; b < B; b++) {
@@ -279,13 +263,7 @@ static napi_value rope_heads(napi_env env, napi_callback_info info) {
  * position r mod seq (rows may stack several query heads of one kv group) and reads keys 0..position.
  */
 static napi_value causal_softmax(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 7) {
-    napi_throw_error(env, "E_NATIVE", "topiary_blas.causalSoftmax: expected 7 arguments");
-    return NULL;
-  }
+  ARGS(7, "causalSoftmax");
   float *sc, *pr;
   size_t l1, l2;
   int64_t items, rows, cols, seq;
@@ -294,10 +272,7 @@ static napi_value causal_softmax(napi_env env, napi_callback_info info) {
   if (!get_i64(env, argv[2], &items) || !get_i64(env, argv[3], &rows) || !get_i64(env, argv[4], &cols) || !get_i64(env, argv[5], &seq)) return NULL;
   if (!get_f64(env, argv[6], &scale)) return NULL;
   const int64_t nrows = items * rows;
-  if (items < 0 || rows < 0 || cols < 1 || seq < 1 || l1 < (size_t)(nrows * cols) || l2 < (size_t)(nrows * cols)) {
-    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.causalSoftmax: bad sizes");
-    return NULL;
-  }
+  if (items < 0 || rows < 0 || cols < 1 || seq < 1 || l1 < (size_t)(nrows * cols) || l2 < (size_t)(nrows * cols)) RANGE_ERROR("causalSoftmax: bad sizes");
   const float k = (float)scale;
 #pragma omp parallel for schedule(static) if (nrows * cols > 65536)
   for (int64_t r = 0; r < nrows; r++) {
@@ -324,23 +299,14 @@ static napi_value causal_softmax(napi_env env, napi_callback_info info) {
  * out = P·(dP − Σ_j dP·P)·scale per row: the gradient of the scores of a softmax (times the scores' scale).
  */
 static napi_value softmax_grad(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 6) {
-    napi_throw_error(env, "E_NATIVE", "topiary_blas.softmaxGrad: expected 6 arguments");
-    return NULL;
-  }
+  ARGS(6, "softmaxGrad");
   float *p, *dp, *out;
   size_t l1, l2, l3;
   int64_t nrows, cols;
   double scale;
   if (!get_f32(env, argv[0], &p, &l1) || !get_f32(env, argv[1], &dp, &l2) || !get_f32(env, argv[2], &out, &l3)) return NULL;
   if (!get_i64(env, argv[3], &nrows) || !get_i64(env, argv[4], &cols) || !get_f64(env, argv[5], &scale)) return NULL;
-  if (nrows < 0 || cols < 1 || l1 < (size_t)(nrows * cols) || l2 < (size_t)(nrows * cols) || l3 < (size_t)(nrows * cols)) {
-    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.softmaxGrad: bad sizes");
-    return NULL;
-  }
+  if (nrows < 0 || cols < 1 || l1 < (size_t)(nrows * cols) || l2 < (size_t)(nrows * cols) || l3 < (size_t)(nrows * cols)) RANGE_ERROR("softmaxGrad: bad sizes");
   const float k = (float)scale;
 #pragma omp parallel for schedule(static) if (nrows * cols > 65536)
   for (int64_t r = 0; r < nrows; r++) {
@@ -358,35 +324,25 @@ static napi_value softmax_grad(napi_env env, napi_callback_info info) {
  * swigluGrad(gate, up, dm, dGate, dUp, n): with s = σ(g):  dUp = dm·g·s,  dGate = dm·u·s·(1 + g·(1 − s)).
  */
 static napi_value swiglu(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(4, "swiglu");
   float *g, *u, *m;
   size_t l1, l2, l3;
   int64_t n;
-  if (argc < 4 || !get_f32(env, argv[0], &g, &l1) || !get_f32(env, argv[1], &u, &l2) || !get_f32(env, argv[2], &m, &l3) || !get_i64(env, argv[3], &n)) return NULL;
-  if (n < 0 || l1 < (size_t)n || l2 < (size_t)n || l3 < (size_t)n) {
-    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.swiglu: bad sizes");
-    return NULL;
-  }
+  if (!get_f32(env, argv[0], &g, &l1) || !get_f32(env, argv[1], &u, &l2) || !get_f32(env, argv[2], &m, &l3) || !get_i64(env, argv[3], &n)) return NULL;
+  if (n < 0 || l1 < (size_t)n || l2 < (size_t)n || l3 < (size_t)n) RANGE_ERROR("swiglu: bad sizes");
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; i++) m[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
   return NULL;
 }
 
 static napi_value swiglu_grad(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(6, "swigluGrad");
   float *g, *u, *dm, *dg, *du;
   size_t l1, l2, l3, l4, l5;
   int64_t n;
-  if (argc < 6 || !get_f32(env, argv[0], &g, &l1) || !get_f32(env, argv[1], &u, &l2) || !get_f32(env, argv[2], &dm, &l3) ||
+  if (!get_f32(env, argv[0], &g, &l1) || !get_f32(env, argv[1], &u, &l2) || !get_f32(env, argv[2], &dm, &l3) ||
       !get_f32(env, argv[3], &dg, &l4) || !get_f32(env, argv[4], &du, &l5) || !get_i64(env, argv[5], &n)) return NULL;
-  if (n < 0 || l1 < (size_t)n || l2 < (size_t)n || l3 < (size_t)n || l4 < (size_t)n || l5 < (size_t)n) {
-    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.swigluGrad: bad sizes");
-    return NULL;
-  }
+  if (n < 0 || l1 < (size_t)n || l2 < (size_t)n || l3 < (size_t)n || l4 < (size_t)n || l5 < (size_t)n) RANGE_ERROR("swigluGrad: bad sizes");
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; i++) {
     const float s = 1.0f / (1.0f + expf(-g[i]));
@@ -402,19 +358,14 @@ static napi_value swiglu_grad(napi_env env, napi_callback_info info) {
  *   dx = r·(dn − n·Σ_j(dn·n)/activeDim) (+ residual),  dw = Σ_rows dh·n.
  */
 static napi_value rms_norm(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(8, "rmsNorm");
   float *x, *w, *out, *r;
   size_t lx, lw, lo, lr;
   int64_t rows, d;
   double eps, active;
-  if (argc < 8 || !get_f32(env, argv[0], &x, &lx) || !get_f32(env, argv[1], &w, &lw) || !get_f32(env, argv[2], &out, &lo) || !get_f32(env, argv[3], &r, &lr) ||
+  if (!get_f32(env, argv[0], &x, &lx) || !get_f32(env, argv[1], &w, &lw) || !get_f32(env, argv[2], &out, &lo) || !get_f32(env, argv[3], &r, &lr) ||
       !get_i64(env, argv[4], &rows) || !get_i64(env, argv[5], &d) || !get_f64(env, argv[6], &eps) || !get_f64(env, argv[7], &active)) return NULL;
-  if (rows < 0 || d < 1 || lx < (size_t)(rows * d) || lo < (size_t)(rows * d) || lw < (size_t)d || lr < (size_t)rows || active <= 0) {
-    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.rmsNorm: bad sizes");
-    return NULL;
-  }
+  if (rows < 0 || d < 1 || lx < (size_t)(rows * d) || lo < (size_t)(rows * d) || lw < (size_t)d || lr < (size_t)rows || active <= 0) RANGE_ERROR("rmsNorm: bad sizes");
   const float inv = (float)(1.0 / active), e = (float)eps;
 #pragma omp parallel for schedule(static) if (rows * d > 65536)
   for (int64_t i = 0; i < rows; i++) {
@@ -430,23 +381,18 @@ static napi_value rms_norm(napi_env env, napi_callback_info info) {
 }
 
 static napi_value rms_norm_grad(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(10, "rmsNormGrad");
   float *dh, *x, *r, *w, *res = NULL, *dx, *dw;
   size_t l1, l2, l3, l4, l5 = 0, l6, l7;
   int64_t rows, d;
   double active;
   napi_valuetype resType;
-  if (argc < 10 || !get_f32(env, argv[0], &dh, &l1) || !get_f32(env, argv[1], &x, &l2) || !get_f32(env, argv[2], &r, &l3) || !get_f32(env, argv[3], &w, &l4)) return NULL;
+  if (!get_f32(env, argv[0], &dh, &l1) || !get_f32(env, argv[1], &x, &l2) || !get_f32(env, argv[2], &r, &l3) || !get_f32(env, argv[3], &w, &l4)) return NULL;
   CHECK(napi_typeof(env, argv[4], &resType));
   if (resType != napi_null && resType != napi_undefined && !get_f32(env, argv[4], &res, &l5)) return NULL;
   if (!get_f32(env, argv[5], &dx, &l6) || !get_f32(env, argv[6], &dw, &l7) || !get_i64(env, argv[7], &rows) || !get_i64(env, argv[8], &d) || !get_f64(env, argv[9], &active)) return NULL;
   const size_t nd = (size_t)(rows * d);
-  if (rows < 0 || d < 1 || l1 < nd || l2 < nd || l3 < (size_t)rows || l4 < (size_t)d || (res && l5 < nd) || l6 < nd || l7 < (size_t)d || active <= 0) {
-    napi_throw_range_error(env, "E_NATIVE", "topiary_blas.rmsNormGrad: bad sizes");
-    return NULL;
-  }
+  if (rows < 0 || d < 1 || l1 < nd || l2 < nd || l3 < (size_t)rows || l4 < (size_t)d || (res && l5 < nd) || l6 < nd || l7 < (size_t)d || active <= 0) RANGE_ERROR("rmsNormGrad: bad sizes");
   const float inv = (float)(1.0 / active);
   int failed = 0;
   for (int64_t j = 0; j < d; j++) dw[j] = 0.0f;
@@ -486,11 +432,9 @@ static napi_value rms_norm_grad(napi_env env, napi_callback_info info) {
 }
 
 static napi_value set_threads(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(1, "setThreads");
   int64_t n;
-  if (argc < 1 || !get_i64(env, argv[0], &n)) return NULL;
+  if (!get_i64(env, argv[0], &n)) return NULL;
   if (n >= 1) {
     openblas_set_num_threads((int)n);
     omp_set_num_threads((int)n);
