@@ -134,3 +134,21 @@ describe('backend-wasm', () => {
     expect(g.arraySync()).toEqual([[0, 0, 0], [3, 3, 3], [0, 0, 0], [1, 1, 1], [1, 1, 1]]);
   });
 });
+
+describe('backend-wasm: Identity shares data', () => {
+  it('a clone shares the bytes (no copy), outlives its source, and frees them with the last reference', async () => {
+    await createWasmBackend().init();
+    const before = tf.memory().numBytes;
+    const a = tf.tensor1d([1, 2, 3, 4]);
+    const b = tf.clone(a);
+    expect(b.dataId).toBe(a.dataId); // one buffer for two tensors (the stock kernel made a second one)
+    a.dispose();
+    expect([...(b.dataSync() as Float32Array)]).toEqual([1, 2, 3, 4]);
+    b.dispose();
+    expect(tf.memory().numBytes).toBe(before);
+    // gradients through saved (cloned) tensors are unchanged
+    const g = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.exp(x), x)))(tf.tensor1d([0.5, -1])).dataSync());
+    const ref = [0.5, -1].map((x) => Math.exp(x) * (1 + x));
+    for (let i = 0; i < 2; i++) expect(g[i]).toBeCloseTo(ref[i]!, 5);
+  });
+});
