@@ -2,13 +2,13 @@
 // Cost growth of Wanda and SparseGPT with the parameter count: `topiary prune` vs the PyTorch reference
 // (bench/reference/prune_reference.py bench --model DIR) on random LLaMAs of growing width (tok512 vocabulary, so
 // the shipped tokenizer and calibration text work), same calibration windows on both sides. Fits cost ∝ params^k.
-// Usage (repo root, after `pnpm build`): node bench/prune/sizes.mjs [--dims 64,128,256] [--layers 4] [--samples 32] [--seqlen 128]
+// Usage (repo root, after `pnpm build`): node bench/prune/sizes.mjs [--dims 64,128,256] [--layers 4] [--samples 32] [--seqlen 128] [--backends wasm,native]
 // A script, not a test: numbers are noisy on a shared machine. Writes bench/out/prune-sizes-<time>.json.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fitExponent } from '../train/driver.mjs';
+import { fitExponent, pythonEnv } from '../train/driver.mjs';
 
 const root = resolve(new URL('.', import.meta.url).pathname, '..', '..');
 const arg = (flag, dflt) => (process.argv.includes(flag) ? process.argv[process.argv.indexOf(flag) + 1] : dflt);
@@ -20,9 +20,9 @@ const text = arg('--calibration', join(root, 'assets', 'data', 'tinystories_val_
 const python = process.env.TOPIARY_PYTHON ?? '/usr/bin/python3';
 const work = mkdtempSync(join(tmpdir(), 'topiary-bench-prune-sizes-'));
 const base = join(root, 'assets', 'models', 'stories260K-hf');
-const pyEnv = { ...process.env };
-delete pyEnv.OPENBLAS_CORETYPE;
-delete pyEnv.OPENBLAS_L2_SIZE;
+const backends = arg('--backends', 'wasm,native').split(',');
+// PyTorch on the same OpenBLAS threads and kernel as bench/train (see pythonEnv there).
+const { env: pyEnv } = pythonEnv(Number(arg('--threads', String(availableParallelism()))));
 
 const { createLlama, saveModel } = await import(join(root, 'packages', 'model-llama', 'dist', 'index.js'));
 const rows = [];
@@ -37,28 +37,39 @@ for (const dim of dims) {
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(base, f), join(dir, f));
   for (const method of ['wanda', 'sparsegpt']) {
     const calib = join(work, `calib-${dim}-${method}.json`);
-    const ts = JSON.parse(
-      execFileSync(process.execPath, [join(root, 'apps', 'cli', 'dist', 'bin.js'), '--json', '--out', join(work, `out-${dim}-${method}`), 'prune', '--model', dir,
-        '--method', method, '--sparsity', '0.5', '--calibration', text, '--samples', samples, '--seqlen', seqlen, '--dump-calibration', calib],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 28 }),
-    );
-    const py = JSON.parse(execFileSync(python, [join(root, 'bench', 'reference', 'prune_reference.py'), 'bench', '--method', method, '--fixture', calib, '--model', dir], { encoding: 'utf8', env: pyEnv }).trim().split('\n').pop());
-    rows.push({ dim, params, method, tsSeconds: ts.seconds, pySeconds: py.seconds, tsPeak: ts.peakRssBytes, pyPeak: py.peakRssBytes });
-    process.stderr.write(`dim ${dim} ${method}: topiary ${ts.seconds.toFixed(2)} s, torch ${py.seconds.toFixed(2)} s\n`);
+    let py;
+    for (const backend of backends) {
+      let ts;
+      try {
+        ts = JSON.parse(
+          execFileSync(process.execPath, [join(root, 'apps', 'cli', 'dist', 'bin.js'), '--json', '--backend', backend, '--out', join(work, `out-${dim}-${method}-${backend}`), 'prune', '--model', dir,
+            '--method', method, '--sparsity', '0.5', '--calibration', text, '--samples', samples, '--seqlen', seqlen, '--dump-calibration', calib],
+          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 }),
+        );
+      } catch (err) {
+        process.stderr.write(`dim ${dim} ${method} on ${backend}: unavailable — ${String(err.stderr ?? err.message).trim().split('\n').slice(-2).join(' | ')}\n`);
+        continue;
+      }
+      py ??= JSON.parse(execFileSync(python, [join(root, 'bench', 'reference', 'prune_reference.py'), 'bench', '--method', method, '--fixture', calib, '--model', dir], { encoding: 'utf8', env: pyEnv }).trim().split('\n').pop());
+      rows.push({ dim, params, method, backend, tsSeconds: ts.seconds, pySeconds: py.seconds, tsPeak: ts.peakRssBytes, pyPeak: py.peakRssBytes });
+      process.stderr.write(`dim ${dim} ${method} ${backend}: topiary ${ts.seconds.toFixed(2)} s, torch ${py.seconds.toFixed(2)} s\n`);
+    }
   }
 }
 console.log(`prune cost growth: random LLaMAs (vocab 512, ${layers} layers), calibration ${samples} × ${seqlen}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-console.log('| method | dim | params | topiary s | torch s | time ratio | target |\n|---|---|---|---|---|---|---|');
+console.log('| method | backend | dim | params | topiary s | torch s | time ratio | target |\n|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   const ratio = r.tsSeconds / r.pySeconds;
   const target = r.method === 'wanda' ? 1.0 : 1.5;
-  console.log(`| ${r.method} | ${r.dim} | ${(r.params / 1e6).toFixed(2)}M | ${r.tsSeconds.toFixed(2)} | ${r.pySeconds.toFixed(2)} | ${ratio.toFixed(2)}× | ≤ ${target}× ${ratio <= target ? 'MET' : 'NOT MET'} |`);
+  console.log(`| ${r.method} | ${r.backend} | ${r.dim} | ${(r.params / 1e6).toFixed(2)}M | ${r.tsSeconds.toFixed(2)} | ${r.pySeconds.toFixed(2)} | ${ratio.toFixed(2)}× | ≤ ${target}× ${ratio <= target ? 'MET' : 'NOT MET'} |`);
 }
 const exps = {};
 for (const method of ['wanda', 'sparsegpt']) {
   const rs = rows.filter((r) => r.method === method);
-  exps[method] = { topiary: fitExponent(rs.map((r) => [r.params, r.tsSeconds])), torch: fitExponent(rs.map((r) => [r.params, r.pySeconds])) };
-  console.log(`${method}: seconds ∝ params^k — topiary k=${exps[method].topiary?.toFixed(2)}, torch k=${exps[method].torch?.toFixed(2)}`);
+  const torchRows = rs.filter((r, i) => rs.findIndex((q) => q.dim === r.dim) === i); // one reference run per size
+  exps[method] = { torch: fitExponent(torchRows.map((r) => [r.params, r.pySeconds])) };
+  for (const b of backends) exps[method][b] = fitExponent(rs.filter((r) => r.backend === b).map((r) => [r.params, r.tsSeconds]));
+  console.log(`${method}: seconds ∝ params^k — ${Object.entries(exps[method]).map(([k, v]) => `${k} k=${v?.toFixed(2)}`).join(', ')}`);
 }
 mkdirSync(join(root, 'bench', 'out'), { recursive: true });
 const file = join(root, 'bench', 'out', `prune-sizes-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);

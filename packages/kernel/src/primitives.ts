@@ -56,17 +56,20 @@ function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: numbe
   return c;
 }
 
+/** The error of a Cholesky factorisation that meets a non-positive pivot (shared by the backends' versions). */
+export function notPositiveDefinite(pivot: number, value?: number): TopiaryError {
+  return new TopiaryError('E_NUMERIC', `matrix is not positive definite (pivot ${pivot}${value === undefined ? '' : ` = ${value}`})`, {
+    where: 'cholesky',
+    hint: 'increase the dampening (e.g. --dampening 0.1) or use more calibration samples',
+  });
+}
+
 function cholesky(a: Float64Array, n: number): Float64Array {
   const l = new Float64Array(n * n);
   for (let j = 0; j < n; j++) {
     let s = a[j * n + j]!;
     for (let k = 0; k < j; k++) s -= l[j * n + k]! ** 2;
-    if (!(s > 0) || !Number.isFinite(s)) {
-      throw new TopiaryError('E_NUMERIC', `matrix is not positive definite (pivot ${j} = ${s})`, {
-        where: 'cholesky',
-        hint: 'increase the dampening (e.g. --dampening 0.1) or use more calibration samples',
-      });
-    }
+    if (!(s > 0) || !Number.isFinite(s)) throw notPositiveDefinite(j, s);
     const d = Math.sqrt(s);
     l[j * n + j] = d;
     for (let i = j + 1; i < n; i++) {
@@ -115,9 +118,32 @@ function upperCholeskyOfInverse(a: Float64Array, n: number): Float64Array {
   return u;
 }
 
-/** Indices sorted by ascending score, ties by ascending index (deterministic across runs and engines). */
+/** Sort keys below take 21 bits of index: arrays up to 2M entries sort on one numeric key each. */
+const INDEX_RANGE = 2 ** 21;
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** The float32's bits as an unsigned integer in the float's order (negatives flipped, positives above them). */
+function orderedBits(x: number): number {
+  f32[0] = x === 0 ? 0 : x; // −0 ties with +0, as in a numeric comparison
+  const u = u32[0]!;
+  return u & 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0;
+}
+
+/**
+ * Indices sorted by ascending score, ties by ascending index (deterministic across runs and engines). Each entry
+ * becomes one exact float64 key, orderedBits(score)·2²¹ + index (< 2⁵³), sorted by the engine's native numeric sort —
+ * several times faster than a comparator callback; longer arrays fall back to the comparator.
+ */
 function ascendingOrder(scores: Float32Array, offset = 0, length = scores.length): Uint32Array {
   const idx = new Uint32Array(length);
+  if (length <= INDEX_RANGE) {
+    const keys = new Float64Array(length);
+    for (let i = 0; i < length; i++) keys[i] = orderedBits(scores[offset + i]!) * INDEX_RANGE + i;
+    keys.sort();
+    for (let i = 0; i < length; i++) idx[i] = keys[i]! % INDEX_RANGE;
+    return idx;
+  }
   for (let i = 0; i < length; i++) idx[i] = i;
   idx.sort((p, q) => scores[offset + p]! - scores[offset + q]! || p - q);
   return idx;

@@ -109,3 +109,35 @@ describe('generic primitives', () => {
     expect(b.next()).toBe(third);
   });
 });
+
+describe('mask ordering (numeric sort keys)', () => {
+  // The reference: a comparator sort by score, ties by index.
+  function referenceOrder(scores: Float32Array): number[] {
+    return [...scores.keys()].sort((p, q) => scores[p]! - scores[q]! || p - q);
+  }
+  it('lowestMask and rowwiseMask equal a comparator sort, with ties, negatives, ±0 and infinities', () => {
+    const rng = new SeededRandom(21);
+    for (const n of [1, 2, 7, 64, 1000, 5000]) {
+      const scores = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        const r = rng.next();
+        // a few repeated values (ties), negatives, both zeros and infinities among ordinary floats
+        scores[i] = r < 0.1 ? 0.5 : r < 0.15 ? -0 : r < 0.2 ? 0 : r < 0.22 ? -Infinity : r < 0.24 ? Infinity : (rng.next() - 0.3) * 1e3;
+      }
+      for (const count of [0, 1, Math.floor(n / 2), n]) {
+        const expected = new Uint8Array(n).fill(1);
+        for (const i of referenceOrder(scores).slice(0, count)) expected[i] = 0;
+        expect([...P.lowestMask(scores, count)], `n ${n} count ${count}`).toEqual([...expected]);
+      }
+      const cols = n >= 7 ? 7 : n;
+      const rows = Math.floor(n / cols);
+      const rowScores = scores.subarray(0, rows * cols);
+      const expected = new Uint8Array(rows * cols).fill(1);
+      for (let r = 0; r < rows; r++) {
+        const order = referenceOrder(rowScores.slice(r * cols, (r + 1) * cols));
+        for (const c of order.slice(0, Math.floor(cols * 0.5))) expected[r * cols + c] = 0;
+      }
+      expect([...P.rowwiseMask(rowScores, rows, cols, 0.5)]).toEqual([...expected]);
+    }
+  });
+});

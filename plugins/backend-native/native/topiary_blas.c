@@ -18,6 +18,8 @@ enum { RowMajor = 101 };
 enum { NoTrans = 111, Trans = 112 };
 extern void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha, const float *a, int lda,
                         const float *b, int ldb, float beta, float *c, int ldc);
+extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
+extern void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info);
 extern void openblas_set_num_threads(int n);
 extern int openblas_get_num_threads(void);
 extern char *openblas_get_config(void);
@@ -66,6 +68,10 @@ static int get_f32(napi_env env, napi_value v, float **data, size_t *length) {
 
 static int get_i32(napi_env env, napi_value v, int32_t **data, size_t *length) {
   return get_typed(env, v, napi_int32_array, "topiary_blas: expected an Int32Array", (void **)data, length);
+}
+
+static int get_f64arr(napi_env env, napi_value v, double **data, size_t *length) {
+  return get_typed(env, v, napi_float64_array, "topiary_blas: expected a Float64Array", (void **)data, length);
 }
 
 static int get_f64(napi_env env, napi_value v, double *out) {
@@ -431,6 +437,40 @@ static napi_value rms_norm_grad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * choleskyInverse(a, n, upper) → 0, or k > 0 when the leading minor of order k is not positive definite.
+ * a: a symmetric positive definite [n, n] float64 matrix, overwritten with A⁻¹ (LAPACK dpotrf + dpotri; row-major
+ * and column-major are the same for a symmetric matrix), or — with upper — with the upper-triangular U, A⁻¹ = UᵀU
+ * (dpotrf of A⁻¹: its column-major lower factor L, read row-major, is Lᵀ = U). The other triangle is zeroed.
+ */
+static napi_value cholesky_inverse(napi_env env, napi_callback_info info) {
+  ARGS(3, "choleskyInverse");
+  double *a;
+  size_t la;
+  int64_t n64;
+  bool upper;
+  if (!get_f64arr(env, argv[0], &a, &la) || !get_i64(env, argv[1], &n64)) return NULL;
+  CHECK(napi_get_value_bool(env, argv[2], &upper));
+  if (n64 < 1 || n64 > INT32_MAX || la < (size_t)(n64 * n64)) RANGE_ERROR("choleskyInverse: bad sizes");
+  const int n = (int)n64;
+  const char lower = 'L';
+  int status = 0;
+  napi_value out;
+  dpotrf_(&lower, &n, a, &n, &status);
+  if (status == 0) dpotri_(&lower, &n, a, &n, &status);
+  if (status == 0) {
+    for (int r = 0; r < n; r++)
+      for (int c = 0; c < r; c++) a[(size_t)r * n + c] = a[(size_t)c * n + r];
+    if (upper) {
+      dpotrf_(&lower, &n, a, &n, &status);
+      for (int r = 0; r < n; r++)
+        for (int c = 0; c < r; c++) a[(size_t)r * n + c] = 0.0;
+    }
+  }
+  CHECK(napi_create_int32(env, status, &out));
+  return out;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   ARGS(1, "setThreads");
   int64_t n;
@@ -467,6 +507,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"swigluGrad", NULL, swiglu_grad, NULL, NULL, NULL, napi_default, NULL},
       {"rmsNorm", NULL, rms_norm, NULL, NULL, NULL, napi_default, NULL},
       {"rmsNormGrad", NULL, rms_norm_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"choleskyInverse", NULL, cholesky_inverse, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, blas_info, NULL, NULL, NULL, napi_default, NULL},
   };

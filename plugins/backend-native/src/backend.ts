@@ -75,7 +75,7 @@ export class NativeBackend implements TensorBackend {
         info ? `matrix products: ${info.config} (core ${info.corename}), ${info.threads} thread(s), in place on the wasm heap` : 'not initialised yet',
         `fused softmax cross-entropy and AdamW: one OpenMP pass, ${info?.threads ?? this.threads} thread(s)`,
         'everything else: tfjs-wasm (XNNPACK, SIMD, 1 thread)',
-        'primitives: accumulateGram and matmul on OpenBLAS (float32 blocks of 1024 rows summed in float64)',
+        'primitives: accumulateGram and matmul on OpenBLAS (float32 blocks of 1024 rows summed in float64); H⁻¹ and chol(H⁻¹) by LAPACK (float64)',
       ],
     };
   }

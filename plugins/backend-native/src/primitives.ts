@@ -1,8 +1,9 @@
 /**
  * Host-side pruning primitives on OpenBLAS: Gram accumulation (XᵀX in float32 blocks of rows, summed in float64,
- * symmetrised) and matmul. The rest is the kernel's generic implementation.
+ * symmetrised), matmul, and the float64 factorisations SparseGPT needs (H⁻¹ and the Cholesky factor of H⁻¹, by
+ * LAPACK's dpotrf/dpotri). The rest is the kernel's generic implementation.
  */
-import { accumulateGramInBlocks, genericPrimitives, type PruningPrimitives } from '@topiary/kernel';
+import { accumulateGramInBlocks, genericPrimitives, notPositiveDefinite, type PruningPrimitives } from '@topiary/kernel';
 import type { BlasAddon } from './addon.js';
 
 /** Rows per float32 block of the Gram product; blocks are summed in float64. */
@@ -21,5 +22,17 @@ export function nativePrimitives(blas: BlasAddon): PruningPrimitives {
     if (k > 0) blas.sgemmStrided(false, false, m, n, k, 1, a, 0, b, 0, c, 0);
     return c;
   }
-  return Object.freeze({ ...genericPrimitives, accumulateGram, matmul });
+  function factorInverse(a: Float64Array, n: number, upper: boolean): Float64Array {
+    const out = Float64Array.from(a); // LAPACK works in place; the caller's matrix stays as it was
+    const k = blas.choleskyInverse(out, n, upper);
+    if (k !== 0) throw notPositiveDefinite(k - 1);
+    return out;
+  }
+  return Object.freeze({
+    ...genericPrimitives,
+    accumulateGram,
+    matmul,
+    choleskyInverse: (a: Float64Array, n: number) => factorInverse(a, n, false),
+    upperCholeskyOfInverse: (a: Float64Array, n: number) => factorInverse(a, n, true),
+  });
 }

@@ -90,6 +90,31 @@ describe.skipIf(!built)('backend-native: OpenBLAS kernels', () => {
     expect(() => blas.sgemmStrided(false, false, 2, 2, 2, 1, new Float64Array(4) as unknown as Float32Array, 0, new Float32Array(4), 0, new Float32Array(4), 0)).toThrow(/Float32Array/);
   });
 
+  it('primitives: H⁻¹ and the Cholesky factor of H⁻¹ (LAPACK) equal the generic float64 ones; an indefinite matrix is E_NUMERIC', () => {
+    const rng = new SeededRandom(4);
+    const prims = nativePrimitives(blas);
+    for (const d of [1, 5, 37]) {
+      // H = XᵀX/n + 0.01·I: symmetric positive definite, like a damped SparseGPT Hessian
+      const n = 3 * d + 4;
+      const x = randoms(n * d, rng);
+      const h = new Float64Array(d * d);
+      genericPrimitives.accumulateGram(x, n, d, h);
+      for (let i = 0; i < d * d; i++) h[i] = h[i]! / n;
+      for (let i = 0; i < d; i++) h[i * d + i]! += 0.01;
+      const copy = Float64Array.from(h);
+      for (const name of ['choleskyInverse', 'upperCholeskyOfInverse'] as const) {
+        const got = prims[name](h, d);
+        const ref = genericPrimitives[name](h, d);
+        let scale = 0;
+        for (const v of ref) scale = Math.max(scale, Math.abs(v));
+        for (let i = 0; i < d * d; i++) expect(Math.abs(got[i]! - ref[i]!) / scale, `${name} d ${d} at ${i}`).toBeLessThan(1e-9);
+      }
+      expect([...h]).toEqual([...copy]); // the input is not modified
+    }
+    const indefinite = new Float64Array([1, 2, 2, 1]);
+    expect(() => prims.upperCholeskyOfInverse(indefinite, 2)).toThrow(/not positive definite \(pivot 1\)/);
+  });
+
   it('primitives: Gram and matmul equal the generic float64 versions', () => {
     const rng = new SeededRandom(2);
     const prims = nativePrimitives(blas);
