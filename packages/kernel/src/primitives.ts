@@ -56,6 +56,18 @@ function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: numbe
   return c;
 }
 
+function subtractProduct64(m: number, n: number, k: number, a: Float64Array, lda: number, b: Float64Array, ldb: number, c: Float64Array, ldc: number): void {
+  for (let i = 0; i < m; i++) {
+    const ci = i * ldc;
+    for (let p = 0; p < k; p++) {
+      const av = a[i * lda + p]!;
+      if (av === 0) continue; // pruned-free rows of SparseGPT's error block are mostly zero
+      const bp = p * ldb;
+      for (let j = 0; j < n; j++) c[ci + j]! -= av * b[bp + j]!;
+    }
+  }
+}
+
 /** The error of a Cholesky factorisation that meets a non-positive pivot (shared by the backends' versions). */
 export function notPositiveDefinite(pivot: number, value?: number): TopiaryError {
   return new TopiaryError('E_NUMERIC', `matrix is not positive definite (pivot ${pivot}${value === undefined ? '' : ` = ${value}`})`, {
@@ -212,6 +224,7 @@ export const genericPrimitives: PruningPrimitives = Object.freeze({
   accumulateColumnSquares,
   rowNorms,
   matmul,
+  subtractProduct64,
   cholesky,
   choleskyInverse,
   upperCholeskyOfInverse,

@@ -18,6 +18,8 @@ enum { RowMajor = 101 };
 enum { NoTrans = 111, Trans = 112 };
 extern void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha, const float *a, int lda,
                         const float *b, int ldb, float beta, float *c, int ldc);
+extern void cblas_dgemm(int order, int transA, int transB, int m, int n, int k, double alpha, const double *a, int lda,
+                        const double *b, int ldb, double beta, double *c, int ldc);
 extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
 extern void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info);
 extern void openblas_set_num_threads(int n);
@@ -471,6 +473,27 @@ static napi_value cholesky_inverse(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * subtractProduct64(m, n, k, A, lda, B, ldb, C, ldc): C −= A·B on float64 row-major blocks (views starting at each
+ * block, row strides lda/ldb/ldc), by cblas_dgemm. Bounds are checked against the arrays' lengths.
+ */
+static napi_value subtract_product64(napi_env env, napi_callback_info info) {
+  ARGS(9, "subtractProduct64");
+  int64_t m, n, k, lda, ldb, ldc;
+  double *a, *b, *c;
+  size_t la, lb, lc;
+  if (!get_i64(env, argv[0], &m) || !get_i64(env, argv[1], &n) || !get_i64(env, argv[2], &k)) return NULL;
+  if (!get_f64arr(env, argv[3], &a, &la) || !get_i64(env, argv[4], &lda) || !get_f64arr(env, argv[5], &b, &lb) || !get_i64(env, argv[6], &ldb) ||
+      !get_f64arr(env, argv[7], &c, &lc) || !get_i64(env, argv[8], &ldc)) return NULL;
+  if (m < 0 || n < 0 || k < 0 || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX || lda < k || ldb < n || ldc < n || lda > INT32_MAX || ldb > INT32_MAX || ldc > INT32_MAX)
+    RANGE_ERROR("subtractProduct64: bad sizes or strides");
+  if (m == 0 || n == 0 || k == 0) return NULL;
+  if ((size_t)((m - 1) * lda + k) > la || (size_t)((k - 1) * ldb + n) > lb || (size_t)((m - 1) * ldc + n) > lc)
+    RANGE_ERROR("subtractProduct64: a block runs past the end of its array");
+  cblas_dgemm(RowMajor, NoTrans, NoTrans, (int)m, (int)n, (int)k, -1.0, a, (int)lda, b, (int)ldb, 1.0, c, (int)ldc);
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   ARGS(1, "setThreads");
   int64_t n;
@@ -507,6 +530,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"swigluGrad", NULL, swiglu_grad, NULL, NULL, NULL, napi_default, NULL},
       {"rmsNorm", NULL, rms_norm, NULL, NULL, NULL, napi_default, NULL},
       {"rmsNormGrad", NULL, rms_norm_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"subtractProduct64", NULL, subtract_product64, NULL, NULL, NULL, napi_default, NULL},
       {"choleskyInverse", NULL, cholesky_inverse, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, blas_info, NULL, NULL, NULL, napi_default, NULL},

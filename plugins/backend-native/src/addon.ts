@@ -64,6 +64,8 @@ export interface BlasAddon {
   rmsNorm(x: Float32Array, weight: Float32Array, out: Float32Array, r: Float32Array, rows: number, d: number, eps: number, activeDim: number): void;
   /** RMSNorm's gradient (FusedKernel.rmsNormGrad); residual null when there is none. */
   rmsNormGrad(dh: Float32Array, x: Float32Array, r: Float32Array, weight: Float32Array, residual: Float32Array | null, dx: Float32Array, dWeight: Float32Array, rows: number, d: number, activeDim: number): void;
+  /** C −= A·B on float64 row-major blocks with row strides (the kernel's PruningPrimitives.subtractProduct64). */
+  subtractProduct64(m: number, n: number, k: number, a: Float64Array, lda: number, b: Float64Array, ldb: number, c: Float64Array, ldc: number): void;
   /**
    * In place on a symmetric positive definite float64 [n, n]: A⁻¹, or (upper) the upper-triangular U with
    * A⁻¹ = UᵀU (LAPACK dpotrf/dpotri). Returns 0, or k > 0 when the leading minor of order k is not positive definite.

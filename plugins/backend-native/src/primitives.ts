@@ -1,6 +1,6 @@
 /**
  * Host-side pruning primitives on OpenBLAS: Gram accumulation (XᵀX in float32 blocks of rows, summed in float64,
- * symmetrised), matmul, and the float64 factorisations SparseGPT needs (H⁻¹ and the Cholesky factor of H⁻¹, by
+ * symmetrised), matmul, the float64 block product of SparseGPT's lazy update (dgemm) and the float64 factorisations SparseGPT needs (H⁻¹ and the Cholesky factor of H⁻¹, by
  * LAPACK's dpotrf/dpotri). The rest is the kernel's generic implementation.
  */
 import { accumulateGramInBlocks, genericPrimitives, notPositiveDefinite, type PruningPrimitives } from '@topiary/kernel';
@@ -32,6 +32,8 @@ export function nativePrimitives(blas: BlasAddon): PruningPrimitives {
     ...genericPrimitives,
     accumulateGram,
     matmul,
+    subtractProduct64: (m: number, n: number, k: number, a: Float64Array, lda: number, b: Float64Array, ldb: number, c: Float64Array, ldc: number) =>
+      blas.subtractProduct64(m, n, k, a, lda, b, ldb, c, ldc),
     choleskyInverse: (a: Float64Array, n: number) => factorInverse(a, n, false),
     upperCholeskyOfInverse: (a: Float64Array, n: number) => factorInverse(a, n, true),
   });

@@ -90,7 +90,7 @@ describe.skipIf(!built)('backend-native: OpenBLAS kernels', () => {
     expect(() => blas.sgemmStrided(false, false, 2, 2, 2, 1, new Float64Array(4) as unknown as Float32Array, 0, new Float32Array(4), 0, new Float32Array(4), 0)).toThrow(/Float32Array/);
   });
 
-  it('primitives: H⁻¹ and the Cholesky factor of H⁻¹ (LAPACK) equal the generic float64 ones; an indefinite matrix is E_NUMERIC', () => {
+  it('primitives: H⁻¹, the Cholesky factor of H⁻¹ (LAPACK) and the float64 block product (dgemm) equal the generic ones; an indefinite matrix is E_NUMERIC', () => {
     const rng = new SeededRandom(4);
     const prims = nativePrimitives(blas);
     for (const d of [1, 5, 37]) {
@@ -111,6 +111,17 @@ describe.skipIf(!built)('backend-native: OpenBLAS kernels', () => {
       }
       expect([...h]).toEqual([...copy]); // the input is not modified
     }
+    // SparseGPT's lazy update on strided blocks: C[:, 3:] −= A · B[2:5, 3:]
+    const [rows, cols, k] = [6, 9, 3];
+    const A = Float64Array.from(randoms(rows * k, rng));
+    const B = Float64Array.from(randoms(cols * cols, rng));
+    const C1 = Float64Array.from(randoms(rows * cols, rng));
+    const C2 = Float64Array.from(C1);
+    prims.subtractProduct64(rows, cols - 3, k, A, k, B.subarray(2 * cols + 3), cols, C1.subarray(3), cols);
+    genericPrimitives.subtractProduct64(rows, cols - 3, k, A, k, B.subarray(2 * cols + 3), cols, C2.subarray(3), cols);
+    for (let i = 0; i < C1.length; i++) expect(Math.abs(C1[i]! - C2[i]!)).toBeLessThan(1e-12);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < 3; c++) expect(C1[r * cols + c]).toBe(C2[r * cols + c]); // columns left of the block untouched
+    expect(() => prims.subtractProduct64(rows, cols, k, A, k, B, cols, C1.subarray(3), cols)).toThrow(/past the end/);
     const indefinite = new Float64Array([1, 2, 2, 1]);
     expect(() => prims.upperCholeskyOfInverse(indefinite, 2)).toThrow(/not positive definite \(pivot 1\)/);
   });

@@ -116,17 +116,7 @@ export function sparsegptPrune(weight: Float32Array, hessian: Float64Array, o: S
       keep.set(keep1.subarray(r * count, (r + 1) * count), r * cols + i1);
     }
     // Lazy batch update: W[:, i2:] −= Err1 · U[i1:i2, i2:]
-    if (i2 < cols) {
-      for (let r = 0; r < rows; r++) {
-        const wr = r * cols;
-        for (let k = 0; k < count; k++) {
-          const e = Err1[r * count + k]!;
-          if (e === 0) continue;
-          const ur = (i1 + k) * cols;
-          for (let c = i2; c < cols; c++) W[wr + c]! -= e * U[ur + c]!;
-        }
-      }
-    }
+    if (i2 < cols) p.subtractProduct64(rows, cols - i2, count, Err1, count, U.subarray(i1 * cols + i2), cols, W.subarray(i2), cols);
   }
   const out = new Float32Array(rows * cols);
   for (let i = 0; i < out.length; i++) out[i] = keep[i] === 1 ? W[i]! : 0;

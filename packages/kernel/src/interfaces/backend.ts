@@ -27,6 +27,11 @@ export interface PruningPrimitives {
   rowNorms(w: Float32Array, rows: number, cols: number): Float32Array;
   /** C = A·B for A [m, k], B [k, n]. */
   matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array;
+  /**
+   * C −= A·B on float64 row-major blocks: A [m, k], B [k, n], C [m, n], each given as a view that starts at the
+   * block, with its row stride (lda, ldb, ldc ≥ the block's width). SparseGPT's lazy batch update.
+   */
+  subtractProduct64(m: number, n: number, k: number, a: Float64Array, lda: number, b: Float64Array, ldb: number, c: Float64Array, ldc: number): void;
   /** Lower-triangular L with A = L Lᵀ for a symmetric positive definite n×n A; throws E_NUMERIC otherwise. */
   cholesky(a: Float64Array, n: number): Float64Array;
   /** A⁻¹ for symmetric positive definite A, through its Cholesky factor. */
