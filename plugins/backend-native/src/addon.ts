@@ -152,6 +152,10 @@ export function loadAddon(): { addon: BlasAddon } | { error: string } {
   if (cached) return cached;
   if (!existsSync(ADDON_PATH)) return { error: `the addon is not built (${ADDON_PATH} is absent)` };
   chooseCoreType();
+  // OpenMP's threads (fused kernels) and OpenBLAS's alternate on the same cores: spinning OpenMP workers steal
+  // them from BLAS between kernels. Sleeping workers measured 1.9 → 1.45 s per 15M training step on 2 cores.
+  // libgomp reads this once, when it loads with the addon; a value the user set is kept.
+  process.env['OMP_WAIT_POLICY'] ??= 'PASSIVE';
   try {
     const addon = createRequire(import.meta.url)(ADDON_PATH) as BlasAddon;
     cached = { addon };
