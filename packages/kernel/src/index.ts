@@ -17,6 +17,7 @@ export * from './atomic.js';
 export * from './container.js';
 export * from './backend-select.js';
 export * from './fused.js';
+export * from './layers.js';
 export type * from './interfaces/backend.js';
 export type * from './interfaces/model.js';
 export type * from './interfaces/tokenizer.js';

@@ -7,6 +7,7 @@ import {
   checkNumber,
   fieldPath,
   isRecord,
+  parseBlockRange,
   optionalBoolean,
   optionalNumber,
   optionalOneOf,
@@ -34,30 +35,25 @@ export type PostTrainingOptions = {
 
 export const SHARED_KEYS = ['sparsity', 'pattern', 'scope', 'owl', 'owlM', 'owlLambda', 'saliency', 'layers', 'batchSize'] as const;
 
-/** Parse `0,2,4`, `1-3` or an array of integers into sorted unique block indices (range checked against the model later). */
+/**
+ * Parse `0,2,4`, `1-3`, `1:4` (END exclusive) or an array of integers into sorted unique block indices (range checked
+ * against the model later). Ranges read as for every pruner (the kernel's `parseBlockRange`).
+ */
 export function parseLayers(value: unknown, where: string): number[] {
   const parts: unknown[] = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : [value];
   const out = new Set<number>();
   for (const part of parts) {
     const text = String(part).trim();
-    // the structured pruners' START:END form (END exclusive) is accepted too, so `--layers` reads the same everywhere
-    const slice = /^(\d+):(\d+)$/.exec(text);
-    if (slice) {
-      const a = Number(slice[1]);
-      const b = Number(slice[2]);
-      if (b <= a) throw new TopiaryError('E_USAGE', `layer range ${text} is empty (END is exclusive)`, { where });
-      for (let i = a; i < b; i++) out.add(i);
+    const range = parseBlockRange(text);
+    if (!range) {
+      out.add(checkNumber(text, where, { min: 0, integer: true }));
       continue;
     }
-    const range = /^(\d+)-(\d+)$/.exec(text);
-    if (range) {
-      const a = Number(range[1]);
-      const b = Number(range[2]);
-      if (b < a) throw new TopiaryError('E_USAGE', `layer range ${text} is empty`, { where });
-      for (let i = a; i <= b; i++) out.add(i);
-    } else {
-      out.add(checkNumber(text, where, { min: 0, integer: true }));
+    if (range.end === null) {
+      throw new TopiaryError('E_USAGE', `layer range ${text} needs its END here (a list of blocks, before the model is known)`, { where });
     }
+    if (range.end <= range.start) throw new TopiaryError('E_USAGE', `layer range ${text} is empty`, { where, hint: 'A-B includes B; START:END excludes END' });
+    for (let i = range.start; i < range.end; i++) out.add(i);
   }
   return [...out].sort((a, b) => a - b);
 }

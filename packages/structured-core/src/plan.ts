@@ -14,7 +14,7 @@
  *   (importance / group size, so a KV group and an FFN channel compare on one scale) and removed lowest first
  *   until the removed parameters reach the target; a group that would empty its layer's attention or FFN is skipped.
  */
-import { TopiaryError, type ParameterGroup } from '@topiary/kernel';
+import { parseBlockRange, TopiaryError, type BlockRangeSpec, type ParameterGroup } from '@topiary/kernel';
 
 export type Ranking = 'per-layer' | 'global';
 
@@ -30,27 +30,18 @@ export function defaultLayerRange(numBlocks: number): LayerRange {
 }
 
 /** A layer range as written, before the model is known: END may be open (`2:`). */
-export interface LayerSpec {
-  start: number;
-  end: number | null;
-  text: string;
-}
+export type LayerSpec = BlockRangeSpec;
 
-/**
- * Parse `START:END` (END exclusive; either side may be empty: `2:`, `:4`), or the post-training pruners' inclusive
- * `A-B`, so `--layers` reads the same for every method.
- */
+/** Parse a contiguous range (`START:END`, END exclusive, either side may be empty; or `A-B`, inclusive). */
 export function parseLayerSpec(text: string, where = '--layers'): LayerSpec {
-  const inclusive = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(text);
-  if (inclusive) return { start: Number(inclusive[1]), end: Number(inclusive[2]) + 1, text };
-  const m = /^\s*(\d*)\s*:\s*(\d*)\s*$/.exec(text);
-  if (!m) {
+  const range = parseBlockRange(text);
+  if (!range) {
     throw new TopiaryError('E_USAGE', `layer range must look like START:END (block indices, END exclusive), got ${JSON.stringify(text)}`, {
       where,
       hint: 'e.g. 1:4 (or 1-3) for blocks 1, 2 and 3; 2: for block 2 to the last',
     });
   }
-  return { start: m[1] === '' ? 0 : Number(m[1]), end: m[2] === '' ? null : Number(m[2]), text };
+  return range;
 }
 
 /** The concrete range of a spec for a model with `numBlocks` blocks (no spec: the default range). */
