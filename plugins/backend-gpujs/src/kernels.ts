@@ -5,6 +5,7 @@
  * These functions run inside gpu.js: plain loops, `this.thread` / `this.constants`, no closures.
  */
 import type { GPU, IKernelFunctionThis, IKernelRunShortcut } from 'gpu.js';
+import { accumulateGramInBlocks } from '@topiary/kernel';
 
 type KernelThis<C> = IKernelFunctionThis<C>;
 
@@ -67,17 +68,13 @@ export class GpuKernels {
   }
 
   accumulateGram(x: Float32Array, n: number, d: number, acc: Float64Array): void {
-    for (let start = 0; start < n; start += GRAM_BLOCK_ROWS) {
-      const rows = Math.min(GRAM_BLOCK_ROWS, n - start);
+    // blocks of rows on the device in float32, summed (and symmetrised) in float64 by the kernel's shared loop
+    accumulateGramInBlocks(x, n, d, acc, GRAM_BLOCK_ROWS, (block, rows) => {
       const run = this.kernel(`gram:${rows}:${d}`, () =>
         this.gpu.createKernel(gramKernel).setOutput([d, d]).setConstants({ rows, d }).setPrecision('single').setTactic('precision'),
       );
-      const block = run(x.subarray(start * d, (start + rows) * d)) as Float32Array[];
-      for (let i = 0; i < d; i++) {
-        const row = block[i]!;
-        for (let j = 0; j < d; j++) acc[i * d + j]! += row[j]!;
-      }
-    }
+      return flatten(run(block) as Float32Array[], d, d);
+    });
   }
 
   rowNorms(w: Float32Array, rows: number, cols: number): Float32Array {
