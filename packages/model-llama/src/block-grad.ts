@@ -27,7 +27,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { FusedKernel, type LinearKind } from '@topiary/kernel';
-import { hasFused, rope } from './ops.js';
+import { hasFused, mergeHeads, rmsScale, rope, splitHeads, swiglu } from './ops.js';
 
 type T = tf.Tensor;
 
@@ -59,7 +59,7 @@ function rmsForward(x: T, w: T, eps: number, activeDim: number): { r: T; out: T 
     const [out, r] = tf.engine().runKernel(FusedKernel.rmsNorm, { x, weight: w }, { eps, activeDim }) as unknown as T[];
     return { r: r!, out: out! };
   }
-  const r = tf.rsqrt(tf.add(tf.div(tf.sum(tf.square(x), -1, true), activeDim), eps));
+  const r = rmsScale(x, eps, activeDim);
   return { r, out: tf.mul(tf.mul(x, r), w) };
 }
 
@@ -80,7 +80,7 @@ function rmsBackward(dh: T, x: T, r: T, w: T, activeDim: number, residual?: T): 
 /** SwiGLU's product m = g·σ(g)·u. */
 function swigluProduct(g: T, u: T): T {
   if (hasFused(FusedKernel.swiglu)) return tf.engine().runKernel(FusedKernel.swiglu, { gate: g, up: u }, {}) as T;
-  return tf.mul(tf.mul(g, tf.sigmoid(g)), u);
+  return swiglu(g as tf.Tensor2D, u as tf.Tensor2D);
 }
 
 /** SwiGLU's gradient: with s = σ(g), dUp = dm·g·s and dGate = dm·u·s·(1 + g(1 − s)). */
@@ -116,7 +116,7 @@ function ropeHeads(y: T, heads: number, g: BlockGeometry, cos: tf.Tensor2D, sin:
   if (hasFused(FusedKernel.ropeHeads)) {
     return tf.engine().runKernel(FusedKernel.ropeHeads, { x: y, cos, sin }, { batch: b, seq: t, heads, headDim: hd, backward: false }) as tf.Tensor4D;
   }
-  return rope(tf.transpose(tf.reshape(y, [b, t, heads, hd]), [0, 2, 1, 3]), cos, sin);
+  return rope(splitHeads(y, b, t, heads, hd), cos, sin);
 }
 
 /** The gradient of ropeHeads: d [b, heads, t, hd] → [b·t, heads·hd]. */
@@ -125,7 +125,7 @@ function ropeHeadsBackward(d: tf.Tensor4D, g: BlockGeometry, cos: tf.Tensor2D, s
   if (hasFused(FusedKernel.ropeHeads)) {
     return tf.engine().runKernel(FusedKernel.ropeHeads, { x: d, cos, sin }, { batch: b, seq: t, heads, headDim: hd, backward: true }) as tf.Tensor2D;
   }
-  return tf.reshape(tf.transpose(ropeBackward(d, cos, sin), [0, 2, 1, 3]), [b * t, heads * hd]);
+  return mergeHeads(ropeBackward(d, cos, sin), b, t, heads, hd);
 }
 
 /** softmax(scale·scores + causal mask) for scores [items, rows, t] whose row r is at position r mod t. */
@@ -211,8 +211,8 @@ function attentionLayout(g: BlockGeometry) {
     grouped,
     items: b * (grouped ? nKvHeads : nHeads),
     rows: grouped ? (nHeads / nKvHeads) * t : t,
-    heads: (y: T, count: number): tf.Tensor4D => tf.transpose(tf.reshape(y, [b, t, count, hd]), [0, 2, 1, 3]),
-    merge: (y: T, count: number): tf.Tensor2D => tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [b * t, count * hd]),
+    heads: (y: T, count: number): tf.Tensor4D => splitHeads(y, b, t, count, hd),
+    merge: (y: T, count: number): tf.Tensor2D => mergeHeads(y, b, t, count, hd),
   };
 }
 
@@ -225,21 +225,28 @@ export function trainableBlock(x: tf.Tensor2D, w: BlockWeights, g: BlockGeometry
   const { scale, grouped, items, rows, heads, merge } = attentionLayout(g);
   const att = w.attention;
   const ffn = w.ffn;
+  // The weights are the custom gradient's inputs after x, flat, in this order; `unpack` reads them back (the forward
+  // sees the inputs, the backward their saved copies).
   const weights: T[] = [
     ...(att ? [att.inputNorm, att.q, att.k, att.v, att.o] : []),
     ...(ffn ? [ffn.postNorm, ffn.gate, ffn.up, ffn.down] : []),
   ];
+  const unpack = (ws: T[]): BlockWeights => {
+    let i = 0;
+    const next = <R extends T>(): R => ws[i++] as R;
+    return {
+      ...(att ? { attention: { inputNorm: next<tf.Tensor1D>(), q: next<tf.Tensor2D>(), k: next<tf.Tensor2D>(), v: next<tf.Tensor2D>(), o: next<tf.Tensor2D>() } } : {}),
+      ...(ffn ? { ffn: { postNorm: next<tf.Tensor1D>(), gate: next<tf.Tensor2D>(), up: next<tf.Tensor2D>(), down: next<tf.Tensor2D>() } } : {}),
+    };
+  };
 
   const op = tf.customGrad(((...args: unknown[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const [xIn, ...ws] = args as T[];
-    let i = 0;
-    const A = att ? { inputNorm: ws[i++]!, q: ws[i++]!, k: ws[i++]!, v: ws[i++]!, o: ws[i++]! } : undefined;
-    const F = ffn ? { postNorm: ws[i++]!, gate: ws[i++]!, up: ws[i++]!, down: ws[i++]! } : undefined;
 
     // ---------------------------------------------------------------- forward, keeping only what the backward reads
-    const kept = tf.tidy(() => blockForward(xIn!, { ...(A ? { attention: A as Required<BlockWeights>['attention'] } : {}), ...(F ? { ffn: F as Required<BlockWeights>['ffn'] } : {}) }, g));
-    if (A) Object.assign(kept, { cos: g.cos, sin: g.sin }); // the RoPE tables die with the forward's scope otherwise
+    const kept = tf.tidy(() => blockForward(xIn!, unpack(ws), g));
+    if (att) Object.assign(kept, { cos: g.cos, sin: g.sin }); // the RoPE tables die with the forward's scope otherwise
     const names = Object.keys(kept).filter((k) => k !== 'y');
     save([xIn!, ...ws, ...names.map((k) => kept[k]!)]);
 
@@ -250,9 +257,7 @@ export function trainableBlock(x: tf.Tensor2D, w: BlockWeights, g: BlockGeometry
         const wsS = saved.slice(1, 1 + ws.length);
         const s: Record<string, T> = {};
         names.forEach((k, j) => (s[k] = saved[1 + ws.length + j]!));
-        let j = 0;
-        const As = A ? { inputNorm: wsS[j++]!, q: wsS[j++]!, k: wsS[j++]!, v: wsS[j++]!, o: wsS[j++]! } : undefined;
-        const Fs = F ? { postNorm: wsS[j++]!, gate: wsS[j++]!, up: wsS[j++]!, down: wsS[j++]! } : undefined;
+        const { attention: As, ffn: Fs } = unpack(wsS);
         const grads: T[] = [];
         let dx2: T = dy;
         if (Fs) {

@@ -24,7 +24,7 @@ import {
 } from '@topiary/kernel';
 import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes, validateConfig, type CreateConfig } from './config.js';
 import { EMBED, FINAL_NORM, LINEAR_KINDS, LM_HEAD, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
-import { attention, causalMask, embedding, linear2d, linearCrossEntropy, rmsNorm, rope, ropeTables, swiglu } from './ops.js';
+import { attention, causalMask, embedding, linear2d, linearCrossEntropy, mergeHeads, rmsNorm, rope, ropeTables, splitHeads, swiglu } from './ops.js';
 import { computeGroups, slimWeights } from './groups.js';
 import { blockForward, trainableBlock } from './block-grad.js';
 
@@ -162,7 +162,7 @@ export class LlamaModel implements CausalLM {
     // generation with a kv cache (and gradients through capture hooks): the op-by-op path
     if (shape.nHeads > 0) {
       const h = rmsNorm(x, this.param(inputNormName(i)) as tf.Variable<tf.Rank.R1>, normEps, this.activeDim);
-      const heads = (y: tf.Tensor2D, n: number): tf.Tensor4D => tf.transpose(tf.reshape(y, [b, t, n, headDim]), [0, 2, 1, 3]);
+      const heads = (y: tf.Tensor2D, n: number): tf.Tensor4D => splitHeads(y, b, t, n, headDim);
       const q = rope(heads(this.linear(h, i, 'q'), shape.nHeads), cos, sin);
       let k = rope(heads(this.linear(h, i, 'k'), shape.nKvHeads), cos, sin);
       let v = heads(this.linear(h, i, 'v'), shape.nKvHeads);
@@ -175,7 +175,7 @@ export class LlamaModel implements CausalLM {
         cache.layers[i] = { k: tf.keep(k), v: tf.keep(v) };
       }
       const att = attention(q, k, v, headKvMap(shape), mask);
-      const merged = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [b * t, shape.nHeads * headDim]) as tf.Tensor2D;
+      const merged = mergeHeads(att, b, t, shape.nHeads, headDim);
       x = tf.add(x, this.linear(merged, i, 'o'));
     }
     if (shape.hiddenDim > 0) {

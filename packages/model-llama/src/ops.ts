@@ -65,8 +65,22 @@ export function embedding(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
  * model compute what its slimmed copy computes.
  */
 export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number, activeDim: number): tf.Tensor2D {
-  const meanSquare = tf.div(tf.sum(tf.square(x), -1, true), activeDim);
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), weight);
+  return tf.mul(tf.mul(x, rmsScale(x, eps, activeDim)), weight);
+}
+
+/** RMSNorm's per-row scale r = rsqrt(Σx² / activeDim + eps), [rows, 1]. */
+export function rmsScale(x: tf.Tensor, eps: number, activeDim: number): tf.Tensor {
+  return tf.rsqrt(tf.add(tf.div(tf.sum(tf.square(x), -1, true), activeDim), eps));
+}
+
+/** [b·t, count·hd] → [b, count, t, hd]: the heads of a projection as a batch axis. */
+export function splitHeads(y: tf.Tensor, b: number, t: number, count: number, hd: number): tf.Tensor4D {
+  return tf.transpose(tf.reshape(y, [b, t, count, hd]), [0, 2, 1, 3]);
+}
+
+/** The inverse of splitHeads: [b, count, t, hd] → [b·t, count·hd]. */
+export function mergeHeads(y: tf.Tensor, b: number, t: number, count: number, hd: number): tf.Tensor2D {
+  return tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [b * t, count * hd]);
 }
 
 /** cos and sin tables [t, headDim] for positions start..start+t-1 (rotate-half layout: frequencies repeated twice). */
