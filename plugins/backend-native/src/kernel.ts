@@ -112,6 +112,15 @@ export function installFusedKernels(blas: BlasAddon): void {
   // typedArrayFromHeap gives the array type of the tensor's dtype (Int32Array for int32)
   const i32 = (b: WasmHeapBackend, t: TensorInfo): Int32Array => b.typedArrayFromHeap(t) as unknown as Int32Array;
 
+  const float32 = (name: string, ...xs: TensorInfo[]): void => {
+    for (const x of xs) if (x.dtype !== 'float32') throw new Error(`${name}: expected float32 inputs, got ${x.dtype} [${x.shape}]`);
+  };
+  const sameSize = (name: string, xs: TensorInfo[]): number => {
+    const n = size(xs[0]!.shape);
+    for (const x of xs) if (size(x.shape) !== n) throw new Error(`${name}: inputs of different sizes ([${xs.map((t) => t.shape).join('], [')}])`);
+    return n;
+  };
+
   const softmaxCrossEntropy: KernelFunc = (args) => {
     const z = args.inputs['logits'] as TensorInfo;
     const t = args.inputs['targets'] as TensorInfo;
@@ -128,27 +137,18 @@ export function installFusedKernels(blas: BlasAddon): void {
   };
 
   const adamw: KernelFunc = (args) => {
-    const names = ['param', 'grad', 'm', 'v'] as const;
-    const ins = names.map((k) => args.inputs[k] as TensorInfo);
-    const size = ins[0]!.shape.reduce((p, d) => p * d, 1);
-    for (const [i, x] of ins.entries()) {
-      if (x.dtype !== 'float32' || x.shape.reduce((p, d) => p * d, 1) !== size) {
-        throw new Error(`${FusedKernel.adamw}: ${names[i]} must be float32 with ${size} elements, got ${x.dtype} [${x.shape}]`);
-      }
-    }
+    const ins = ['param', 'grad', 'm', 'v'].map((k) => args.inputs[k] as TensorInfo);
+    float32(FusedKernel.adamw, ...ins);
+    const n = sameSize(FusedKernel.adamw, ins);
     const a = args.attrs as unknown as { lr: number; beta1: number; beta2: number; eps: number; decay: number; gradScale: number; bc1: number; bc2: number };
     const b = heap(args.backend);
     const outs = [0, 1, 2].map(() => b.makeOutput([...ins[0]!.shape], 'float32'));
-    if (size > 0) {
+    if (n > 0) {
       const [p, g, m, v] = ins.map((x) => f32(b, x));
       const [po, mo, vo] = outs.map((x) => f32(b, x));
       blas.adamw(p!, g!, m!, v!, po!, mo!, vo!, a.lr, a.beta1, a.beta2, a.eps, a.decay, a.gradScale, a.bc1, a.bc2);
     }
     return outs;
-  };
-
-  const float32 = (name: string, ...xs: TensorInfo[]): void => {
-    for (const x of xs) if (x.dtype !== 'float32') throw new Error(`${name}: expected float32 inputs, got ${x.dtype} [${x.shape}]`);
   };
 
   const ropeHeads: KernelFunc = (args) => {
@@ -189,12 +189,6 @@ export function installFusedKernels(blas: BlasAddon): void {
     const out = b.makeOutput([...p.shape], 'float32');
     if (size(p.shape) > 0) blas.softmaxGrad(f32(b, p), f32(b, dp), f32(b, out), size(p.shape) / cols, cols, scale);
     return out;
-  };
-
-  const sameSize = (name: string, xs: TensorInfo[]): number => {
-    const n = size(xs[0]!.shape);
-    for (const x of xs) if (size(x.shape) !== n) throw new Error(`${name}: inputs of different sizes ([${xs.map((t) => t.shape).join('], [')}])`);
-    return n;
   };
 
   const swiglu: KernelFunc = (args) => {
