@@ -134,6 +134,26 @@ static napi_value sgemm_strided(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * The shared step of every row softmax here: with m = max_j k·z_j, writes e_j = exp(k·z_j − m) to out (when out is
+ * not NULL) and returns Σ_j e_j; *max gets m. n ≥ 1.
+ */
+static float row_exp(const float *z, int64_t n, float k, float *out, float *max) {
+  float mx = z[0] * k;
+  for (int64_t j = 1; j < n; j++) mx = z[j] * k > mx ? z[j] * k : mx;
+  float sum = 0.0f;
+  if (out) {
+    for (int64_t j = 0; j < n; j++) {
+      out[j] = expf(z[j] * k - mx);
+      sum += out[j];
+    }
+  } else {
+    for (int64_t j = 0; j < n; j++) sum += expf(z[j] * k - mx);
+  }
+  *max = mx;
+  return sum;
+}
+
+/*
  * softmaxXent(z, n, vocab, targets, loss, grad | null, scale)
  * For each row i of z [n, vocab]: loss[i] = logsumexp(z_i) − z_i[t_i]; when grad is given,
  * grad_i = (softmax(z_i) − onehot(t_i)) · scale. Rows run in parallel; a target outside [0, vocab) is an error.
@@ -162,20 +182,13 @@ static napi_value softmax_xent(napi_env env, napi_callback_info info) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) {
     const float *zi = z + i * vocab;
-    float mx = zi[0];
-    for (int64_t j = 1; j < vocab; j++) mx = zi[j] > mx ? zi[j] : mx;
-    float sum = 0.0f;
-    if (grad) {
-      float *gi = grad + i * vocab;
-      for (int64_t j = 0; j < vocab; j++) {
-        gi[j] = expf(zi[j] - mx);
-        sum += gi[j];
-      }
+    float *gi = grad ? grad + i * vocab : NULL;
+    float mx;
+    const float sum = row_exp(zi, vocab, 1.0f, gi, &mx);
+    if (gi) {
       const float k = s / sum;
       for (int64_t j = 0; j < vocab; j++) gi[j] *= k;
       gi[t[i]] -= s;
-    } else {
-      for (int64_t j = 0; j < vocab; j++) sum += expf(zi[j] - mx);
     }
     loss[i] = logf(sum) + mx - zi[t[i]];
   }
@@ -286,16 +299,9 @@ static napi_value causal_softmax(napi_env env, napi_callback_info info) {
   for (int64_t r = 0; r < nrows; r++) {
     const int64_t pos = (r % rows) % seq;
     const int64_t n = pos + 1 < cols ? pos + 1 : cols;
-    const float *s = sc + r * cols;
     float *p = pr + r * cols;
-    float mx = s[0] * k;
-    for (int64_t j = 1; j < n; j++) mx = s[j] * k > mx ? s[j] * k : mx;
-    float sum = 0.0f;
-    for (int64_t j = 0; j < n; j++) {
-      p[j] = expf(s[j] * k - mx);
-      sum += p[j];
-    }
-    const float inv = 1.0f / sum;
+    float mx;
+    const float inv = 1.0f / row_exp(sc + r * cols, n, k, p, &mx);
     for (int64_t j = 0; j < n; j++) p[j] *= inv;
     for (int64_t j = n; j < cols; j++) p[j] = 0.0f;
   }
