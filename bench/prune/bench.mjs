@@ -4,11 +4,11 @@
 // Usage (from the repo root, after `pnpm build`): node bench/prune/bench.mjs [--samples 128] [--seqlen 256] [--backends wasm,native]
 // (the native column needs `pnpm --filter @topiary/backend-native build:native`; it is skipped with the reason otherwise)
 // A script, not a test: numbers are noisy on a shared machine. Cost growth with model size: bench/prune/sizes.mjs.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pythonEnv } from '../train/driver.mjs';
+import { topiaryPrune, torchPrune } from './runners.mjs';
 
 const root = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..');
 const arg = (flag, dflt) => (process.argv.includes(flag) ? process.argv[process.argv.indexOf(flag) + 1] : dflt);
@@ -28,22 +28,14 @@ console.error(`PyTorch: ${python}, ${threads} OpenBLAS thread(s), core detected 
 const backends = arg('--backends', 'wasm,native').split(',');
 const rows = [];
 for (const method of ['wanda', 'sparsegpt']) {
+  let py; // the reference runs once per method, after Topiary's first backend, on the same calibration windows
   for (const backend of backends) {
-    let ts;
-    try {
-      ts = JSON.parse(
-        execFileSync(process.execPath, [join(root, 'apps', 'cli', 'dist', 'bin.js'), '--json', '--backend', backend, '--out', join(work, `${method}-${backend}`), 'prune', '--model', model,
-          '--method', method, '--sparsity', '0.5', '--calibration', text, '--samples', samples, '--seqlen', seqlen, '--dump-calibration', calib],
-        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 }),
-      );
-    } catch (err) {
-      console.error(`${method} on ${backend}: unavailable — ${String(err.stderr ?? err.message).trim().split('\n').slice(-2).join(' | ')}`);
+    const ts = topiaryPrune({ backend, out: join(work, `${method}-${backend}`), model, method, calibration: text, samples, seqlen, calib });
+    if (ts.unavailable) {
+      console.error(`${method} on ${backend}: unavailable — ${ts.unavailable}`);
       continue;
     }
-    // the reference runs once per method, right after Topiary's first backend, on the same calibration windows
-    const prev = rows.find((r) => r.method === method);
-    const py = prev ? { seconds: prev.pySeconds, peakRssBytes: prev.pyPeak, blas: prev.blas, threads: prev.threads }
-      : JSON.parse(execFileSync(python, [join(root, 'bench', 'reference', 'prune_reference.py'), 'bench', '--method', method, '--fixture', calib], { encoding: 'utf8', env: pyEnv }).trim().split('\n').pop());
+    py ??= torchPrune({ method, calib, model, env: pyEnv });
     rows.push({ method, backend, tsSeconds: ts.seconds, pySeconds: py.seconds, tsPeak: ts.peakRssBytes, pyPeak: py.peakRssBytes, blas: py.blas, threads: py.threads });
   }
 }

@@ -4,11 +4,11 @@
 // the shipped tokenizer and calibration text work), same calibration windows on both sides. Fits cost ∝ params^k.
 // Usage (repo root, after `pnpm build`): node bench/prune/sizes.mjs [--dims 64,128,256] [--layers 4] [--samples 32] [--seqlen 128] [--backends wasm,native]
 // A script, not a test: numbers are noisy on a shared machine. Writes bench/out/prune-sizes-<time>.json.
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fitExponent, pythonEnv } from '../train/driver.mjs';
+import { topiaryPrune, torchPrune } from './runners.mjs';
 
 const root = resolve(new URL('.', import.meta.url).pathname, '..', '..');
 const arg = (flag, dflt) => (process.argv.includes(flag) ? process.argv[process.argv.indexOf(flag) + 1] : dflt);
@@ -17,7 +17,6 @@ const layers = Number(arg('--layers', '4'));
 const samples = arg('--samples', '32');
 const seqlen = arg('--seqlen', '128');
 const text = arg('--calibration', join(root, 'assets', 'data', 'tinystories_val_head.txt'));
-const python = process.env.TOPIARY_PYTHON ?? '/usr/bin/python3';
 const work = mkdtempSync(join(tmpdir(), 'topiary-bench-prune-sizes-'));
 const base = join(root, 'assets', 'models', 'stories260K-hf');
 const backends = arg('--backends', 'wasm,native').split(',');
@@ -39,18 +38,12 @@ for (const dim of dims) {
     const calib = join(work, `calib-${dim}-${method}.json`);
     let py;
     for (const backend of backends) {
-      let ts;
-      try {
-        ts = JSON.parse(
-          execFileSync(process.execPath, [join(root, 'apps', 'cli', 'dist', 'bin.js'), '--json', '--backend', backend, '--out', join(work, `out-${dim}-${method}-${backend}`), 'prune', '--model', dir,
-            '--method', method, '--sparsity', '0.5', '--calibration', text, '--samples', samples, '--seqlen', seqlen, '--dump-calibration', calib],
-          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 }),
-        );
-      } catch (err) {
-        process.stderr.write(`dim ${dim} ${method} on ${backend}: unavailable — ${String(err.stderr ?? err.message).trim().split('\n').slice(-2).join(' | ')}\n`);
+      const ts = topiaryPrune({ backend, out: join(work, `out-${dim}-${method}-${backend}`), model: dir, method, calibration: text, samples, seqlen, calib });
+      if (ts.unavailable) {
+        process.stderr.write(`dim ${dim} ${method} on ${backend}: unavailable — ${ts.unavailable}\n`);
         continue;
       }
-      py ??= JSON.parse(execFileSync(python, [join(root, 'bench', 'reference', 'prune_reference.py'), 'bench', '--method', method, '--fixture', calib, '--model', dir], { encoding: 'utf8', env: pyEnv }).trim().split('\n').pop());
+      py ??= torchPrune({ method, calib, model: dir, env: pyEnv });
       rows.push({ dim, params, method, backend, tsSeconds: ts.seconds, pySeconds: py.seconds, tsPeak: ts.peakRssBytes, pyPeak: py.peakRssBytes });
       process.stderr.write(`dim ${dim} ${method} ${backend}: topiary ${ts.seconds.toFixed(2)} s, torch ${py.seconds.toFixed(2)} s\n`);
     }

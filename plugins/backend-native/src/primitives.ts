@@ -1,7 +1,8 @@
 /**
  * Host-side pruning primitives on OpenBLAS: Gram accumulation (XᵀX in float32 blocks of rows, summed in float64,
- * symmetrised), matmul, the float64 block product of SparseGPT's lazy update (dgemm) and the float64 factorisations SparseGPT needs (H⁻¹ and the Cholesky factor of H⁻¹, by
- * LAPACK's dpotrf/dpotri). The rest is the kernel's generic implementation.
+ * symmetrised), matmul, the float64 block product of SparseGPT's lazy update (dgemm), and the float64 factorisations
+ * SparseGPT needs (H⁻¹ and the Cholesky factor of H⁻¹, by LAPACK's dpotrf/dpotri). The rest is the kernel's generic
+ * implementation.
  */
 import { accumulateGramInBlocks, genericPrimitives, notPositiveDefinite, type PruningPrimitives } from '@topiary/kernel';
 import type { BlasAddon } from './addon.js';
