@@ -7,16 +7,21 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { TopiaryError, type BackendAvailability, type BackendCapabilities, type TensorBackend } from '@topiary/kernel';
 import { installFastBatchMatMul, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
+import { defaultThreads, MAX_THREADS, relaxedSimdAvailable } from './gemm/pool.js';
 import { installSharedIdentity } from './kernels/identity.js';
 import { installMissingKernels } from './kernels/unsorted-segment-sum.js';
 import { wasmPrimitives } from './primitives.js';
 
 export interface WasmBackendOptions {
   /**
-   * Replace the stock wasm `BatchMatMul` with the one that transposes explicitly and splits batches into plain
-   * 2-D products (default true; false keeps tfjs's kernel, for comparisons).
+   * Run `BatchMatMul` on Topiary's multithreaded WebAssembly GEMM (default true; false keeps tfjs's stock
+   * single-threaded kernel, for comparisons).
    */
   fastMatMul?: boolean;
+  /** Threads for the GEMM, the caller's included (default: TOPIARY_WASM_THREADS, else every core, at most 16). */
+  threads?: number;
+  /** Fused multiply-add in the GEMM where the engine allows it (default true; TOPIARY_WASM_FMA=0 also turns it off). */
+  fma?: boolean;
 }
 
 const require = createRequire(import.meta.url);
@@ -31,10 +36,19 @@ export class WasmBackend implements TensorBackend {
   private simd: boolean | undefined;
   private threaded = false;
   private readonly fastMatMul: boolean;
+  private readonly gemmThreads: number;
+  private readonly fma: boolean;
   private readonly added: string[] = [];
 
   constructor(options: WasmBackendOptions = {}) {
     this.fastMatMul = options.fastMatMul ?? true;
+    if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1)) {
+      throw new TopiaryError('E_CONFIG', `backend-wasm: threads must be a whole number ≥ 1, got ${String(options.threads)}`, {
+        where: 'backend wasm option threads',
+      });
+    }
+    this.gemmThreads = Math.min(options.threads ?? defaultThreads(), MAX_THREADS);
+    this.fma = (options.fma ?? true) && relaxedSimdAvailable();
   }
 
   async available(): Promise<BackendAvailability> {
@@ -61,7 +75,7 @@ export class WasmBackend implements TensorBackend {
       this.added.splice(0, this.added.length, ...installMissingKernels());
       installSharedIdentity();
       // The kernel registry is process-wide: the last backend initialised decides which BatchMatMul runs.
-      if (this.fastMatMul) installFastBatchMatMul();
+      if (this.fastMatMul) installFastBatchMatMul({ threads: this.gemmThreads, fma: this.fma });
       else uninstallFastBatchMatMul();
       const ok = await tf.setBackend('wasm');
       if (!ok) throw new Error('tf.setBackend("wasm") returned false');
@@ -86,11 +100,11 @@ export class WasmBackend implements TensorBackend {
         : `runs tfjs-backend-wasm-${build}.wasm (XNNPACK) on ${this.threaded ? 'several threads' : '1 thread'}`,
       'multithreading: tfjs-wasm 4.22 hard-wires it off under Node (its pthread workers load from a blob: URL Node cannot import); forcing it is not shipped',
       this.fastMatMul
-        ? 'BatchMatMul: transposes explicitly and splits batches into plain 2-D XNNPACK products (tfjs matmul gradients use transpose flags)'
-        : 'BatchMatMul: stock tfjs kernel (transposed and batched products are slow)',
+        ? `BatchMatMul (float32): Topiary's WebAssembly SIMD GEMM on ${this.gemmThreads} thread(s)${this.fma ? ', fused multiply-add (relaxed SIMD)' : ''}; transposed and batched products packed, not copied`
+        : 'BatchMatMul: stock tfjs kernel (XNNPACK, 1 thread; transposed and batched products are slow)',
       'UnsortedSegmentSum added (gradient of gather / embedding lookup)',
       'primitives: accumulateGram and matmul on XNNPACK (float32 blocks of 1024 rows summed in float64); the rest generic',
     ];
-    return { device: 'cpu', threads: this.threaded ? 2 : 1, simd, float64: false, notes };
+    return { device: 'cpu', threads: this.fastMatMul ? this.gemmThreads : this.threaded ? 2 : 1, simd, float64: false, notes };
   }
 }

@@ -6,7 +6,9 @@ import { definePlugin, provide, Tokens } from '@topiary/kernel';
 import { WasmBackend, type WasmBackendOptions } from './backend.js';
 
 export { WasmBackend, type WasmBackendOptions } from './backend.js';
-export { installFastBatchMatMul, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
+export { installFastBatchMatMul, uninstallFastBatchMatMul, gemmInfo, productSpec } from './kernels/batch-matmul.js';
+export { GemmPool, defaultThreads, relaxedSimdAvailable, type GemmPoolOptions } from './gemm/pool.js';
+export type { ProductSpec } from './gemm/plan.js';
 export { installSharedIdentity, uninstallSharedIdentity } from './kernels/identity.js';
 export { wasmPrimitives, GRAM_BLOCK_ROWS } from './primitives.js';
 export { installMissingKernels, unsortedSegmentSumConfig } from './kernels/unsorted-segment-sum.js';

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createContainer, resolveAllOrNone, Tokens } from '@topiary/kernel';
-import plugin, { createWasmBackend, installFastBatchMatMul } from '../src/index.js';
-import { PER_ITEM_MIN_FLOPS } from '../src/kernels/batch-matmul.js';
+import plugin, { createWasmBackend, defaultThreads, gemmInfo, installFastBatchMatMul, productSpec } from '../src/index.js';
 
 /** Reference product in float64 on the host (closed form: the definition of a matrix product). */
 function hostMatMul(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, bBatched: boolean): Float64Array {
@@ -43,13 +42,21 @@ describe('backend-wasm', () => {
     expect(tf.getBackend()).toBe('wasm');
     const caps = b.capabilities();
     expect(caps.simd).toBe(true);
-    expect(caps.threads).toBe(1);
+    expect(caps.threads).toBe(defaultThreads());
     expect(caps.notes.join(' ')).toContain('tfjs-backend-wasm-simd.wasm');
+    expect(caps.notes.join(' ')).toContain(`GEMM on ${defaultThreads()} thread(s)`);
+    // threads as an option, with a typed error for nonsense
+    expect(createWasmBackend({ threads: 1 }).capabilities().threads).toBe(1);
+    expect(() => createWasmBackend({ threads: 0 })).toThrow(/threads must be a whole number/);
   });
 
-  it('the per-item cases below really are above the per-item threshold', () => {
-    expect(2 * 64 * 40 * 64).toBeGreaterThanOrEqual(PER_ITEM_MIN_FLOPS);
-    expect(2 * 5 * 24 * 7).toBeLessThan(PER_ITEM_MIN_FLOPS);
+  it('reads the product a BatchMatMul asks for: folds a shared B into the rows, leaves odd broadcasts to the stock kernel', () => {
+    const t = (shape: number[], dtype: 'float32' | 'int32' = 'float32') => ({ dataId: {}, shape, dtype });
+    expect(productSpec(t([3, 5, 24]), t([24, 7]), false, false)).toMatchObject({ batch: 1, m: 15, n: 7, k: 24 });
+    expect(productSpec(t([3, 24, 5]), t([24, 7]), true, false)).toMatchObject({ batch: 3, m: 5, aBatched: true, bBatched: false });
+    expect(productSpec(t([5, 24]), t([3, 7, 24]), false, true)).toMatchObject({ batch: 3, n: 7, k: 24, aBatched: false, bBatched: true });
+    expect(productSpec(t([2, 5, 24]), t([3, 24, 7]), false, false)).toBeUndefined();
+    expect(productSpec(t([5, 24], 'int32'), t([24, 7], 'int32'), false, false)).toBeUndefined();
   });
 
   it('installing the fast BatchMatMul twice keeps one wrapper around the stock kernel', () => {
@@ -72,11 +79,14 @@ describe('backend-wasm', () => {
     { a: [3, 5, 24], b: [24, 7], ta: false, tb: false },
     { a: [5, 24], b: [3, 24, 7], ta: false, tb: false },
     { a: [1, 5, 24], b: [1, 24, 7], ta: false, tb: false },
-    // Items above PER_ITEM_MIN_FLOPS: one XNNPACK product per item.
+    // Larger items: several threads, several tiles, edge tiles in both directions.
     { a: [3, 64, 40], b: [3, 40, 64], ta: false, tb: false },
     { a: [3, 40, 64], b: [3, 64, 40], ta: true, tb: true },
     { a: [2, 2, 64, 40], b: [2, 2, 64, 40], ta: false, tb: true },
     { a: [64, 40], b: [3, 40, 64], ta: false, tb: false },
+    { a: [130, 600], b: [600, 70], ta: false, tb: false },
+    { a: [600, 130], b: [70, 600], ta: true, tb: true },
+    { a: [9, 600], b: [1100, 600], ta: false, tb: true },
   ];
   for (const { a: sa, b: sb, ta, tb } of cases) {
     it(`matMul ${JSON.stringify(sa)}${ta ? 'ᵀ' : ''} · ${JSON.stringify(sb)}${tb ? 'ᵀ' : ''} matches the definition`, () => {
@@ -103,6 +113,11 @@ describe('backend-wasm', () => {
       expect(tf.memory().numTensors).toBe(before);
     });
   }
+
+  it('the products above ran on the GEMM pool', () => {
+    const info = gemmInfo();
+    expect(info?.threads).toBeGreaterThanOrEqual(1);
+  });
 
   it('matMul gradients (which use transpose flags) match the closed form dA = dY·Bᵀ, dB = Aᵀ·dY', () => {
     const a = tf.randomUniform([4, 6], -1, 1, 'float32', 3);

@@ -1,0 +1,228 @@
+/**
+ * Runs the generated GEMM on several threads. tfjs-wasm's own threaded build does not start under Node (its
+ * pthread workers load from a `blob:` URL), so this is our own: one WebAssembly memory shared by the main thread
+ * and `threads − 1` worker_threads, each with an instance of the same compiled module.
+ *
+ * A product goes: copy A and B from the tfjs heap into the shared memory → write each thread's operation list
+ * (plan.ts) → bump a sequence number and wake the workers (Atomics.notify) → the main thread runs its own list
+ * → wait until every worker has counted itself done → copy C out. Workers never touch JavaScript objects, only
+ * the shared memory, so the handshake is a few Atomics calls (tens of µs); products too small to repay it run
+ * on the main thread alone.
+ */
+import v8 from 'node:v8';
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { gemmModuleBytes, MAX_PAGES, OP_WORDS, TILE, type GemmExports, type TileShape } from './kernels.js';
+import { wasmApi, type WasmMemory } from './wasm-api.js';
+import { BLOCKS, outputFloats, planProduct, roundUp, scratchFloats, type BlockSizes, type ProductSpec } from './plan.js';
+
+/** Control words at the start of the shared memory. */
+const SEQ = 0;
+const DONE = 1;
+const FAILED = 2;
+const STOP = 3;
+/** Workers that have instantiated the module and entered their loop. */
+const READY = 4;
+/** Thread t's list: address at LISTS + 2t, operation count at LISTS + 2t + 1. */
+const LISTS = 8;
+export const MAX_THREADS = 16;
+const CONTROL_BYTES = 4 * (LISTS + 2 * MAX_THREADS);
+/** Operands start here (room for the control words, 64-byte aligned). */
+const HEAP_START = roundUp(CONTROL_BYTES, 64);
+/** Below this many multiply-adds a product runs on the calling thread only (waking workers costs ~20–50 µs). */
+export const SERIAL_MACS = 1 << 19;
+/** A worker that has not answered in this long is treated as dead (no product here takes a fraction of it). */
+const WORKER_TIMEOUT_MS = 300_000;
+/** Workers that have not started in this long never will (a start takes milliseconds). */
+const WORKER_START_MS = 30_000;
+
+/**
+ * The worker's whole program. It is plain JavaScript evaluated by worker_threads (`eval: true`), so it runs the
+ * same from the TypeScript sources under test and from dist/.
+ */
+const WORKER_SOURCE = `
+const { workerData } = require('node:worker_threads');
+const { module, memory, index } = workerData;
+const { exec } = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const control = new Int32Array(memory.buffer, 0, ${CONTROL_BYTES / 4});
+Atomics.add(control, ${READY}, 1);
+let seen = 0;
+for (;;) {
+  Atomics.wait(control, ${SEQ}, seen);
+  seen = Atomics.load(control, ${SEQ});
+  if (Atomics.load(control, ${STOP}) !== 0) break;
+  const list = Atomics.load(control, ${LISTS} + 2 * index);
+  const count = Atomics.load(control, ${LISTS} + 2 * index + 1);
+  if (count > 0) {
+    try { exec(list, count); } catch { Atomics.store(control, ${FAILED}, 1); }
+  }
+  Atomics.add(control, ${DONE}, 1);
+  Atomics.notify(control, ${DONE});
+}
+`;
+
+/** One f32x4.relaxed_madd function: valid only where the engine has relaxed SIMD switched on. */
+const RELAXED_SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x01, 0x60, 0x03, 0x7b, 0x7b, 0x7b, 0x01, 0x7b, 0x03,
+  0x02, 0x01, 0x00, 0x0a, 0x0d, 0x01, 0x0b, 0x00, 0x20, 0x00, 0x20, 0x01, 0x20, 0x02, 0xfd, 0x85, 0x02, 0x0b,
+]);
+
+/**
+ * Whether fused multiply-add (relaxed SIMD) can be used. Node 20's V8 has relaxed SIMD behind a flag that is
+ * safe to switch on at run time (it only widens what wasm validation accepts); TOPIARY_WASM_FMA=0 keeps it off.
+ */
+export function relaxedSimdAvailable(): boolean {
+  if (process.env['TOPIARY_WASM_FMA'] === '0') return false;
+  if (wasmApi.validate(RELAXED_SIMD_PROBE)) return true;
+  try {
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    return false;
+  }
+  return wasmApi.validate(RELAXED_SIMD_PROBE);
+}
+
+/** Threads to use by default: TOPIARY_WASM_THREADS if set, else the cores Node reports (at most 16). */
+export function defaultThreads(): number {
+  const env = process.env['TOPIARY_WASM_THREADS'];
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`TOPIARY_WASM_THREADS must be a whole number ≥ 1, got "${env}"`);
+    return Math.min(n, MAX_THREADS);
+  }
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, Math.min(cores, MAX_THREADS));
+}
+
+export interface GemmPoolOptions {
+  /** Threads in all, the caller's included (default: defaultThreads()). */
+  threads?: number;
+  /** Use fused multiply-add when the engine allows it (default true). */
+  fma?: boolean;
+  /** Cache block sizes (default plan.ts BLOCKS; for tuning). */
+  blocks?: BlockSizes;
+}
+
+export class GemmPool {
+  readonly threads: number;
+  readonly fma: boolean;
+  readonly tile: TileShape = TILE;
+  readonly blocks: BlockSizes;
+  private readonly memory: WasmMemory;
+  private readonly gemm: GemmExports;
+  private readonly workers: Worker[] = [];
+  private readonly control: Int32Array;
+  private readonly scratchBase: number;
+  private disposed = false;
+
+  constructor(options: GemmPoolOptions = {}) {
+    this.threads = Math.max(1, Math.min(options.threads ?? defaultThreads(), MAX_THREADS));
+    this.fma = (options.fma ?? true) && relaxedSimdAvailable();
+    this.blocks = options.blocks ?? BLOCKS;
+    const module = new wasmApi.Module(gemmModuleBytes(this.tile, this.fma));
+    const scratchBytes = this.threads * 4 * scratchFloats(this.tile, this.blocks);
+    this.scratchBase = HEAP_START;
+    this.memory = new wasmApi.Memory({ initial: Math.ceil((HEAP_START + scratchBytes) / 65536) + 16, maximum: MAX_PAGES, shared: true });
+    this.gemm = new wasmApi.Instance(module, { env: { memory: this.memory } }).exports as unknown as GemmExports;
+    this.control = new Int32Array(this.memory.buffer, 0, CONTROL_BYTES / 4);
+    for (let index = 1; index < this.threads; index++) {
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory: this.memory, index } });
+      // Blocked in Atomics.wait, a worker would otherwise keep the process alive.
+      worker.unref();
+      this.workers.push(worker);
+    }
+  }
+
+  /**
+   * C = op(A)·op(B) for every item. `a`, `b` hold the operands as stored (row-major, per item; transposed
+   * operands as their untransposed storage), `out` receives batch×m×n row-major.
+   */
+  matmul(spec: ProductSpec, a: Float32Array, b: Float32Array, out: Float32Array): void {
+    if (this.disposed) throw new Error('GemmPool: used after dispose()');
+    const { batch, m, n, k } = spec;
+    if (k === 0) {
+      out.fill(0);
+      return;
+    }
+    const macs = batch * m * n * k;
+    const threads = macs < SERIAL_MACS ? 1 : this.threads;
+    // Layout: per-thread scratch (fixed), then A, B, C, then the operation lists.
+    const aAddr = roundUp(this.scratchBase + this.threads * 4 * scratchFloats(this.tile, this.blocks), 64);
+    const bAddr = roundUp(aAddr + 4 * a.length, 64);
+    const cAddr = roundUp(bAddr + 4 * b.length, 64);
+    const listAddr = roundUp(cAddr + 4 * outputFloats(spec, this.tile), 64);
+    const scratch = Array.from({ length: threads }, (_, t) => this.scratchBase + t * 4 * scratchFloats(this.tile, this.blocks));
+    const plan = planProduct(spec, { a: aAddr, b: bAddr, c: cAddr, scratch }, threads, this.tile, this.blocks);
+    const listWords = plan.lists.reduce((s, l) => s + l.length, 0);
+    this.ensureBytes(listAddr + 4 * listWords);
+
+    const heap = this.memory.buffer;
+    new Float32Array(heap, aAddr, a.length).set(a);
+    new Float32Array(heap, bAddr, b.length).set(b);
+    const words = new Int32Array(heap);
+    let at = listAddr;
+    const starts = plan.lists.map((list) => {
+      words.set(list, at / 4);
+      const start = at;
+      at += 4 * list.length;
+      return start;
+    });
+
+    if (threads > 1) {
+      for (let t = 1; t < this.threads; t++) {
+        Atomics.store(this.control, LISTS + 2 * t, starts[t] ?? 0);
+        Atomics.store(this.control, LISTS + 2 * t + 1, t < threads ? plan.lists[t]!.length / OP_WORDS : 0);
+      }
+      Atomics.store(this.control, DONE, 0);
+      Atomics.store(this.control, FAILED, 0);
+      Atomics.add(this.control, SEQ, 1);
+      Atomics.notify(this.control, SEQ);
+    }
+    this.gemm.exec(starts[0]!, plan.lists[0]!.length / OP_WORDS);
+    if (threads > 1) this.waitForWorkers();
+
+    // Copy C out of its padded tiles.
+    const c = new Float32Array(heap, cAddr, outputFloats(spec, this.tile));
+    const itemFloats = plan.rowsPerItem * plan.ldc;
+    for (let item = 0; item < batch; item++) {
+      const from = item * itemFloats;
+      if (plan.ldc === n) out.set(c.subarray(from, from + m * n), item * m * n);
+      else for (let i = 0; i < m; i++) out.set(c.subarray(from + i * plan.ldc, from + i * plan.ldc + n), (item * m + i) * n);
+    }
+  }
+
+  /** Stop the workers. The pool cannot be used afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    Atomics.store(this.control, STOP, 1);
+    Atomics.add(this.control, SEQ, 1);
+    Atomics.notify(this.control, SEQ);
+    for (const w of this.workers) void w.terminate();
+  }
+
+  private waitForWorkers(): void {
+    const expected = this.workers.length;
+    const start = Date.now();
+    for (;;) {
+      const done = Atomics.load(this.control, DONE);
+      if (done >= expected) break;
+      const waited = Date.now() - start;
+      if (waited > WORKER_START_MS && Atomics.load(this.control, READY) < expected) {
+        this.dispose();
+        throw new Error(`GEMM worker threads did not start (${Atomics.load(this.control, READY)} of ${expected} after ${WORKER_START_MS / 1000} s)`);
+      }
+      if (waited > WORKER_TIMEOUT_MS) throw new Error(`GEMM worker threads stopped answering (${done} of ${expected} done after ${WORKER_TIMEOUT_MS / 1000} s)`);
+      Atomics.wait(this.control, DONE, done, 1000);
+    }
+    if (Atomics.load(this.control, FAILED) !== 0) throw new Error('a GEMM worker thread failed (wasm trap); the product was not computed');
+  }
+
+  private ensureBytes(bytes: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (bytes <= have) return;
+    const pages = Math.ceil((bytes - have) / 65536);
+    if (have / 65536 + pages > MAX_PAGES) throw new RangeError(`GEMM operands need ${(bytes / 2 ** 30).toFixed(2)} GiB, past the 4 GiB wasm memory`);
+    this.memory.grow(pages);
+  }
+}

@@ -1,0 +1,17 @@
+/**
+ * The slice of the WebAssembly JavaScript API the GEMM uses, typed here: the project compiles without the DOM
+ * library (where TypeScript declares `WebAssembly`), and Node's types do not declare it.
+ */
+export interface WasmMemory {
+  readonly buffer: SharedArrayBuffer;
+  grow(pages: number): number;
+}
+export type WasmModule = object;
+export interface WasmApi {
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (module: WasmModule, imports: { env: { memory: WasmMemory } }) => { exports: object };
+  Memory: new (descriptor: { initial: number; maximum: number; shared: true }) => WasmMemory;
+  validate(bytes: Uint8Array): boolean;
+}
+
+export const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
