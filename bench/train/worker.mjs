@@ -32,7 +32,7 @@ const tf = await import(join(root, 'plugins', 'backend-wasm', 'node_modules', '@
 let backend;
 if (backendName === 'wasm') {
   const { createWasmBackend } = await import(join(root, 'plugins', 'backend-wasm', 'dist', 'index.js'));
-  backend = createWasmBackend();
+  backend = createWasmBackend({ threads });
 } else if (backendName === 'native') {
   const { createNativeBackend } = await import(join(root, 'plugins', 'backend-native', 'dist', 'index.js'));
   backend = createNativeBackend({ threads });

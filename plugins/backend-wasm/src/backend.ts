@@ -9,6 +9,7 @@ import { TopiaryError, type BackendAvailability, type BackendCapabilities, type 
 import { installFastBatchMatMul, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
 import { defaultThreads, MAX_THREADS, relaxedSimdAvailable } from './gemm/pool.js';
 import { installSharedIdentity } from './kernels/identity.js';
+import { installSoftmaxCrossEntropy, uninstallSoftmaxCrossEntropy } from './kernels/softmax-cross-entropy.js';
 import { installMissingKernels } from './kernels/unsorted-segment-sum.js';
 import { wasmPrimitives } from './primitives.js';
 
@@ -75,8 +76,13 @@ export class WasmBackend implements TensorBackend {
       this.added.splice(0, this.added.length, ...installMissingKernels());
       installSharedIdentity();
       // The kernel registry is process-wide: the last backend initialised decides which BatchMatMul runs.
-      if (this.fastMatMul) installFastBatchMatMul({ threads: this.gemmThreads, fma: this.fma });
-      else uninstallFastBatchMatMul();
+      if (this.fastMatMul) {
+        installFastBatchMatMul({ threads: this.gemmThreads, fma: this.fma });
+        installSoftmaxCrossEntropy();
+      } else {
+        uninstallFastBatchMatMul();
+        uninstallSoftmaxCrossEntropy();
+      }
       const ok = await tf.setBackend('wasm');
       if (!ok) throw new Error('tf.setBackend("wasm") returned false');
       await tf.ready();
@@ -103,6 +109,7 @@ export class WasmBackend implements TensorBackend {
         ? `BatchMatMul (float32): Topiary's WebAssembly SIMD GEMM on ${this.gemmThreads} thread(s)${this.fma ? ', fused multiply-add (relaxed SIMD)' : ''}; transposed and batched products packed, not copied`
         : 'BatchMatMul: stock tfjs kernel (XNNPACK, 1 thread; transposed and batched products are slow)',
       'UnsortedSegmentSum added (gradient of gather / embedding lookup)',
+      ...(this.fastMatMul ? ['softmax cross-entropy (the LM-head loss): one fused SIMD pass per row on the GEMM threads'] : []),
       'primitives: accumulateGram and matmul on XNNPACK (float32 blocks of 1024 rows summed in float64); the rest generic',
     ];
     return { device: 'cpu', threads: this.fastMatMul ? this.gemmThreads : this.threaded ? 2 : 1, simd, float64: false, notes };

@@ -6,7 +6,8 @@ import { definePlugin, provide, Tokens } from '@topiary/kernel';
 import { WasmBackend, type WasmBackendOptions } from './backend.js';
 
 export { WasmBackend, type WasmBackendOptions } from './backend.js';
-export { installFastBatchMatMul, uninstallFastBatchMatMul, gemmInfo, productSpec } from './kernels/batch-matmul.js';
+export { installFastBatchMatMul, uninstallFastBatchMatMul, gemmInfo, productSpec, sharedGemmPool } from './kernels/batch-matmul.js';
+export { installSoftmaxCrossEntropy, uninstallSoftmaxCrossEntropy } from './kernels/softmax-cross-entropy.js';
 export { GemmPool, defaultThreads, relaxedSimdAvailable, type GemmPoolOptions } from './gemm/pool.js';
 export type { ProductSpec } from './gemm/plan.js';
 export { installSharedIdentity, uninstallSharedIdentity } from './kernels/identity.js';

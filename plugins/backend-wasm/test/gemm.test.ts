@@ -113,3 +113,44 @@ describe('GEMM (WebAssembly SIMD, worker threads)', () => {
     expect(Math.abs(macsPerThread[0]! - macsPerThread[1]!)).toBeLessThanOrEqual(TILE.mr * plan.ldc * 700);
   });
 });
+
+describe('softmax cross-entropy rows (SIMD exp, worker threads)', () => {
+  const pools = [new GemmPool({ threads: 1 }), new GemmPool({ threads: 3 })];
+  afterAll(() => pools.forEach((p) => p.dispose()));
+
+  for (const [rows, vocab] of [[1, 1], [3, 7], [5, 512], [40, 513], [130, 4096]] as const) {
+    it(`${rows} rows × vocab ${vocab}: loss and gradient match the definition in float64`, () => {
+      // logits spread over ±30 so the exp sees large negative arguments too
+      const z = operands(rows * vocab, 7 + vocab).map((x) => 30 * x);
+      const targets = Int32Array.from({ length: rows }, (_, i) => (i * 7919) % vocab);
+      if (rows > 2) targets[1] = vocab; // out of range: picks nothing, no one-hot
+      const scale = 0.25;
+      const wantLoss = new Float64Array(rows);
+      const wantGrad = new Float64Array(rows * vocab);
+      for (let i = 0; i < rows; i++) {
+        const row = z.subarray(i * vocab, (i + 1) * vocab);
+        const m = Math.max(...row);
+        const s = row.reduce((acc, x) => acc + Math.exp(x - m), 0);
+        const t = targets[i]!;
+        wantLoss[i] = m + Math.log(s) - (t < vocab ? row[t]! : 0);
+        for (let j = 0; j < vocab; j++) wantGrad[i * vocab + j] = (Math.exp(row[j]! - m) / s - (j === t ? 1 : 0)) * scale;
+      }
+      for (const pool of pools) {
+        const loss = new Float32Array(rows);
+        const grad = new Float32Array(rows * vocab).fill(Number.NaN);
+        pool.softmaxCrossEntropy(z, targets, vocab, scale, loss, grad);
+        for (let i = 0; i < rows; i++) expect(Math.abs(loss[i]! - wantLoss[i]!)).toBeLessThan(1e-5 * Math.max(1, Math.abs(wantLoss[i]!)));
+        let worst = 0;
+        for (let j = 0; j < grad.length; j++) worst = Math.max(worst, Math.abs(grad[j]! - wantGrad[j]!));
+        expect(worst).toBeLessThan(1e-6);
+        const lossOnly = new Float32Array(rows);
+        pool.softmaxCrossEntropy(z, targets, vocab, scale, lossOnly);
+        expect([...lossOnly]).toEqual([...loss]);
+      }
+    });
+  }
+
+  it('sizes that disagree are refused with the sizes named', () => {
+    expect(() => pools[0]!.softmaxCrossEntropy(new Float32Array(10), new Int32Array(3), 4, 1, new Float32Array(3))).toThrow(/sizes disagree.*logits 10/);
+  });
+});

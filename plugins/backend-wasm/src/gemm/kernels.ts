@@ -16,11 +16,15 @@
  *   packA(src, panelStride, kStride, count, kc, dst) / packB(…)
  *       copy `count` rows (A) or columns (B) × kc into MR- (NR-)wide panels, zero-padding the last one.
  *       Element (x, k) is read at src + 4·(x·panelStride + k·kStride), so transposed operands cost nothing.
+ *   softmaxRows(logits, targets, rows, vocab, grad, stats, scaleBits)
+ *       per row i: m = max_j z_ij, s = Σ_j exp(z_ij − m) → stats[2i], stats[2i+1]; when grad ≠ 0 also
+ *       grad_i = (exp(z_i − m)/s − onehot(t_i))·scale (scale: an f32's bits). The loss, m + log s − z_i[t_i], is
+ *       finished by the caller (wasm has no log instruction; it is one call per row).
  *   exec(list, count)
- *       run `count` operations of OP_WORDS i32s each: [opcode, args…] (opcode 0 packA, 1 packB, 2 kernel).
+ *       run `count` operations of OP_WORDS i32s each: [opcode, args…] (0 packA, 1 packB, 2 kernel, 3 softmaxRows).
  *       A worker thread is handed one such list, so its whole share of a product is one call.
  */
-import { encodeModule, FunctionBuilder, V128, I32 } from './wasm-emitter.js';
+import { encodeModule, F32, FunctionBuilder, I32, V128 } from './wasm-emitter.js';
 
 export interface TileShape {
   /** Rows of the register tile (A panel width). */
@@ -34,6 +38,7 @@ export const TILE: TileShape = { mr: 4, nr: 8 };
 export const OP_PACK_A = 0;
 export const OP_PACK_B = 1;
 export const OP_KERNEL = 2;
+export const OP_SOFTMAX_ROWS = 3;
 /** i32 words per operation in an `exec` list (opcode + up to 8 arguments). */
 export const OP_WORDS = 9;
 
@@ -153,6 +158,122 @@ function packPanels(width: number): FunctionBuilder {
   return f;
 }
 
+/**
+ * e^x for four lanes, x ≤ 0 (callers subtract the row maximum): x = n·ln2 + r with n = round(x/ln2), |r| ≤ ln2/2,
+ * e^r by its degree-6 Taylor polynomial (truncation < 1.2e-7 relative, about float32's ε), 2^n by writing n + 127
+ * into the exponent bits. Below −87 the result is clamped to ~2^−126 (a probability of e^−87 is 0 to float32).
+ */
+function emitExp(f: FunctionBuilder, x: number, k: ExpConstants): void {
+  const { n, r, p } = k.scratch;
+  f.get(x).get(k.min).f32x4Max().set(r);
+  f.get(r).get(k.log2e).f32x4Mul().f32x4Nearest().set(n);
+  f.get(r).get(n).get(k.ln2hi).f32x4Mul().f32x4Sub().get(n).get(k.ln2lo).f32x4Mul().f32x4Sub().set(r);
+  f.get(k.taylor[6]!).set(p);
+  for (let d = 5; d >= 0; d--) f.get(p).get(r).f32x4Mul().get(k.taylor[d]!).f32x4Add().set(p);
+  f.get(p).get(n).i32x4FromF32x4().get(k.bias).i32x4Add().i32(23).i32x4Shl().f32x4Mul();
+}
+
+interface ExpConstants {
+  min: number; log2e: number; ln2hi: number; ln2lo: number; bias: number; taylor: number[];
+  scratch: { n: number; r: number; p: number };
+}
+
+function expConstants(f: FunctionBuilder): ExpConstants {
+  const splat = (x: number): number => { const l = f.local(V128); f.f32(x).f32x4Splat().set(l); return l; };
+  const bias = f.local(V128);
+  f.i32(127).i32x4Splat().set(bias);
+  let factorial = 1;
+  const taylor = [0, 1, 2, 3, 4, 5, 6].map((d) => { if (d > 0) factorial *= d; return splat(1 / factorial); });
+  return {
+    min: splat(-87), log2e: splat(Math.LOG2E), ln2hi: splat(0.693145751953125), ln2lo: splat(1.428606765330187e-6), bias, taylor,
+    scratch: { n: f.local(V128), r: f.local(V128), p: f.local(V128) },
+  };
+}
+
+function softmaxRows(): FunctionBuilder {
+  const f = new FunctionBuilder(7);
+  const [logits, targets, rows, vocab, grad, stats, scaleBits] = [0, 1, 2, 3, 4, 5, 6];
+  const row = f.local(I32);
+  const i = f.local(I32);
+  const j = f.local(I32);
+  const p = f.local(I32);
+  const q = f.local(I32);
+  const quads = f.local(I32);
+  const rowBytes = f.local(I32);
+  const target = f.local(I32);
+  const m = f.local(F32);
+  const s = f.local(F32);
+  const scale = f.local(F32);
+  const acc = f.local(V128);
+  const vm = f.local(V128);
+  const e = f.local(V128);
+  const k = expConstants(f);
+  const lane = (v: number): void => { f.get(v).f32x4Lane(0); };
+  const horizontal = (v: number, op: () => void): void => {
+    f.get(v).f32x4Lane(0).get(v).f32x4Lane(1);
+    op();
+    f.get(v).f32x4Lane(2);
+    op();
+    f.get(v).f32x4Lane(3);
+    op();
+  };
+  const tail = (body: () => void): void => {
+    // elements quads … vocab−1, one at a time (p, q already there)
+    f.get(quads).set(j);
+    f.forLoop(j, vocab, 1, () => { body(); f.bump(p, 4).bump(q, 4); });
+  };
+  f.get(scaleBits).f32FromBits().set(scale);
+  f.get(vocab).i32(2).shl().set(rowBytes);
+  f.get(vocab).i32(-4).and().set(quads); // elements covered by whole quads
+  f.get(logits).set(row).i32(0).set(i);
+  f.forLoop(i, rows, 1, () => {
+    // 1. m = max_j z_j
+    f.f32(-Infinity).f32x4Splat().set(acc).get(row).set(p).get(row).set(q).i32(0).set(j);
+    f.forLoop(j, quads, 4, () => { f.get(acc).get(p).v128Load().f32x4Max().set(acc).bump(p, 16); });
+    horizontal(acc, () => f.f32Max());
+    f.set(m);
+    tail(() => { f.get(m).get(p).f32Load().f32Max().set(m); });
+    // 2. s = Σ exp(z − m), the exponentials written to grad when it is wanted
+    f.get(m).f32x4Splat().set(vm).v128Zero().set(acc).get(row).set(p).get(grad).get(i).get(rowBytes).mul().add().set(q).i32(0).set(j);
+    const quad = (store: boolean) => (): void => {
+      f.forLoop(j, quads, 4, () => {
+        f.get(p).v128Load().get(vm).f32x4Sub().set(e);
+        emitExp(f, e, k);
+        f.set(e).get(acc).get(e).f32x4Add().set(acc);
+        if (store) f.get(q).get(e).v128Store();
+        f.bump(p, 16).bump(q, 16);
+      });
+    };
+    f.get(grad).ifElse(quad(true), quad(false));
+    horizontal(acc, () => f.f32Add());
+    f.set(s);
+    tail(() => {
+      f.get(p).f32Load().f32x4Splat().get(vm).f32x4Sub().set(e);
+      emitExp(f, e, k);
+      f.set(e).get(s);
+      lane(e);
+      f.f32Add().set(s);
+      f.get(grad).ifElse(() => { f.get(q); lane(e); f.f32Store(); });
+    });
+    f.get(stats).get(i).i32(3).shl().add().get(m).f32Store(0);
+    f.get(stats).get(i).i32(3).shl().add().get(s).f32Store(4);
+    // 3. grad = exp(z − m)·(scale/s) − scale·onehot(t)
+    f.get(grad).ifElse(() => {
+      f.get(scale).get(s).f32Div().f32x4Splat().set(vm);
+      f.get(grad).get(i).get(rowBytes).mul().add().set(q).get(q).set(p).i32(0).set(j);
+      f.forLoop(j, quads, 4, () => { f.get(q).get(q).v128Load().get(vm).f32x4Mul().v128Store().bump(q, 16); });
+      tail(() => { f.get(q).get(q).f32Load().get(scale).get(s).f32Div().f32Mul().f32Store(); });
+      f.get(targets).get(i).i32(2).shl().add().i32Load().set(target);
+      f.get(target).get(vocab).i32LtU().ifElse(() => {
+        f.get(grad).get(i).get(rowBytes).mul().add().get(target).i32(2).shl().add().set(q);
+        f.get(q).get(q).f32Load().get(scale).f32Sub().f32Store();
+      });
+    });
+    f.bumpBy(row, rowBytes);
+  });
+  return f;
+}
+
 function execList(): FunctionBuilder {
   const f = new FunctionBuilder(2);
   const [list, count] = [0, 1];
@@ -165,7 +286,10 @@ function execList(): FunctionBuilder {
       () => { args(8); f.call(0); },
       () => f.get(p).i32Load(0).i32(OP_PACK_A).eq().ifElse(
         () => { args(6); f.call(1); },
-        () => { args(6); f.call(2); },
+        () => f.get(p).i32Load(0).i32(OP_PACK_B).eq().ifElse(
+          () => { args(6); f.call(2); },
+          () => { args(7); f.call(4); },
+        ),
       ),
     );
     f.bump(p, 4 * OP_WORDS);
@@ -182,6 +306,7 @@ export function gemmModuleBytes(tile: TileShape, fma: boolean): Uint8Array {
       { name: 'packA', params: 6, body: packPanels(tile.mr) },
       { name: 'packB', params: 6, body: packPanels(tile.nr) },
       { name: 'exec', params: 2, body: execList() },
+      { name: 'softmaxRows', params: 7, body: softmaxRows() },
     ],
     MAX_PAGES,
   );
@@ -192,4 +317,5 @@ export interface GemmExports {
   packA(src: number, panelStride: number, kStride: number, count: number, kc: number, dst: number): void;
   packB(src: number, panelStride: number, kStride: number, count: number, kc: number, dst: number): void;
   exec(list: number, count: number): void;
+  softmaxRows(logits: number, targets: number, rows: number, vocab: number, grad: number, stats: number, scaleBits: number): void;
 }

@@ -12,7 +12,7 @@
 import v8 from 'node:v8';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { gemmModuleBytes, MAX_PAGES, OP_WORDS, TILE, type GemmExports, type TileShape } from './kernels.js';
+import { gemmModuleBytes, MAX_PAGES, OP_SOFTMAX_ROWS, OP_WORDS, TILE, type GemmExports, type TileShape } from './kernels.js';
 import { wasmApi, type WasmMemory } from './wasm-api.js';
 import { BLOCKS, outputFloats, planProduct, roundUp, scratchFloats, type BlockSizes, type ProductSpec } from './plan.js';
 
@@ -147,48 +147,64 @@ export class GemmPool {
     const macs = batch * m * n * k;
     const threads = macs < SERIAL_MACS ? 1 : this.threads;
     // Layout: per-thread scratch (fixed), then A, B, C, then the operation lists.
-    const aAddr = roundUp(this.scratchBase + this.threads * 4 * scratchFloats(this.tile, this.blocks), 64);
+    const aAddr = this.operandBase();
     const bAddr = roundUp(aAddr + 4 * a.length, 64);
     const cAddr = roundUp(bAddr + 4 * b.length, 64);
     const listAddr = roundUp(cAddr + 4 * outputFloats(spec, this.tile), 64);
     const scratch = Array.from({ length: threads }, (_, t) => this.scratchBase + t * 4 * scratchFloats(this.tile, this.blocks));
     const plan = planProduct(spec, { a: aAddr, b: bAddr, c: cAddr, scratch }, threads, this.tile, this.blocks);
-    const listWords = plan.lists.reduce((s, l) => s + l.length, 0);
-    this.ensureBytes(listAddr + 4 * listWords);
-
+    this.ensureBytes(listAddr + 4 * plan.lists.reduce((s, l) => s + l.length, 0));
     const heap = this.memory.buffer;
     new Float32Array(heap, aAddr, a.length).set(a);
     new Float32Array(heap, bAddr, b.length).set(b);
-    const words = new Int32Array(heap);
-    let at = listAddr;
-    const starts = plan.lists.map((list) => {
-      words.set(list, at / 4);
-      const start = at;
-      at += 4 * list.length;
-      return start;
-    });
-
-    if (threads > 1) {
-      for (let t = 1; t < this.threads; t++) {
-        Atomics.store(this.control, LISTS + 2 * t, starts[t] ?? 0);
-        Atomics.store(this.control, LISTS + 2 * t + 1, t < threads ? plan.lists[t]!.length / OP_WORDS : 0);
-      }
-      Atomics.store(this.control, DONE, 0);
-      Atomics.store(this.control, FAILED, 0);
-      Atomics.add(this.control, SEQ, 1);
-      Atomics.notify(this.control, SEQ);
-    }
-    this.gemm.exec(starts[0]!, plan.lists[0]!.length / OP_WORDS);
-    if (threads > 1) this.waitForWorkers();
+    this.run(plan.lists, listAddr);
 
     // Copy C out of its padded tiles.
-    const c = new Float32Array(heap, cAddr, outputFloats(spec, this.tile));
+    const c = new Float32Array(this.memory.buffer, cAddr, outputFloats(spec, this.tile));
     const itemFloats = plan.rowsPerItem * plan.ldc;
     for (let item = 0; item < batch; item++) {
       const from = item * itemFloats;
       if (plan.ldc === n) out.set(c.subarray(from, from + m * n), item * m * n);
       else for (let i = 0; i < m; i++) out.set(c.subarray(from + i * plan.ldc, from + i * plan.ldc + n), (item * m + i) * n);
     }
+  }
+
+  /**
+   * Row-wise softmax cross-entropy of `logits` [rows, vocab] against `targets` (FusedKernel.softmaxCrossEntropy):
+   * loss_i = logsumexp(z_i) − z_i[t_i] into `loss`; when `grad` is given, (softmax(z_i) − onehot(t_i))·scale into
+   * it. Rows are split across the threads. A target outside [0, vocab) picks nothing (its loss is logsumexp).
+   */
+  softmaxCrossEntropy(logits: Float32Array, targets: Int32Array, vocab: number, scale: number, loss: Float32Array, grad?: Float32Array): void {
+    if (this.disposed) throw new Error('GemmPool: used after dispose()');
+    const rows = targets.length;
+    if (logits.length !== rows * vocab || loss.length !== rows || (grad && grad.length !== logits.length)) {
+      throw new RangeError(`softmaxCrossEntropy: sizes disagree (logits ${logits.length}, targets ${rows}, vocab ${vocab})`);
+    }
+    if (rows === 0) return;
+    const zAddr = this.operandBase();
+    const tAddr = roundUp(zAddr + 4 * logits.length, 64);
+    const statsAddr = roundUp(tAddr + 4 * rows, 64);
+    const gAddr = roundUp(statsAddr + 8 * rows, 64);
+    const listAddr = roundUp(gAddr + (grad ? 4 * logits.length : 0), 64);
+    const threads = rows * vocab < SERIAL_MACS ? 1 : Math.min(this.threads, rows);
+    const scaleBits = new Int32Array(new Float32Array([scale]).buffer)[0]!;
+    const lists = Array.from({ length: threads }, (_, t) => {
+      const r0 = Math.floor((rows * t) / threads);
+      const r1 = Math.floor((rows * (t + 1)) / threads);
+      return Int32Array.of(OP_SOFTMAX_ROWS, zAddr + 4 * r0 * vocab, tAddr + 4 * r0, r1 - r0, vocab, grad ? gAddr + 4 * r0 * vocab : 0, statsAddr + 8 * r0, scaleBits, 0);
+    });
+    this.ensureBytes(listAddr + 4 * OP_WORDS * threads);
+    const heap = this.memory.buffer;
+    new Float32Array(heap, zAddr, logits.length).set(logits);
+    new Int32Array(heap, tAddr, rows).set(targets);
+    this.run(lists, listAddr);
+    const stats = new Float32Array(heap, statsAddr, 2 * rows);
+    for (let i = 0; i < rows; i++) {
+      const t = targets[i]!;
+      const picked = t >= 0 && t < vocab ? logits[i * vocab + t]! : 0;
+      loss[i] = stats[2 * i]! + Math.log(stats[2 * i + 1]!) - picked;
+    }
+    if (grad) grad.set(new Float32Array(heap, gAddr, logits.length));
   }
 
   /** Stop the workers. The pool cannot be used afterwards. */
@@ -199,6 +215,39 @@ export class GemmPool {
     Atomics.add(this.control, SEQ, 1);
     Atomics.notify(this.control, SEQ);
     for (const w of this.workers) void w.terminate();
+  }
+
+  /** First byte after the per-thread packing scratch: where a call's operands go. */
+  private operandBase(): number {
+    return roundUp(this.scratchBase + this.threads * 4 * scratchFloats(this.tile, this.blocks), 64);
+  }
+
+  /**
+   * Run one operation list per thread (lists[0] on this thread), written at `listAddr` and on; returns when every
+   * thread is done. The operands must already be in place.
+   */
+  private run(lists: Int32Array[], listAddr: number): void {
+    const words = new Int32Array(this.memory.buffer);
+    let at = listAddr;
+    const starts = lists.map((list) => {
+      words.set(list, at / 4);
+      const start = at;
+      at += 4 * list.length;
+      return start;
+    });
+    const parallel = lists.length > 1;
+    if (parallel) {
+      for (let t = 1; t < this.threads; t++) {
+        Atomics.store(this.control, LISTS + 2 * t, starts[t] ?? 0);
+        Atomics.store(this.control, LISTS + 2 * t + 1, t < lists.length ? lists[t]!.length / OP_WORDS : 0);
+      }
+      Atomics.store(this.control, DONE, 0);
+      Atomics.store(this.control, FAILED, 0);
+      Atomics.add(this.control, SEQ, 1);
+      Atomics.notify(this.control, SEQ);
+    }
+    this.gemm.exec(starts[0]!, lists[0]!.length / OP_WORDS);
+    if (parallel) this.waitForWorkers();
   }
 
   private waitForWorkers(): void {

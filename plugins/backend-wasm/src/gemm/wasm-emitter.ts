@@ -6,8 +6,9 @@
  */
 
 export const I32 = 0x7f;
+export const F32 = 0x7d;
 export const V128 = 0x7b;
-export type ValueType = typeof I32 | typeof V128;
+export type ValueType = typeof I32 | typeof F32 | typeof V128;
 
 /** Unsigned LEB128. */
 function uleb(n: number): number[] {
@@ -52,12 +53,17 @@ const OP = {
   block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, call: 0x10,
   localGet: 0x20, localSet: 0x21, localTee: 0x22,
   i32Load: 0x28, f32Load: 0x2a, f32Store: 0x38, i32Const: 0x41, f32Const: 0x43,
-  i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i32LtS: 0x48, i32GtS: 0x4a, i32LeS: 0x4c, i32GeS: 0x4e,
-  i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32Shl: 0x74,
+  i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i32LtS: 0x48, i32LtU: 0x49, i32GtS: 0x4a, i32LeS: 0x4c, i32GeS: 0x4e,
+  i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32And: 0x71, i32Shl: 0x74,
+  f32Add: 0x92, f32Sub: 0x93, f32Mul: 0x94, f32Div: 0x95, f32Max: 0x97, f32ReinterpretI32: 0xbe,
   simd: 0xfd,
 } as const;
 
-const SIMD = { load: 0x00, load32Splat: 0x09, store: 0x0b, const: 0x0c, f32x4Add: 0xe4, f32x4Mul: 0xe6, f32x4RelaxedMadd: 0x105 } as const;
+const SIMD = {
+  load: 0x00, load32Splat: 0x09, store: 0x0b, const: 0x0c, i32x4Splat: 0x11, f32x4Splat: 0x13, f32x4ExtractLane: 0x1f,
+  f32x4Nearest: 0x6a, i32x4Shl: 0xab, i32x4Add: 0xae, f32x4Add: 0xe4, f32x4Sub: 0xe5, f32x4Mul: 0xe6, f32x4Max: 0xe9,
+  i32x4TruncSatF32x4S: 0xf8, f32x4RelaxedMadd: 0x105,
+} as const;
 
 /** A function body under construction: each method appends one instruction and returns `this`. */
 export class FunctionBuilder {
@@ -80,6 +86,7 @@ export class FunctionBuilder {
   sub(): this { return this.emit(OP.i32Sub); }
   mul(): this { return this.emit(OP.i32Mul); }
   shl(): this { return this.emit(OP.i32Shl); }
+  and(): this { return this.emit(OP.i32And); }
   eqz(): this { return this.emit(OP.i32Eqz); }
   eq(): this { return this.emit(OP.i32Eq); }
   ltS(): this { return this.emit(OP.i32LtS); }
@@ -95,7 +102,7 @@ export class FunctionBuilder {
   i32Load(offset = 0): this { return this.emit(OP.i32Load, 2, ...uleb(offset)); }
   f32Load(offset = 0): this { return this.emit(OP.f32Load, 2, ...uleb(offset)); }
   f32Store(offset = 0): this { return this.emit(OP.f32Store, 2, ...uleb(offset)); }
-  f32Zero(): this { return this.emit(OP.f32Const, 0, 0, 0, 0); }
+  f32Zero(): this { return this.f32(0); }
   v128Load(offset = 0): this { return this.simd(SIMD.load, 4, ...uleb(offset)); }
   v128Store(offset = 0): this { return this.simd(SIMD.store, 4, ...uleb(offset)); }
   /** Load one f32 and copy it into all four lanes. */
@@ -105,6 +112,30 @@ export class FunctionBuilder {
   f32x4Mul(): this { return this.simd(SIMD.f32x4Mul); }
   /** a·b + c in one fused step where the CPU has FMA (relaxed SIMD; stack: a b c). */
   f32x4Madd(): this { return this.simd(SIMD.f32x4RelaxedMadd); }
+  f32x4Sub(): this { return this.simd(SIMD.f32x4Sub); }
+  f32x4Max(): this { return this.simd(SIMD.f32x4Max); }
+  f32x4Nearest(): this { return this.simd(SIMD.f32x4Nearest); }
+  f32x4Splat(): this { return this.simd(SIMD.f32x4Splat); }
+  f32x4Lane(lane: number): this { return this.simd(SIMD.f32x4ExtractLane, lane); }
+  i32x4Splat(): this { return this.simd(SIMD.i32x4Splat); }
+  i32x4Add(): this { return this.simd(SIMD.i32x4Add); }
+  i32x4Shl(): this { return this.simd(SIMD.i32x4Shl); }
+  /** Lane-wise float → int32, rounding toward zero, saturating. */
+  i32x4FromF32x4(): this { return this.simd(SIMD.i32x4TruncSatF32x4S); }
+
+  f32(x: number): this {
+    const bytes = new Uint8Array(new Float32Array([x]).buffer);
+    return this.emit(OP.f32Const, ...bytes);
+  }
+  f32Add(): this { return this.emit(OP.f32Add); }
+  f32Sub(): this { return this.emit(OP.f32Sub); }
+  f32Mul(): this { return this.emit(OP.f32Mul); }
+  f32Div(): this { return this.emit(OP.f32Div); }
+  f32Max(): this { return this.emit(OP.f32Max); }
+  /** The i32 on the stack, its bits read as an f32. */
+  f32FromBits(): this { return this.emit(OP.f32ReinterpretI32); }
+  /** Unsigned a < b (so a negative index is out of range too). */
+  i32LtU(): this { return this.emit(OP.i32LtU); }
 
   /** `if (cond) { then } else { otherwise }` — the condition is on the stack. */
   ifElse(then: () => void, otherwise?: () => void): this {

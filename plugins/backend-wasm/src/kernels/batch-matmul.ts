@@ -108,6 +108,12 @@ export function uninstallFastBatchMatMul(): void {
   tf.registerKernel(installed.stock);
 }
 
+/** The installed GEMM's thread pool (started on first use), for other kernels on the same threads; undefined when the stock kernel is registered. */
+export function sharedGemmPool(): GemmPool | undefined {
+  const state = (tf.getKernel('BatchMatMul', 'wasm') as Marked | undefined)?.[GEMM];
+  return state ? (state.pool ??= new GemmPool(state.options)) : undefined;
+}
+
 /** What the installed GEMM runs on: undefined when the stock kernel is registered or no product ran yet. */
 export function gemmInfo(): { threads: number; fma: boolean } | undefined {
   const pool = (tf.getKernel('BatchMatMul', 'wasm') as Marked | undefined)?.[GEMM]?.pool;
