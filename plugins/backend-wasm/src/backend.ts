@@ -101,13 +101,13 @@ export class WasmBackend implements TensorBackend {
     const simd = this.simd ?? false;
     const build = this.threaded ? 'threaded-simd' : simd ? 'simd' : 'plain';
     const notes = [
-      this.simd === undefined
-        ? 'not initialised yet: call init() to find out the SIMD build'
-        : `runs tfjs-backend-wasm-${build}.wasm (XNNPACK) on ${this.threaded ? 'several threads' : '1 thread'}`,
-      'multithreading: tfjs-wasm 4.22 hard-wires it off under Node (its pthread workers load from a blob: URL Node cannot import); forcing it is not shipped',
       this.fastMatMul
         ? `BatchMatMul (float32): Topiary's WebAssembly SIMD GEMM on ${this.gemmThreads} thread(s)${this.fma ? ', fused multiply-add (relaxed SIMD)' : ''}; transposed and batched products packed, not copied`
         : 'BatchMatMul: stock tfjs kernel (XNNPACK, 1 thread; transposed and batched products are slow)',
+      this.simd === undefined
+        ? 'not initialised yet: call init() to find out the SIMD build'
+        : `other ops: tfjs-backend-wasm-${build}.wasm (XNNPACK) on ${this.threaded ? 'several threads' : '1 thread'}`,
+      "tfjs-wasm's own multithreading: hard-wired off under Node (its pthread workers load from a blob: URL Node cannot import); our GEMM uses worker_threads instead",
       'UnsortedSegmentSum added (gradient of gather / embedding lookup)',
       ...(this.fastMatMul ? ['softmax cross-entropy (the LM-head loss): one fused SIMD pass per row on the GEMM threads'] : []),
       'primitives: accumulateGram and matmul on XNNPACK (float32 blocks of 1024 rows summed in float64); the rest generic',
