@@ -1,5 +1,6 @@
 // The JavaScript side of bench/backends: one backend per process (a fresh tfjs engine each), same workloads as
-// torch_bench.py. Usage: node js_bench.mjs <wasm|wasm-stock|cpu|gpujs|node|node-gpu>. Prints one JSON object.
+// torch_bench.py. Usage: node js_bench.mjs <wasm|wasm-1thread|wasm-stock|cpu|gpujs|node|node-gpu>. Prints one JSON
+// object. `wasm` runs its GEMM on BENCH_THREADS threads (run.mjs passes its --threads), like torch.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +14,9 @@ const tf = createRequire(join(root, 'plugins', 'backend-wasm', 'package.json'))(
 async function makeBackend() {
   switch (label) {
     case 'wasm':
-      return (await plugin('backend-wasm')).createWasmBackend();
+      return (await plugin('backend-wasm')).createWasmBackend({ threads: Number(process.env.BENCH_THREADS ?? 2) });
+    case 'wasm-1thread':
+      return (await plugin('backend-wasm')).createWasmBackend({ threads: 1 });
     case 'wasm-stock':
       return (await plugin('backend-wasm')).createWasmBackend({ fastMatMul: false });
     case 'cpu':

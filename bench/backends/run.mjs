@@ -16,7 +16,7 @@ const opt = (name, fallback) => {
   return i >= 0 && args[i + 1] ? args[i + 1] : fallback;
 };
 const threads = Number(opt('threads', '2'));
-const labels = opt('only', 'wasm,wasm-stock,cpu,gpujs,node,node-gpu').split(',');
+const labels = opt('only', 'wasm,wasm-1thread,wasm-stock,cpu,gpujs,node,node-gpu').split(',');
 const PYTHON = '/usr/bin/python3';
 const log = (s) => process.stderr.write(`${s}\n`);
 
@@ -98,7 +98,7 @@ if (pythonHasTorch()) {
 const js = [];
 for (const label of labels) {
   log(`running backend ${label} ...`);
-  const r = run(process.execPath, [join(here, 'js_bench.mjs'), label]);
+  const r = run(process.execPath, [join(here, 'js_bench.mjs'), label], { env: { ...process.env, BENCH_THREADS: String(threads) } });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   try {
     js.push(JSON.parse(line));

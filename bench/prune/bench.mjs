@@ -50,4 +50,4 @@ for (const r of rows) {
       ` ${mb(r.tsPeak).padStart(16)} | ${mb(r.pyPeak).padStart(14)} | ${(r.tsPeak / r.pyPeak).toFixed(2).padStart(11)}× | ≤ ${targets[r.method]}× ${ratio <= targets[r.method] ? 'MET' : 'NOT MET'}`,
   );
 }
-console.log(`torch: ${threads} OpenBLAS thread(s) (torch intra-op threads ${rows[0]?.threads}); topiary wasm: tfjs-wasm (1 thread) + float64 host math; native: + OpenBLAS products/Gram and fused kernels. Peak RSS is the whole process.`);
+console.log(`torch: ${threads} OpenBLAS thread(s) (torch intra-op threads ${rows[0]?.threads}); topiary wasm: products and Gram on its WebAssembly GEMM (worker threads; TOPIARY_WASM_THREADS), other ops tfjs-wasm on 1 thread, float64 host math; native: OpenBLAS products/Gram and fused kernels. Peak RSS is the whole process.`);

@@ -38,7 +38,9 @@ export class WasmBackend implements TensorBackend {
   private threaded = false;
   private readonly fastMatMul: boolean;
   private readonly gemmThreads: number;
-  private readonly fma: boolean;
+  private readonly wantFma: boolean;
+  /** Whether the GEMM really uses FMA: known after init(). */
+  private fma = false;
   private readonly added: string[] = [];
 
   constructor(options: WasmBackendOptions = {}) {
@@ -49,7 +51,7 @@ export class WasmBackend implements TensorBackend {
       });
     }
     this.gemmThreads = Math.min(options.threads ?? defaultThreads(), MAX_THREADS);
-    this.fma = (options.fma ?? true) && relaxedSimdAvailable();
+    this.wantFma = options.fma ?? true;
   }
 
   async available(): Promise<BackendAvailability> {
@@ -77,6 +79,7 @@ export class WasmBackend implements TensorBackend {
       installSharedIdentity();
       // The kernel registry is process-wide: the last backend initialised decides which BatchMatMul runs.
       if (this.fastMatMul) {
+        this.fma = this.wantFma && relaxedSimdAvailable();
         installFastBatchMatMul({ threads: this.gemmThreads, fma: this.fma });
         installSoftmaxCrossEntropy();
       } else {

@@ -36,7 +36,7 @@ export interface BlockSizes {
 /**
  * Up to KC = 512: an A panel (KC·MR floats, 8 KiB) and a B panel (KC·NR, 16 KiB) fit L1 together; the MC×KC A block
  * (128 KiB) fits L2; an NC-wide packed B block (2 MiB) sits in L3. Chosen by a sweep on the 2-core EPYC here
- * (bench/gemm); the spread between neighbouring choices was within the machine's noise.
+ * (bench/README.md, "What was tried"); neighbouring choices were within the machine's noise.
  */
 export const BLOCKS: BlockSizes = { mc: 64, kc: 512, nc: 1024 };
 
