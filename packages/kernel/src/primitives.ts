@@ -76,12 +76,13 @@ export function notPositiveDefinite(pivot: number, value?: number): TopiaryError
   });
 }
 
-function cholesky(a: Float64Array, n: number): Float64Array {
+/** Lower L with a = L Lᵀ; `pivotOf` names a failing pivot in the caller's numbering. */
+function cholesky(a: Float64Array, n: number, pivotOf: (j: number) => number = (j) => j): Float64Array {
   const l = new Float64Array(n * n);
   for (let j = 0; j < n; j++) {
     let s = a[j * n + j]!;
     for (let k = 0; k < j; k++) s -= l[j * n + k]! ** 2;
-    if (!(s > 0) || !Number.isFinite(s)) throw notPositiveDefinite(j, s);
+    if (!(s > 0) || !Number.isFinite(s)) throw notPositiveDefinite(pivotOf(j), s);
     const d = Math.sqrt(s);
     l[j * n + j] = d;
     for (let i = j + 1; i < n; i++) {
@@ -133,12 +134,19 @@ function choleskyInverse(a: Float64Array, n: number): Float64Array {
   return out;
 }
 
+/** `a` with its rows and columns in reverse order (J a J, J the reversal permutation). */
+function reversed(a: Float64Array, n: number): Float64Array {
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[i * n + j] = a[(n - 1 - i) * n + (n - 1 - j)]!;
+  return out;
+}
+
 function upperCholeskyOfInverse(a: Float64Array, n: number): Float64Array {
-  // Want U upper with A⁻¹ = Uᵀ U. With L = chol(A⁻¹) lower (A⁻¹ = L Lᵀ), U = Lᵀ.
-  const l = cholesky(choleskyInverse(a, n), n);
-  const u = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) u[j * n + i] = l[i * n + j]!;
-  return u;
+  // Want U upper with A⁻¹ = Uᵀ U, without forming A⁻¹: with M = chol(J A J) lower, A = J M Mᵀ J, so
+  // A⁻¹ = (J M⁻ᵀ J)(J M⁻¹ J) and U = J M⁻¹ J (upper, positive diagonal: the Cholesky factor, by uniqueness).
+  // One factorisation and one triangular inverse instead of two factorisations, an inverse and a product.
+  const m = cholesky(reversed(a, n), n, (j) => n - 1 - j);
+  return reversed(invertLower(m, n), n);
 }
 
 /** Sort keys below take 21 bits of index: arrays up to 2M entries sort on one numeric key each. */
