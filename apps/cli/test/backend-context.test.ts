@@ -18,7 +18,9 @@ describe('RunContext.activateBackend', () => {
       const choice = await ctx.activateBackend();
       expect(choice.backend.name).toBe(expected);
       // Only init() finds out which wasm build runs / which BLAS the addon loaded.
-      expect(choice.backend.capabilities().notes[0]).toMatch(nativeBuilt ? /^matrix products: OpenBLAS/ : /^runs tfjs-backend-wasm-/);
+      const notes = choice.backend.capabilities().notes;
+      expect(notes[0]).toMatch(nativeBuilt ? /^matrix products: OpenBLAS/ : /^BatchMatMul \(float32\): Topiary's WebAssembly SIMD GEMM on \d+ thread/);
+      if (!nativeBuilt) expect(notes.join('\n')).toMatch(/tfjs-backend-wasm-(simd|threaded-simd|plain)\.wasm/);
       expect(messages.some((m) => m.startsWith(`backend auto → ${expected}`))).toBe(true);
     } finally {
       ctx.close();

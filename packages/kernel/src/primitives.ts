@@ -6,18 +6,27 @@
 import { TopiaryError } from './errors.js';
 import type { PruningPrimitives } from './interfaces/backend.js';
 
-function accumulateGram(x: Float32Array, n: number, d: number, acc: Float64Array): void {
-  // Row-by-row rank-1 updates on the upper triangle, mirrored once at the end: half the flops of a full product.
+/**
+ * acc += Σ_r x_rᵀ x_r over the rows of x [n, d]: row-by-row rank-1 updates on the upper triangle, mirrored once at
+ * the end (half the flops of a full product). With `lowerTriangular`, row r is known to be zero past column r and
+ * its update stops there.
+ */
+function addRowGram(x: Float32Array | Float64Array, n: number, d: number, acc: Float64Array, lowerTriangular = false): void {
   for (let r = 0; r < n; r++) {
     const base = r * d;
-    for (let i = 0; i < d; i++) {
+    const end = lowerTriangular ? Math.min(d, r + 1) : d;
+    for (let i = 0; i < end; i++) {
       const xi = x[base + i]!;
       if (xi === 0) continue;
       const row = i * d;
-      for (let j = i; j < d; j++) acc[row + j]! += xi * x[base + j]!;
+      for (let j = i; j < end; j++) acc[row + j]! += xi * x[base + j]!;
     }
   }
   for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) acc[i * d + j] = acc[j * d + i]!;
+}
+
+function accumulateGram(x: Float32Array, n: number, d: number, acc: Float64Array): void {
+  addRowGram(x, n, d, acc);
 }
 
 function accumulateColumnSquares(x: Float32Array, n: number, d: number, acc: Float64Array): void {
@@ -117,20 +126,9 @@ function invertLower(l: Float64Array, n: number): Float64Array {
 }
 
 function choleskyInverse(a: Float64Array, n: number): Float64Array {
-  // A = L Lᵀ  ⇒  A⁻¹ = L⁻ᵀ L⁻¹ = Σ_k (row k of L⁻¹)ᵀ (row k of L⁻¹): accumulate the lower triangle one row's
-  // outer product at a time (contiguous inner loops), then mirror it.
-  const linv = invertLower(cholesky(a, n), n);
+  // A = L Lᵀ  ⇒  A⁻¹ = L⁻ᵀ L⁻¹ = Σ_k (row k of L⁻¹)ᵀ (row k of L⁻¹): the Gram matrix of L⁻¹'s rows.
   const out = new Float64Array(n * n);
-  for (let k = 0; k < n; k++) {
-    const xk = k * n;
-    for (let i = 0; i <= k; i++) {
-      const xi = linv[xk + i]!;
-      if (xi === 0) continue;
-      const oi = i * n;
-      for (let j = 0; j <= i; j++) out[oi + j]! += xi * linv[xk + j]!;
-    }
-  }
-  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) out[j * n + i] = out[i * n + j]!;
+  addRowGram(invertLower(cholesky(a, n), n), n, n, out, true);
   return out;
 }
 

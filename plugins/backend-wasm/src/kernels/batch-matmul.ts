@@ -43,6 +43,9 @@ export function productSpec(a: TensorInfo, b: TensorInfo, transposeA: boolean, t
   return { batch: Math.max(batchA, batchB), m, n, k, transposeA, transposeB, aBatched: batchA > 1 || batchB === 1, bBatched: batchB > 1 || batchA === 1 };
 }
 
+/** Largest A + B + C (bytes) the GEMM takes; padding, packing scratch and operation lists need the rest. */
+export const MAX_GEMM_BYTES = 3 * 2 ** 30;
+
 function makeGemmBatchMatMul(stock: KernelFunc, pool: () => GemmPool): KernelFunc {
   return (args: KernelArgs) => {
     const a = args.inputs['a'] as TensorInfo;
@@ -51,7 +54,8 @@ function makeGemmBatchMatMul(stock: KernelFunc, pool: () => GemmPool): KernelFun
     const transposeA = Boolean(attrs?.transposeA);
     const transposeB = Boolean(attrs?.transposeB);
     const spec = productSpec(a, b, transposeA, transposeB);
-    if (!spec) return stock(args);
+    // Operands the shared memory cannot hold next to each other (it is wasm32: 4 GiB) stay with the stock kernel.
+    if (!spec || 4 * (size(a.shape) + size(b.shape) + spec.batch * spec.m * spec.n) > MAX_GEMM_BYTES) return stock(args);
     const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
     const rows = transposeA ? a.shape[a.shape.length - 1]! : a.shape[a.shape.length - 2]!;
     const backend = args.backend as unknown as WasmHeapBackend;
