@@ -85,13 +85,12 @@ export function notPositiveDefinite(pivot: number, value?: number): TopiaryError
   });
 }
 
-/** Lower L with a = L Lᵀ; `pivotOf` names a failing pivot in the caller's numbering. */
-function cholesky(a: Float64Array, n: number, pivotOf: (j: number) => number = (j) => j): Float64Array {
+function cholesky(a: Float64Array, n: number): Float64Array {
   const l = new Float64Array(n * n);
   for (let j = 0; j < n; j++) {
     let s = a[j * n + j]!;
     for (let k = 0; k < j; k++) s -= l[j * n + k]! ** 2;
-    if (!(s > 0) || !Number.isFinite(s)) throw notPositiveDefinite(pivotOf(j), s);
+    if (!(s > 0) || !Number.isFinite(s)) throw notPositiveDefinite(j, s);
     const d = Math.sqrt(s);
     l[j * n + j] = d;
     for (let i = j + 1; i < n; i++) {
@@ -143,7 +142,14 @@ function upperCholeskyOfInverse(a: Float64Array, n: number): Float64Array {
   // Want U upper with A⁻¹ = Uᵀ U, without forming A⁻¹: with M = chol(J A J) lower, A = J M Mᵀ J, so
   // A⁻¹ = (J M⁻ᵀ J)(J M⁻¹ J) and U = J M⁻¹ J (upper, positive diagonal: the Cholesky factor, by uniqueness).
   // One factorisation and one triangular inverse instead of two factorisations, an inverse and a product.
-  const m = cholesky(reversed(a, n), n, (j) => n - 1 - j);
+  let m: Float64Array;
+  try {
+    m = cholesky(reversed(a, n), n);
+  } catch (err) {
+    // Name the failing pivot as every backend does, in A's own order: factorise A itself (it fails too).
+    cholesky(a, n);
+    throw err;
+  }
   return reversed(invertLower(m, n), n);
 }
 

@@ -154,3 +154,27 @@ describe('softmax cross-entropy rows (SIMD exp, worker threads)', () => {
     expect(() => pools[0]!.softmaxCrossEntropy(new Float32Array(10), new Int32Array(3), 4, 1, new Float32Array(3))).toThrow(/sizes disagree.*logits 10/);
   });
 });
+
+describe('GEMM pool: bad input and failing workers', () => {
+  it('operands that do not fit the product are refused; an empty product writes nothing', () => {
+    const pool = new GemmPool({ threads: 1 });
+    const spec = { batch: 2, m: 3, n: 4, k: 5, transposeA: false, transposeB: false, aBatched: true, bBatched: true };
+    expect(() => pool.matmul(spec, new Float32Array(30), new Float32Array(39), new Float32Array(24))).toThrow(/operand sizes 30, 39, 24 do not fit/);
+    pool.matmul({ ...spec, batch: 0 }, new Float32Array(0), new Float32Array(0), new Float32Array(0));
+    expect(() => new GemmPool({ threads: 2.5 })).toThrow(/whole number/);
+    pool.dispose();
+  });
+
+  it('a worker that dies marks the pool broken instead of hanging the next product or ending the process', async () => {
+    const pool = new GemmPool({ threads: 2 });
+    const spec = { batch: 1, m: 256, n: 256, k: 256, transposeA: false, transposeB: false, aBatched: true, bBatched: true };
+    const a = operands(256 * 256, 3);
+    const out = new Float32Array(256 * 256);
+    pool.matmul(spec, a, a, out); // workers up and answering
+    await (pool as unknown as { workers: Array<{ terminate(): Promise<number> }> }).workers[0]!.terminate();
+    await new Promise((r) => setTimeout(r, 50)); // the exit event
+    expect(pool.broken).toMatch(/worker 1 exited/);
+    expect(() => pool.matmul(spec, a, a, out)).toThrow(/worker threads failed/);
+    pool.dispose();
+  });
+});

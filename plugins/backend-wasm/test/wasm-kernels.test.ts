@@ -55,7 +55,9 @@ describe('backend-wasm', () => {
     expect(productSpec(t([3, 5, 24]), t([24, 7]), false, false)).toMatchObject({ batch: 1, m: 15, n: 7, k: 24 });
     expect(productSpec(t([3, 24, 5]), t([24, 7]), true, false)).toMatchObject({ batch: 3, m: 5, aBatched: true, bBatched: false });
     expect(productSpec(t([5, 24]), t([3, 7, 24]), false, true)).toMatchObject({ batch: 3, n: 7, k: 24, aBatched: false, bBatched: true });
-    expect(productSpec(t([2, 5, 24]), t([3, 24, 7]), false, false)).toBeUndefined();
+    expect(productSpec(t([1, 6, 5, 24]), t([6, 1, 24, 7]), false, false)).toMatchObject({ batch: 36 });
+    expect([...productSpec(t([1, 6, 5, 24]), t([6, 1, 24, 7]), false, false)!.aIndex!.slice(0, 8)]).toEqual([0, 1, 2, 3, 4, 5, 0, 1]);
+    expect([...productSpec(t([1, 6, 5, 24]), t([6, 1, 24, 7]), false, false)!.bIndex!.slice(0, 8)]).toEqual([0, 0, 0, 0, 0, 0, 1, 1]);
     expect(productSpec(t([5, 24], 'int32'), t([24, 7], 'int32'), false, false)).toBeUndefined();
   });
 
@@ -113,6 +115,25 @@ describe('backend-wasm', () => {
       expect(tf.memory().numTensors).toBe(before);
     });
   }
+
+  it('batch shapes that broadcast on both sides ([1,6]·[6,1] → 36 items) and empty batches give the right result', () => {
+    const a = tf.randomUniform([1, 6, 3, 4], -1, 1, 'float32', 8);
+    const b = tf.randomUniform([6, 1, 4, 5], -1, 1, 'float32', 9);
+    const c = tf.matMul(a, b);
+    expect(c.shape).toEqual([6, 6, 3, 5]);
+    // the same items with both operands materialised to [6, 6, …] (equal batch shapes: the GEMM path)
+    const want = tf.matMul(tf.broadcastTo(a, [6, 6, 3, 4]), tf.broadcastTo(b, [6, 6, 4, 5]));
+    expect(maxAbsDiff(c.dataSync(), want.dataSync())).toBeLessThan(1e-5);
+    // one side broadcast along a leading axis only: [2,3]·[1,3] → 6 items, B's three repeated
+    const a2 = tf.randomUniform([2, 3, 3, 4], -1, 1, 'float32', 10);
+    const b2 = tf.randomUniform([1, 3, 4, 5], -1, 1, 'float32', 11);
+    const want2 = tf.matMul(a2, tf.broadcastTo(b2, [2, 3, 4, 5]));
+    expect(maxAbsDiff(tf.matMul(a2, b2).dataSync(), want2.dataSync())).toBeLessThan(1e-5);
+    tf.dispose([a2, b2, want2]);
+    const empty = tf.matMul(tf.zeros([0, 64, 1100]), tf.zeros([0, 1100, 2048]));
+    expect(empty.shape).toEqual([0, 64, 2048]);
+    tf.dispose([a, b, c, want, empty]);
+  });
 
   it('the products above ran on the GEMM pool', () => {
     const info = gemmInfo();

@@ -25,6 +25,19 @@ export interface ProductSpec {
   /** false: one A (or B) for every item (broadcast over the batch). */
   aBatched: boolean;
   bBatched: boolean;
+  /**
+   * For batch shapes that broadcast on both sides ([1, 6]·[6, 1] → 36 items): which stored A (B) item each output
+   * item reads. Overrides aBatched (bBatched) when given.
+   */
+  aIndex?: Int32Array;
+  bIndex?: Int32Array;
+}
+
+/** The stored A and B item an output item reads. */
+export function sourceItems(spec: ProductSpec, item: number): [number, number] {
+  const a = spec.aIndex ? spec.aIndex[item]! : spec.aBatched ? item : 0;
+  const b = spec.bIndex ? spec.bIndex[item]! : spec.bBatched ? item : 0;
+  return [a, b];
 }
 
 export interface BlockSizes {
@@ -102,8 +115,9 @@ export function planProduct(
   /** Thread `t` computes item `item`, rows [m0, m1), columns [n0, n1) (multiples of MR / NR, within the padding). */
   const share = (t: number, item: number, m0: number, m1: number, n0: number, n1: number): void => {
     const ops = lists[t]!;
-    const aItem = layout.a + 4 * (spec.aBatched ? item * m * k : 0);
-    const bItem = layout.b + 4 * (spec.bBatched ? item * k * n : 0);
+    const [aSource, bSource] = sourceItems(spec, item);
+    const aItem = layout.a + 4 * aSource * m * k;
+    const bItem = layout.b + 4 * bSource * k * n;
     const cItem = layout.c + 4 * item * rowsPerItem * ldc;
     const packedA = layout.scratch[t]!;
     const packedB = packedA + 4 * mc * blocks.kc;

@@ -13,6 +13,7 @@ import v8 from 'node:v8';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { gemmModuleBytes, MAX_PAGES, OP_SOFTMAX_ROWS, OP_WORDS, TILE, type GemmExports, type TileShape } from './kernels.js';
+import { TopiaryError } from '@topiary/kernel';
 import { wasmApi, type WasmMemory } from './wasm-api.js';
 import { BLOCKS, outputFloats, planProduct, roundUp, scratchFloats, type BlockSizes, type ProductSpec } from './plan.js';
 
@@ -87,7 +88,9 @@ export function defaultThreads(): number {
   const env = process.env['TOPIARY_WASM_THREADS'];
   if (env !== undefined && env !== '') {
     const n = Number(env);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`TOPIARY_WASM_THREADS must be a whole number ≥ 1, got "${env}"`);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new TopiaryError('E_CONFIG', `TOPIARY_WASM_THREADS must be a whole number ≥ 1, got "${env}"`, { where: 'environment variable TOPIARY_WASM_THREADS' });
+    }
     return Math.min(n, MAX_THREADS);
   }
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
@@ -114,9 +117,14 @@ export class GemmPool {
   private readonly control: Int32Array;
   private readonly scratchBase: number;
   private disposed = false;
+  private failure: string | undefined;
 
   constructor(options: GemmPoolOptions = {}) {
-    this.threads = Math.max(1, Math.min(options.threads ?? defaultThreads(), MAX_THREADS));
+    const threads = options.threads ?? defaultThreads();
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new TopiaryError('E_CONFIG', `GEMM threads must be a whole number ≥ 1, got ${String(threads)}`, { where: 'backend wasm option threads' });
+    }
+    this.threads = Math.min(threads, MAX_THREADS);
     this.fma = (options.fma ?? true) && relaxedSimdAvailable();
     this.blocks = options.blocks ?? BLOCKS;
     const module = new wasmApi.Module(gemmModuleBytes(this.tile, this.fma));
@@ -129,6 +137,10 @@ export class GemmPool {
       const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory: this.memory, index } });
       // Blocked in Atomics.wait, a worker would otherwise keep the process alive.
       worker.unref();
+      // Without a listener a worker's error would end the process; with one, the pool is marked broken (the
+      // kernels then carry on without workers). These events arrive between products, never during one.
+      worker.on('error', (err: Error) => this.fail(`worker ${index}: ${err.message}`));
+      worker.on('exit', (code: number) => this.fail(`worker ${index} exited (code ${code})`));
       this.workers.push(worker);
     }
   }
@@ -138,8 +150,14 @@ export class GemmPool {
    * operands as their untransposed storage), `out` receives batch×m×n row-major.
    */
   matmul(spec: ProductSpec, a: Float32Array, b: Float32Array, out: Float32Array): void {
-    if (this.disposed) throw new Error('GemmPool: used after dispose()');
+    this.checkUsable();
     const { batch, m, n, k } = spec;
+    const items = (index: Int32Array | undefined, batched: boolean): number => (index ? Math.max(0, ...index) + 1 : batched ? batch : 1);
+    const want = [items(spec.aIndex, spec.aBatched) * m * k, items(spec.bIndex, spec.bBatched) * k * n, batch * m * n];
+    if ((spec.aIndex ? a.length < want[0]! : a.length !== want[0]) || (spec.bIndex ? b.length < want[1]! : b.length !== want[1]) || out.length !== want[2]) {
+      throw new RangeError(`GemmPool.matmul: operand sizes ${a.length}, ${b.length}, ${out.length} do not fit ${JSON.stringify(spec)} (want ${want.join(', ')})`);
+    }
+    if (batch * m * n === 0) return;
     if (k === 0) {
       out.fill(0);
       return;
@@ -175,7 +193,7 @@ export class GemmPool {
    * it. Rows are split across the threads. A target outside [0, vocab) picks nothing (its loss is logsumexp).
    */
   softmaxCrossEntropy(logits: Float32Array, targets: Int32Array, vocab: number, scale: number, loss: Float32Array, grad?: Float32Array): void {
-    if (this.disposed) throw new Error('GemmPool: used after dispose()');
+    this.checkUsable();
     const rows = targets.length;
     if (logits.length !== rows * vocab || loss.length !== rows || (grad && grad.length !== logits.length)) {
       throw new RangeError(`softmaxCrossEntropy: sizes disagree (logits ${logits.length}, targets ${rows}, vocab ${vocab})`);
@@ -207,6 +225,11 @@ export class GemmPool {
     if (grad) grad.set(new Float32Array(heap, gAddr, logits.length));
   }
 
+  /** Why the worker threads cannot be used any more (undefined while they can). */
+  get broken(): string | undefined {
+    return this.failure;
+  }
+
   /** Stop the workers. The pool cannot be used afterwards. */
   dispose(): void {
     if (this.disposed) return;
@@ -215,6 +238,15 @@ export class GemmPool {
     Atomics.add(this.control, SEQ, 1);
     Atomics.notify(this.control, SEQ);
     for (const w of this.workers) void w.terminate();
+  }
+
+  private checkUsable(): void {
+    if (this.disposed) throw new Error(`GemmPool: used after dispose()${this.failure ? ` (${this.failure})` : ''}`);
+  }
+
+  private fail(reason: string): void {
+    if (this.disposed || this.failure) return;
+    this.failure = reason;
   }
 
   /** First byte after the per-thread packing scratch: where a call's operands go. */
@@ -227,6 +259,7 @@ export class GemmPool {
    * thread is done. The operands must already be in place.
    */
   private run(lists: Int32Array[], listAddr: number): void {
+    if (lists.length > 1 && this.failure) throw new Error(`GEMM worker threads failed: ${this.failure}`);
     const words = new Int32Array(this.memory.buffer);
     let at = listAddr;
     const starts = lists.map((list) => {
@@ -246,8 +279,12 @@ export class GemmPool {
       Atomics.add(this.control, SEQ, 1);
       Atomics.notify(this.control, SEQ);
     }
-    this.gemm.exec(starts[0]!, lists[0]!.length / OP_WORDS);
-    if (parallel) this.waitForWorkers();
+    try {
+      this.gemm.exec(starts[0]!, lists[0]!.length / OP_WORDS);
+    } finally {
+      // Even when this thread's share trapped, the workers' shares finish before anything touches the memory.
+      if (parallel) this.waitForWorkers();
+    }
   }
 
   private waitForWorkers(): void {
@@ -258,10 +295,13 @@ export class GemmPool {
       if (done >= expected) break;
       const waited = Date.now() - start;
       if (waited > WORKER_START_MS && Atomics.load(this.control, READY) < expected) {
-        this.dispose();
-        throw new Error(`GEMM worker threads did not start (${Atomics.load(this.control, READY)} of ${expected} after ${WORKER_START_MS / 1000} s)`);
+        this.fail(`${Atomics.load(this.control, READY)} of ${expected} started within ${WORKER_START_MS / 1000} s`);
+        throw new Error(`GEMM worker threads did not start (${this.failure})`);
       }
-      if (waited > WORKER_TIMEOUT_MS) throw new Error(`GEMM worker threads stopped answering (${done} of ${expected} done after ${WORKER_TIMEOUT_MS / 1000} s)`);
+      if (waited > WORKER_TIMEOUT_MS) {
+        this.fail(`${done} of ${expected} answered within ${WORKER_TIMEOUT_MS / 1000} s`);
+        throw new Error(`GEMM worker threads stopped answering (${this.failure})`);
+      }
       Atomics.wait(this.control, DONE, done, 1000);
     }
     if (Atomics.load(this.control, FAILED) !== 0) throw new Error('a GEMM worker thread failed (wasm trap); the product was not computed');

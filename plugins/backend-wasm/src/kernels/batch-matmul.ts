@@ -6,22 +6,45 @@
  * (attention) take a slow loop too. Ours packs operands as it goes, so transposes and batches cost nothing extra.
  *
  * Installed through the public kernel registry (getKernel → unregisterKernel → registerKernel); the stock kernel
- * is kept and still runs for non-float32 operands and for batch shapes that broadcast other than "one side has no
- * batch" (rare in LLaMA code).
+ * is kept and still runs for non-float32 operands and for operands past 3 GiB.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { GemmPool, type GemmPoolOptions } from '../gemm/pool.js';
-import type { ProductSpec } from '../gemm/plan.js';
+import { TILE } from '../gemm/kernels.js';
+import { outputFloats, type ProductSpec } from '../gemm/plan.js';
 
 type KernelArgs = Parameters<KernelFunc>[0];
 interface WasmHeapBackend {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array;
+  disposeData(dataId: object): boolean;
 }
 
 function size(shape: readonly number[]): number {
   return shape.reduce((p, d) => p * d, 1);
+}
+
+/**
+ * For each item of the broadcast batch shape `out`, its flat index in the batch shape `from` (left-padded with 1s;
+ * a dimension of 1 repeats).
+ */
+function broadcastIndex(from: readonly number[], out: readonly number[]): Int32Array {
+  const padded = [...new Array<number>(out.length - from.length).fill(1), ...from];
+  const index = new Int32Array(size(out));
+  for (let t = 0; t < index.length; t++) {
+    let rest = t;
+    let flat = 0;
+    let stride = 1;
+    for (let d = out.length - 1; d >= 0; d--) {
+      const coord = rest % out[d]!;
+      rest = Math.floor(rest / out[d]!);
+      if (padded[d] !== 1) flat += coord * stride;
+      stride *= padded[d]!;
+    }
+    index[t] = flat;
+  }
+  return index;
 }
 
 /** The product a BatchMatMul call asks for, or undefined when the GEMM does not take it (the stock kernel does). */
@@ -34,8 +57,16 @@ export function productSpec(a: TensorInfo, b: TensorInfo, transposeA: boolean, t
   const n = transposeB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
   const batchA = size(a.shape.slice(0, -2));
   const batchB = size(b.shape.slice(0, -2));
-  if (batchA !== batchB && batchA !== 1 && batchB !== 1) return undefined;
-  if (batchA === batchB && batchA > 1 && a.shape.length !== b.shape.length) return undefined;
+  if (batchA === 0 || batchB === 0) return { batch: 0, m, n, k, transposeA, transposeB, aBatched: true, bBatched: true };
+  const out = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  if (batchA > 1 && batchB > 1 && (size(out) !== batchA || size(out) !== batchB)) {
+    // Broadcast on both sides ([1,6]·[6,1] → 36 items; tfjs's own cpu and wasm kernels get this wrong): an explicit
+    // source item per output item.
+    return {
+      batch: size(out), m, n, k, transposeA, transposeB, aBatched: true, bBatched: true,
+      aIndex: broadcastIndex(a.shape.slice(0, -2), out), bIndex: broadcastIndex(b.shape.slice(0, -2), out),
+    };
+  }
   if (batchB === 1 && batchA > 1 && !transposeA) {
     // B shared by every item and A stored item after item: one product with the batch folded into A's rows.
     return { batch: 1, m: batchA * m, n, k, transposeA, transposeB, aBatched: true, bBatched: true };
@@ -55,13 +86,19 @@ function makeGemmBatchMatMul(stock: KernelFunc, pool: () => GemmPool): KernelFun
     const transposeB = Boolean(attrs?.transposeB);
     const spec = productSpec(a, b, transposeA, transposeB);
     // Operands the shared memory cannot hold next to each other (it is wasm32: 4 GiB) stay with the stock kernel.
-    if (!spec || 4 * (size(a.shape) + size(b.shape) + spec.batch * spec.m * spec.n) > MAX_GEMM_BYTES) return stock(args);
+    if (!spec || 4 * (size(a.shape) + size(b.shape) + outputFloats(spec, TILE)) > MAX_GEMM_BYTES) return stock(args);
     const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
     const rows = transposeA ? a.shape[a.shape.length - 1]! : a.shape[a.shape.length - 2]!;
     const backend = args.backend as unknown as WasmHeapBackend;
     const out = backend.makeOutput([...outBatch, rows, spec.n], 'float32');
-    // Views only after the output exists: allocating it may grow (and so move) the tfjs heap.
-    pool().matmul(spec, backend.typedArrayFromHeap(a), backend.typedArrayFromHeap(b), backend.typedArrayFromHeap(out));
+    if (size(out.shape) === 0) return out;
+    try {
+      // Views only after the output exists: allocating it may grow (and so move) the tfjs heap.
+      pool().matmul(spec, backend.typedArrayFromHeap(a), backend.typedArrayFromHeap(b), backend.typedArrayFromHeap(out));
+    } catch (err) {
+      backend.disposeData(out.dataId);
+      throw err;
+    }
     return out;
   };
 }
@@ -74,6 +111,19 @@ interface Installed {
   pool: GemmPool | undefined;
 }
 type Marked = KernelConfig & { [GEMM]?: Installed };
+
+/**
+ * The installation's pool, started on first use. A pool whose worker threads failed is replaced by one that runs
+ * on the calling thread alone (slower, never stuck), with a warning.
+ */
+function poolOf(state: Installed): GemmPool {
+  if (state.pool?.broken) {
+    process.emitWarning(`the wasm GEMM's worker threads failed (${state.pool.broken}); products continue on one thread`, { code: 'TOPIARY_WASM_THREADS' });
+    state.pool.dispose();
+    state.pool = new GemmPool({ ...state.options, threads: 1 });
+  }
+  return (state.pool ??= new GemmPool(state.options));
+}
 
 /**
  * Replace the wasm `BatchMatMul` registration with the GEMM one. Idempotent for the same options (a second call
@@ -91,7 +141,7 @@ export function installFastBatchMatMul(options: GemmPoolOptions = {}): KernelCon
   const replacement: Marked = {
     kernelName: 'BatchMatMul',
     backendName: 'wasm',
-    kernelFunc: makeGemmBatchMatMul(stock.kernelFunc, () => (state.pool ??= new GemmPool(state.options))),
+    kernelFunc: makeGemmBatchMatMul(stock.kernelFunc, () => poolOf(state)),
     // Keep the stock setup: it binds the wasm function the stock kernel (which we still call) needs.
     ...(stock.setupFunc ? { setupFunc: stock.setupFunc } : {}),
     ...(stock.disposeFunc ? { disposeFunc: stock.disposeFunc } : {}),
@@ -115,7 +165,7 @@ export function uninstallFastBatchMatMul(): void {
 /** The installed GEMM's thread pool (started on first use), for other kernels on the same threads; undefined when the stock kernel is registered. */
 export function sharedGemmPool(): GemmPool | undefined {
   const state = (tf.getKernel('BatchMatMul', 'wasm') as Marked | undefined)?.[GEMM];
-  return state ? (state.pool ??= new GemmPool(state.options)) : undefined;
+  return state ? poolOf(state) : undefined;
 }
 
 /** What the installed GEMM runs on: undefined when the stock kernel is registered or no product ran yet. */

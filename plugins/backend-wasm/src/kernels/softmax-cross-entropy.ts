@@ -12,6 +12,7 @@ import { sharedGemmPool } from './batch-matmul.js';
 interface WasmHeapBackend {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array;
+  disposeData(dataId: object): boolean;
 }
 
 const softmaxCrossEntropy: KernelFunc = (args) => {
@@ -27,15 +28,20 @@ const softmaxCrossEntropy: KernelFunc = (args) => {
   const b = args.backend as unknown as WasmHeapBackend;
   const loss = b.makeOutput([z.shape[0]!], 'float32');
   const grad = withGrad ? b.makeOutput([...z.shape], 'float32') : undefined;
-  // Views only after the outputs exist: allocating may grow (and so move) the tfjs heap.
-  pool.softmaxCrossEntropy(
-    b.typedArrayFromHeap(z) as Float32Array,
-    b.typedArrayFromHeap(t) as Int32Array,
-    vocab,
-    scale ?? 1,
-    b.typedArrayFromHeap(loss) as Float32Array,
-    grad ? (b.typedArrayFromHeap(grad) as Float32Array) : undefined,
-  );
+  try {
+    // Views only after the outputs exist: allocating may grow (and so move) the tfjs heap.
+    pool.softmaxCrossEntropy(
+      b.typedArrayFromHeap(z) as Float32Array,
+      b.typedArrayFromHeap(t) as Int32Array,
+      vocab,
+      scale ?? 1,
+      b.typedArrayFromHeap(loss) as Float32Array,
+      grad ? (b.typedArrayFromHeap(grad) as Float32Array) : undefined,
+    );
+  } catch (err) {
+    for (const out of grad ? [loss, grad] : [loss]) b.disposeData(out.dataId);
+    throw err;
+  }
   return grad ? [loss, grad] : [loss];
 };
 
