@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createContainer, resolveAllOrNone, Tokens } from '@topiary/kernel';
-import plugin, { createWasmBackend, defaultThreads, gemmInfo, installFastBatchMatMul, productSpec } from '../src/index.js';
+import plugin, { createWasmBackend, defaultThreads, gemmInfo, installFastBatchMatMul, productSpec, sharedGemmPool, uninstallFastBatchMatMul } from '../src/index.js';
 
 /** Reference product in float64 on the host (closed form: the definition of a matrix product). */
 function hostMatMul(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, bBatched: boolean): Float64Array {
@@ -186,5 +186,29 @@ describe('backend-wasm: Identity shares data', () => {
     const g = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.exp(x), x)))(tf.tensor1d([0.5, -1])).dataSync());
     const ref = [0.5, -1].map((x) => Math.exp(x) * (1 + x));
     for (let i = 0; i < 2; i++) expect(g[i]).toBeCloseTo(ref[i]!, 5);
+  });
+});
+
+describe('backend-wasm: a GEMM worker that fails', () => {
+  it('is noticed; products continue on the calling thread, with a warning, and give the same numbers', async () => {
+    await createWasmBackend({ threads: 2 }).init();
+    const a = tf.randomUniform([300, 200], -1, 1, 'float32', 12);
+    const b = tf.randomUniform([200, 100], -1, 1, 'float32', 13);
+    const before = tf.matMul(a, b).dataSync();
+    const pool = sharedGemmPool()!;
+    expect(pool.threads).toBe(2);
+    await (pool as unknown as { workers: Array<{ terminate(): Promise<number> }> }).workers[0]!.terminate();
+    await new Promise((r) => setTimeout(r, 50));
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    const after = tf.matMul(a, b).dataSync();
+    await new Promise((r) => setTimeout(r, 10));
+    process.off('warning', onWarning);
+    expect(gemmInfo()?.threads).toBe(1);
+    expect(warnings.join(' ')).toMatch(/worker threads failed .*continue on one thread/);
+    expect(maxAbsDiff(after, before)).toBeLessThan(1e-5);
+    tf.dispose([a, b]);
+    uninstallFastBatchMatMul(); // the next init() starts a fresh pool
   });
 });
