@@ -40,6 +40,8 @@ export function buildProgram(): Command {
       `
 Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 Progress bars are shown on a terminal; otherwise events are JSON lines on stderr. NO_COLOR is honoured.
+TOPIARY_WASM_THREADS=N sets the threads of the wasm backend's matrix products (default: all cores);
+TOPIARY_WASM_FMA=0 turns off their fused multiply-add.
 
 Examples:
   $ topiary plugins

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
+import { gemmInfo } from '@topiary/backend-wasm';
 import { runCli } from './helpers.js';
 
 const assets = resolve(__dirname, '..', '..', '..', 'assets');
@@ -63,5 +64,20 @@ describe('topiary eval', () => {
     expect(short.stderr).toContain('shorter than one window of --seqlen 512');
     expect((await run(['eval', '--model', hf])).code).toBe(2);
     expect((await run(['eval', '--model', hf, '--tasks', 'piqa', '--limit', '0'])).code).toBe(2);
+  });
+
+  it('a bad TOPIARY_WASM_THREADS is a usage error naming the variable; a good one sets the GEMM threads', async () => {
+    vi.stubEnv('TOPIARY_WASM_THREADS', 'abc');
+    try {
+      const bad = await run(['--backend', 'wasm', 'eval', '--model', hf, '--perplexity', text, '--seqlen', '128']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/TOPIARY_WASM_THREADS must be a whole number ≥ 1, got "abc"/);
+      vi.stubEnv('TOPIARY_WASM_THREADS', '1');
+      const good = await run(['--json', '--backend', 'wasm', 'eval', '--model', hf, '--perplexity', text, '--seqlen', '128']);
+      expect(good.code).toBe(0);
+      expect(gemmInfo()?.threads).toBe(1);
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 });
