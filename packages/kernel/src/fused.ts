@@ -62,3 +62,22 @@ export const FusedKernel = {
 
 export type FusedKernelName = (typeof FusedKernel)[keyof typeof FusedKernel];
 
+/** What a backend's kernel sees of a tensor: enough to check a fused kernel's inputs. */
+export interface TensorShapeInfo {
+  readonly dtype: string;
+  readonly shape: readonly number[];
+}
+
+/**
+ * The input check every backend's FusedKernel.softmaxCrossEntropy makes: float32 logits [n, vocab] and int32
+ * targets [n]. Throws an Error naming what it got.
+ */
+export function checkSoftmaxCrossEntropyInputs(logits: TensorShapeInfo, targets: TensorShapeInfo): void {
+  const ok = logits.dtype === 'float32' && targets.dtype === 'int32' && logits.shape.length === 2 && targets.shape.length === 1 && targets.shape[0] === logits.shape[0];
+  if (!ok) {
+    throw new Error(
+      `${FusedKernel.softmaxCrossEntropy}: expected float32 logits [n, vocab] and int32 targets [n], got ${logits.dtype} [${logits.shape}] and ${targets.dtype} [${targets.shape}]`,
+    );
+  }
+}
+

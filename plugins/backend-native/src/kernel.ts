@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
-import { FusedKernel } from '@topiary/kernel';
+import { checkSoftmaxCrossEntropyInputs, FusedKernel } from '@topiary/kernel';
 import type { BlasAddon } from './addon.js';
 
 interface WasmHeapBackend {
@@ -125,9 +125,7 @@ export function installFusedKernels(blas: BlasAddon): void {
     const z = args.inputs['logits'] as TensorInfo;
     const t = args.inputs['targets'] as TensorInfo;
     const { withGrad, scale } = args.attrs as unknown as { withGrad: boolean; scale: number };
-    if (z.dtype !== 'float32' || t.dtype !== 'int32' || z.shape.length !== 2 || t.shape.length !== 1 || t.shape[0] !== z.shape[0]) {
-      throw new Error(`${FusedKernel.softmaxCrossEntropy}: expected float32 logits [n, vocab] and int32 targets [n], got ${z.dtype} [${z.shape}] and ${t.dtype} [${t.shape}]`);
-    }
+    checkSoftmaxCrossEntropyInputs(z, t);
     const [n, vocab] = z.shape as [number, number];
     const b = heap(args.backend);
     const loss = b.makeOutput([n], 'float32');

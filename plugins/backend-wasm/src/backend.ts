@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { TopiaryError, type BackendAvailability, type BackendCapabilities, type TensorBackend } from '@topiary/kernel';
 import { installFastBatchMatMul, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
-import { defaultThreads, MAX_THREADS, relaxedSimdAvailable } from './gemm/pool.js';
+import { relaxedSimdAvailable, resolveThreads } from './gemm/pool.js';
 import { installSharedIdentity } from './kernels/identity.js';
 import { installSoftmaxCrossEntropy, uninstallSoftmaxCrossEntropy } from './kernels/softmax-cross-entropy.js';
 import { installMissingKernels } from './kernels/unsorted-segment-sum.js';
@@ -45,12 +45,7 @@ export class WasmBackend implements TensorBackend {
 
   constructor(options: WasmBackendOptions = {}) {
     this.fastMatMul = options.fastMatMul ?? true;
-    if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1)) {
-      throw new TopiaryError('E_CONFIG', `backend-wasm: threads must be a whole number ≥ 1, got ${String(options.threads)}`, {
-        where: 'backend wasm option threads',
-      });
-    }
-    this.gemmThreads = Math.min(options.threads ?? defaultThreads(), MAX_THREADS);
+    this.gemmThreads = resolveThreads(options.threads);
     this.wantFma = options.fma ?? true;
   }
 
@@ -113,7 +108,7 @@ export class WasmBackend implements TensorBackend {
       "tfjs-wasm's own multithreading: hard-wired off under Node (its pthread workers load from a blob: URL Node cannot import); our GEMM uses worker_threads instead",
       'UnsortedSegmentSum added (gradient of gather / embedding lookup)',
       ...(this.fastMatMul ? ['softmax cross-entropy (the LM-head loss): one fused SIMD pass per row on the GEMM threads'] : []),
-      'primitives: accumulateGram and matmul on XNNPACK (float32 blocks of 1024 rows summed in float64); the rest generic',
+      `primitives: accumulateGram and matmul through BatchMatMul (${this.fastMatMul ? 'the GEMM' : 'XNNPACK'}; float32 blocks of 1024 rows summed in float64); the rest generic`,
     ];
     return { device: 'cpu', threads: this.fastMatMul ? this.gemmThreads : this.threaded ? 2 : 1, simd, float64: false, notes };
   }

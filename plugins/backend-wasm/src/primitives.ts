@@ -1,7 +1,7 @@
 /**
  * The pruning primitives the wasm engine accelerates: Gram accumulation `XᵀX` and matmul run as the engine's
- * `BatchMatMul` (Topiary's threaded GEMM, or XNNPACK with the stock kernel; ~20× or more the generic loops). Everything else (float64 Cholesky/inverse, masks) is the kernel's generic
- * implementation. When the wasm engine is not the active tfjs backend, the generic versions run instead, so the
+ * `BatchMatMul` (Topiary's threaded GEMM, or XNNPACK with the stock kernel; ~20× or more the generic loops).
+ * Everything else (float64 Cholesky/inverse, masks) is the kernel's generic implementation. When the wasm engine is not the active tfjs backend, the generic versions run instead, so the
  * primitives never depend on global state for correctness.
  */
 import * as tf from '@tensorflow/tfjs';

@@ -97,6 +97,15 @@ export function defaultThreads(): number {
   return Math.max(1, Math.min(cores, MAX_THREADS));
 }
 
+/** A thread count as asked (or the default), checked and capped at MAX_THREADS. */
+export function resolveThreads(threads: number | undefined): number {
+  const n = threads ?? defaultThreads();
+  if (!Number.isInteger(n) || n < 1) {
+    throw new TopiaryError('E_CONFIG', `backend-wasm: threads must be a whole number ≥ 1, got ${String(n)}`, { where: 'backend wasm option threads' });
+  }
+  return Math.min(n, MAX_THREADS);
+}
+
 export interface GemmPoolOptions {
   /** Threads in all, the caller's included (default: defaultThreads()). */
   threads?: number;
@@ -115,21 +124,15 @@ export class GemmPool {
   private readonly gemm: GemmExports;
   private readonly workers: Worker[] = [];
   private readonly control: Int32Array;
-  private readonly scratchBase: number;
   private disposed = false;
   private failure: string | undefined;
 
   constructor(options: GemmPoolOptions = {}) {
-    const threads = options.threads ?? defaultThreads();
-    if (!Number.isInteger(threads) || threads < 1) {
-      throw new TopiaryError('E_CONFIG', `GEMM threads must be a whole number ≥ 1, got ${String(threads)}`, { where: 'backend wasm option threads' });
-    }
-    this.threads = Math.min(threads, MAX_THREADS);
+    this.threads = resolveThreads(options.threads);
     this.fma = (options.fma ?? true) && relaxedSimdAvailable();
     this.blocks = options.blocks ?? BLOCKS;
     const module = new wasmApi.Module(gemmModuleBytes(this.tile, this.fma));
     const scratchBytes = this.threads * 4 * scratchFloats(this.tile, this.blocks);
-    this.scratchBase = HEAP_START;
     this.memory = new wasmApi.Memory({ initial: Math.ceil((HEAP_START + scratchBytes) / 65536) + 16, maximum: MAX_PAGES, shared: true });
     this.gemm = new wasmApi.Instance(module, { env: { memory: this.memory } }).exports as unknown as GemmExports;
     this.control = new Int32Array(this.memory.buffer, 0, CONTROL_BYTES / 4);
@@ -169,7 +172,7 @@ export class GemmPool {
     const bAddr = roundUp(aAddr + 4 * a.length, 64);
     const cAddr = roundUp(bAddr + 4 * b.length, 64);
     const listAddr = roundUp(cAddr + 4 * outputFloats(spec, this.tile), 64);
-    const scratch = Array.from({ length: threads }, (_, t) => this.scratchBase + t * 4 * scratchFloats(this.tile, this.blocks));
+    const scratch = Array.from({ length: threads }, (_, t) => HEAP_START + t * 4 * scratchFloats(this.tile, this.blocks));
     const plan = planProduct(spec, { a: aAddr, b: bAddr, c: cAddr, scratch }, threads, this.tile, this.blocks);
     this.ensureBytes(listAddr + 4 * plan.lists.reduce((s, l) => s + l.length, 0));
     const heap = this.memory.buffer;
@@ -251,7 +254,7 @@ export class GemmPool {
 
   /** First byte after the per-thread packing scratch: where a call's operands go. */
   private operandBase(): number {
-    return roundUp(this.scratchBase + this.threads * 4 * scratchFloats(this.tile, this.blocks), 64);
+    return roundUp(HEAP_START + this.threads * 4 * scratchFloats(this.tile, this.blocks), 64);
   }
 
   /**
@@ -259,7 +262,8 @@ export class GemmPool {
    * thread is done. The operands must already be in place.
    */
   private run(lists: Int32Array[], listAddr: number): void {
-    if (lists.length > 1 && this.failure) throw new Error(`GEMM worker threads failed: ${this.failure}`);
+    const parallel = lists.length > 1;
+    if (parallel && this.failure) throw new Error(`GEMM worker threads failed: ${this.failure}`);
     const words = new Int32Array(this.memory.buffer);
     let at = listAddr;
     const starts = lists.map((list) => {
@@ -268,7 +272,6 @@ export class GemmPool {
       at += 4 * list.length;
       return start;
     });
-    const parallel = lists.length > 1;
     if (parallel) {
       for (let t = 1; t < this.threads; t++) {
         Atomics.store(this.control, LISTS + 2 * t, starts[t] ?? 0);

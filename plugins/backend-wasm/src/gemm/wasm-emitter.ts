@@ -53,7 +53,7 @@ const OP = {
   block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, call: 0x10,
   localGet: 0x20, localSet: 0x21, localTee: 0x22,
   i32Load: 0x28, f32Load: 0x2a, f32Store: 0x38, i32Const: 0x41, f32Const: 0x43,
-  i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i32LtS: 0x48, i32LtU: 0x49, i32GtS: 0x4a, i32LeS: 0x4c, i32GeS: 0x4e,
+  i32Eq: 0x46, i32LtS: 0x48, i32LtU: 0x49, i32GtS: 0x4a, i32GeS: 0x4e,
   i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32And: 0x71, i32Shl: 0x74,
   f32Add: 0x92, f32Sub: 0x93, f32Mul: 0x94, f32Div: 0x95, f32Max: 0x97, f32ReinterpretI32: 0xbe,
   simd: 0xfd,
@@ -87,7 +87,6 @@ export class FunctionBuilder {
   mul(): this { return this.emit(OP.i32Mul); }
   shl(): this { return this.emit(OP.i32Shl); }
   and(): this { return this.emit(OP.i32And); }
-  eqz(): this { return this.emit(OP.i32Eqz); }
   eq(): this { return this.emit(OP.i32Eq); }
   ltS(): this { return this.emit(OP.i32LtS); }
   gtS(): this { return this.emit(OP.i32GtS); }

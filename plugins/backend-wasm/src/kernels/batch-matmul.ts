@@ -154,22 +154,26 @@ export function installFastBatchMatMul(options: GemmPoolOptions = {}): KernelCon
 
 /** Put the stock kernel back and stop the GEMM's worker threads. */
 export function uninstallFastBatchMatMul(): void {
-  const current = tf.getKernel('BatchMatMul', 'wasm') as Marked | undefined;
-  const installed = current?.[GEMM];
+  const installed = installedState();
   if (!installed) return;
   installed.pool?.dispose();
   tf.unregisterKernel('BatchMatMul', 'wasm');
   tf.registerKernel(installed.stock);
 }
 
+/** The installation behind the registered BatchMatMul; undefined when another kernel is registered. */
+function installedState(): Installed | undefined {
+  return (tf.getKernel('BatchMatMul', 'wasm') as Marked | undefined)?.[GEMM];
+}
+
 /** The installed GEMM's thread pool (started on first use), for other kernels on the same threads; undefined when the stock kernel is registered. */
 export function sharedGemmPool(): GemmPool | undefined {
-  const state = (tf.getKernel('BatchMatMul', 'wasm') as Marked | undefined)?.[GEMM];
+  const state = installedState();
   return state ? poolOf(state) : undefined;
 }
 
 /** What the installed GEMM runs on: undefined when the stock kernel is registered or no product ran yet. */
 export function gemmInfo(): { threads: number; fma: boolean } | undefined {
-  const pool = (tf.getKernel('BatchMatMul', 'wasm') as Marked | undefined)?.[GEMM]?.pool;
+  const pool = installedState()?.pool;
   return pool ? { threads: pool.threads, fma: pool.fma } : undefined;
 }

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
-import { FusedKernel } from '@topiary/kernel';
+import { checkSoftmaxCrossEntropyInputs, FusedKernel } from '@topiary/kernel';
 import { sharedGemmPool } from './batch-matmul.js';
 
 interface WasmHeapBackend {
@@ -19,9 +19,7 @@ const softmaxCrossEntropy: KernelFunc = (args) => {
   const z = args.inputs['logits'] as TensorInfo;
   const t = args.inputs['targets'] as TensorInfo;
   const { withGrad, scale } = args.attrs as unknown as { withGrad: boolean; scale?: number };
-  if (z.dtype !== 'float32' || t.dtype !== 'int32' || z.shape.length !== 2 || t.shape.length !== 1 || t.shape[0] !== z.shape[0]) {
-    throw new Error(`${FusedKernel.softmaxCrossEntropy}: expected float32 logits [n, vocab] and int32 targets [n], got ${z.dtype} [${z.shape}] and ${t.dtype} [${t.shape}]`);
-  }
+  checkSoftmaxCrossEntropyInputs(z, t);
   const pool = sharedGemmPool();
   if (!pool) throw new Error(`${FusedKernel.softmaxCrossEntropy}: the wasm GEMM is not installed (installFastBatchMatMul)`);
   const [, vocab] = z.shape as [number, number];
