@@ -2,13 +2,13 @@
 // shapes, one fresh process per measurement, print a table of side-by-side ratios against the targets, fit how the
 // cost per token grows with the parameter count, and write bench/out/<name>-<time>.json.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { beforeMeasurement, describeCandidates, fastestKernel, kernelCandidates, kernelJson, kernelSummary } from '../lib/openblas.mjs';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const PYTHON = process.env.TOPIARY_PYTHON ?? '/usr/bin/python3';
 const log = (s) => process.stderr.write(`${s}\n`);
 
 /** The llama2.c TinyStories shapes: 260K, 15M, 42M parameters. */
@@ -29,24 +29,6 @@ export function parseArgs(argv, defaults) {
     threads: Number(opt('threads', 2)),
     backends: opt('backends', 'wasm,native').split(','),
   };
-}
-
-/** Python's environment: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset for this process only; if OpenBLAS 0.3.21 then
- * falls back to its generic kernel on a CPU it does not know, name the kernel the CPU supports (as bench/backends). */
-export function pythonEnv(threads) {
-  const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const probe = spawnSync(PYTHON, ['-c', "import ctypes; l=ctypes.CDLL('libopenblas.so.0'); l.openblas_get_corename.restype=ctypes.c_char_p; print(l.openblas_get_corename().decode())"], { env, encoding: 'utf8' });
-  const detected = (probe.stdout ?? '').trim() || 'not loaded';
-  const flags = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
-  let chosen = detected;
-  if (['Prescott', 'Core2', 'Nehalem', 'Penryn', 'Dunnington', 'Atom'].includes(detected)) {
-    if (/\bavx512f\b/.test(flags) && /\bavx512bw\b/.test(flags)) chosen = 'SkylakeX';
-    else if (/\bavx2\b/.test(flags)) chosen = 'Haswell';
-    if (chosen !== detected) env.OPENBLAS_CORETYPE = chosen;
-  }
-  return { env, detected, chosen };
 }
 
 function shapeArgs(s, o, mode) {
@@ -92,20 +74,22 @@ export function compare(name, mode, o, targets) {
     log('building model-llama and the backends (pnpm exec turbo run build) ...');
     spawnSync('pnpm', ['exec', 'turbo', 'run', 'build', '--output-logs=errors-only', '--filter=@topiary/model-llama', '--filter=@topiary/backend-wasm', '--filter=@topiary/backend-native'], { cwd: root, stdio: 'inherit' });
   }
-  const py = pythonEnv(o.threads);
+  const kernels = kernelCandidates(o.threads);
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   log(`${name}: ${machine}; load average at start ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-  log(`PyTorch: ${PYTHON}, ${o.threads} threads, OpenBLAS core detected ${py.detected}${py.chosen !== py.detected ? `, using ${py.chosen} (OPENBLAS_CORETYPE for the Python process only)` : ''}`);
+  for (const l of describeCandidates(kernels, o.threads)) log(l);
   const rows = [];
   for (const dim of o.shapes) {
     const s = SHAPES[dim];
     if (!s) throw new Error(`unknown shape ${dim} (known: ${Object.keys(SHAPES).join(', ')})`);
-    const row = { shape: s, torch: null, topiary: {} };
-    // Alternate engines per shape so that a change of machine load hits both sides alike.
-    log(`  dim ${dim}: pytorch ...`);
-    row.torch = runJson(PYTHON, [join(root, 'bench', 'train', 'torch_llama.py'), ...shapeArgs(s, o, mode)], py.env);
+    const row = { shape: s, torch: null, kernels: null, topiary: {} };
+    // Alternate engines per shape so that a change of machine load hits both sides alike. PyTorch: the same
+    // measurement under every OpenBLAS kernel the CPU supports; the fastest is the baseline.
+    row.kernels = fastestKernel({ label: `${name} dim ${dim}`, script: join(root, 'bench', 'train', 'torch_llama.py'), args: shapeArgs(s, o, mode), threads: o.threads,
+      candidates: kernels, value: (j) => j.tokensPerSecond, better: 'higher', unit: 'tok/s', cwd: root });
+    row.torch = row.kernels.best?.json ?? { ok: false, reason: row.kernels.runs.map((r) => `${r.label}: ${r.reason}`).join('; ') };
     for (const b of o.backends) {
-      log(`  dim ${dim}: topiary ${b} ...`);
+      beforeMeasurement(`${name} dim ${dim}: topiary ${b}`);
       row.topiary[b] = runJson(process.execPath, ['--max-old-space-size=16384', join(root, 'bench', 'train', 'worker.mjs'), '--backend', b, ...shapeArgs(s, o, mode)], process.env);
       if (!row.topiary[b].ok) log(`    ${b}: unavailable — ${row.topiary[b].reason}${row.topiary[b].fix ? ` (fix: ${row.topiary[b].fix})` : ''}`);
     }
@@ -114,11 +98,11 @@ export function compare(name, mode, o, targets) {
 
   const unit = 'tokens/s';
   const lines = [];
-  const head = ['shape', 'params', `torch ${unit}`, ...o.backends.flatMap((b) => [`${b} ${unit}`, `${b}/torch`]), 'torch RSS MB', ...o.backends.flatMap((b) => [`${b} RSS MB`, `${b} RSS ratio`])];
+  const head = ['shape', 'params', `torch ${unit}`, 'torch kernel', ...o.backends.flatMap((b) => [`${b} ${unit}`, `${b}/torch`]), 'torch RSS MB', ...o.backends.flatMap((b) => [`${b} RSS MB`, `${b} RSS ratio`])];
   lines.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
   for (const r of rows) {
     const t = r.torch;
-    const cells = [`dim ${r.shape.dim} / ${r.shape.layers} layers`, t.ok ? `${(t.params / 1e6).toFixed(2)}M` : '—', t.ok ? fmt(t.tokensPerSecond, 0) : `failed: ${t.reason}`];
+    const cells = [`dim ${r.shape.dim} / ${r.shape.layers} layers`, t.ok ? `${(t.params / 1e6).toFixed(2)}M` : '—', t.ok ? fmt(t.tokensPerSecond, 0) : `failed: ${t.reason}`, r.kernels.core ?? '—'];
     for (const b of o.backends) {
       const x = r.topiary[b];
       cells.push(x.ok ? fmt(x.tokensPerSecond, 0) : 'n/a', x.ok && t.ok ? `${fmt(x.tokensPerSecond / t.tokensPerSecond, 2)}×` : '—');
@@ -134,6 +118,7 @@ export function compare(name, mode, o, targets) {
   const exps = { torch: fitExponent(rows.filter((r) => r.torch.ok).map((r) => [r.torch.params, 1 / r.torch.tokensPerSecond])) };
   for (const b of o.backends) exps[b] = fitExponent(rows.filter((r) => r.topiary[b].ok).map((r) => [r.topiary[b].params, 1 / r.topiary[b].tokensPerSecond]));
   lines.push('', `cost growth (seconds per token ∝ params^k, least squares over the shapes): ${Object.entries(exps).map(([k, v]) => `${k} k=${fmt(v, 2)}`).join(', ')}`);
+  lines.push('', `PyTorch ${unit} under each OpenBLAS kernel (* = fastest, the baseline above):`, ...rows.map((r) => `  dim ${r.shape.dim}: ${kernelSummary(r.kernels)}`));
 
   // Targets
   const verdicts = [];
@@ -157,7 +142,9 @@ export function compare(name, mode, o, targets) {
   const header = [
     `${name}: ${mode === 'train' ? 'training (forward + backward + AdamW + clipping)' : 'evaluation (forward + cross-entropy)'}, fp32, seq ${o.seq}, batch ${o.batch}, ${o.steps} timed step(s) after ${o.warmup} warm-up, ${o.threads} threads`,
     `machine: ${machine}; load average now ${loadavg().map((x) => x.toFixed(1)).join(' ')} (a shared machine makes every number noisy)`,
-    blas ? `PyTorch ${blas.torch}, BLAS ${blas.blas} (core ${blas.openblasCore}; ${blas.blasLibraries.join(', ')}), ${blas.threads} threads` : 'PyTorch: not measured',
+    ...describeCandidates(kernels, o.threads),
+    blas ? `PyTorch ${blas.torch}, BLAS ${blas.blas} (${blas.blasLibraries.join(', ')}), ${blas.threads} threads; kernel per shape: the fastest (column "torch kernel")` : 'PyTorch: not measured',
+    `Topiary processes keep this environment: OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}, OPENBLAS_L2_SIZE=${process.env.OPENBLAS_L2_SIZE ?? '(unset)'}`,
     ...o.backends.map((b) => {
       const x = rows.map((r) => r.topiary[b]).find((y) => y.ok);
       return x ? `topiary ${b}: ${x.capabilities.notes[0]}` : `topiary ${b}: unavailable`;
@@ -167,7 +154,9 @@ export function compare(name, mode, o, targets) {
   const outDir = join(root, 'bench', 'out');
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ name, mode, options: o, machine, loadavg: loadavg(), pythonCore: py, targets, rows, exponents: exps, verdicts }, null, 2));
+  const kernelsJson = kernelJson(kernels, rows.map((r) => r.kernels));
+  const rowsJson = rows.map((r) => ({ ...r, kernels: { chosen: r.kernels.chosen, core: r.kernels.core } }));
+  writeFileSync(file, JSON.stringify({ name, mode, options: o, machine, loadavg: loadavg(), openblas: kernelsJson, targets, rows: rowsJson, exponents: exps, verdicts }, null, 2));
   log(`wrote ${file}`);
   return { rows, exps, verdicts };
 }

@@ -5,7 +5,8 @@ clipping, or evaluated (forward + cross-entropy, no grad). Prints one JSON line.
 
   /usr/bin/python3 bench/train/torch_llama.py --mode train|eval --dim 64 --layers 5 --heads 8 --kv 4 --hidden 172
       --vocab 512 --seq 256 --batch 8 --steps 3 --warmup 1 --threads 2
-Run it through bench/train/run.mjs, which unsets OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for this process only.
+Run it through bench/train/run.mjs, which runs it once per OpenBLAS kernel the CPU supports (bench/lib/openblas.mjs:
+OPENBLAS_CORETYPE=<kernel> or unset, OPENBLAS_L2_SIZE unset, for this process only) and keeps the fastest.
 """
 import ctypes
 import json
