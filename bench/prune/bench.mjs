@@ -4,10 +4,10 @@
 // Usage (from the repo root, after `pnpm build`): node bench/prune/bench.mjs [--samples 128] [--seqlen 256] [--backends wasm,native]
 // (the native column needs `pnpm --filter @topiary/backend-native build:native`; it is skipped with the reason otherwise)
 // A script, not a test: numbers are noisy on a shared machine. Cost growth with model size: bench/prune/sizes.mjs.
-import { mkdtempSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pythonEnv } from '../train/driver.mjs';
+import { describeCandidates, kernelCandidates, kernelJson, kernelSummary, PYTHON } from '../lib/openblas.mjs';
 import { topiaryPrune, torchPrune } from './runners.mjs';
 
 const root = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..');
@@ -16,15 +16,15 @@ const samples = arg('--samples', '128');
 const seqlen = arg('--seqlen', '256');
 const model = arg('--model', join(root, 'assets', 'models', 'stories260K-hf'));
 const text = arg('--calibration', join(root, 'assets', 'data', 'tinystories_val_head.txt'));
-const python = process.env.TOPIARY_PYTHON ?? '/usr/bin/python3';
 const work = mkdtempSync(join(tmpdir(), 'topiary-bench-prune-'));
 const calib = join(work, 'calibration.json');
 
-// Python's environment as in bench/train: the same thread count as Topiary's native backend (OpenBLAS threads),
-// and the OpenBLAS kernel the CPU supports when OpenBLAS 0.3.21 does not recognise it (else torch runs ~3× slower).
+// PyTorch on the same thread count as Topiary's native backend (OpenBLAS threads), timed under every OpenBLAS kernel
+// the CPU supports (bench/lib/openblas.mjs); the fastest kernel's time is the baseline.
 const threads = Number(arg('--threads', String(availableParallelism())));
-const { env: pyEnv, detected, chosen } = pythonEnv(threads);
-console.error(`PyTorch: ${python}, ${threads} OpenBLAS thread(s), core detected ${detected}${chosen !== detected ? `, using ${chosen}` : ''}`);
+const kernels = kernelCandidates(threads);
+console.error(`PyTorch: ${PYTHON}, ${threads} OpenBLAS thread(s)`);
+for (const l of describeCandidates(kernels, threads)) console.error(l);
 const backends = arg('--backends', 'wasm,native').split(',');
 const rows = [];
 for (const method of ['wanda', 'sparsegpt']) {
@@ -35,19 +35,28 @@ for (const method of ['wanda', 'sparsegpt']) {
       console.error(`${method} on ${backend}: unavailable — ${ts.unavailable}`);
       continue;
     }
-    py ??= torchPrune({ method, calib, model, env: pyEnv });
-    rows.push({ method, backend, tsSeconds: ts.seconds, pySeconds: py.seconds, tsPeak: ts.peakRssBytes, pyPeak: py.peakRssBytes, blas: py.blas, threads: py.threads });
+    py ??= torchPrune({ method, calib, model, threads, candidates: kernels, label: `${method} reference (stories260K)` });
+    rows.push({ method, backend, tsSeconds: ts.seconds, pySeconds: py.seconds, tsPeak: ts.peakRssBytes, pyPeak: py.peakRssBytes, blas: py.blas, threads: py.threads, torchKernel: py.kernel, kernels: py.kernels });
   }
 }
 const mb = (b) => `${(b / 2 ** 20).toFixed(0)} MB`;
 console.log(`model ${model}; calibration ${samples} × ${seqlen} tokens; one run each (shared machine: noisy)`);
 const targets = { wanda: 1.0, sparsegpt: 1.5 };
-console.log('method     | backend | topiary s | torch s | time ratio | topiary peak RSS | torch peak RSS | memory ratio | target');
+for (const l of describeCandidates(kernels, threads)) console.log(l);
+console.log(`Topiary processes keep this environment: OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}, OPENBLAS_L2_SIZE=${process.env.OPENBLAS_L2_SIZE ?? '(unset)'}`);
+console.log('method     | backend | topiary s | torch s | torch kernel | time ratio | topiary peak RSS | torch peak RSS | memory ratio | target');
 for (const r of rows) {
   const ratio = r.tsSeconds / r.pySeconds;
   console.log(
-    `${r.method.padEnd(10)} | ${r.backend.padEnd(7)} | ${r.tsSeconds.toFixed(2).padStart(9)} | ${r.pySeconds.toFixed(2).padStart(7)} | ${(r.tsSeconds / r.pySeconds).toFixed(2).padStart(9)}× |` +
+    `${r.method.padEnd(10)} | ${r.backend.padEnd(7)} | ${r.tsSeconds.toFixed(2).padStart(9)} | ${r.pySeconds.toFixed(2).padStart(7)} | ${String(r.torchKernel).padEnd(12)} | ${(r.tsSeconds / r.pySeconds).toFixed(2).padStart(9)}× |` +
       ` ${mb(r.tsPeak).padStart(16)} | ${mb(r.pyPeak).padStart(14)} | ${(r.tsPeak / r.pyPeak).toFixed(2).padStart(11)}× | ≤ ${targets[r.method]}× ${ratio <= targets[r.method] ? 'MET' : 'NOT MET'}`,
   );
 }
 console.log(`torch: ${threads} OpenBLAS thread(s) (torch intra-op threads ${rows[0]?.threads}); topiary wasm: products and Gram on its WebAssembly GEMM (worker threads; TOPIARY_WASM_THREADS), other ops tfjs-wasm on 1 thread, float64 host math; native: OpenBLAS products/Gram and fused kernels. Peak RSS is the whole process.`);
+const choices = [...new Map(rows.map((r) => [r.method, r.kernels])).values()];
+for (const c of choices) console.log(`PyTorch seconds under each OpenBLAS kernel, ${c.label} (* = fastest, the baseline): ${kernelSummary(c)}`);
+mkdirSync(join(root, 'bench', 'out'), { recursive: true });
+const file = join(root, 'bench', 'out', `prune-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+writeFileSync(file, JSON.stringify({ model, samples, seqlen, threads, cpu: cpus()[0]?.model, loadavg: loadavg(), openblas: kernelJson(kernels, choices),
+  rows: rows.map(({ kernels: _, ...r }) => r) }, null, 2));
+console.error(`wrote ${file}`);

@@ -1,16 +1,18 @@
-// Shared by bench/prune/bench.mjs and bench/prune/sizes.mjs: one `topiary prune` run on a backend, and one run of
-// the PyTorch reference on the calibration windows that run dumped. Each in its own process (peak RSS is its own).
+// Shared by bench/prune/bench.mjs and bench/prune/sizes.mjs: one `topiary prune` run on a backend, and the PyTorch
+// reference on the calibration windows that run dumped, under each OpenBLAS kernel (the fastest is the baseline).
+// Each in its own process (peak RSS is its own).
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
+import { beforeMeasurement, fastestKernel } from '../lib/openblas.mjs';
 
 const root = resolve(new URL('.', import.meta.url).pathname, '..', '..');
-const python = process.env.TOPIARY_PYTHON ?? '/usr/bin/python3';
 
 /**
  * `topiary --backend B prune …` with the calibration windows written to `calib`; the CLI's JSON result
  * ({ seconds, peakRssBytes, … }), or { unavailable: reason } when the backend does not load or the run fails.
  */
 export function topiaryPrune({ backend, out, model, method, calibration, samples, seqlen, calib }) {
+  beforeMeasurement(`topiary prune ${method} on ${backend}`);
   try {
     return JSON.parse(
       execFileSync(process.execPath, [join(root, 'apps', 'cli', 'dist', 'bin.js'), '--json', '--backend', backend, '--out', out, 'prune', '--model', model,
@@ -22,8 +24,17 @@ export function topiaryPrune({ backend, out, model, method, calibration, samples
   }
 }
 
-/** bench/reference/prune_reference.py on the same model and windows: { seconds, peakRssBytes, threads, blas }. */
-export function torchPrune({ method, calib, model, env }) {
-  const argv = [join(root, 'bench', 'reference', 'prune_reference.py'), 'bench', '--method', method, '--fixture', calib, '--model', model];
-  return JSON.parse(execFileSync(python, argv, { encoding: 'utf8', env }).trim().split('\n').pop());
+/**
+ * bench/reference/prune_reference.py on the same model and windows, under every OpenBLAS kernel of `candidates`
+ * (bench/lib/openblas.mjs: fresh process each, kernel checked); the fastest run's { seconds, peakRssBytes, threads,
+ * blas } plus `kernels` (the choice with every kernel's time). The script is run as it is: the kernel is chosen
+ * from this side, through the environment.
+ */
+export function torchPrune({ method, calib, model, threads, candidates, label }) {
+  const kernels = fastestKernel({
+    label: label ?? `${method} reference`, script: join(root, 'bench', 'reference', 'prune_reference.py'), args: ['bench', '--method', method, '--fixture', calib, '--model', model],
+    threads, candidates, value: (j) => j.seconds, better: 'lower', unit: 's', cwd: root,
+  });
+  if (!kernels.best) throw new Error(`prune_reference.py failed under every OpenBLAS kernel: ${kernels.runs.map((r) => `${r.label}: ${r.reason}`).join('; ')}`);
+  return { ...kernels.best.json, kernel: kernels.core, kernels };
 }

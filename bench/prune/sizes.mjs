@@ -7,7 +7,8 @@
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fitExponent, pythonEnv } from '../train/driver.mjs';
+import { describeCandidates, kernelCandidates, kernelJson, kernelSummary } from '../lib/openblas.mjs';
+import { fitExponent } from '../train/driver.mjs';
 import { topiaryPrune, torchPrune } from './runners.mjs';
 
 const root = resolve(new URL('.', import.meta.url).pathname, '..', '..');
@@ -20,8 +21,12 @@ const text = arg('--calibration', join(root, 'assets', 'data', 'tinystories_val_
 const work = mkdtempSync(join(tmpdir(), 'topiary-bench-prune-sizes-'));
 const base = join(root, 'assets', 'models', 'stories260K-hf');
 const backends = arg('--backends', 'wasm,native').split(',');
-// PyTorch on the same OpenBLAS threads and kernel as bench/train (see pythonEnv there).
-const { env: pyEnv } = pythonEnv(Number(arg('--threads', String(availableParallelism()))));
+// PyTorch on the same OpenBLAS threads as Topiary's native backend, timed under every OpenBLAS kernel the CPU
+// supports (bench/lib/openblas.mjs); per size and method the fastest kernel's time is the baseline.
+const threads = Number(arg('--threads', String(availableParallelism())));
+const kernels = kernelCandidates(threads);
+for (const l of describeCandidates(kernels, threads)) process.stderr.write(`${l}\n`);
+const choices = [];
 
 const { createLlama, saveModel } = await import(join(root, 'packages', 'model-llama', 'dist', 'index.js'));
 const rows = [];
@@ -43,18 +48,22 @@ for (const dim of dims) {
         process.stderr.write(`dim ${dim} ${method} on ${backend}: unavailable — ${ts.unavailable}\n`);
         continue;
       }
-      py ??= torchPrune({ method, calib, model: dir, env: pyEnv });
-      rows.push({ dim, params, method, backend, tsSeconds: ts.seconds, pySeconds: py.seconds, tsPeak: ts.peakRssBytes, pyPeak: py.peakRssBytes });
+      if (!py) {
+        py = torchPrune({ method, calib, model: dir, threads, candidates: kernels, label: `${method} reference, dim ${dim}` });
+        choices.push(py.kernels);
+      }
+      rows.push({ dim, params, method, backend, tsSeconds: ts.seconds, pySeconds: py.seconds, tsPeak: ts.peakRssBytes, pyPeak: py.peakRssBytes, torchKernel: py.kernel });
       process.stderr.write(`dim ${dim} ${method} ${backend}: topiary ${ts.seconds.toFixed(2)} s, torch ${py.seconds.toFixed(2)} s\n`);
     }
   }
 }
 console.log(`prune cost growth: random LLaMAs (vocab 512, ${layers} layers), calibration ${samples} × ${seqlen}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-console.log('| method | backend | dim | params | topiary s | torch s | time ratio | target |\n|---|---|---|---|---|---|---|---|');
+for (const l of describeCandidates(kernels, threads)) console.log(l);
+console.log('| method | backend | dim | params | topiary s | torch s | torch kernel | time ratio | target |\n|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   const ratio = r.tsSeconds / r.pySeconds;
   const target = r.method === 'wanda' ? 1.0 : 1.5;
-  console.log(`| ${r.method} | ${r.backend} | ${r.dim} | ${(r.params / 1e6).toFixed(2)}M | ${r.tsSeconds.toFixed(2)} | ${r.pySeconds.toFixed(2)} | ${ratio.toFixed(2)}× | ≤ ${target}× ${ratio <= target ? 'MET' : 'NOT MET'} |`);
+  console.log(`| ${r.method} | ${r.backend} | ${r.dim} | ${(r.params / 1e6).toFixed(2)}M | ${r.tsSeconds.toFixed(2)} | ${r.pySeconds.toFixed(2)} | ${r.torchKernel} | ${ratio.toFixed(2)}× | ≤ ${target}× ${ratio <= target ? 'MET' : 'NOT MET'} |`);
 }
 const exps = {};
 for (const method of ['wanda', 'sparsegpt']) {
@@ -66,5 +75,6 @@ for (const method of ['wanda', 'sparsegpt']) {
 }
 mkdirSync(join(root, 'bench', 'out'), { recursive: true });
 const file = join(root, 'bench', 'out', `prune-sizes-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({ dims, layers, samples, seqlen, rows, exponents: exps, loadavg: loadavg() }, null, 2));
+for (const c of choices) console.log(`PyTorch seconds per OpenBLAS kernel, ${c.label} (* = fastest): ${kernelSummary(c)}`);
+writeFileSync(file, JSON.stringify({ dims, layers, samples, seqlen, threads, rows, exponents: exps, loadavg: loadavg(), openblas: kernelJson(kernels, choices) }, null, 2));
 process.stderr.write(`wrote ${file}\n`);
