@@ -3,10 +3,11 @@
 // thread count, one run. Usage (from a fresh clone): `pnpm bench:backends [-- --only wasm,cpu] [--threads 2]`.
 // Not a test: it prints a table with ratios to PyTorch and writes bench/out/backends-<time>.json.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { beforeMeasurement, describeCandidates, fastestKernel, kernelCandidates, kernelJson, kernelSummary, PYTHON } from '../lib/openblas.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -17,7 +18,6 @@ const opt = (name, fallback) => {
 };
 const threads = Number(opt('threads', '2'));
 const labels = opt('only', 'wasm,wasm-1thread,wasm-stock,cpu,gpujs,node,node-gpu').split(',');
-const PYTHON = '/usr/bin/python3';
 const log = (s) => process.stderr.write(`${s}\n`);
 
 function run(cmd, argv, options = {}) {
@@ -60,36 +60,41 @@ if (!pythonHasTorch() || !hasOpenBlas()) {
   if (a.code !== 0 || b.code !== 0) log('apt-get failed: the PyTorch column will be missing');
 }
 
-/**
- * The Python process runs with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset (this machine may set them for the
- * sake of older OpenBLAS builds; they slow a current one). OpenBLAS 0.3.21 does not recognise every new CPU
- * model and then falls back to its generic `Prescott` kernel (SSE3, several times slower): in that case, and only
- * when the CPU has AVX-512 (or AVX2), name the matching kernel explicitly. torch_bench.py checks the results
- * against float64 and reports the kernel it ran.
- */
-function pythonEnv() {
-  const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const probe = run(PYTHON, ['-c', "import ctypes; l=ctypes.CDLL('libopenblas.so.0'); l.openblas_get_corename.restype=ctypes.c_char_p; print(l.openblas_get_corename().decode())"], { env });
-  const detected = probe.stdout.trim();
-  let chosen = detected;
-  const flags = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
-  if (['Prescott', 'Core2', 'Nehalem', 'Penryn', 'Dunnington', 'Atom', 'Katmai', 'Coppermine', 'Northwood'].includes(detected)) {
-    if (/\bavx512f\b/.test(flags) && /\bavx512bw\b/.test(flags)) chosen = 'SkylakeX';
-    else if (/\bavx2\b/.test(flags)) chosen = 'Haswell';
-    if (chosen !== detected) env.OPENBLAS_CORETYPE = chosen;
-  }
-  return { env, openblasDetected: detected || 'not loaded', openblasChosen: chosen || 'not loaded' };
-}
-
+// PyTorch/numpy: torch_bench.py under every OpenBLAS kernel this CPU supports (bench/lib/openblas.mjs: fresh
+// process each, OPENBLAS_CORETYPE=<kernel> or unset, OPENBLAS_L2_SIZE unset, the kernel that ran checked); each
+// workload's torch and numpy columns are that workload's fastest kernel. torch_bench.py checks results against float64.
 let python = null;
+let kernels = null;
+let kernelChoice = null;
 if (pythonHasTorch()) {
-  const { env, openblasDetected, openblasChosen } = pythonEnv();
-  log(`running PyTorch/numpy (${threads} threads; OpenBLAS kernel detected: ${openblasDetected}, used: ${openblasChosen}) ...`);
-  const r = run(PYTHON, [join(here, 'torch_bench.py'), String(threads)], { env });
-  if (r.code === 0) python = { ...JSON.parse(r.stdout.trim().split('\n').pop()), openblasDetected, openblasChosen };
-  else log(`torch_bench.py failed:\n${r.stderr}`);
+  kernels = kernelCandidates(threads);
+  for (const l of describeCandidates(kernels, threads)) log(l);
+  const gmean = (xs) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
+  kernelChoice = fastestKernel({
+    label: 'backends torch_bench.py', script: join(here, 'torch_bench.py'), args: [threads], threads, candidates: kernels, cwd: root,
+    value: (j) => gmean([...j.matmuls.map((m) => m.flops / m.torch_ms / 1e6), j.block.flops / j.block.torch_ms / 1e6]), better: 'higher', unit: 'GFLOP/s (torch, geometric mean of the 4 workloads)',
+  });
+  if (kernelChoice.best) {
+    python = { ...kernelChoice.best.json, kernel: kernelChoice.best.core };
+    const ok = kernelChoice.runs.filter((r) => r.ok);
+    // Per workload: the fastest kernel for torch and, separately, for numpy.
+    const bestOf = (get) => ok.reduce((a, r) => (get(r.json) < get(a.json) ? r : a));
+    python.matmuls = python.matmuls.map((m) => {
+      const get = (j) => j.matmuls.find((x) => x.name === m.name).torch_ms;
+      const getNp = (j) => j.matmuls.find((x) => x.name === m.name).numpy_ms;
+      const t = bestOf(get);
+      const n = bestOf(getNp);
+      return { ...m, torch_ms: get(t.json), torch_kernel: t.core, numpy_ms: getNp(n.json), numpy_kernel: n.core };
+    });
+    const tb = bestOf((j) => j.block.torch_ms);
+    python.block = { ...tb.json.block, torch_kernel: tb.core };
+    // Every kernel's GFLOP/s per workload (torch, numpy), for the JSON and the printed table below.
+    python.perKernel = ok.map((r) => ({
+      kernel: r.label,
+      core: r.core,
+      workloads: [...r.json.matmuls.map((m) => ({ name: m.name, torch: m.flops / m.torch_ms / 1e6, numpy: m.flops / m.numpy_ms / 1e6 })), { name: 'llama block fwd+bwd', torch: r.json.block.flops / r.json.block.torch_ms / 1e6 }],
+    }));
+  } else log('torch_bench.py failed under every kernel: the PyTorch column is missing');
 } else {
   log(`skipped: PyTorch column — ${PYTHON} cannot import torch`);
 }
@@ -97,7 +102,7 @@ if (pythonHasTorch()) {
 // 3. Every backend, each in its own process.
 const js = [];
 for (const label of labels) {
-  log(`running backend ${label} ...`);
+  beforeMeasurement(`backend ${label}`);
   const r = run(process.execPath, [join(here, 'js_bench.mjs'), label], { env: { ...process.env, BENCH_THREADS: String(threads) } });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   try {
@@ -115,7 +120,7 @@ for (const w of workloads) {
   const isBlock = w.startsWith('llama');
   const torchRow = isBlock ? python?.block : python?.matmuls.find((m) => m.name === w);
   const torchG = torchRow ? gf(torchRow.flops, torchRow.torch_ms) : NaN;
-  const row = { workload: w, torch: torchG };
+  const row = { workload: w, torch: torchG, torchKernel: torchRow?.torch_kernel ?? null, numpyKernel: torchRow?.numpy_kernel ?? null };
   if (!isBlock && torchRow) row.numpy = gf(torchRow.flops, torchRow.numpy_ms);
   for (const r of js) {
     if (r.skipped || r.error) continue;
@@ -132,7 +137,8 @@ const columns = ['torch', 'numpy', ...js.filter((r) => !r.skipped && !r.error).f
 );
 const fmt = (v, t) => (Number.isFinite(v) ? `${v.toFixed(1)}${Number.isFinite(t) && t > 0 ? ` (${(v / t).toFixed(2)}×)` : ''}` : '—');
 const header = ['workload (GFLOP/s, ratio to torch)', ...columns];
-const table = [header, ...rows.map((r) => [r.workload, ...columns.map((c) => (c === 'torch' ? fmt(r[c]) : fmt(r[c], r.torch)))])];
+const cell = (r, c) => (c === 'torch' ? `${fmt(r[c])}${r.torchKernel ? ` [${r.torchKernel}]` : ''}` : c === 'numpy' ? `${fmt(r[c], r.torch)}${r.numpyKernel ? ` [${r.numpyKernel}]` : ''}` : fmt(r[c], r.torch));
+const table = [header, ...rows.map((r) => [r.workload, ...columns.map((c) => cell(r, c))])];
 const widths = header.map((_, i) => Math.max(...table.map((row) => String(row[i]).length)));
 const md = table.map((row, i) => `| ${row.map((c, j) => String(c).padEnd(widths[j])).join(' | ')} |${i === 0 ? `\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|` : ''}`).join('\n');
 
@@ -147,8 +153,13 @@ const machine = {
 console.log(`\nbench/backends — ${machine.cpu}, ${machine.cores} cores, load average ${machine.loadAverage.map((l) => l.toFixed(1)).join(' ')}; PyTorch/numpy on ${threads} threads`);
 if (python) {
   console.log(`PyTorch ${python.torch} / numpy ${python.numpy}; BLAS loaded: ${python.blas_libraries.filter((l) => /blas/.test(l)).join(', ') || 'none found'}`);
-  console.log(`OpenBLAS: ${python.openblas ? `${python.openblas.config}; kernel ${python.openblas.corename}, ${python.openblas.threads} threads` : 'not loaded'} (auto-detected: ${python.openblasDetected}); max |Δ| vs float64 at 512³: ${python.check_512_maxabs?.toExponential(1) ?? 'n/a'}`);
+  for (const l of describeCandidates(kernels, threads)) console.log(l);
+  console.log(`torch GFLOP/s (geometric mean of the 4 workloads) per kernel (* = fastest): ${kernelSummary(kernelChoice)}; max |Δ| vs float64 at 512³: ${python.check_512_maxabs?.toExponential(1) ?? 'n/a'}`);
+  console.log('torch / numpy GFLOP/s per OpenBLAS kernel:');
+  for (const k of python.perKernel) console.log(`  ${k.kernel.padEnd(22)} ${k.workloads.map((w) => `${w.name.replace('matmul ', '')}: ${w.torch.toFixed(1)}${Number.isFinite(w.numpy) ? ` / ${w.numpy.toFixed(1)}` : ''}`).join(' · ')}`);
+  console.log('[kernel] after a torch/numpy number: the OpenBLAS kernel that was fastest for that workload (each kernel ran the whole torch_bench.py in its own process)');
 }
+console.log(`Topiary processes keep this environment: OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}, OPENBLAS_L2_SIZE=${process.env.OPENBLAS_L2_SIZE ?? '(unset)'}`);
 for (const r of js) {
   if (r.skipped) console.log(`${r.label}: skipped — ${r.skipped}`);
   else if (r.error) console.log(`${r.label}: error — ${r.error}`);
@@ -162,7 +173,7 @@ console.log('A·Bᵀ: the same product with a transposed right operand (what mat
 
 mkdirSync(join(root, 'bench', 'out'), { recursive: true });
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-const out = { date: new Date().toISOString(), machine, python, backends: js, table: rows, markdown: md };
+const out = { date: new Date().toISOString(), machine, python, openblas: kernels ? kernelJson(kernels, [kernelChoice]) : null, backends: js, table: rows, markdown: md };
 writeFileSync(join(root, 'bench', 'out', `backends-${stamp}.json`), `${JSON.stringify(out, null, 2)}\n`);
 writeFileSync(join(root, 'bench', 'out', 'backends-latest.json'), `${JSON.stringify(out, null, 2)}\n`);
 console.log(`wrote bench/out/backends-${stamp}.json`);

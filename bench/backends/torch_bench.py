@@ -1,7 +1,8 @@
 """PyTorch CPU and numpy side of bench/backends: the same workloads as the JavaScript side, same thread count.
 
-Run by run.mjs as `/usr/bin/python3 torch_bench.py <threads>` with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset
-(this process only). Prints one JSON object on stdout.
+Run by run.mjs (through bench/lib/openblas.mjs) once per OpenBLAS kernel the CPU supports, as
+`/usr/bin/python3 torch_bench.py <threads>` with OPENBLAS_CORETYPE=<kernel> or unset and OPENBLAS_L2_SIZE unset (this
+process only). Prints one JSON object on stdout.
 """
 import ctypes
 import json
