@@ -2,100 +2,252 @@
  * Users install only what they need: pack the packages with `pnpm pack`, install ONLY the kernel, the cli,
  * backend-wasm, one pruner (wanda) and the custom saliency example (plus the libraries the cli itself depends on)
  * into an empty project with npm, and prune the shipped model with that saliency.
+ *
+ * Offline: the third-party libraries come from the repo's own install (pnpm's store, as linked under
+ * node_modules/.pnpm), packed into tarballs next to ours; npm runs with --offline, an empty cache and an
+ * unreachable registry, so nothing can come from the network. When the repo's install lacks something the
+ * packed packages need (or GNU tar is missing), the test skips and prints what was missing.
+ *
+ * The custom saliency must really be used: the masks of the RIA prune must be reproducible and differ from what
+ * the same pruner gives with its default saliency (wanda) and with magnitude, so a plugin that silently fell back
+ * to another score fails.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { assets, repoRoot } from '../data.js';
 
+const run = promisify(execFile);
+
 /** What the user installs by choice. */
 const chosen = ['packages/kernel', 'apps/cli', 'plugins/backend-wasm', 'plugins/pruner-wanda', 'examples/saliency-plugin'];
+
+interface Manifest {
+  name: string;
+  version: string;
+  dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+}
+const readManifest = (dir: string): Manifest => JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Manifest;
+
+/** name → folder of every workspace package. */
+function workspacePackages(): Map<string, string> {
+  const byName = new Map<string, string>();
+  for (const group of ['packages', 'plugins', 'apps', 'examples']) {
+    for (const entry of readdirSync(join(repoRoot, group))) {
+      if (existsSync(join(repoRoot, group, entry, 'package.json'))) byName.set(readManifest(join(repoRoot, group, entry)).name, `${group}/${entry}`);
+    }
+  }
+  return byName;
+}
+
+/** The dependencies npm installs for a package: dependencies, optional ones, and peers that are not optional. */
+function installedDeps(pkg: Manifest): { name: string; optional: boolean }[] {
+  const optional = new Set([...Object.keys(pkg.optionalDependencies ?? {}), ...Object.entries(pkg.peerDependenciesMeta ?? {}).filter(([, m]) => m.optional).map(([n]) => n)]);
+  const names = new Set([...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})]);
+  return [...names].map((name) => ({ name, optional: optional.has(name) }));
+}
 
 /**
  * The workspace packages the chosen ones depend on, transitively (from a registry npm would fetch them; here they
  * are packed too): the cli's libraries, and saliency-basic, which pruner-wanda depends on for its default score.
  */
-function withWorkspaceDependencies(dirs: readonly string[]): string[] {
-  const byName = new Map<string, string>();
-  for (const group of ['packages', 'plugins', 'apps', 'examples']) {
-    for (const entry of readdirSync(join(repoRoot, group))) {
-      const file = join(repoRoot, group, entry, 'package.json');
-      if (existsSync(file)) byName.set((JSON.parse(readFileSync(file, 'utf8')) as { name: string }).name, `${group}/${entry}`);
-    }
-  }
+function withWorkspaceDependencies(dirs: readonly string[], byName: Map<string, string>): string[] {
   const out = new Set<string>();
   const visit = (dir: string) => {
     if (out.has(dir)) return;
     out.add(dir);
-    const pkg = JSON.parse(readFileSync(join(repoRoot, dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
-    for (const dep of Object.keys(pkg.dependencies ?? {})) {
-      const depDir = byName.get(dep);
-      if (depDir) visit(depDir);
+    for (const dep of installedDeps(readManifest(join(repoRoot, dir)))) {
+      const depDir = byName.get(dep.name);
+      if (depDir && !dep.optional) visit(depDir);
     }
   };
   dirs.forEach(visit);
   return [...out];
 }
 
-function hasCommand(cmd: string): boolean {
-  try {
-    execFileSync(cmd, ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
+/** Node's lookup: the package folder `name` resolves to from `from` (real path), or null. */
+function resolvePackageDir(from: string, name: string): string | null {
+  for (let d = from; ; d = dirname(d)) {
+    const candidate = join(d, 'node_modules', name);
+    if (existsSync(join(candidate, 'package.json'))) return realpathSync(candidate);
+    if (dirname(d) === d) return null;
   }
 }
 
-const missing = ['pnpm', 'npm'].filter((c) => !hasCommand(c));
-if (missing.length) console.log(`skipped: the install test needs ${missing.join(' and ')} on PATH`);
-
-describe.skipIf(missing.length > 0)('packed packages installed into an empty project', () => {
-  it('installs only the chosen plugins and prunes with the custom saliency', () => {
-    const work = mkdtempSync(join(tmpdir(), 'topiary-install-'));
-    const tarballs = join(work, 'tgz');
-    mkdirSync(tarballs);
-    const packed = withWorkspaceDependencies(chosen);
-    for (const pkg of packed) {
-      execFileSync('pnpm', ['pack', '--pack-destination', tarballs], { cwd: join(repoRoot, pkg), stdio: 'ignore' });
+/**
+ * Every third-party package (name@version → folder under node_modules/.pnpm) the workspace packages need at run
+ * time, as the repo's install laid it out; `missing` names what the install lacks.
+ */
+function thirdPartyClosure(workspaceDirs: readonly string[], byName: Map<string, string>): { packages: Map<string, { name: string; version: string; dir: string }>; missing: string[] } {
+  const packages = new Map<string, { name: string; version: string; dir: string }>();
+  const missing: string[] = [];
+  const visit = (dir: string, isWorkspace: boolean) => {
+    const pkg = readManifest(dir);
+    for (const dep of installedDeps(pkg)) {
+      if (isWorkspace && byName.has(dep.name)) continue; // packed from the workspace
+      const found = resolvePackageDir(dir, dep.name);
+      if (!found) {
+        if (!dep.optional) missing.push(`${dep.name} (needed by ${pkg.name})`);
+        continue;
+      }
+      const m = readManifest(found);
+      const key = `${m.name}@${m.version}`;
+      if (packages.has(key)) continue;
+      packages.set(key, { name: m.name, version: m.version, dir: found });
+      visit(found, false);
     }
-    const files = readdirSync(tarballs).filter((f) => f.endsWith('.tgz'));
-    expect(files).toHaveLength(packed.length);
+  };
+  for (const d of workspaceDirs) visit(join(repoRoot, d), true);
+  return { packages, missing };
+}
 
-    const project = join(work, 'project');
-    mkdirSync(project);
-    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true, type: 'module' }));
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...files.map((f) => join(tarballs, f))], {
-      cwd: project,
-      stdio: 'ignore',
-      timeout: 300_000,
-    });
-    const bin = join(project, 'node_modules', '.bin', 'topiary');
-    expect(existsSync(bin)).toBe(true);
+function commandVersion(cmd: string): string | null {
+  try {
+    return execFileSync(cmd, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return null;
+  }
+}
 
-    const listed = JSON.parse(execFileSync(bin, ['--json', 'plugins'], { cwd: project, encoding: 'utf8' })) as { plugins: { name: string; provides: Record<string, string[]> }[] };
-    const names = listed.plugins.map((p) => p.name);
-    expect(names).toEqual(expect.arrayContaining(['backend-wasm', 'pruner-wanda', 'saliency-ria']));
-    // nothing the user did not ask for: no other pruner, backend or saliency plugin
-    expect(names).not.toContain('pruner-sparsegpt');
-    expect(names).not.toContain('pruner-magnitude');
-    expect(names).not.toContain('backend-cpu');
+/** Tensors of a .safetensors file (F32 only: what the pruned stories260K holds). */
+function readSafetensors(file: string): Map<string, Float32Array> {
+  const buf = readFileSync(file);
+  const headerLen = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + headerLen).toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+  const out = new Map<string, Float32Array>();
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    expect(t.dtype, name).toBe('F32');
+    const bytes = buf.subarray(8 + headerLen + t.data_offsets[0], 8 + headerLen + t.data_offsets[1]);
+    out.set(name, new Float32Array(Uint8Array.from(bytes).buffer));
+  }
+  return out;
+}
 
-    const text = join(project, 'calibration.txt');
-    writeFileSync(text, readFileSync(join(assets, 'data', 'tinystories_val_head.txt'), 'utf8').slice(0, 30_000));
-    const out = execFileSync(
-      bin,
-      ['--json', 'prune', '--model', join(assets, 'models', 'stories260K-hf'), '--method', 'wanda', '--saliency', 'ria', '--sparsity', '0.5', '--calibration', text, '--samples', '8', '--seqlen', '64', '--out', 'pruned'],
-      { cwd: project, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
-    );
-    const result = JSON.parse(out) as { sparsity: number; details: { saliency: string } };
-    expect(result.details.saliency).toBe('ria');
-    expect(result.sparsity).toBeCloseTo(0.5, 2);
-    for (const f of ['model.safetensors', 'config.json', 'tokenizer.json']) expect(existsSync(join(project, 'pruned', f))).toBe(true);
+/** How many weights of the pruned layers are zero in one mask and not in the other. */
+function maskDifference(a: Map<string, Float32Array>, b: Map<string, Float32Array>, params: readonly string[]): number {
+  let differ = 0;
+  for (const p of params) {
+    const x = a.get(p)!;
+    const y = b.get(p)!;
+    expect(x.length, p).toBe(y.length);
+    for (let i = 0; i < x.length; i++) if ((x[i] === 0) !== (y[i] === 0)) differ++;
+  }
+  return differ;
+}
 
-    // the pruned folder is a model the same install can read back
-    const inspected = JSON.parse(execFileSync(bin, ['--json', 'inspect', '--model', join(project, 'pruned')], { cwd: project, encoding: 'utf8' })) as { parameters: unknown };
-    expect(inspected.parameters).toBeDefined();
-  });
+const missingTools = ['pnpm', 'npm'].filter((c) => commandVersion(c) === null);
+if (!commandVersion('tar')?.includes('GNU tar')) missingTools.push('GNU tar (packs the third-party packages; needs --hard-dereference)');
+if (missingTools.length) console.log(`skipped: the install test needs ${missingTools.join(' and ')} on PATH`);
+
+describe.skipIf(missingTools.length > 0)('packed packages installed offline into an empty project', () => {
+  it('installs only the chosen plugins, offline, and prunes with the custom saliency (not a fallback)', async (ctx) => {
+    const byName = workspacePackages();
+    const packed = withWorkspaceDependencies(chosen, byName);
+    const thirdParty = thirdPartyClosure(packed, byName);
+    if (thirdParty.missing.length) {
+      const reason = `skipped: an offline install needs these packages in the repo's install (pnpm install), which lacks them: ${thirdParty.missing.join(', ')}`;
+      console.log(reason);
+      ctx.skip(reason);
+    }
+
+    const t0 = Date.now();
+    const took = (what: string) => console.log(`install test: ${what} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const work = mkdtempSync(join(tmpdir(), 'topiary-install-'));
+    try {
+      const tarballs = join(work, 'tgz');
+      mkdirSync(tarballs);
+      // ours: pnpm pack (workspace:^ ranges become versions), all in one pnpm call
+      const names = new Map([...byName].map(([name, dir]) => [dir, name]));
+      await run('pnpm', ['-r', ...packed.flatMap((dir) => ['--filter', names.get(dir)!]), 'pack', '--pack-destination', tarballs], { cwd: repoRoot });
+      const ours = readdirSync(tarballs).filter((f) => f.endsWith('.tgz'));
+      expect(ours).toHaveLength(packed.length);
+      took(`packed ${ours.length} workspace packages`);
+      const dependencies: Record<string, string> = {};
+      for (const f of ours) {
+        const m = JSON.parse(execFileSync('tar', ['-xzOf', join(tarballs, f), 'package/package.json'], { encoding: 'utf8' })) as Manifest;
+        dependencies[m.name] = `file:${join(tarballs, f)}`;
+      }
+
+      // theirs: the folders pnpm installed, as tarballs (hard links dereferenced: pnpm's store links equal files)
+      const overrides: Record<string, string> = {};
+      const newest = new Map<string, { name: string; version: string; dir: string }>();
+      for (const p of thirdParty.packages.values()) {
+        const seen = newest.get(p.name);
+        if (seen) overrides[p.name] = `$${p.name}`; // one copy per name; npm uses it for every range
+        if (!seen || p.version.localeCompare(seen.version, 'en', { numeric: true }) > 0) newest.set(p.name, p);
+      }
+      if (Object.keys(overrides).length) console.log(`install test: one version each of ${Object.keys(overrides).join(', ')} (the repo's install has several)`);
+      for (const p of newest.values()) {
+        const file = join(tarballs, `${p.name.replace('@', '').replace('/', '-')}-${p.version}.tar`);
+        execFileSync('tar', ['-cf', file, '--hard-dereference', '--exclude=./node_modules', '--transform', 's,^\\.,package,', '-C', p.dir, '.']);
+        dependencies[p.name] = `file:${file}`;
+      }
+
+      took(`packed ${newest.size} third-party packages`);
+      const project = join(work, 'project');
+      mkdirSync(project);
+      writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true, type: 'module', dependencies, overrides }, null, 1));
+      // --offline with an empty cache and a registry nobody listens on: any download would fail the install
+      await run(
+        'npm',
+        ['install', '--offline', '--registry=http://127.0.0.1:9/', `--cache=${join(work, 'npm-cache')}`, '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'],
+        { cwd: project, timeout: 300_000 },
+      );
+      took('installed offline');
+      const bin = join(project, 'node_modules', '.bin', 'topiary');
+      expect(existsSync(bin)).toBe(true);
+
+      const listed = JSON.parse(execFileSync(bin, ['--json', 'plugins'], { cwd: project, encoding: 'utf8' })) as { plugins: { name: string; provides: Record<string, string[]> }[] };
+      const plugins = listed.plugins.map((p) => p.name);
+      expect(plugins).toEqual(expect.arrayContaining(['backend-wasm', 'pruner-wanda', 'saliency-ria']));
+      // nothing the user did not ask for: no other pruner, backend or saliency plugin
+      expect(plugins).not.toContain('pruner-sparsegpt');
+      expect(plugins).not.toContain('pruner-magnitude');
+      expect(plugins).not.toContain('backend-cpu');
+
+      const text = join(project, 'calibration.txt');
+      writeFileSync(text, readFileSync(join(assets, 'data', 'tinystories_val_head.txt'), 'utf8').slice(0, 30_000));
+      const prune = (out: string, saliency?: string) => {
+        const args = ['--json', 'prune', '--model', join(assets, 'models', 'stories260K-hf'), '--method', 'wanda', '--sparsity', '0.5', '--calibration', text, '--samples', '8', '--seqlen', '64', '--out', out];
+        if (saliency) args.push('--saliency', saliency);
+        const stdout = execFileSync(bin, args, { cwd: project, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        return JSON.parse(stdout) as { sparsity: number; details: { saliency: string }; layers: { param: string; sparsity: number }[] };
+      };
+      const result = prune('pruned', 'ria');
+      expect(result.details.saliency).toBe('ria');
+      expect(result.sparsity).toBeCloseTo(0.5, 2);
+      for (const f of ['model.safetensors', 'config.json', 'tokenizer.json']) expect(existsSync(join(project, 'pruned', f))).toBe(true);
+
+      // the scores really were RIA's: the masks are reproducible, and differ from the default (wanda) and
+      // magnitude masks on the same model, calibration windows and sparsity
+      const params = result.layers.map((l) => l.param);
+      expect(params.length).toBeGreaterThan(0);
+      const ria = readSafetensors(join(project, 'pruned', 'model.safetensors'));
+      const total = params.reduce((n, p) => n + ria.get(p)!.length, 0);
+      prune('pruned-ria-again', 'ria');
+      expect(maskDifference(ria, readSafetensors(join(project, 'pruned-ria-again', 'model.safetensors')), params)).toBe(0);
+      const byDefault = prune('pruned-default');
+      expect(byDefault.details.saliency).not.toBe('ria');
+      const vsDefault = maskDifference(ria, readSafetensors(join(project, 'pruned-default', 'model.safetensors')), params);
+      prune('pruned-magnitude', 'magnitude');
+      const vsMagnitude = maskDifference(ria, readSafetensors(join(project, 'pruned-magnitude', 'model.safetensors')), params);
+      console.log(`install test: RIA mask differs from ${byDefault.details.saliency}'s in ${vsDefault} and from magnitude's in ${vsMagnitude} of ${total} weights`);
+      expect(vsDefault / total).toBeGreaterThan(0.01);
+      expect(vsMagnitude / total).toBeGreaterThan(0.01);
+
+      took('pruned four times');
+      // the pruned folder is a model the same install can read back
+      const inspected = JSON.parse(execFileSync(bin, ['--json', 'inspect', '--model', join(project, 'pruned')], { cwd: project, encoding: 'utf8' })) as { parameters: unknown };
+      expect(inspected.parameters).toBeDefined();
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 600_000);
 });
