@@ -1,21 +1,31 @@
 /**
- * Calibration windows as the Wanda and SparseGPT reference code draws them (their `get_c4`): pick a document
- * uniformly at random among those longer than `seqLen` tokens, then a start uniformly in [0, len − seqLen − 1]
- * (Python's inclusive `randint(0, len − seqLen − 1)`), and take `seqLen` tokens. Their rejection loop over all
- * documents draws uniformly among the long-enough ones, which is what we do directly. Draws are with replacement.
+ * Calibration windows drawn the way the Wanda and SparseGPT reference code draws them.
  *
- * When no document is long enough (e.g. TinyStories paragraphs vs seqLen 512), the documents are treated as one
- * concatenated stream, as their `get_wikitext2` does: a start uniform in [0, N − seqLen − 1]. `mode: 'documents'`
- * or `'stream'` forces one rule.
+ * - **A plain text file** (their `get_wikitext2`: Wanda `lib/data.py` lines 19–35, SparseGPT `datautils.py` lines
+ *   10–31): the corpus is joined and tokenized ONCE — here the file's text is the joined text, encoded as one
+ *   document `[BOS] + encode(text)` exactly as a Hugging Face LLaMA tokenizer encodes it (one BOS in front, newlines
+ *   kept as tokens) — and every window starts uniformly in [0, N − seqLen − 1] (Python's inclusive
+ *   `random.randint(0, N − seqLen − 1)`). No BOS inside a window, no paragraph boundaries. `calibrationCorpus()`
+ *   tokenizes a text file that way; `sampleCalibrationSet` then uses the `stream` rule.
+ * - **Separate documents** (JSON lines, a folder; their `get_c4`, Wanda `lib/data.py` lines 38–58): pick a document
+ *   uniformly among those longer than `seqLen` tokens, then a start uniformly in [0, len − seqLen − 1]. The original
+ *   draws from C4's ~356,000 documents, so its windows come from 128 different documents; `auto` uses this rule only
+ *   when at least `samples` documents are long enough, and otherwise treats the documents as one stream (each keeps
+ *   its BOS, as in packed pretraining) — so a corpus with a handful of long documents can never collapse onto them.
+ * Draws are with replacement, from the kernel's SeededRandom (not Python's Mersenne Twister: the same rule, other
+ * windows).
  */
 import { SeededRandom, TopiaryError } from '@topiary/kernel';
-import { documentCount, type TokenizedCorpus } from './tokens.js';
+import { statSync } from 'node:fs';
+import type { Tokenizer } from '@topiary/kernel';
+import { isJsonl } from './sources.js';
+import { documentCount, tokenizeCached, type CachedTokenized, type CachedTokenizeOptions, type TokenizedCorpus } from './tokens.js';
 
 export interface CalibrationOptions {
   samples: number;
   seqLen: number;
   seed: number;
-  /** `auto` (default): documents when any is long enough, else the stream. */
+  /** `auto` (default): documents when at least `samples` are longer than `seqLen`, else the stream. */
   mode?: 'auto' | 'documents' | 'stream';
   /** Named in errors. */
   file?: string;
@@ -51,7 +61,7 @@ export function sampleCalibrationSet(source: TokenizedCorpus | Int32Array, optio
   }
   const eligible: number[] = [];
   for (let d = 0; d < documentCount(corpus); d++) if (corpus.docStarts[d + 1]! - corpus.docStarts[d]! > seqLen) eligible.push(d);
-  const mode = options.mode === 'documents' || options.mode === 'stream' ? options.mode : eligible.length > 0 ? 'documents' : 'stream';
+  const mode = options.mode === 'documents' || options.mode === 'stream' ? options.mode : eligible.length >= samples ? 'documents' : 'stream';
   if (mode === 'documents' && eligible.length === 0) {
     throw new TopiaryError('E_DATA', `no document is longer than --seqlen ${seqLen} tokens`, { file, where: '--seqlen', hint: "use mode 'stream' or a smaller --seqlen" });
   }
@@ -77,4 +87,18 @@ export function sampleCalibrationSet(source: TokenizedCorpus | Int32Array, optio
 /** `samples` windows of `seqLen` token ids (the rule above), deterministic for a seed. */
 export function sampleCalibration(source: TokenizedCorpus | Int32Array, options: CalibrationOptions): Int32Array[] {
   return sampleCalibrationSet(source, options).windows;
+}
+
+/**
+ * Tokenize a calibration source the way the rule above reads it: a plain text file as ONE document with one BOS in
+ * front (the joined-corpus rule); JSON lines and folders as separate documents. Cached on disk like any corpus.
+ */
+export async function calibrationCorpus(path: string, tokenizer: Tokenizer, options: CachedTokenizeOptions = {}): Promise<CachedTokenized> {
+  let plainText = false;
+  try {
+    plainText = statSync(path).isFile() && !isJsonl(path);
+  } catch {
+    // a missing path: tokenizeCached reports it with the file named
+  }
+  return tokenizeCached(path, tokenizer, plainText ? { ...options, split: 'file', bos: true } : options);
 }

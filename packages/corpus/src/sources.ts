@@ -217,7 +217,8 @@ function listFiles(dir: string): string[] {
   return out;
 }
 
-const isJsonl = (path: string) => ['.jsonl', '.ndjson'].includes(extname(path).toLowerCase());
+/** A JSON-lines file (by extension). */
+export const isJsonl = (path: string) => ['.jsonl', '.ndjson'].includes(extname(path).toLowerCase());
 
 export function folderCorpus(dir: string, options: SourceOptions = {}): Corpus {
   const extensions = (options.extensions ?? ['.txt', '.md', '.text', '.raw']).map((e) => e.toLowerCase());

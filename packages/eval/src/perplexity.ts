@@ -1,8 +1,11 @@
 /**
  * Perplexity over a text file.
  *
- * Tokenization: the whole file (CRLF → LF) is encoded as ONE text with a single BOS in front (`bos: false` drops
- * it), as the Hugging Face perplexity guide and the Wanda/SparseGPT scripts do with WikiText-2's joined text.
+ * Tokenization: the whole file (CRLF → LF) is encoded as ONE text, tokenized once. By default NO BOS is put in
+ * front: the common protocol (the Hugging Face perplexity guide, lm-eval's rolling windows score raw text), so a
+ * number does not depend on whether a tokenizer adds BOS. `bos: true` puts a single BOS in front, as a Hugging Face
+ * LLaMA tokenizer does in the Wanda/SparseGPT scripts (`tokenizer("\n\n".join(test))`); it changes only the first
+ * window (stories260K on the TinyStories head: 5.5967 without, 5.6025 with).
  *
  * Windows over the N tokens, window length L (`seqLen`):
  * - `stride` absent or equal to L — non-overlapping: ⌊N/L⌋ windows [kL, kL+L); the partial tail is dropped; in each
@@ -27,7 +30,7 @@ export interface PerplexitySpec {
   seqLen?: number;
   /** Stride S ≤ L for sliding windows; absent (or = L) for non-overlapping windows. */
   stride?: number;
-  /** Prepend BOS to the text. Default true. */
+  /** Put one BOS in front of the text. Default false (see above). */
   bos?: boolean;
   /** Pre-tokenized ids (skips reading and encoding the file; `file` still names the source). */
   ids?: readonly number[] | Int32Array;
@@ -40,6 +43,8 @@ export interface PerplexityReport extends PerplexityResult {
   windows: number;
   /** Tokens in the encoded file. */
   totalTokens: number;
+  /** Whether a BOS was put in front of the text. */
+  bos: boolean;
 }
 
 export interface Window {
@@ -83,7 +88,7 @@ export async function evaluatePerplexity(model: CausalLM, tokenizer: Tokenizer, 
     // The whole file as one document with one BOS, tokenized once and cached on disk (corpus's token cache):
     // re-evaluating after every pruning stage must not pay for tokenization again.
     try {
-      ids = (await tokenizeCached(spec.file, tokenizer, { split: 'file', bos: spec.bos ?? true })).tokens;
+      ids = (await tokenizeCached(spec.file, tokenizer, { split: 'file', bos: spec.bos ?? false })).tokens;
     } catch (e) {
       if (e instanceof TopiaryError && e.code === 'E_DATA' && /empty/.test(e.message)) {
         throw new TopiaryError('E_DATA', 'the file is empty: nothing to score', { file: spec.file, where: '--perplexity' });
@@ -132,5 +137,6 @@ export async function evaluatePerplexity(model: CausalLM, tokenizer: Tokenizer, 
     mode: stride === seqLen ? 'non-overlapping' : 'strided',
     windows: windows.length,
     totalTokens: ids.length,
+    bos: spec.ids ? false : (spec.bos ?? false),
   };
 }

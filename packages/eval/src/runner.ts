@@ -14,6 +14,8 @@ export interface EvaluationSpec {
   seqLen?: number;
   /** Sliding-window stride; default non-overlapping windows. */
   stride?: number;
+  /** Put one BOS in front of each perplexity text; default false. */
+  bos?: boolean;
   registry?: TaskRegistry;
   /** Label in the report. */
   model?: string;
@@ -26,7 +28,7 @@ export async function runEvaluation(model: CausalLM, tokenizer: Tokenizer, spec:
   const tasks = (spec.tasks ?? []).map((n) => registry.get(n));
   const report: EvalReport = { ...(spec.model !== undefined ? { model: spec.model } : {}), perplexity: {}, tasks: {} };
   for (const file of spec.perplexity ?? []) {
-    report.perplexity[file] = await evaluatePerplexity(model, tokenizer, { file, seqLen: spec.seqLen, stride: spec.stride }, ctx);
+    report.perplexity[file] = await evaluatePerplexity(model, tokenizer, { file, seqLen: spec.seqLen, stride: spec.stride, bos: spec.bos }, ctx);
   }
   for (const task of tasks) report.tasks[task.name] = await evaluateTask(model, tokenizer, task, ctx, spec.task);
   return report;

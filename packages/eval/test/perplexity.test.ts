@@ -112,7 +112,9 @@ describe('perplexity bad input', () => {
     writeFileSync(join(dir, 'empty.txt'), '\n \n');
     expect(await run(join(dir, 'empty.txt'))).toMatchObject({ code: 'E_DATA', message: expect.stringMatching(/empty/) });
     writeFileSync(join(dir, 'short.txt'), 'tiny text');
-    expect(await run(join(dir, 'short.txt'))).toMatchObject({ code: 'E_DATA', where: '--seqlen', message: expect.stringMatching(/10 tokens, shorter than one window of --seqlen 32/) });
+    expect(await run(join(dir, 'short.txt'))).toMatchObject({ code: 'E_DATA', where: '--seqlen', message: expect.stringMatching(/9 tokens, shorter than one window of --seqlen 32/) });
+    // the default puts no BOS in front (the common protocol); bos: true adds exactly one
+    expect(await run(join(dir, 'short.txt'), { bos: true })).toMatchObject({ message: expect.stringMatching(/10 tokens, shorter/) });
     writeFileSync(join(dir, 'latin1.txt'), Buffer.from('caf\xe9 '.repeat(20), 'latin1'));
     expect(await run(join(dir, 'latin1.txt'))).toMatchObject({ code: 'E_DATA', message: expect.stringMatching(/not valid UTF-8: invalid byte 0xe9 at byte offset 3/) });
     expect(await run(join(dir, 'missing.txt'))).toMatchObject({ code: 'E_IO' });
@@ -122,5 +124,7 @@ describe('perplexity bad input', () => {
     const ok = await run(join(dir, 'ok.txt'));
     // uniform logits over 259 tokens: ppl is exactly the vocabulary size
     expect((ok as { ppl: number }).ppl).toBeCloseTo(259, 3);
+    expect(ok).toMatchObject({ bos: false, totalTokens: 100, tokens: 3 * 31 });
+    expect(await run(join(dir, 'ok.txt'), { bos: true })).toMatchObject({ bos: true, totalTokens: 101, tokens: 3 * 31 });
   });
 });

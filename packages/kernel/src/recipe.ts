@@ -29,8 +29,10 @@ export interface RecipeModel {
 
 export interface CalibrationData {
   path: string;
-  samples: number;
-  seqlen: number;
+  /** Absent: the method's own default (its paper's; 128 when it declares none). */
+  samples?: number;
+  /** Absent: the method's own default, else the model's context. */
+  seqlen?: number;
   seed: number;
 }
 
@@ -68,8 +70,8 @@ function validateCalibration(raw: unknown, where: string): CalibrationData {
   rejectUnknownKeys(raw, where, ['path', 'samples', 'seqlen', 'seed']);
   return {
     path: requiredString(raw, 'path', where),
-    samples: optionalNumber(raw, 'samples', where, 128, { integer: true, min: 1 }),
-    seqlen: optionalNumber(raw, 'seqlen', where, 128, { integer: true, min: 2 }),
+    ...(raw.samples !== undefined ? { samples: optionalNumber(raw, 'samples', where, 0, { integer: true, min: 1 }) } : {}),
+    ...(raw.seqlen !== undefined ? { seqlen: optionalNumber(raw, 'seqlen', where, 0, { integer: true, min: 2 }) } : {}),
     seed: optionalNumber(raw, 'seed', where, 0, { integer: true, min: 0 }),
   };
 }

@@ -58,7 +58,12 @@ export function parseLayers(value: unknown, where: string): number[] {
   return [...out].sort((a, b) => a - b);
 }
 
-export function validatePostTraining(raw: Raw, where: string, defaultSaliency: string): PostTrainingOptions {
+/**
+ * `defaultScope`: where scores are compared when the options name no scope — per output row for Wanda (its paper's
+ * comparison group), one threshold per weight matrix for magnitude (the baseline of the Wanda and SparseGPT papers:
+ * Wanda `--prune_method magnitude`, SparseGPT `--gmp`).
+ */
+export function validatePostTraining(raw: Raw, where: string, defaultSaliency: string, defaultScope: ComparisonScope = 'row'): PostTrainingOptions {
   const pattern = raw.pattern === undefined || raw.pattern === null || raw.pattern === '' ? undefined : checkPattern(raw.pattern, fieldPath(where, 'pattern'));
   const sparsity = pattern
     ? optionalNumber(raw, 'sparsity', where, pattern.n / pattern.m, { min: 0, below: 1 })
@@ -94,7 +99,7 @@ export function validatePostTraining(raw: Raw, where: string, defaultSaliency: s
   return {
     sparsity,
     pattern,
-    scope: optionalOneOf(raw, 'scope', where, ['row', 'layer'] as const, 'row'),
+    scope: optionalOneOf(raw, 'scope', where, ['row', 'layer'] as const, defaultScope),
     owl,
     saliency: optionalString(raw, 'saliency', where) ?? defaultSaliency,
     layers: raw.layers === undefined ? undefined : parseLayers(raw.layers, fieldPath(where, 'layers')),

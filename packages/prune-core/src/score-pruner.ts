@@ -6,6 +6,7 @@
 import { rejectUnknownKeys, type CausalLM, type PruneContext, type Pruner, type PruneResult, type Raw } from '@topiary/kernel';
 import { pruneLayerwise } from './layerwise.js';
 import { SHARED_KEYS, validatePostTraining, type PostTrainingOptions } from './options.js';
+import type { ComparisonScope } from './masks.js';
 import { saliencyMethod } from './saliency-method.js';
 
 export interface ScorePrunerSpec {
@@ -15,6 +16,8 @@ export interface ScorePrunerSpec {
   defaultSaliency: string;
   /** Whether the default score needs calibration activations. */
   needsCalibration: boolean;
+  /** Where scores are compared when the options name no scope (default per row). */
+  defaultScope?: ComparisonScope;
 }
 
 export function scorePruner(spec: ScorePrunerSpec): Pruner<PostTrainingOptions> {
@@ -25,7 +28,7 @@ export function scorePruner(spec: ScorePrunerSpec): Pruner<PostTrainingOptions> 
     needsCalibration: spec.needsCalibration,
     validate(raw: Raw, where: string): PostTrainingOptions {
       rejectUnknownKeys(raw, where, SHARED_KEYS);
-      return validatePostTraining(raw, where, spec.defaultSaliency);
+      return validatePostTraining(raw, where, spec.defaultSaliency, spec.defaultScope);
     },
     async prune(model: CausalLM, options: PostTrainingOptions, ctx: PruneContext): Promise<PruneResult> {
       const method = saliencyMethod(spec.name, ctx.saliency(options.saliency), { pattern: options.pattern, scope: options.scope });

@@ -1,7 +1,13 @@
 /**
  * Gradients of the model's loss over a few calibration batches, kept on the host per parameter:
- * `grad` = mean over batches of the batch-mean loss gradient, `gradSquared` = mean over batches of its square
- * (the empirical Fisher diagonal LLM-Pruner's second-order term uses; with one batch it is simply grad²).
+ * `grad` = the gradient of the mean loss over ALL windows (each batch's mean-loss gradient weighted by its share of
+ * the windows, so it does not depend on how the windows are batched), `gradSquared` = the same weighted mean of the
+ * squared batch gradients (the empirical Fisher diagonal LLM-Pruner's second-order term uses; with one batch it is
+ * simply grad²).
+ *
+ * Batches bound the memory of a pass: activations, logits and their gradients grow with batch × seqLen, so the
+ * default batch holds `DEFAULT_BATCH_TOKENS` tokens whatever `--samples` and `--seqlen` are (LLM-Pruner's own 10 × 64
+ * windows still fit in one batch, as in its code).
  */
 import * as tf from '@tensorflow/tfjs';
 import { TopiaryError, type CausalLM, type EventBus, type Saliency, type SaliencyStats } from '@topiary/kernel';
@@ -14,12 +20,22 @@ export interface ParameterGradients {
 }
 
 export interface GradientOptions {
-  /** Sequences per batch (default 1 batch holding all windows). */
+  /** Sequences per batch (default: `calibrationBatchSize`). */
   batchSize?: number;
   /** Only these parameters (default: all). */
   params?: ReadonlySet<string>;
   events?: EventBus;
   task?: string;
+}
+
+/** Calibration tokens per forward (and backward) pass when no batch size is given. */
+export const DEFAULT_BATCH_TOKENS = 2048;
+
+/** Windows per batch: `requested` when > 0, else as many as fit in DEFAULT_BATCH_TOKENS (at least one). */
+export function calibrationBatchSize(windows: readonly Int32Array[], requested = 0): number {
+  if (requested > 0) return requested;
+  const seqLen = windows[0]?.length ?? 1;
+  return Math.max(1, Math.min(windows.length, Math.floor(DEFAULT_BATCH_TOKENS / seqLen)));
 }
 
 /** Stack equal-length windows into batches of `batchSize` rows. */
@@ -52,7 +68,7 @@ export async function collectGradients(
       hint: 'pass calibration data (e.g. --calibration FILE --samples 10)',
     });
   }
-  const batches = batchWindows(windows, options.batchSize ?? windows.length);
+  const batches = batchWindows(windows, calibrationBatchSize(windows, options.batchSize));
   const named = [...model.parameters()].filter(([name, v]) => v.trainable !== false && (!options.params || options.params.has(name)));
   const byVarName = new Map(named.map(([name, v]) => [v.name, name] as const));
   const acc = new Map<string, ParameterGradients>();
@@ -64,6 +80,7 @@ export async function collectGradients(
   for (let b = 0; b < batches.length; b++) {
     const ids = windowsTensor(batches[b]!);
     const { value, grads } = tf.variableGrads(() => model.loss(ids), vars);
+    const share = batches[b]!.length / windows.length; // the batch's weight in the mean over all windows
     for (const [varName, g] of Object.entries(grads)) {
       const name = byVarName.get(varName);
       if (name === undefined) continue;
@@ -71,21 +88,14 @@ export async function collectGradients(
       const slot = acc.get(name)!;
       for (let i = 0; i < host.length; i++) {
         const x = host[i]!;
-        slot.grad[i]! += x;
-        slot.gradSquared[i]! += x * x;
+        slot.grad[i]! += share * x;
+        slot.gradSquared[i]! += share * x * x;
       }
     }
     value.dispose();
     tf.dispose(grads);
     ids.dispose();
     options.events?.progress(options.task ?? 'gradients', b + 1, batches.length, undefined, 'batch');
-  }
-  const inv = 1 / batches.length;
-  for (const slot of acc.values()) {
-    for (let i = 0; i < slot.grad.length; i++) {
-      slot.grad[i]! *= inv;
-      slot.gradSquared[i]! *= inv;
-    }
   }
   return acc;
 }

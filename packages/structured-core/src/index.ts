@@ -15,7 +15,7 @@ export {
   type LeveledSaliency,
   type SaliencyLevel,
 } from './aggregate.js';
-export { batchWindows, collectGradients, elementScores, windowsTensor, type GradientOptions, type ParameterGradients } from './gradients.js';
+export { batchWindows, calibrationBatchSize, DEFAULT_BATCH_TOKENS, collectGradients, elementScores, windowsTensor, type GradientOptions, type ParameterGradients } from './gradients.js';
 export {
   checkLayerRange,
   defaultLayerRange,

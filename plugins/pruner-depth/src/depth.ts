@@ -4,7 +4,7 @@
  * model slimmed, so the result has K fewer blocks and computes exactly what the masked model computes.
  */
 import { TopiaryError, type CausalLM, type PruneContext, type PruneResult, type Pruner, type Raw } from '@topiary/kernel';
-import { type LayerRange } from '@topiary/structured-core';
+import { calibrationBatchSize, type LayerRange } from '@topiary/structured-core';
 import { validateDepth, type DepthOptions } from './options.js';
 import { blockInfluence, blockTaylor, droppedLoss } from './scores.js';
 
@@ -16,7 +16,7 @@ export async function scoreBlocks(model: CausalLM, options: DepthOptions, ctx: P
       hint: 'pass --calibration FILE',
     });
   }
-  const batch = options.batchSize > 0 ? options.batchSize : windows.length;
+  const batch = calibrationBatchSize(windows, options.batchSize);
   switch (options.score) {
     case 'block-influence':
       return blockInfluence(model, windows, batch);
@@ -69,6 +69,8 @@ export const depthPruner: Pruner<DepthOptions> = Object.freeze({
   description: 'Depth pruning: remove whole blocks by Block Influence, perplexity when dropped, or block Taylor; one-shot or iterative',
   granularity: 'block' as const,
   needsCalibration: true,
+  // Shortened LLaMA (src/anal_block_sensitivity_*.py): --num_calib_data 10, --max_seq_len 128
+  calibrationDefaults: { samples: 10, seqLen: 128, source: 'Shortened LLaMA (10 samples × 128 tokens)' },
   validate: (raw: Raw, where: string) => validateDepth(raw, where),
   async prune(model: CausalLM, options: DepthOptions, ctx: PruneContext): Promise<PruneResult> {
     const started = performance.now();

@@ -13,7 +13,7 @@ export type DepthOptions = {
   saliency: string;
   /** Candidate blocks (default: all). */
   layers?: LayerSpec;
-  /** Windows per forward batch (0 = all). */
+  /** Windows per forward batch (0 = as many as fit in 2048 tokens: bounded memory). */
   batchSize: number;
 };
 

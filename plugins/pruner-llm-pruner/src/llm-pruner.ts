@@ -63,7 +63,7 @@ export async function scoreGroups(model: CausalLM, options: LlmPrunerOptions, ct
       });
     }
     scoresFrom = await collectGradients(model, calibration, {
-      batchSize: options.batchSize > 0 ? options.batchSize : calibration.length,
+      batchSize: options.batchSize,
       params,
       events: ctx.events,
       task: 'llm-pruner:gradients',
@@ -91,6 +91,8 @@ export const llmPruner: Pruner<LlmPrunerOptions> = Object.freeze({
   description: 'LLM-Pruner: Taylor importance of heads/KV groups and FFN channels, parameter-ratio target, physical removal',
   granularity: 'group' as const,
   needsCalibration: true,
+  // LLM-Pruner hf_prune.py: --num_examples 10, get_examples(..., seq_len=64)
+  calibrationDefaults: { samples: 10, seqLen: 64, source: 'LLM-Pruner (hf_prune.py: 10 examples × 64 tokens)' },
   validate: (raw: Raw, where: string) => validateLlmPruner(raw, where),
   async prune(model: CausalLM, options: LlmPrunerOptions, ctx: PruneContext): Promise<PruneResult> {
     const started = performance.now();

@@ -11,7 +11,7 @@ export type LlmPrunerOptions = {
   ranking: Ranking;
   /** Blocks that may be pruned; default: all but the first and the last. */
   layers?: LayerSpec;
-  /** Calibration windows per gradient batch (default 0 = all windows in one batch). */
+  /** Calibration windows per gradient batch (0 = as many as fit in 2048 tokens: bounded memory). */
   batchSize: number;
   /** Attention unit: `auto` prunes KV groups when the model shares KV heads (GQA), single heads otherwise. */
   attention: 'auto' | 'head' | 'kv-group';

@@ -1,6 +1,7 @@
 /**
- * Magnitude pruning: drop the weights with the lowest |W_ij| per output row (default) or per layer, or per N:M
- * group. Needs no data — unless OWL is asked for (its layer ratios come from calibration activations) or the
+ * Magnitude pruning: drop the weights with the lowest |W_ij| — one threshold per weight matrix by default (the
+ * baseline as the Wanda and SparseGPT papers run it: Wanda `lib/prune.py` prune_magnitude, SparseGPT `--gmp`), per
+ * output row with `scope: row`, or per N:M group. Needs no data — unless OWL is asked for (its layer ratios come from calibration activations) or the
  * score is swapped (`--saliency`) for one that needs activations.
  */
 import { createRequire } from 'node:module';
@@ -14,8 +15,9 @@ export type MagnitudeOptions = PostTrainingOptions;
 
 export const magnitudePruner = scorePruner({
   name: 'magnitude',
-  description: 'Magnitude: |W| per output row or per layer, unstructured or N:M (no data needed)',
+  description: 'Magnitude: |W| per weight matrix (default) or per output row, unstructured or N:M (no data needed)',
   defaultSaliency: 'magnitude',
+  defaultScope: 'layer',
   needsCalibration: false,
 });
 

@@ -12,6 +12,7 @@ interface EvalFlags extends ModelFlags {
   tasks?: string[];
   limit?: number;
   stride?: number;
+  bos: boolean;
   seqlen?: number;
   batchSize: number;
   compare?: string[];
@@ -27,7 +28,8 @@ function positiveInt(value: string): number {
 
 export function registerEval(program: Command, globals: () => GlobalOptions): void {
   addModelFlags(program.command('eval').description('Evaluate models: perplexity on text files and zero-shot multiple-choice tasks'))
-    .option('--perplexity <files...>', 'text files to compute perplexity on (the whole file, BOS in front)')
+    .option('--perplexity <files...>', 'text files to compute perplexity on (the whole file, tokenized once, no BOS in front)')
+    .option('--bos', 'put one BOS token in front of each perplexity text (the HF-tokenizer protocol of the Wanda/SparseGPT scripts)', false)
     .option('--tasks <names...>', 'zero-shot tasks (see --list-tasks)')
     .option('--limit <n>', 'at most n windows per text file and n items per task (quick runs)', positiveInt)
     .option('--seqlen <L>', "perplexity window length (default: the model's context length)", positiveInt)
@@ -39,8 +41,8 @@ export function registerEval(program: Command, globals: () => GlobalOptions): vo
     .addHelpText(
       'after',
       `${MODEL_FLAGS_HELP}
-Perplexity: non-overlapping windows of --seqlen tokens (each scores all but its first token; the tail is dropped),
-or with --stride S the Hugging Face sliding-window protocol (each token scored once, with ≥ L−S tokens of context).
+Perplexity: the whole file tokenized once, no BOS in front (--bos adds one), then non-overlapping windows of
+--seqlen tokens (each scores all but its first token; the tail is dropped) — the Wanda/SparseGPT protocol — or with --stride S the Hugging Face sliding-window protocol (each token scored once, with ≥ L−S tokens of context).
 Tasks are scored as lm-eval-harness does (log-likelihood of each choice; acc and acc_norm by choice length).
 Task data is read from $TOPIARY_EVAL_DATA, the subsets shipped with @topiary/eval, or ../shared/data/eval.
 With --json, stdout is one object {"perplexity": {FILE: {ppl, tokens, …}}, "tasks": {NAME: {acc, acc_norm, n, …}}}
@@ -76,7 +78,7 @@ Examples:
       try {
         const choice = await activateBackend(ctx.container, g.backend);
         ctx.events.log('info', choice.message);
-        const spec = { perplexity: files, tasks: taskNames, seqLen: flags.seqlen, stride: flags.stride, registry };
+        const spec = { perplexity: files, tasks: taskNames, seqLen: flags.seqlen, stride: flags.stride, bos: flags.bos, registry };
         const evalCtx = { events: ctx.events, limit: flags.limit, batchSize: flags.batchSize };
         const reports: EvalReport[] = [];
         for (const modelPath of [flags.model, ...(flags.compare ?? [])]) {

@@ -29,6 +29,7 @@ interface FinetuneFlags extends ModelFlags {
   alpha: string;
   eval?: string;
   evalSeqlen?: string;
+  evalBos?: boolean;
   evalLimit?: string;
 }
 
@@ -93,6 +94,7 @@ export function registerFinetune(program: Command, globals: () => GlobalOptions)
     .option('--alpha <a>', 'weight of the distillation term: α·T²·KL + (1 − α)·CE', '0.5')
     .option('--eval <file>', 'text file to measure perplexity on, before and after recovery')
     .option('--eval-seqlen <L>', 'perplexity window length (default --seqlen)')
+    .option('--eval-bos', 'put one BOS in front of the --eval text (default: none)')
     .option('--eval-limit <n>', 'score at most this many perplexity windows')
     .addHelpText(
       'after',
@@ -142,7 +144,7 @@ Examples:
           }
         }
         const perplexity = async (m: CausalLM): Promise<number | undefined> =>
-          flags.eval ? (await evaluatePerplexity(m, env.tokenizer, { file: flags.eval, seqLen: evalSeqLen }, { events: run.events, limit: evalLimit })).ppl : undefined;
+          flags.eval ? (await evaluatePerplexity(m, env.tokenizer, { file: flags.eval, seqLen: evalSeqLen, bos: flags.evalBos === true }, { events: run.events, limit: evalLimit })).ppl : undefined;
         const before = await perplexity(model);
         const report = await runFinetune(env, model, { data: flags.data, steps, lr, minLr, warmup, decay, batchSize, seqLen, weightDecay, teacher, temperature, alpha });
         const after = await perplexity(model);
@@ -162,7 +164,7 @@ Examples:
           firstLoss: report.firstLoss,
           lastLoss: report.lastLoss,
           seconds: report.seconds,
-          ...(flags.eval ? { perplexity: { before, after, file: flags.eval, seqLen: evalSeqLen } } : {}),
+          ...(flags.eval ? { perplexity: { before, after, file: flags.eval, seqLen: evalSeqLen, bos: flags.evalBos === true } } : {}),
         };
         writeJsonAtomic(join(g.out, 'finetune-report.json'), { ...result, losses: report.losses });
         if (g.json) process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -12,16 +12,17 @@ import { evaluatePerplexity } from '@topiary/eval';
 import { isExactNM, sparsityTable } from '@topiary/prune-core';
 import { createRunContext, type GlobalOptions } from '../context.js';
 import { addModelFlags, loadModelFromFlags, MODEL_FLAGS_HELP, type ModelFlags } from '../model-args.js';
-import { calibrationWindows, saveModelWithTokenizer, type StageEnv } from '../stages/env.js';
+import { calibrationWindows, resolveCalibrationSize, saveModelWithTokenizer, type StageEnv } from '../stages/env.js';
 import { preparePruner, runPruneStage } from '../stages/prune.js';
 
 interface PruneFlags extends ModelFlags {
   method: string;
   calibration?: string;
-  samples: string;
+  samples?: string;
   seqlen?: string;
   eval?: string;
   evalSeqlen?: string;
+  evalBos?: boolean;
   evalLimit?: string;
   dumpCalibration?: string;
   [option: string]: unknown;
@@ -75,7 +76,7 @@ export function registerPrune(program: Command, globals: () => GlobalOptions): v
     .requiredOption('--method <name>', 'pruner: magnitude, wanda, sparsegpt, llm-pruner, depth (or any installed pruner plugin)')
     .option('--sparsity <s>', '[element] fraction of weights to remove in every pruned linear layer, in [0, 1)')
     .option('--pattern <N:M>', '[element] semi-structured N:M sparsity, e.g. 2:4 or 4:8 (drops N of every M)')
-    .option('--scope <row|layer>', '[element] compare scores within each output row (default) or across the layer')
+    .option('--scope <row|layer>', '[element] compare scores within each output row or across the whole weight matrix (default: layer for magnitude, row otherwise)')
     .option('--owl', '[element] outlier-weighted layer-wise sparsity (OWL): per-block ratios with the same mean')
     .option('--owl-m <M>', '[element] OWL outlier threshold: a score above M × the layer mean (default 5)')
     .option('--owl-lambda <λ>', '[element] OWL sparsity spread around the target (default 0.08)')
@@ -92,11 +93,12 @@ export function registerPrune(program: Command, globals: () => GlobalOptions): v
     .option('--saliency <name>', 'score function (magnitude, wanda, taylor-element, taylor-vector, ... or a saliency plugin)')
     .option('--layers <list>', 'blocks to prune, e.g. 0-3 or 1,2; llm-pruner/depth: START:END, END exclusive (default: the method’s own)')
     .option('--batch-size <n>', 'calibration windows per forward call (memory only)')
-    .option('--calibration <file>', 'text file the calibration windows are drawn from')
-    .option('--samples <n>', 'calibration windows', '128')
-    .option('--seqlen <L>', "calibration window length (default: the model's context)")
+    .option('--calibration <file>', 'text file (or .jsonl / folder of documents) the calibration windows are drawn from')
+    .option('--samples <n>', "calibration windows (default: the method's own, see below; else 128)")
+    .option('--seqlen <L>', "calibration window length (default: the method's own, else the model's context)")
     .option('--eval <file>', 'text file to measure perplexity on, before and after')
-    .option('--eval-seqlen <L>', 'perplexity window length (default --seqlen)')
+    .option('--eval-seqlen <L>', "perplexity window length (default: --seqlen when given, else the model's context)")
+    .option('--eval-bos', 'put one BOS in front of the --eval text (default: none)')
     .option('--eval-limit <n>', 'score at most this many perplexity windows')
     .option('--dump-calibration <file>', 'write the exact calibration windows as JSON (for reference implementations)')
     .addHelpText(
@@ -107,6 +109,18 @@ Writes to --out DIR: the pruned model (config.json, model.safetensors; structure
 smaller model with per-layer sizes), its tokenizer, sparsity.txt (per layer) and prune-report.json. With --json,
 prints one JSON object with "sparsity" (zeros over the pruned linear layers), "parametersBefore/After" and, with
 --eval, "perplexity": {"before", "after"}. The global --seed drives the calibration draw.
+
+Calibration, as the methods' own code draws it: a text file is tokenized once as one text and --samples windows of
+--seqlen tokens start at uniform random offsets (Wanda lib/data.py, SparseGPT datautils.py); a .jsonl file or a
+folder of documents takes one window from each of --samples random long-enough documents (their C4 rule). Defaults
+when --samples/--seqlen are not given — each method's published setting:
+  wanda, sparsegpt, magnitude+owl   128 windows × the model's context   (Wanda / SparseGPT papers)
+  llm-pruner                        10 windows × 64 tokens               (LLM-Pruner hf_prune.py)
+  depth                             10 windows × 128 tokens              (Shortened LLaMA)
+  other plugins                     their calibrationDefaults, else 128 × the model's context
+Gradient and block-scoring passes run in batches of at most 2048 tokens (--batch-size to change), so memory is
+bounded whatever --samples and --seqlen are. Perplexity (--eval): the whole file, no BOS, non-overlapping windows
+of --eval-seqlen (default --seqlen when given, else the model's context).
 
 Examples:
   $ topiary prune --model assets/models/stories260K-hf --method magnitude --sparsity 0.5 --out runs/mag50
@@ -126,7 +140,7 @@ Examples:
       if (!g.out) throw new TopiaryError('E_USAGE', 'is required: the folder the pruned model is written to', { where: '--out' });
       const options: Raw = {};
       for (const key of Object.keys(OPTION_FLAGS)) if (flags[key] !== undefined) options[key] = flags[key];
-      const samples = checkNumber(flags.samples, '--samples', { min: 1, integer: true });
+      const givenSamples = flags.samples === undefined ? undefined : checkNumber(flags.samples, '--samples', { min: 1, integer: true });
       const run = await createRunContext(g);
       let model: CausalLM | undefined;
       try {
@@ -134,14 +148,21 @@ Examples:
         const loaded = await loadModelFromFlags(flags, { needTokenizer: true });
         model = loaded.model;
         const env: StageEnv = { run, backend, tokenizer: loaded.tokenizer!, tokenizerPath: loaded.tokenizerPath!, seed: g.seed };
-        const seqLen = flags.seqlen === undefined ? model.config.maxSeqLen : checkNumber(flags.seqlen, '--seqlen', { min: 2, integer: true });
+        const givenSeqLen = flags.seqlen === undefined ? undefined : checkNumber(flags.seqlen, '--seqlen', { min: 2, integer: true });
+        let prepared;
+        try {
+          prepared = preparePruner(env, { method: flags.method, options, where: '', methodWhere: '--method' });
+        } catch (e) {
+          throw asFlagError(e, flags.method);
+        }
+        const { samples, seqLen } = resolveCalibrationSize({ samples: givenSamples, seqLen: givenSeqLen }, model, prepared.pruner.calibrationDefaults);
         if (seqLen > model.config.maxSeqLen) {
           throw new TopiaryError('E_USAGE', `${seqLen} is longer than the model's context (${model.config.maxSeqLen})`, { where: '--seqlen' });
         }
-        const evalSeqLen = flags.evalSeqlen === undefined ? seqLen : checkNumber(flags.evalSeqlen, '--eval-seqlen', { min: 2, integer: true });
+        const evalSeqLen = flags.evalSeqlen === undefined ? (givenSeqLen ?? model.config.maxSeqLen) : checkNumber(flags.evalSeqlen, '--eval-seqlen', { min: 2, integer: true });
         const evalLimit = flags.evalLimit === undefined ? undefined : checkNumber(flags.evalLimit, '--eval-limit', { min: 1, integer: true });
         const perplexity = async (m: CausalLM) =>
-          flags.eval ? (await evaluatePerplexity(m, env.tokenizer, { file: flags.eval, seqLen: evalSeqLen }, { events: run.events, limit: evalLimit })).ppl : undefined;
+          flags.eval ? (await evaluatePerplexity(m, env.tokenizer, { file: flags.eval, seqLen: evalSeqLen, bos: flags.evalBos === true }, { events: run.events, limit: evalLimit })).ppl : undefined;
 
         const stage = {
           method: flags.method,
@@ -154,7 +175,6 @@ Examples:
         // validate and draw the calibration windows before spending time on the "before" evaluation
         let out;
         try {
-          preparePruner(env, stage);
           const windows = stage.calibration ? await calibrationWindows(env, model, stage.calibration, '--calibration') : undefined;
           const before = await perplexity(model);
           out = { ...(await runPruneStage(env, model, { ...stage, windows })), before };
@@ -198,7 +218,7 @@ Examples:
           calibration: calibration ? { file: flags.calibration, samples, seqLen, seed: g.seed } : null,
           seconds: report.seconds,
           peakRssBytes: peakRssBytes(),
-          ...(flags.eval ? { perplexity: { before, after, file: flags.eval, seqLen: evalSeqLen } } : {}),
+          ...(flags.eval ? { perplexity: { before, after, file: flags.eval, seqLen: evalSeqLen, bos: flags.evalBos === true } } : {}),
           parametersBefore: report.parametersBefore,
           parametersAfter: report.parametersAfter,
           architectureBefore: out.result.architectureBefore,

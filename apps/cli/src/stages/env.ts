@@ -4,8 +4,8 @@
  */
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { TopiaryError, type CausalLM, type TensorBackend, type Tokenizer } from '@topiary/kernel';
-import { sampleCalibration, tokenizeCached } from '@topiary/corpus';
+import { TopiaryError, type CalibrationDefaults, type CausalLM, type TensorBackend, type Tokenizer } from '@topiary/kernel';
+import { calibrationCorpus, sampleCalibration } from '@topiary/corpus';
 import { saveModel } from '@topiary/model-llama';
 import type { ArchitectureSnapshot } from '@topiary/report';
 import type { RunContext } from '../context.js';
@@ -21,21 +21,34 @@ export interface StageEnv {
 
 export interface CalibrationSpec {
   path: string;
-  samples: number;
-  /** Window length; default the model's context. */
+  /** Windows; default the method's own (`Pruner.calibrationDefaults`), else 128. */
+  samples?: number;
+  /** Window length; default the method's own, else the model's context. */
   seqLen?: number;
   seed: number;
 }
 
-/** Calibration windows drawn from a text file (tokenized once, cached), as the Wanda/SparseGPT papers sample. */
-export async function calibrationWindows(env: StageEnv, model: CausalLM, spec: CalibrationSpec, where: string): Promise<Int32Array[]> {
-  const seqLen = spec.seqLen ?? model.config.maxSeqLen;
+/** When neither the user nor the method says: the Wanda/SparseGPT papers' 128 windows of the model's context. */
+export const DEFAULT_CALIBRATION_SAMPLES = 128;
+
+/** The calibration size a stage uses: what the user gave, else the method's published default, else 128 × context. */
+export function resolveCalibrationSize(spec: Pick<CalibrationSpec, 'samples' | 'seqLen'>, model: CausalLM, defaults?: CalibrationDefaults): { samples: number; seqLen: number } {
+  const context = model.config.maxSeqLen;
+  return {
+    samples: spec.samples ?? defaults?.samples ?? DEFAULT_CALIBRATION_SAMPLES,
+    seqLen: spec.seqLen ?? Math.min(defaults?.seqLen ?? context, context),
+  };
+}
+
+/** Calibration windows drawn from a file (tokenized once, cached), as the Wanda/SparseGPT code samples (see corpus's calibration.ts). */
+export async function calibrationWindows(env: StageEnv, model: CausalLM, spec: CalibrationSpec, where: string, defaults?: CalibrationDefaults): Promise<Int32Array[]> {
+  const { samples, seqLen } = resolveCalibrationSize(spec, model, defaults);
   if (seqLen > model.config.maxSeqLen) {
     throw new TopiaryError('E_USAGE', `${seqLen} is longer than the model's context (${model.config.maxSeqLen})`, { where: `${where}.seqlen` });
   }
   let corpus;
   try {
-    corpus = await tokenizeCached(spec.path, env.tokenizer);
+    corpus = await calibrationCorpus(spec.path, env.tokenizer);
   } catch (e) {
     // a missing or unreadable file: name the flag/field that pointed at it, and the file
     if (e instanceof TopiaryError && (e.code === 'E_IO' || e.code === 'E_DATA')) {
@@ -43,7 +56,7 @@ export async function calibrationWindows(env: StageEnv, model: CausalLM, spec: C
     }
     throw e;
   }
-  return sampleCalibration(corpus, { samples: spec.samples, seqLen, seed: spec.seed, file: spec.path });
+  return sampleCalibration(corpus, { samples, seqLen, seed: spec.seed, file: spec.path });
 }
 
 /** Per-layer widths and size of a model, for before/after plots. */

@@ -10,9 +10,11 @@ export interface EvalStageInput {
   limit?: number;
   seqLen?: number;
   stride?: number;
+  /** Put one BOS in front of each perplexity text (default: none). */
+  bos?: boolean;
 }
 
-export const EVAL_KEYS = ['perplexity', 'tasks', 'limit', 'seqlen', 'stride'] as const;
+export const EVAL_KEYS = ['perplexity', 'tasks', 'limit', 'seqlen', 'stride', 'bos'] as const;
 
 function stringList(value: unknown, where: string): string[] {
   if (value === undefined) return [];
@@ -32,6 +34,10 @@ export function validateEvalStage(raw: Raw, where: string): EvalStageInput {
   if (raw.limit !== undefined) input.limit = checkNumber(raw.limit, `${where}.limit`, { integer: true, min: 1 });
   if (raw.seqlen !== undefined) input.seqLen = checkNumber(raw.seqlen, `${where}.seqlen`, { integer: true, min: 2 });
   if (raw.stride !== undefined) input.stride = checkNumber(raw.stride, `${where}.stride`, { integer: true, min: 1 });
+  if (raw.bos !== undefined) {
+    if (typeof raw.bos !== 'boolean') throw new TopiaryError('E_RECIPE', `must be true or false, got ${JSON.stringify(raw.bos)}`, { where: `${where}.bos` });
+    input.bos = raw.bos;
+  }
   return input;
 }
 
@@ -54,7 +60,7 @@ export async function runEvalStage(env: StageEnv, model: CausalLM, input: EvalSt
   const report = await runEvaluation(
     model,
     env.tokenizer,
-    { perplexity: input.perplexity, tasks: input.tasks, seqLen: input.seqLen, stride: input.stride },
+    { perplexity: input.perplexity, tasks: input.tasks, seqLen: input.seqLen, stride: input.stride, bos: input.bos },
     { events: env.run.events, limit: input.limit },
   );
   const json = reportToJson(report);

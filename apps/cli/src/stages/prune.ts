@@ -41,7 +41,7 @@ export async function runPruneStage(env: StageEnv, model: CausalLM, input: Prune
   if (calibration) {
     // drawn by the caller
   } else if (input.calibration) {
-    calibration = await calibrationWindows(env, model, input.calibration, input.calibrationWhere);
+    calibration = await calibrationWindows(env, model, input.calibration, input.calibrationWhere, pruner.calibrationDefaults);
   } else if (needsData(pruner, options)) {
     throw new TopiaryError('E_USAGE', `method ${pruner.name}${options.owl ? ' with owl' : ''} needs calibration data`, {
       where: input.calibrationWhere,

@@ -58,8 +58,8 @@ function pruneCalibration(stage: RecipeStage, recipe: Recipe): { spec?: Calibrat
     return {
       spec: {
         path: own.path,
-        samples: optionalNumber(own, 'samples', where, recipe.data.calibration?.samples ?? 128, { integer: true, min: 1 }),
-        seqLen: own.seqlen === undefined ? recipe.data.calibration?.seqlen : optionalNumber(own, 'seqlen', where, 128, { integer: true, min: 2 }),
+        samples: own.samples === undefined ? recipe.data.calibration?.samples : optionalNumber(own, 'samples', where, 0, { integer: true, min: 1 }),
+        seqLen: own.seqlen === undefined ? recipe.data.calibration?.seqlen : optionalNumber(own, 'seqlen', where, 0, { integer: true, min: 2 }),
         seed: optionalNumber(own, 'seed', where, recipe.data.calibration?.seed ?? recipe.seed, { integer: true, min: 0 }),
       },
       where,

@@ -41,12 +41,25 @@ export interface PruneResult {
   report: PruneReport;
 }
 
+/** How many calibration windows of how many tokens a method uses by default. */
+export interface CalibrationDefaults {
+  samples: number;
+  seqLen?: number;
+  /** Where the numbers come from (shown in --help). */
+  source: string;
+}
+
 export interface Pruner<Options = Record<string, unknown>> {
   readonly name: string;
   readonly description: string;
   readonly granularity: Granularity;
   /** Whether it needs calibration data. */
   readonly needsCalibration: boolean;
+  /**
+   * The calibration its paper uses, applied when the user gives no `samples` / `seqlen` (e.g. LLM-Pruner: 10 × 64;
+   * Wanda and SparseGPT: 128 × the model's context, the default when absent). `seqLen` absent: the model's context.
+   */
+  readonly calibrationDefaults?: CalibrationDefaults;
   /** Validate raw options (from a recipe or flags); errors name `where` + the field. */
   validate(raw: Record<string, unknown>, where: string): Options;
   prune(model: CausalLM, options: Options, ctx: PruneContext): Promise<PruneResult>;
