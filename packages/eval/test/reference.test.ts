@@ -2,9 +2,8 @@
  * Exactness against bench/reference/eval_reference.py (PyTorch float64, its own LLaMA forward and llama2.c
  * encoder): perplexity within 0.1 % and identical per-item predictions on the shipped stories260K model.
  *
- * By default a prefix of the work runs (the first windows, the first items) so the suite stays fast; the reference
- * stores per-window NLL sums and per-item log-likelihoods, so the prefix is checked against exactly the same
- * numbers. TOPIARY_FULL_REFERENCE=1 runs everything (19194 tokens, 300 items; a few minutes on 2 busy cores).
+ * Everything is checked, always: every window of both perplexity settings (19194 tokens) and every item of both
+ * tasks (300 items), against the reference's per-window NLL sums and per-item log-likelihoods.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -25,10 +24,8 @@ const ref = JSON.parse(readFileSync(join(root, 'bench', 'reference', 'outputs', 
   tasks: Record<string, RefTask>;
 };
 
-const full = process.env.TOPIARY_FULL_REFERENCE === '1';
-const windowLimit = full ? undefined : 3;
-const itemLimit: Record<string, number | undefined> = full ? {} : { 'hellaswag-mini': 25, 'arc-easy-dev-mini': 40 };
-if (!full) console.log('reference test: checking a prefix of the windows/items; TOPIARY_FULL_REFERENCE=1 checks all of them');
+// each check takes 10-30 s on 2 idle cores (about 75 s in all); room for a suite that runs other files beside it
+const timeout = 600_000;
 let model: CausalLM;
 let tok: Tokenizer;
 let ids: number[];
@@ -49,40 +46,40 @@ describe('exactness vs the PyTorch reference (stories260K)', () => {
   });
 
   for (const r of ref.perplexity) {
-    it(`perplexity L=${r.seqlen} S=${r.stride} within 0.1 %`, async () => {
-      const got = await evaluatePerplexity(model, tok, { file: ref.text.file, ids, seqLen: r.seqlen, stride: r.stride }, { events: new EventBus(), batchSize: 8, limit: windowLimit });
-      const windows = r.per_window.slice(0, got.windows);
-      const tokens = windows.reduce((a, w) => a + w[2], 0);
-      const ppl = Math.exp(windows.reduce((a, w) => a + w[3], 0) / tokens);
-      expect(got.windows).toBe(windowLimit ?? r.windows);
-      expect(got.tokens).toBe(tokens);
-      if (!windowLimit) {
-        expect(got.tokens).toBe(r.tokens);
-        expect(ppl).toBeCloseTo(r.ppl, 9);
-      }
-      expect(Math.abs(got.ppl / ppl - 1)).toBeLessThan(1e-3);
-      console.log(`ppl L=${r.seqlen} S=${r.stride}, ${got.windows} windows: topiary ${got.ppl.toFixed(6)} vs torch ${ppl.toFixed(6)} (rel ${(got.ppl / ppl - 1).toExponential(2)})`);
-    });
+    it(`perplexity L=${r.seqlen} S=${r.stride}: every window, within 0.1 %`, async () => {
+      const got = await evaluatePerplexity(model, tok, { file: ref.text.file, ids, seqLen: r.seqlen, stride: r.stride }, { events: new EventBus(), batchSize: 8 });
+      expect(r.per_window).toHaveLength(r.windows);
+      const tokens = r.per_window.reduce((a, w) => a + w[2], 0);
+      const ppl = Math.exp(r.per_window.reduce((a, w) => a + w[3], 0) / tokens);
+      expect(tokens).toBe(r.tokens);
+      expect(ppl).toBeCloseTo(r.ppl, 9);
+      expect(got.windows).toBe(r.windows);
+      expect(got.tokens).toBe(r.tokens);
+      expect(Math.abs(got.ppl / r.ppl - 1)).toBeLessThan(1e-3);
+      console.log(`ppl L=${r.seqlen} S=${r.stride}, ${got.windows} windows: topiary ${got.ppl.toFixed(6)} vs torch ${r.ppl.toFixed(6)} (rel ${(got.ppl / r.ppl - 1).toExponential(2)})`);
+    }, timeout);
   }
 
   for (const name of Object.keys(ref.tasks)) {
-    it(`${name}: identical per-item predictions, acc and acc_norm`, async () => {
+    it(`${name}: identical per-item predictions, acc and acc_norm over every item`, async () => {
       const r = ref.tasks[name]!;
-      const got = await evaluateTask(model, tok, defaultTaskRegistry().get(name), { events: new EventBus(), batchSize: 32, limit: itemLimit[name] });
-      const items = r.items.slice(0, got.n);
-      expect(got.n).toBe(itemLimit[name] ?? r.n);
-      expect(got.predictions).toEqual(items.map((i) => i.pred));
-      expect(got.predictionsNorm).toEqual(items.map((i) => i.pred_norm));
-      expect(got.items.map((i) => i.label)).toEqual(items.map((i) => i.label));
-      if (got.n === r.n) {
-        expect(got.acc).toBeCloseTo(r.acc, 12);
-        expect(got.accNorm).toBeCloseTo(r.acc_norm, 12);
-        expect(got.accStderr).toBeCloseTo(r.acc_stderr, 12);
-      }
+      expect(r.items).toHaveLength(r.n);
+      const got = await evaluateTask(model, tok, defaultTaskRegistry().get(name), { events: new EventBus(), batchSize: 32 });
+      expect(got.n).toBe(r.n);
+      expect(got.predictions).toEqual(r.items.map((i) => i.pred));
+      expect(got.predictionsNorm).toEqual(r.items.map((i) => i.pred_norm));
+      expect(got.items.map((i) => i.label)).toEqual(r.items.map((i) => i.label));
+      expect(got.acc).toBeCloseTo(r.acc, 12);
+      expect(got.accNorm).toBeCloseTo(r.acc_norm, 12);
+      expect(got.accStderr).toBeCloseTo(r.acc_stderr, 12);
+      expect(got.accNormStderr).toBeCloseTo(r.acc_norm_stderr, 12);
       let maxDiff = 0;
-      got.items.forEach((it, i) => it.logLiks.forEach((l, k) => (maxDiff = Math.max(maxDiff, Math.abs(l - items[i]!.logliks[k]!)))));
+      got.items.forEach((it, i) => {
+        expect(it.logLiks).toHaveLength(r.items[i]!.logliks.length);
+        it.logLiks.forEach((l, k) => (maxDiff = Math.max(maxDiff, Math.abs(l - r.items[i]!.logliks[k]!))));
+      });
       expect(maxDiff).toBeLessThan(2e-3);
       console.log(`${name}, ${got.n} items: acc ${got.acc} acc_norm ${got.accNorm}; max |Δ loglik| vs torch ${maxDiff.toExponential(2)}`);
-    });
+    }, timeout);
   }
 });
