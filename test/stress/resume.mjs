@@ -1,7 +1,8 @@
 /**
  * Resume stress: ≥ 20 trials of `topiary train` killed with SIGKILL at random points (up to 3 kills per trial),
  * resumed by running the same command again. After every kill each checkpoint folder on disk must verify against
- * its manifest (complete or absent); the finished run's loss curve must equal an uninterrupted run's within 1e-6.
+ * its manifest (complete or absent); each resumed run must start from the newest complete checkpoint at the kill
+ * before it; the finished run's loss curve must equal an uninterrupted run's within 1e-6.
  *
  *   node test/stress/resume.mjs [--trials 20] [--steps 30] [--seed 1]
  */
@@ -28,7 +29,7 @@ for (let i = 0; i < TRIALS; i++) {
   const out = join(root, `trial-${i}`);
   const r = await killResumeTrial({ recipe, out, reference, random, minMs: 300, maxMs: ref.ms * 0.95 });
   results.push(r);
-  console.log(`trial ${String(i).padStart(2)}: ${r.ok ? 'ok  ' : 'FAIL'} kills at ${r.kills.map((k) => `${typeof k.atMs === 'number' ? `${k.atMs}ms` : k.atMs}→ckpts[${k.checkpoints.join(',')}]${k.leftovers ? `+${k.leftovers} tmp` : ''}`).join(' ')} resumedFrom ${r.resumedFrom} maxΔloss ${r.maxLossDiff} ${r.reason}`);
+  console.log(`trial ${String(i).padStart(2)}: ${r.ok ? 'ok  ' : 'FAIL'} kills at ${r.kills.map((k) => `${typeof k.atMs === 'number' ? `${k.atMs}ms` : k.atMs}→ckpts[${k.checkpoints.join(',')}]${k.leftovers ? `+${k.leftovers} tmp` : ''}`).join(' ')} resumedFrom ${r.resumedFrom} (newest complete at the last kill: ${r.kills.at(-1)?.newest ?? 'none'})${r.misses?.length ? `, ${r.misses.length} kill(s) came after the run had finished` : ''} maxΔloss ${r.maxLossDiff} ${r.reason}`);
   rmSync(out, { recursive: true, force: true });
 }
 const kills = results.reduce((n, r) => n + r.kills.length, 0);
