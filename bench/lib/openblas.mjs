@@ -199,9 +199,49 @@ export function fastestKernel({ label, script, args, threads, candidates, value,
   return choice;
 }
 
+/** `--probe-rounds N` on a bench's command line (default 3). */
+export function probeRoundsFromArgv(dflt = 3) {
+  const i = process.argv.indexOf('--probe-rounds');
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+}
+
+/**
+ * The kernel choice by a short probe (bench/lib/openblas_probe.py, the products of one step at the bench's shape):
+ * `rounds` passes over the candidates, interleaved so that a change of load hits every kernel alike, each run a
+ * fresh process with its kernel checked; each kernel's best (lowest) probe time counts. Returns a choice like
+ * fastestKernel's (runs[i].value = best probe seconds, runs[i].values = every round's) and prints the table.
+ */
+export function kernelByProbe({ label, threads, candidates, args, rounds = probeRoundsFromArgv(), cwd }) {
+  const script = join(dirname(RUNNER), 'openblas_probe.py');
+  const runs = candidates.candidates.map((c) => ({ kernel: c.kernel, label: c.label, expected: c.core, core: null, ok: false, value: null, values: [], wallSeconds: 0, stopped: false, reason: null }));
+  for (let round = 0; round < rounds; round++) {
+    beforeMeasurement(`${label}: OpenBLAS probe, round ${round + 1} of ${rounds}`);
+    for (const run of runs) {
+      const r = runPython(script, args, { threads, kernel: run.kernel, cwd });
+      run.wallSeconds += r.wallSeconds;
+      run.core = r.core ?? run.core;
+      if (!r.ok) run.reason = r.reason;
+      else if (run.expected && r.core !== run.expected) run.reason = `ran ${r.core}, not ${run.expected}`;
+      else run.values.push(r.json.seconds);
+    }
+  }
+  for (const run of runs) {
+    run.ok = run.values.length > 0;
+    if (run.ok) {
+      run.value = Math.min(...run.values);
+      run.reason = null;
+    }
+  }
+  const ok = runs.filter((r) => r.ok);
+  const best = ok.length ? ok.reduce((a, b) => (b.value < a.value ? b : a)) : null;
+  const choice = { label: `${label} (probe: the products of one step, best of ${rounds})`, unit: 's', better: 'lower', chosen: best?.label ?? null, core: best?.core ?? null, best, runs, probe: true };
+  log(kernelTable(choice));
+  return choice;
+}
+
 function fmtValue(v) {
   if (!Number.isFinite(v)) return '—';
-  return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2);
+  return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3);
 }
 
 /** "SkylakeX 778 · Haswell 702 · Zen 690 · Cooperlake (default) 215 · Sandybridge stopped" with the winner starred. */
@@ -233,14 +273,14 @@ export function describeCandidates(info, threads) {
 
 /** What goes into a bench's JSON: machine facts, candidates, and each choice with every run's number and kernel. */
 export function kernelJson(info, choices) {
-  const strip = (r) => ({ kernel: r.kernel, label: r.label, core: r.core, ok: r.ok, value: r.value, wallSeconds: r.wallSeconds, stopped: r.stopped, reason: r.reason, openblasConfig: r.openblas?.config ?? null, openblasThreads: r.openblas?.threads ?? null });
+  const strip = (r) => ({ kernel: r.kernel, label: r.label, core: r.core, ok: r.ok, value: r.value, values: r.values, wallSeconds: r.wallSeconds, stopped: r.stopped, reason: r.reason, openblasConfig: r.openblas?.config ?? null, openblasThreads: r.openblas?.threads ?? null });
   return {
     cpu: { model: info.cpu.model, family: info.cpu.family, model_number: info.cpu.modelNumber, logicalCpus: info.cpu.logicalCpus, flags: info.cpu.flags },
     openblas: info.openblas,
     defaultCore: info.defaultCore,
     candidates: info.candidates.map((c) => c.label),
     skipped: info.skipped,
-    choices: choices.filter(Boolean).map((c) => ({ label: c.label, unit: c.unit, better: c.better, chosen: c.chosen, core: c.core, runs: c.runs.map(strip) })),
+    choices: choices.filter(Boolean).map((c) => ({ label: c.label, probe: !!c.probe, unit: c.unit, better: c.better, chosen: c.chosen, core: c.core, runs: c.runs.map(strip) })),
     loads,
   };
 }

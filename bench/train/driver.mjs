@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { beforeMeasurement, describeCandidates, fastestKernel, kernelCandidates, kernelJson, kernelSummary } from '../lib/openblas.mjs';
+import { beforeMeasurement, describeCandidates, fastestKernel, kernelByProbe, kernelCandidates, kernelJson, kernelSummary } from '../lib/openblas.mjs';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const log = (s) => process.stderr.write(`${s}\n`);
@@ -28,6 +28,7 @@ export function parseArgs(argv, defaults) {
     warmup: Number(opt('warmup', defaults.warmup ?? 1)),
     threads: Number(opt('threads', 2)),
     backends: opt('backends', 'wasm,native').split(','),
+    kernelChoice: opt('kernel-choice', 'probe'),
   };
 }
 
@@ -82,11 +83,17 @@ export function compare(name, mode, o, targets) {
   for (const dim of o.shapes) {
     const s = SHAPES[dim];
     if (!s) throw new Error(`unknown shape ${dim} (known: ${Object.keys(SHAPES).join(', ')})`);
-    const row = { shape: s, torch: null, kernels: null, topiary: {} };
-    // Alternate engines per shape so that a change of machine load hits both sides alike. PyTorch: the same
-    // measurement under every OpenBLAS kernel the CPU supports; the fastest is the baseline.
+    const row = { shape: s, torch: null, probe: null, kernels: null, topiary: {} };
+    // Alternate engines per shape so that a change of machine load hits both sides alike. PyTorch runs on the
+    // fastest OpenBLAS kernel the CPU supports: chosen by a short probe at this shape (default), or with
+    // --kernel-choice full by timing the whole measurement under every kernel.
+    let measured = kernels;
+    if (o.kernelChoice === 'probe') {
+      row.probe = kernelByProbe({ label: `${name} dim ${dim}`, threads: o.threads, candidates: kernels, args: shapeArgs(s, o, mode), cwd: root });
+      if (row.probe.chosen) measured = { ...kernels, candidates: kernels.candidates.filter((c) => c.label === row.probe.chosen) };
+    }
     row.kernels = fastestKernel({ label: `${name} dim ${dim}`, script: join(root, 'bench', 'train', 'torch_llama.py'), args: shapeArgs(s, o, mode), threads: o.threads,
-      candidates: kernels, value: (j) => j.tokensPerSecond, better: 'higher', unit: 'tok/s', cwd: root });
+      candidates: measured, value: (j) => j.tokensPerSecond, better: 'higher', unit: 'tok/s', cwd: root });
     row.torch = row.kernels.best?.json ?? { ok: false, reason: row.kernels.runs.map((r) => `${r.label}: ${r.reason}`).join('; ') };
     for (const b of o.backends) {
       beforeMeasurement(`${name} dim ${dim}: topiary ${b}`);
@@ -118,7 +125,10 @@ export function compare(name, mode, o, targets) {
   const exps = { torch: fitExponent(rows.filter((r) => r.torch.ok).map((r) => [r.torch.params, 1 / r.torch.tokensPerSecond])) };
   for (const b of o.backends) exps[b] = fitExponent(rows.filter((r) => r.topiary[b].ok).map((r) => [r.topiary[b].params, 1 / r.topiary[b].tokensPerSecond]));
   lines.push('', `cost growth (seconds per token ∝ params^k, least squares over the shapes): ${Object.entries(exps).map(([k, v]) => `${k} k=${fmt(v, 2)}`).join(', ')}`);
-  lines.push('', `PyTorch ${unit} under each OpenBLAS kernel (* = fastest, the baseline above):`, ...rows.map((r) => `  dim ${r.shape.dim}: ${kernelSummary(r.kernels)}`));
+  if (o.kernelChoice === 'probe') {
+    lines.push('', 'OpenBLAS kernel choice: seconds of the products of one step (bench/lib/openblas_probe.py, best of the rounds; * = fastest, the kernel PyTorch ran above):',
+      ...rows.map((r) => `  dim ${r.shape.dim}: ${kernelSummary(r.probe)}`));
+  } else lines.push('', `PyTorch ${unit} under each OpenBLAS kernel (* = fastest, the baseline above):`, ...rows.map((r) => `  dim ${r.shape.dim}: ${kernelSummary(r.kernels)}`));
 
   // Targets
   const verdicts = [];
@@ -154,8 +164,8 @@ export function compare(name, mode, o, targets) {
   const outDir = join(root, 'bench', 'out');
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  const kernelsJson = kernelJson(kernels, rows.map((r) => r.kernels));
-  const rowsJson = rows.map((r) => ({ ...r, kernels: { chosen: r.kernels.chosen, core: r.kernels.core } }));
+  const kernelsJson = kernelJson(kernels, rows.flatMap((r) => [r.probe, r.kernels]));
+  const rowsJson = rows.map((r) => ({ ...r, probe: undefined, kernels: { chosen: r.kernels.chosen, core: r.kernels.core, by: o.kernelChoice } }));
   writeFileSync(file, JSON.stringify({ name, mode, options: o, machine, loadavg: loadavg(), openblas: kernelsJson, targets, rows: rowsJson, exponents: exps, verdicts }, null, 2));
   log(`wrote ${file}`);
   return { rows, exps, verdicts };
