@@ -8,8 +8,11 @@ papers' equations (see /work/shared/design/ALGORITHMS.md). Run with Debian's pyt
          (Wanda masks, SparseGPT reconstructions, OWL ratios) for the unit tests of @topiary/prune-core.
   /usr/bin/python3 bench/reference/prune_reference.py e2e [--fixture F] [--out F]
       -> bench/reference/outputs/prune_e2e.json: the full sequential procedure on the same calibration windows and
-         eval ids the TypeScript side dumped (bench/reference/fixtures/prune_calibration.json): masks and
-         perplexities for every method/pattern/OWL combination.
+         eval ids the TypeScript side dumped (bench/reference/fixtures/prune_calibration.json): masks (packed bits)
+         and perplexities for every method/pattern/OWL combination, and for SparseGPT the reconstructed weights
+         (`keptWeights`: each layer's kept entries in row-major order, float32 base64; pruned entries are 0).
+         This is an implementation check (Topiary's windows and conventions); the protocol of the original
+         repositories is bench/reference/protocol_reference.py.
   /usr/bin/python3 bench/reference/prune_reference.py bench --method wanda|sparsegpt [--fixture F] [--model DIR]
       -> one JSON line with wall time and peak RSS (used by bench/prune).
 
@@ -413,8 +416,10 @@ def e2e():
         run = {'method': method, 'sparsity': sp, 'pattern': None if pat is None else f'{pat[0]}:{pat[1]}', 'owl': owl,
                'seconds': secs, 'perplexity': model.perplexity(evals), 'measuredSparsity': measured_sparsity(masks, model.w),
                'layerSparsity': layer_sparsity, 'outlierRatios': ratios}
-        if method != 'sparsegpt':
-            run['masks'] = {n: bits(k) for n, k in masks.items()}
+        run['masks'] = {n: bits(k) for n, k in masks.items()}
+        if method == 'sparsegpt':
+            # the reconstructed weights: the kept entries only (pruned ones are 0), row-major, float32
+            run['keptWeights'] = {n: b64(model.w[n][k], '<f4') for n, k in masks.items()}
         result['runs'][label] = run
         print(f'{label:20s} ppl {run["perplexity"]:.4f}  sparsity {run["measuredSparsity"]:.4f}  {secs:.2f}s', file=sys.stderr)
     out = arg('--out', os.path.join(OUT_DIR, 'prune_e2e.json'))

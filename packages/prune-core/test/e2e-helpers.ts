@@ -9,7 +9,7 @@ import { EventBus, resolveNamed, createContainer, Tokens, type CausalLM, type Pr
 import { loadModel } from '@topiary/model-llama';
 import saliencyPlugin from '@topiary/saliency-basic';
 import { readFileSync } from 'node:fs';
-import { repoRoot, unpackBits, countDiff } from './fixture.js';
+import { repoRoot, unpackBits, countDiff, f32 } from './fixture.js';
 
 export const MODEL_DIR = join(repoRoot, 'assets', 'models', 'stories260K-hf');
 
@@ -30,6 +30,8 @@ export interface E2ERun {
   layerSparsity: number[];
   outlierRatios: number[] | null;
   masks?: Record<string, string>;
+  /** SparseGPT only: each layer's kept weights in row-major order (float32 base64); pruned entries are 0. */
+  keptWeights?: Record<string, string>;
 }
 
 export interface E2EReference {
@@ -90,4 +92,47 @@ export function maskDifferences(model: CausalLM, masks: Record<string, string>):
     out.set(param, countDiff(keep, unpackBits(bits, w.length)));
   }
   return out;
+}
+
+/** Record every element mask a pruner sets on `model` (the exact keep arrays, not inferred from zero weights). */
+export function recordMasks(model: CausalLM): Map<string, Uint8Array> {
+  const masks = new Map<string, Uint8Array>();
+  const set = model.setElementMask.bind(model);
+  model.setElementMask = (param: string, keep: Uint8Array): void => {
+    masks.set(param, keep.slice());
+    set(param, keep);
+  };
+  return masks;
+}
+
+export interface LayerComparison {
+  param: string;
+  /** Weights pruned on one side and kept on the other. */
+  maskDiffs: number;
+  /** max |w − w_ref| over the whole layer (pruned entries are 0 on both sides where the masks agree). */
+  maxAbsDiff: number;
+  /** max |w_ref|, for scale. */
+  maxAbs: number;
+}
+
+/** Masks and weights of every reference layer against the pruned model (masks as recorded by `recordMasks`). */
+export function compareWithReference(model: CausalLM, masks: Map<string, Uint8Array>, run: E2ERun): LayerComparison[] {
+  return Object.entries(run.masks!).map(([param, bits]) => {
+    const w = model.readWeight(param);
+    const refKeep = unpackBits(bits, w.length);
+    const kept = f32(run.keptWeights![param]!);
+    const ref = new Float32Array(w.length);
+    let k = 0;
+    for (let i = 0; i < w.length; i++) if (refKeep[i] === 1) ref[i] = kept[k++]!;
+    if (k !== kept.length) throw new Error(`${param}: ${kept.length} kept weights for ${k} kept positions`);
+    let maxAbsDiff = 0;
+    let maxAbs = 0;
+    for (let i = 0; i < w.length; i++) {
+      maxAbsDiff = Math.max(maxAbsDiff, Math.abs(w[i]! - ref[i]!));
+      maxAbs = Math.max(maxAbs, Math.abs(ref[i]!));
+    }
+    const keep = masks.get(param);
+    if (!keep) throw new Error(`${param}: the pruner set no mask`);
+    return { param, maskDiffs: countDiff(keep, refKeep), maxAbsDiff, maxAbs };
+  });
 }
