@@ -16,6 +16,8 @@ export interface JsonPerplexity {
   seqlen: number;
   stride: number;
   mode: string;
+  /** Whether one BOS was put in front of the text. */
+  bos: boolean;
   windows: number;
 }
 
@@ -40,7 +42,7 @@ const finiteOrNull = (x: number): number | null => (Number.isFinite(x) ? x : nul
 export function reportToJson(report: EvalReport, options: { predictions?: boolean } = {}): EvalJson {
   const perplexity: Record<string, JsonPerplexity> = {};
   for (const [file, p] of Object.entries(report.perplexity)) {
-    perplexity[file] = { ppl: p.ppl, tokens: p.tokens, nll: p.nll, seqlen: p.seqLen, stride: p.stride, mode: p.mode, windows: p.windows };
+    perplexity[file] = { ppl: p.ppl, tokens: p.tokens, nll: p.nll, seqlen: p.seqLen, stride: p.stride, mode: p.mode, bos: p.bos, windows: p.windows };
   }
   const tasks: Record<string, JsonTask> = {};
   for (const [name, t] of Object.entries(report.tasks)) {
