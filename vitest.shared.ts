@@ -1,8 +1,8 @@
 // One place for the test settings every package uses. Workspace packages resolve to their TypeScript
 // sources (the "source" export condition), so tests never run against a stale dist/.
-import type { UserConfig } from 'vitest/config';
+import type { ViteUserConfig } from 'vitest/config';
 
-export function sharedTestConfig(name: string): UserConfig {
+export function sharedTestConfig(name: string): ViteUserConfig {
   return {
     resolve: { conditions: ['source'] },
     ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },

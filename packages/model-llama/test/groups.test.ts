@@ -206,12 +206,16 @@ describe('the block path (blockForward / trainableBlock) equals the op-by-op pat
     const rng = new SeededRandom(2);
     const ids = tf.tensor2d(Int32Array.from({ length: 2 * 9 }, () => Math.floor(rng.next() * base.vocabSize)), [2, 9], 'int32');
     const vars = [...slim.parameters().values()].filter((v) => v.size > 0); // layer 3's empty FFN weights have none
-    const run = () =>
+    // the loss and every gradient, read back inside a tidy (which frees the tensors; it may only return tensors)
+    const run = (): [number, (Float32Array | null)[]] => {
+      let out: [number, (Float32Array | null)[]] | undefined;
       tf.tidy(() => {
         const { value, grads } = tf.variableGrads(() => slim.loss(ids), vars);
         // (layer 3's post-attention norm feeds no FFN: no gradient on either path)
-        return [value.dataSync()[0]!, vars.map((v) => (grads[v.name]?.dataSync() as Float32Array | undefined) ?? null)] as const;
+        out = [value.dataSync()[0]!, vars.map((v) => (grads[v.name]?.dataSync() as Float32Array | undefined) ?? null)];
       });
+      return out!;
+    };
     const [blockLoss, blockGrads] = run();
     // a capture hook under a gradient tape sends every block through the op-by-op path
     const remove = slim.capture(() => {});
