@@ -178,7 +178,7 @@ export function fastestKernel({ label, script, args, threads, candidates, value,
   let fastestWall = Infinity;
   for (const c of candidates.candidates) {
     beforeMeasurement(`${label}: PyTorch, OpenBLAS ${c.label}`);
-    const cap = Number.isFinite(fastestWall) ? Math.max(minCapSeconds, capFactor * fastestWall) * 1000 : undefined;
+    const cap = Number.isFinite(fastestWall) ? Math.round(Math.max(minCapSeconds, capFactor * fastestWall) * 1000) : undefined;
     const r = runPython(script, args, { threads, kernel: c.kernel, cwd, timeoutMs: cap });
     const run = { kernel: c.kernel, label: c.label, expected: c.core, core: r.core, ok: r.ok, value: null, wallSeconds: r.wallSeconds, stopped: !!r.stopped, reason: r.reason, json: r.json, openblas: r.openblas };
     if (r.ok && c.core && r.core !== c.core) {
