@@ -47,6 +47,28 @@ describe('topiary prune (structured) and finetune', () => {
     expect(body.details.removedBlocks).toHaveLength(1);
   });
 
+  it('with no --samples/--seqlen each method uses its published calibration (LLM-Pruner 10 × 64, depth 10 × 128)', async () => {
+    for (const [method, extra, samples, seqLen] of [
+      ['llm-pruner', ['--ratio', '0.2'], 10, 64],
+      ['depth', ['--remove', '1'], 10, 128],
+    ] as const) {
+      const r = await run(['--json', '--out', join(dir, `default-${method}`), 'prune', '--model', model, '--method', method, ...extra, '--calibration', text]);
+      expect(r.code, r.stderr).toBe(0);
+      expect((JSON.parse(r.stdout) as { calibration: unknown }).calibration).toMatchObject({ samples, seqLen });
+    }
+    const help = await run(['prune', '--help']);
+    expect(help.stdout).toMatch(/llm-pruner\s+10 windows × 64 tokens/);
+    expect(help.stdout).toMatch(/depth\s+10 windows × 128 tokens/);
+  }, 120_000);
+
+  it('a calibration the size of the model context (128 × 512) runs in bounded batches instead of crashing', async () => {
+    // the default calibration before the fix: one forward over 128 × 512 tokens ran the wasm heap out of bounds
+    const r = await run(['--json', '--out', join(dir, 'depth-big'), 'prune', '--model', model, '--method', 'depth', '--remove', '1', '--calibration', text, '--samples', '128', '--seqlen', '512']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect((JSON.parse(r.stdout) as { calibration: unknown }).calibration).toMatchObject({ samples: 128, seqLen: 512 });
+  }, 180_000);
+
   it('bad input names the flag and exits 2', async () => {
     const cases: [string[], RegExp][] = [
       [['--method', 'llm-pruner', '--ratio', '0.5'], /--ratio.*every attention head/],

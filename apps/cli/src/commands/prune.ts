@@ -112,7 +112,8 @@ prints one JSON object with "sparsity" (zeros over the pruned linear layers), "p
 
 Calibration, as the methods' own code draws it: a text file is tokenized once as one text and --samples windows of
 --seqlen tokens start at uniform random offsets (Wanda lib/data.py, SparseGPT datautils.py); a .jsonl file or a
-folder of documents takes one window from each of --samples random long-enough documents (their C4 rule). Defaults
+folder of documents takes each window from a random long-enough document (their C4 rule) when at least --samples
+documents are long enough, else treats them as one stream. Defaults
 when --samples/--seqlen are not given — each method's published setting:
   wanda, sparsegpt, magnitude+owl   128 windows × the model's context   (Wanda / SparseGPT papers)
   llm-pruner                        10 windows × 64 tokens               (LLM-Pruner hf_prune.py)
