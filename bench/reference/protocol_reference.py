@@ -30,7 +30,9 @@ Run (Debian's python3-torch; no GPU, no network; 31 independent runs: 9.5 minute
   JSON: settings (files + sha256, samples, seqlen, eval seqlen, torch, the originals' commits and the rule -> lines
   map), dense {noBos, bos, ppl}, windowStarts {seed: [128 start offsets into [BOS] + encode(calibration.txt)]},
   runs {"magnitude-50" | "wanda-2:4" | ...: {perSeed {seed: {noBos, bos}}, noBos {values, min, max, mean}, bos {...},
-  values/min/max/mean (headline), measuredSparsity {seed: fraction}}}.
+  values/min/max/mean (headline), measuredSparsity {seed: fraction}, prefix {windows, values/min/max/mean: the
+  headline protocol over only the first 40 eval windows, which the fast test scores}}}; dense also has
+  noBosPrefix / bosPrefix.
 
 Rules (what the originals do; where this reference must depart, it says so):
 
@@ -406,8 +408,14 @@ def measured_sparsity(model):
 
 # --------------------------------------------------------------------------------------------------- perplexity
 
-def perplexity(model, ids, seqlen):
-    """[S] llama.py:151-241 / [W] lib/eval.py:83-129: non-overlapping windows, tail dropped, per-window mean CE."""
+# The fast test (test/protocol) scores only the first PREFIX_WINDOWS windows of the held-out text; the same prefix
+# is summarised here. The full-file numbers stay the headline (bench/prune/protocol.mjs compares those).
+PREFIX_WINDOWS = 40
+
+
+def perplexity(model, ids, seqlen, prefix=PREFIX_WINDOWS):
+    """[S] llama.py:151-241 / [W] lib/eval.py:83-129: non-overlapping windows, tail dropped, per-window mean CE.
+    Returns (ppl, nsamples, ppl over the first `prefix` windows)."""
     test = torch.tensor(ids, dtype=torch.long)
     nsamples = test.numel() // seqlen
     loss_fct = torch.nn.CrossEntropyLoss()
@@ -420,7 +428,9 @@ def perplexity(model, ids, seqlen):
             shift_labels = batch[b, 1:]
             loss = loss_fct(shift_logits.view(-1, shift_logits.size(-1)), shift_labels.view(-1))
             nlls.append(loss.float() * seqlen)
-    return float(torch.exp(torch.stack(nlls).sum() / (nsamples * seqlen))), nsamples
+    head = min(prefix, nsamples)
+    return (float(torch.exp(torch.stack(nlls).sum() / (nsamples * seqlen))), nsamples,
+            float(torch.exp(torch.stack(nlls[:head]).sum() / (head * seqlen))))
 
 
 # ------------------------------------------------------------------------------------------------------- driver
@@ -461,7 +471,9 @@ def run_one(job):
         prune_magnitude_all(model, sp, pat)
     elif method != 'dense':
         prune_sequential(model, windows, method, sp, pat, true_seq)
-    ppl = {k: perplexity(model, ids, eval_len)[0] for k, ids in evals.items()}
+    scored = {k: perplexity(model, ids, eval_len) for k, ids in evals.items()}
+    ppl = {k: v[0] for k, v in scored.items()}
+    ppl.update({f'{k}Prefix': v[2] for k, v in scored.items()})
     return ppl, measured_sparsity(model), time.time() - t
 
 
@@ -522,6 +534,7 @@ def main():
             'perSeed': per_seed, 'measuredSparsity': {str(s): get(s)[1] for s in seeds},
             'noBos': summary([per_seed[str(s)]['noBos'] for s in seeds]),
             'bos': summary([per_seed[str(s)]['bos'] for s in seeds]),
+            'prefix': {'windows': PREFIX_WINDOWS, **summary([per_seed[str(s)][f'{headline}Prefix'] for s in seeds])},
         }
         runs[key].update(runs[key][headline])  # values/min/max/mean of the headline protocol at the top level
 
