@@ -57,14 +57,17 @@ export async function protocolSetup({ samples = 128, seqLen = 256, calibration =
   return { backend, container, tokenizer, corpus, samples, seqLen, calibration, heldout, events: new EventBus() };
 }
 
-/** Perplexity of a model on the held-out text: whole file, no BOS, windows of the model's context. */
-export async function heldoutPerplexity(setup, model) {
-  const report = await evaluatePerplexity(model, setup.tokenizer, { file: setup.heldout }, { events: setup.events, batchSize: 16 });
+/**
+ * Perplexity of a model on the held-out text: whole file, no BOS, windows of the model's context — all of them, or
+ * only the first `windows` (the reference reports both: the full file and its first 40 windows).
+ */
+export async function heldoutPerplexity(setup, model, windows) {
+  const report = await evaluatePerplexity(model, setup.tokenizer, { file: setup.heldout }, { events: setup.events, batchSize: 8, ...(windows ? { limit: windows } : {}) });
   return report.ppl;
 }
 
 /** Prune a fresh copy of the dense model with one case and one calibration seed; its held-out perplexity. */
-export async function pruneAndScore(setup, caseName, seed) {
+export async function pruneAndScore(setup, caseName, seed, windows) {
   const spec = CASES[caseName];
   if (!spec) throw new Error(`unknown case ${caseName}`);
   const model = await loadModel(MODEL_DIR);
@@ -80,7 +83,7 @@ export async function pruneAndScore(setup, caseName, seed) {
       saliency: (name) => resolveNamed(setup.container, Tokens.Saliency, name, 'saliency', 'saliency'),
     });
     const seconds = (performance.now() - started) / 1000;
-    const ppl = await heldoutPerplexity(setup, pruned);
+    const ppl = await heldoutPerplexity(setup, pruned, windows);
     if (pruned !== model) pruned.dispose();
     return { ppl, sparsity: report.sparsity, seconds };
   } finally {
@@ -88,9 +91,14 @@ export async function pruneAndScore(setup, caseName, seed) {
   }
 }
 
-/** The reference's band for a case, widened by `tolerance` (relative) on both sides. */
-export function referenceBand(reference, caseName, tolerance = 0.01) {
-  const run = reference.runs?.[caseName] ?? reference[caseName];
+/**
+ * The reference's seed band for a case — over the whole held-out file, or (`prefix`) over its first
+ * `reference.runs[case].prefix.windows` windows — widened by `tolerance` (relative) on both sides.
+ */
+export function referenceBand(reference, caseName, { tolerance = 0.01, prefix = false } = {}) {
+  const run = reference.runs?.[caseName];
   if (!run) throw new Error(`the reference has no case ${caseName}`);
-  return { min: run.min * (1 - tolerance), max: run.max * (1 + tolerance), run };
+  const summary = prefix ? run.prefix : run;
+  if (!summary) throw new Error(`the reference has no prefix summary for ${caseName}: rerun bench/reference/protocol_reference.py`);
+  return { min: summary.min * (1 - tolerance), max: summary.max * (1 + tolerance), run: summary };
 }

@@ -16,9 +16,7 @@
  * windows).
  */
 import { SeededRandom, TopiaryError } from '@topiary/kernel';
-import { statSync } from 'node:fs';
 import type { Tokenizer } from '@topiary/kernel';
-import { isJsonl } from './sources.js';
 import { documentCount, tokenizeCached, type CachedTokenized, type CachedTokenizeOptions, type TokenizedCorpus } from './tokens.js';
 
 export interface CalibrationOptions {
@@ -61,7 +59,9 @@ export function sampleCalibrationSet(source: TokenizedCorpus | Int32Array, optio
   }
   const eligible: number[] = [];
   for (let d = 0; d < documentCount(corpus); d++) if (corpus.docStarts[d + 1]! - corpus.docStarts[d]! > seqLen) eligible.push(d);
-  const mode = options.mode === 'documents' || options.mode === 'stream' ? options.mode : eligible.length >= samples ? 'documents' : 'stream';
+  // one document (a plain text file) is the joined-corpus rule, whatever `samples` is
+  const auto = documentCount(corpus) > 1 && eligible.length >= samples ? 'documents' : 'stream';
+  const mode = options.mode === 'documents' || options.mode === 'stream' ? options.mode : auto;
   if (mode === 'documents' && eligible.length === 0) {
     throw new TopiaryError('E_DATA', `no document is longer than --seqlen ${seqLen} tokens`, { file, where: '--seqlen', hint: "use mode 'stream' or a smaller --seqlen" });
   }
@@ -90,15 +90,10 @@ export function sampleCalibration(source: TokenizedCorpus | Int32Array, options:
 }
 
 /**
- * Tokenize a calibration source the way the rule above reads it: a plain text file as ONE document with one BOS in
- * front (the joined-corpus rule); JSON lines and folders as separate documents. Cached on disk like any corpus.
+ * Tokenize a calibration source the way the rule above reads it: every text file is ONE document with one BOS in
+ * front (a plain file: the joined-corpus rule; a folder: one document per file, as C4's documents are), every JSON
+ * line one document with its BOS. Cached on disk like any corpus.
  */
-export async function calibrationCorpus(path: string, tokenizer: Tokenizer, options: CachedTokenizeOptions = {}): Promise<CachedTokenized> {
-  let plainText = false;
-  try {
-    plainText = statSync(path).isFile() && !isJsonl(path);
-  } catch {
-    // a missing path: tokenizeCached reports it with the file named
-  }
-  return tokenizeCached(path, tokenizer, plainText ? { ...options, split: 'file', bos: true } : options);
+export async function calibrationCorpus(path: string, tokenizer: Tokenizer, options: Omit<CachedTokenizeOptions, 'split' | 'bos' | 'eos'> = {}): Promise<CachedTokenized> {
+  return tokenizeCached(path, tokenizer, { ...options, split: 'file', bos: true, eos: false });
 }

@@ -217,8 +217,7 @@ function listFiles(dir: string): string[] {
   return out;
 }
 
-/** A JSON-lines file (by extension). */
-export const isJsonl = (path: string) => ['.jsonl', '.ndjson'].includes(extname(path).toLowerCase());
+const isJsonl = (path: string) => ['.jsonl', '.ndjson'].includes(extname(path).toLowerCase());
 
 export function folderCorpus(dir: string, options: SourceOptions = {}): Corpus {
   const extensions = (options.extensions ?? ['.txt', '.md', '.text', '.raw']).map((e) => e.toLowerCase());

@@ -3,7 +3,7 @@
  * text with uniform window starts; separate documents only when there are enough long ones — never a collapse onto
  * a handful of long paragraphs (the bug: 128 windows from 4 paragraphs of a 2,105-paragraph file).
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -53,6 +53,31 @@ describe('calibration from a plain text file', () => {
     // forcing the documents rule reproduces the collapse the default avoids
     const forced = sampleCalibrationSet(paragraphs, { samples: 128, seqLen: 256, seed: 0, mode: 'documents' });
     expect(new Set(forced.origins.map((o) => o.doc)).size).toBeLessThanOrEqual(long.length);
+  });
+});
+
+describe('calibration edge cases', () => {
+  it('one window from a text file is still the joined-text rule; a folder is one document per file', async () => {
+    const tok = await loadTokenizer(join(assets, 'models', 'stories260K', 'tok512.bin'));
+    const c = await calibrationCorpus(textFile, tok, { cacheDir: tmp() });
+    const one = sampleCalibrationSet(c, { samples: 1, seqLen: 256, seed: 5 });
+    expect(one.mode).toBe('stream');
+    expect(one.origins[0]!.start).toBe(new SeededRandom(5).int(c.tokens.length - 256));
+    const dir = tmp();
+    mkdirSync(join(dir, 'docs'));
+    writeFileSync(join(dir, 'docs', 'a.txt'), 'First paragraph.\n\nSecond paragraph.\n');
+    writeFileSync(join(dir, 'docs', 'b.txt'), 'Another file.\n\nWith two paragraphs.\n');
+    const folder = await calibrationCorpus(join(dir, 'docs'), tok, { cacheDir: dir });
+    expect(documentCount(folder)).toBe(2);
+    expect(folder.tokens.filter((t) => t === tok.bosId).length).toBe(2);
+  });
+
+  it('an empty or blank calibration file is an E_DATA error naming it', async () => {
+    const tok = await loadTokenizer(join(assets, 'models', 'stories260K', 'tok512.bin'));
+    const dir = tmp();
+    const blank = join(dir, 'blank.txt');
+    writeFileSync(blank, '\n  \n');
+    await expect(calibrationCorpus(blank, tok, { cacheDir: dir })).rejects.toMatchObject({ code: 'E_DATA', file: blank });
   });
 });
 

@@ -2,10 +2,10 @@
  * Perplexity over a text file.
  *
  * Tokenization: the whole file (CRLF → LF) is encoded as ONE text, tokenized once. By default NO BOS is put in
- * front: the common protocol (the Hugging Face perplexity guide, lm-eval's rolling windows score raw text), so a
- * number does not depend on whether a tokenizer adds BOS. `bos: true` puts a single BOS in front, as a Hugging Face
- * LLaMA tokenizer does in the Wanda/SparseGPT scripts (`tokenizer("\n\n".join(test))`); it changes only the first
- * window (stories260K on the shipped TinyStories head, 512-token windows: 5.0512 without, 5.0482 with).
+ * front, so a number does not depend on whether a tokenizer adds BOS. `bos: true` puts a single BOS in front, as a
+ * Hugging Face LLaMA tokenizer does in the Wanda/SparseGPT scripts (`tokenizer("\n\n".join(test))`); that shifts
+ * every window by one token and conditions the first on BOS (stories260K on the shipped TinyStories head, 512-token
+ * windows: 5.0512 without, 5.0482 with).
  *
  * Windows over the N tokens, window length L (`seqLen`):
  * - `stride` absent or equal to L — non-overlapping: ⌊N/L⌋ windows [kL, kL+L); the partial tail is dropped; in each
@@ -85,7 +85,7 @@ export async function evaluatePerplexity(model: CausalLM, tokenizer: Tokenizer, 
   let ids: readonly number[] | Int32Array;
   if (spec.ids) ids = spec.ids;
   else {
-    // The whole file as one document with one BOS, tokenized once and cached on disk (corpus's token cache):
+    // The whole file as one document (a BOS in front only when asked), tokenized once and cached on disk:
     // re-evaluating after every pruning stage must not pay for tokenization again.
     try {
       ids = (await tokenizeCached(spec.file, tokenizer, { split: 'file', bos: spec.bos ?? false })).tokens;

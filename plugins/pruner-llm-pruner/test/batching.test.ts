@@ -24,8 +24,9 @@ describe('calibration batches', () => {
   });
 
   it('gradients do not depend on the batch size (uneven last batch included)', async () => {
-    const model = createLlama({ vocabSize: 64, dim: 32, nLayers: 2, nHeads: 4, hiddenDim: 48, maxSeqLen: 32 }, { seed: 3 });
-    const ws = windows(7, 16, 64);
+    const model = createLlama({ vocabSize: 64, dim: 16, nLayers: 1, nHeads: 2, hiddenDim: 24, maxSeqLen: 512 }, { seed: 3 });
+    const ws = windows(7, 400, 64); // 2,800 tokens: the default batch holds 5 windows, then 2
+    expect(calibrationBatchSize(ws)).toBe(5);
     const whole = await collectGradients(model, ws, { batchSize: 7 });
     for (const batchSize of [1, 3, 0]) {
       const batched = await collectGradients(model, ws, { batchSize });

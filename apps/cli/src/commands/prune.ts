@@ -92,7 +92,7 @@ export function registerPrune(program: Command, globals: () => GlobalOptions): v
     .option('--iterative', '[depth] re-score after each removal')
     .option('--saliency <name>', 'score function (magnitude, wanda, taylor-element, taylor-vector, ... or a saliency plugin)')
     .option('--layers <list>', 'blocks to prune, e.g. 0-3 or 1,2; llm-pruner/depth: START:END, END exclusive (default: the method’s own)')
-    .option('--batch-size <n>', 'calibration windows per forward call (memory only)')
+    .option('--batch-size <n>', 'calibration windows per pass (memory; default: 8 for element methods, as many as fit in 2048 tokens for llm-pruner/depth; second-order Taylor averages its Fisher term over these batches)')
     .option('--calibration <file>', 'text file (or .jsonl / folder of documents) the calibration windows are drawn from')
     .option('--samples <n>', "calibration windows (default: the method's own, see below; else 128)")
     .option('--seqlen <L>', "calibration window length (default: the method's own, else the model's context)")
@@ -119,8 +119,8 @@ when --samples/--seqlen are not given — each method's published setting:
   llm-pruner                        10 windows × 64 tokens               (LLM-Pruner hf_prune.py)
   depth                             10 windows × 128 tokens              (Shortened LLaMA)
   other plugins                     their calibrationDefaults, else 128 × the model's context
-Gradient and block-scoring passes run in batches of at most 2048 tokens (--batch-size to change), so memory is
-bounded whatever --samples and --seqlen are. Perplexity (--eval): the whole file, no BOS, non-overlapping windows
+Gradient and block-scoring passes run in batches of about 2048 tokens (one window when a window is longer;
+--batch-size to change), so memory is bounded whatever --samples and --seqlen are. Perplexity (--eval): the whole file, no BOS, non-overlapping windows
 of --eval-seqlen (default --seqlen when given, else the model's context).
 
 Examples:
@@ -150,12 +150,13 @@ Examples:
         model = loaded.model;
         const env: StageEnv = { run, backend, tokenizer: loaded.tokenizer!, tokenizerPath: loaded.tokenizerPath!, seed: g.seed };
         const givenSeqLen = flags.seqlen === undefined ? undefined : checkNumber(flags.seqlen, '--seqlen', { min: 2, integer: true });
-        let prepared;
-        try {
-          prepared = preparePruner(env, { method: flags.method, options, where: '', methodWhere: '--method' });
-        } catch (e) {
-          throw asFlagError(e, flags.method);
-        }
+        const prepared = (() => {
+          try {
+            return preparePruner(env, { method: flags.method, options, where: '', methodWhere: '--method' });
+          } catch (e) {
+            throw asFlagError(e, flags.method);
+          }
+        })();
         const { samples, seqLen } = resolveCalibrationSize({ samples: givenSamples, seqLen: givenSeqLen }, model, prepared.pruner.calibrationDefaults);
         if (seqLen > model.config.maxSeqLen) {
           throw new TopiaryError('E_USAGE', `${seqLen} is longer than the model's context (${model.config.maxSeqLen})`, { where: '--seqlen' });

@@ -40,9 +40,10 @@ export async function runPruneStage(env: StageEnv, model: CausalLM, input: Prune
   let calibration: Int32Array[] | undefined = input.windows;
   if (calibration) {
     // drawn by the caller
-  } else if (input.calibration) {
+  } else if (input.calibration && needsData(pruner, options)) {
+    // only a method that needs data draws it: a recipe's data.calibration must not fail a magnitude stage
     calibration = await calibrationWindows(env, model, input.calibration, input.calibrationWhere, pruner.calibrationDefaults);
-  } else if (needsData(pruner, options)) {
+  } else if (!input.calibration && needsData(pruner, options)) {
     throw new TopiaryError('E_USAGE', `method ${pruner.name}${options.owl ? ' with owl' : ''} needs calibration data`, {
       where: input.calibrationWhere,
       hint: 'give a text file in the model’s domain (recipe: data.calibration.path; CLI: --calibration FILE)',
@@ -70,7 +71,11 @@ export async function runPruneStage(env: StageEnv, model: CausalLM, input: Prune
     architectureBefore: before,
     architectureAfter: architectureOf(pruned),
     ...(saliency && typeof saliency === 'object' ? { saliency } : {}),
-    details: { ...details, options: jsonSafe(options) },
+    details: {
+      ...details,
+      options: jsonSafe(options),
+      ...(calibration && calibration.length > 0 ? { calibration: { samples: calibration.length, seqLen: calibration[0]!.length } } : {}),
+    },
   };
   return { model: pruned, report, result, calibration };
 }
