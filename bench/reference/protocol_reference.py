@@ -178,20 +178,6 @@ class Llama(_pr.Llama):
                     out[s, g * rep:(g + 1) * rep, c0:c1] = (att @ v[s, g, :c1]).reshape(rep, c1 - c0, hd)
         return out
 
-    def block(self, i, h):
-        b, t, _ = h.shape
-        x = self.rms(h, self.w[f'model.layers.{i}.input_layernorm.weight'])
-        q = self.linear(i, 'q', x).view(b, t, self.n_heads, self.hd).transpose(1, 2)
-        k = self.linear(i, 'k', x).view(b, t, self.n_kv, self.hd).transpose(1, 2)
-        v = self.linear(i, 'v', x).view(b, t, self.n_kv, self.hd).transpose(1, 2)
-        q, k = self.rope(q), self.rope(k)
-        y = self.attention(q, k, v).transpose(1, 2).reshape(b, t, self.dim)
-        h = h + self.linear(i, 'o', y)
-        x = self.rms(h, self.w[f'model.layers.{i}.post_attention_layernorm.weight'])
-        g = self.linear(i, 'gate', x)
-        u = self.linear(i, 'up', x)
-        return h + self.linear(i, 'down', torch.nn.functional.silu(g) * u)
-
 
 # ------------------------------------------------------------------------------------------------------- data
 

@@ -107,6 +107,15 @@ class Llama:
     def embed(self, ids):
         return self.w['model.embed_tokens.weight'][ids]
 
+    def attention(self, q, k, v):  # q [b, heads, t, hd], k/v [b, kv, t, hd]: causal GQA attention
+        t = q.shape[2]
+        rep = self.n_heads // self.n_kv
+        k = k.repeat_interleave(rep, dim=1)
+        v = v.repeat_interleave(rep, dim=1)
+        att = (q @ k.transpose(-1, -2)) / math.sqrt(self.hd)
+        causal = torch.triu(torch.ones(t, t, dtype=torch.bool), 1)
+        return att.masked_fill(causal, float('-inf')).softmax(-1) @ v
+
     def block(self, i, h):
         b, t, _ = h.shape
         x = self.rms(h, self.w[f'model.layers.{i}.input_layernorm.weight'])
@@ -114,13 +123,7 @@ class Llama:
         k = self.linear(i, 'k', x).view(b, t, self.n_kv, self.hd).transpose(1, 2)
         v = self.linear(i, 'v', x).view(b, t, self.n_kv, self.hd).transpose(1, 2)
         q, k = self.rope(q), self.rope(k)
-        rep = self.n_heads // self.n_kv
-        k = k.repeat_interleave(rep, dim=1)
-        v = v.repeat_interleave(rep, dim=1)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(self.hd)
-        causal = torch.triu(torch.ones(t, t, dtype=torch.bool), 1)
-        att = att.masked_fill(causal, float('-inf')).softmax(-1)
-        y = (att @ v).transpose(1, 2).reshape(b, t, self.dim)
+        y = self.attention(q, k, v).transpose(1, 2).reshape(b, t, self.dim)
         h = h + self.linear(i, 'o', y)
         x = self.rms(h, self.w[f'model.layers.{i}.post_attention_layernorm.weight'])
         g = self.linear(i, 'gate', x)
