@@ -70,8 +70,8 @@ function validateCalibration(raw: unknown, where: string): CalibrationData {
   rejectUnknownKeys(raw, where, ['path', 'samples', 'seqlen', 'seed']);
   return {
     path: requiredString(raw, 'path', where),
-    ...(raw.samples !== undefined ? { samples: optionalNumber(raw, 'samples', where, 0, { integer: true, min: 1 }) } : {}),
-    ...(raw.seqlen !== undefined ? { seqlen: optionalNumber(raw, 'seqlen', where, 0, { integer: true, min: 2 }) } : {}),
+    ...(raw.samples !== undefined ? { samples: checkNumber(raw.samples, fieldPath(where, 'samples'), { integer: true, min: 1 }) } : {}),
+    ...(raw.seqlen !== undefined ? { seqlen: checkNumber(raw.seqlen, fieldPath(where, 'seqlen'), { integer: true, min: 2 }) } : {}),
     seed: optionalNumber(raw, 'seed', where, 0, { integer: true, min: 0 }),
   };
 }

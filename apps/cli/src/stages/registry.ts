@@ -2,7 +2,7 @@
  * One runner per recipe stage kind: `prepare` validates a stage's options before anything runs, `run` executes
  * it on the current model. `topiary run` drives these; the single-stage commands call the same functions.
  */
-import { optionalNumber, TopiaryError, type CausalLM, type Recipe, type RecipeStage, type Raw } from '@topiary/kernel';
+import { checkNumber, fieldPath, optionalNumber, TopiaryError, type CausalLM, type Recipe, type RecipeStage, type Raw } from '@topiary/kernel';
 import type { StageResult } from '@topiary/report';
 import type { RunContext } from '../context.js';
 import type { CalibrationSpec, StageEnv } from './env.js';
@@ -58,8 +58,8 @@ function pruneCalibration(stage: RecipeStage, recipe: Recipe): { spec?: Calibrat
     return {
       spec: {
         path: own.path,
-        samples: own.samples === undefined ? recipe.data.calibration?.samples : optionalNumber(own, 'samples', where, 0, { integer: true, min: 1 }),
-        seqLen: own.seqlen === undefined ? recipe.data.calibration?.seqlen : optionalNumber(own, 'seqlen', where, 0, { integer: true, min: 2 }),
+        samples: own.samples === undefined ? recipe.data.calibration?.samples : checkNumber(own.samples, fieldPath(where, 'samples'), { integer: true, min: 1 }),
+        seqLen: own.seqlen === undefined ? recipe.data.calibration?.seqlen : checkNumber(own.seqlen, fieldPath(where, 'seqlen'), { integer: true, min: 2 }),
         seed: optionalNumber(own, 'seed', where, recipe.data.calibration?.seed ?? recipe.seed, { integer: true, min: 0 }),
       },
       where,
