@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { writeFileAtomic } from '@topiary/kernel';
+import { writeFileAtomic } from '@topiary/files';
 import { loadModel, saveModel } from '@topiary/model-llama';
 import { loadCheckpoint } from '@topiary/trainer';
 import { cliBin, stories260K, tempDir, topiaryError } from './helpers.js';

@@ -4,24 +4,9 @@
  */
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  activateBackend as activateTensorBackend,
-  createContainer,
-  discoverPlugins,
-  EventBus,
-  importPlugin,
-  isTopiaryError,
-  importPluginFromPath,
-  PluginHost,
-  renderAuto,
-  renderJsonLines,
-  selectPlugins,
-  Tokens,
-  type BackendChoice,
-  type DependencyContainer,
-  type DiscoveredPlugin,
-  type TopiaryPlugin,
-} from '@topiary/kernel';
+import { createContainer, discoverPlugins, EventBus, importPlugin, isTopiaryError, importPluginFromPath, PluginHost, selectPlugins, Tokens, type DependencyContainer, type DiscoveredPlugin, type TopiaryPlugin } from '@topiary/kernel';
+import { activateBackend as activateTensorBackend, type BackendChoice } from '@topiary/pipeline';
+import { renderAuto, renderJsonLines } from './render.js';
 
 export interface GlobalOptions {
   backend: string;

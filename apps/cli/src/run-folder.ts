@@ -12,7 +12,8 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { fsyncDir, ioError, TopiaryError, writeFileAtomic, writeJsonAtomic, type EventBus, type MetricEvent } from '@topiary/kernel';
+import { ioError, TopiaryError, type EventBus, type MetricEvent } from '@topiary/kernel';
+import { fsyncDir, writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import type { RunResults } from '@topiary/report';
 
 export interface RunState {

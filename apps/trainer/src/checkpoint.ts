@@ -13,7 +13,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncDir, ioError, TopiaryError, writeFileAtomic, writeJsonAtomic } from '@topiary/kernel';
+import { ioError, TopiaryError } from '@topiary/kernel';
+import { fsyncDir, writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 
 export const CHECKPOINT_FORMAT = 'topiary-checkpoint';
 export const CHECKPOINT_VERSION = 1;

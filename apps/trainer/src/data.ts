@@ -9,7 +9,8 @@
  */
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { ioError, SeededRandom, TopiaryError, type Tokenizer } from '@topiary/kernel';
+import { ioError, TopiaryError, type Tokenizer } from '@topiary/kernel';
+import { SeededRandom } from '@topiary/linalg';
 
 export interface TokenBlocks {
   /** Tokens per block: seqLen + 1. */

@@ -19,20 +19,8 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import {
-  ioError,
-  resolveAllOrNone,
-  Tokens,
-  TopiaryError,
-  writeFileAtomic,
-  writeJsonAtomic,
-  EventBus,
-  type CausalLM,
-  type DependencyContainer,
-  type ModelConfig,
-  type Schedule,
-  type Scheduler,
-} from '@topiary/kernel';
+import { ioError, resolveAllOrNone, Tokens, TopiaryError, EventBus, type CausalLM, type DependencyContainer, type ModelConfig, type Schedule, type Scheduler } from '@topiary/kernel';
+import { writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import { loadTokenizer } from '@topiary/corpus';
 import { configToHf, readHfConfig, createLlama, LlamaModel, loadModel, makeConfig, saveModel, slimWeights, type CreateConfig } from '@topiary/model-llama';
 import { builtinSchedulers } from './builtins.js';

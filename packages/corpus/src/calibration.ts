@@ -15,7 +15,8 @@
  * Draws are with replacement, from the kernel's SeededRandom (not Python's Mersenne Twister: the same rule, other
  * windows).
  */
-import { SeededRandom, TopiaryError } from '@topiary/kernel';
+import { TopiaryError } from '@topiary/kernel';
+import { SeededRandom } from '@topiary/linalg';
 import type { Tokenizer } from '@topiary/kernel';
 import { documentCount, tokenizeCached, type CachedTokenized, type CachedTokenizeOptions, type TokenizedCorpus } from './tokens.js';
 

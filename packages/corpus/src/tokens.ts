@@ -13,7 +13,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
-import { ioError, SeededRandom, TopiaryError, writeFileAtomic, type Corpus, type Tokenizer } from '@topiary/kernel';
+import { ioError, TopiaryError, type Corpus, type Tokenizer } from '@topiary/kernel';
+import { SeededRandom } from '@topiary/linalg';
+import { writeFileAtomic } from '@topiary/files';
 import { openCorpus, type SourceOptions } from './sources.js';
 
 export interface DocumentRules {

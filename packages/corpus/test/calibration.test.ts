@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SeededRandom } from '@topiary/kernel';
+import { SeededRandom } from '@topiary/linalg';
 import { calibrationCorpus, documentCount, loadTokenizer, sampleCalibrationSet, tokenizeCached } from '../src/index.js';
 
 const assets = join(import.meta.dirname, '..', '..', '..', 'assets');

@@ -2,7 +2,8 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SeededRandom, TopiaryError } from '@topiary/kernel';
+import { TopiaryError } from '@topiary/kernel';
+import { SeededRandom } from '@topiary/linalg';
 import {
   ByteTokenizer,
   documentCount,

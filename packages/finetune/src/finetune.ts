@@ -7,7 +7,8 @@
  * pruned weights stay pruned.
  */
 import * as tf from '@tensorflow/tfjs';
-import { SeededRandom, TopiaryError, type CausalLM, type EventBus } from '@topiary/kernel';
+import { TopiaryError, type CausalLM, type EventBus } from '@topiary/kernel';
+import { SeededRandom } from '@topiary/linalg';
 import { recoveryLoss, type DistillOptions } from './distill.js';
 import { checkSchedule, learningRate, type LrSchedule } from './schedule.js';
 

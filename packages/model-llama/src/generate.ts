@@ -3,7 +3,8 @@
  * Sampling: greedy (temperature 0), temperature, top-k, top-p (nucleus), from a seeded generator.
  */
 import * as tf from '@tensorflow/tfjs';
-import { SeededRandom, TopiaryError } from '@topiary/kernel';
+import { TopiaryError } from '@topiary/kernel';
+import { SeededRandom } from '@topiary/linalg';
 import type { LlamaModel } from './model.js';
 
 export interface GenerateOptions {

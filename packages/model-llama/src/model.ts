@@ -10,18 +10,8 @@
  * differ (a slimmed model), and groups of parameters can be masked (kept at zero through training) or removed.
  */
 import * as tf from '@tensorflow/tfjs';
-import {
-  SeededRandom,
-  TopiaryError,
-  type CaptureFn,
-  type CausalLM,
-  type GroupKind,
-  type LayerShape,
-  type LinearKind,
-  type LinearLayer,
-  type ModelConfig,
-  type ParameterGroup,
-} from '@topiary/kernel';
+import { TopiaryError, type CaptureFn, type CausalLM, type GroupKind, type LayerShape, type LinearKind, type LinearLayer, type ModelConfig, type ParameterGroup } from '@topiary/kernel';
+import { SeededRandom } from '@topiary/linalg';
 import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes, validateConfig, type CreateConfig } from './config.js';
 import { EMBED, FINAL_NORM, LINEAR_KINDS, LM_HEAD, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
 import { attention, causalMask, embedding, linear2d, linearCrossEntropy, mergeHeads, rmsNorm, rope, ropeTables, splitHeads, swiglu } from './ops.js';

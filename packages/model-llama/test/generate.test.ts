@@ -1,6 +1,6 @@
 /** Sampling: seeded reproducibility, temperature/top-k/top-p semantics; one forward on the wasm backend. */
 import * as tf from '@tensorflow/tfjs';
-import { SeededRandom } from '@topiary/kernel';
+import { SeededRandom } from '@topiary/linalg';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { createLlama, generate, loadModel, sampleToken } from '../src/index.js';
 import { maxAbsDiff, stories260KBin } from './paths.js';

@@ -1,7 +1,7 @@
 /** Autodiff and the optimiser against PyTorch: gradients, then three AdamW steps with clipping (fixtures from bench/reference). */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { SeededRandom } from '@topiary/kernel';
+import { SeededRandom } from '@topiary/linalg';
 import { AdamW, createLlama, crossEntropy, linear2d, linearCrossEntropy, loadModel, lossAndGrads, readSafetensorsIndex, readTensors, trainStep } from '../src/index.js';
 import { fixtures, maxAbsDiff, readJson } from './paths.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { genericPrimitives as p } from '@topiary/kernel';
+import { genericPrimitives as p } from '@topiary/linalg';
 import { isExactNM, nmKeepMask, nmPruneCount, outlierRatio, owlSparsities, parseLayers, selectKeepMask, validatePostTraining } from '../src/index.js';
 import { readReference, type UnitReference } from './fixture.js';
 

@@ -3,7 +3,8 @@
  * curves, per-layer sparsity and width bars before/after, saliency histograms per group kind and the eval table.
  */
 import { join } from 'node:path';
-import { writeFileAtomic, type MetricEvent } from '@topiary/kernel';
+import { type MetricEvent } from '@topiary/kernel';
+import { writeFileAtomic } from '@topiary/files';
 import { barChart, escapeXml, histogram, linePlot, type Series } from './svg.js';
 import { readMetrics, readResults, type ArchitectureSnapshot, type EvalSummary, type RunResults, type StageResult } from './results.js';
 

@@ -5,16 +5,8 @@
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
-import {
-  definePlugin,
-  genericPrimitives,
-  provide,
-  Tokens,
-  TopiaryError,
-  type BackendAvailability,
-  type BackendCapabilities,
-  type TensorBackend,
-} from '@topiary/kernel';
+import { definePlugin, provide, Tokens, TopiaryError, type BackendAvailability, type BackendCapabilities, type TensorBackend } from '@topiary/kernel';
+import { genericPrimitives } from '@topiary/linalg';
 
 const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
 

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { createContainer, resolveAllOrNone, selectBackend, Tokens } from '@topiary/kernel';
+import { createContainer, resolveAllOrNone, Tokens } from '@topiary/kernel';
+import { selectBackend } from '@topiary/pipeline';
 import plugin, { createCpuBackend } from '../src/index.js';
 
 describe('backend-cpu', () => {

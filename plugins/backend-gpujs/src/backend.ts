@@ -6,14 +6,8 @@
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
-import {
-  genericPrimitives,
-  TopiaryError,
-  type BackendAvailability,
-  type BackendCapabilities,
-  type PruningPrimitives,
-  type TensorBackend,
-} from '@topiary/kernel';
+import { TopiaryError, type BackendAvailability, type BackendCapabilities, type PruningPrimitives, type TensorBackend } from '@topiary/kernel';
+import { genericPrimitives } from '@topiary/linalg';
 import type { GPU as GPUClass } from 'gpu.js';
 import { GpuKernels } from './kernels.js';
 

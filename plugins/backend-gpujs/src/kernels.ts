@@ -5,7 +5,7 @@
  * These functions run inside gpu.js: plain loops, `this.thread` / `this.constants`, no closures.
  */
 import type { GPU, IKernelFunctionThis, IKernelRunShortcut } from 'gpu.js';
-import { accumulateGramInBlocks } from '@topiary/kernel';
+import { accumulateGramInBlocks } from '@topiary/linalg';
 
 type KernelThis<C> = IKernelFunctionThis<C>;
 

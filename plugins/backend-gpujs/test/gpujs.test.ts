@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createContainer, genericPrimitives, resolveAllOrNone, Tokens } from '@topiary/kernel';
+import { createContainer, resolveAllOrNone, Tokens } from '@topiary/kernel';
+import { genericPrimitives } from '@topiary/linalg';
 import plugin, { createGpujsBackend } from '../src/index.js';
 
 function rand(n: number, seed: number): Float32Array {

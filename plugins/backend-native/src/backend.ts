@@ -4,7 +4,8 @@
  */
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { genericPrimitives, TopiaryError, type BackendAvailability, type BackendCapabilities, type PruningPrimitives, type TensorBackend } from '@topiary/kernel';
+import { TopiaryError, type BackendAvailability, type BackendCapabilities, type PruningPrimitives, type TensorBackend } from '@topiary/kernel';
+import { genericPrimitives } from '@topiary/linalg';
 import { WasmBackend } from '@topiary/backend-wasm';
 import { addonAvailability, loadAddon, type BlasAddon } from './addon.js';
 import { installFusedKernels, installNativeBatchMatMul } from './kernel.js';

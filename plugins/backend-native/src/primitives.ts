@@ -4,7 +4,8 @@
  * SparseGPT needs (H⁻¹ and the Cholesky factor of H⁻¹, by LAPACK's dpotrf/dpotri). The rest is the kernel's generic
  * implementation.
  */
-import { accumulateGramInBlocks, genericPrimitives, notPositiveDefinite, type PruningPrimitives } from '@topiary/kernel';
+import { type PruningPrimitives } from '@topiary/kernel';
+import { accumulateGramInBlocks, genericPrimitives, notPositiveDefinite } from '@topiary/linalg';
 import type { BlasAddon } from './addon.js';
 
 /** Rows per float32 block of the Gram product; blocks are summed in float64. */

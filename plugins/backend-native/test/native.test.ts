@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { FusedKernel, genericPrimitives, SeededRandom } from '@topiary/kernel';
+import { FusedKernel } from '@topiary/kernel';
+import { genericPrimitives, SeededRandom } from '@topiary/linalg';
 import { AdamW, createLlama, softmaxCrossEntropyRows, trainStep } from '@topiary/model-llama';
 import { installFastBatchMatMul } from '@topiary/backend-wasm';
 import {

@@ -11,14 +11,8 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import {
-  genericPrimitives,
-  TopiaryError,
-  type BackendAvailability,
-  type BackendCapabilities,
-  type PruningPrimitives,
-  type TensorBackend,
-} from '@topiary/kernel';
+import { TopiaryError, type BackendAvailability, type BackendCapabilities, type PruningPrimitives, type TensorBackend } from '@topiary/kernel';
+import { genericPrimitives } from '@topiary/linalg';
 
 export type NativeVariant = 'cpu' | 'gpu';
 

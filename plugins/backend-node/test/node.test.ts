@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { createContainer, provide, selectBackend, Tokens, TopiaryError } from '@topiary/kernel';
+import { createContainer, provide, Tokens, TopiaryError } from '@topiary/kernel';
+import { selectBackend } from '@topiary/pipeline';
 import { createNodeBackend, inspectNativeInstall } from '../src/index.js';
 
 /** A project folder with a fake tfjs-node install in the given state. */

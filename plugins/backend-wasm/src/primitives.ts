@@ -5,7 +5,8 @@
  * primitives never depend on global state for correctness.
  */
 import * as tf from '@tensorflow/tfjs';
-import { accumulateGramInBlocks, genericPrimitives, type PruningPrimitives } from '@topiary/kernel';
+import { type PruningPrimitives } from '@topiary/kernel';
+import { accumulateGramInBlocks, genericPrimitives } from '@topiary/linalg';
 
 /** Rows per product: each block's XᵀX is float32, the blocks are summed in float64 on the host. */
 export const GRAM_BLOCK_ROWS = 1024;

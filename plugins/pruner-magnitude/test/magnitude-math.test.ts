@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { genericPrimitives as p } from '@topiary/kernel';
+import { genericPrimitives as p } from '@topiary/linalg';
 import { selectKeepMask } from '@topiary/prune-core';
 import { magnitudeSaliency } from '@topiary/saliency-basic';
 import { countDiff, f32, readReference, RULES, unpackBits, type UnitReference } from '../../../packages/prune-core/test/fixture.js';

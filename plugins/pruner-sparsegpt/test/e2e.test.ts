@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { genericPrimitives, type CausalLM, type PruneContext } from '@topiary/kernel';
+import { type CausalLM, type PruneContext } from '@topiary/kernel';
+import { genericPrimitives } from '@topiary/linalg';
 import { isExactNM } from '@topiary/prune-core';
 import { sparsegptPruner } from '../src/index.js';
 import {

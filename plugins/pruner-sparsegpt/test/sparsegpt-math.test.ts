@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { genericPrimitives as p } from '@topiary/kernel';
+import { genericPrimitives as p } from '@topiary/linalg';
 import { isExactNM } from '@topiary/prune-core';
 import { sparsegptPrune } from '../src/index.js';
 import { countDiff, f32, f64, readReference, unpackBits, type UnitReference } from '../../../packages/prune-core/test/fixture.js';

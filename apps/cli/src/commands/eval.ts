@@ -1,7 +1,9 @@
 /** `topiary eval --model PATH --perplexity FILE… --tasks NAME…`: perplexity and zero-shot tasks, one or more models. */
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { activateBackend, TopiaryError, writeFileAtomic, writeJsonAtomic } from '@topiary/kernel';
+import { TopiaryError } from '@topiary/kernel';
+import { activateBackend } from '@topiary/pipeline';
+import { writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import { compareMarkdown, defaultTaskRegistry, reportToJson, reportToMarkdown, type EvalReport } from '@topiary/eval';
 import { evaluateModel } from '@topiary/evaluator';
 import { createRunContext, type GlobalOptions } from '../context.js';

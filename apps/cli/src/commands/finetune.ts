@@ -5,7 +5,8 @@
  */
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { checkNumber, checkOneOf, TopiaryError, writeJsonAtomic, type CausalLM } from '@topiary/kernel';
+import { checkNumber, checkOneOf, TopiaryError, type CausalLM } from '@topiary/kernel';
+import { writeJsonAtomic } from '@topiary/files';
 import { packBlocks, tokenizeCached } from '@topiary/corpus';
 import { evaluatePerplexity } from '@topiary/eval';
 import { DECAY_KINDS, finetune, type DecayKind, type FinetuneReport } from '@topiary/finetune';

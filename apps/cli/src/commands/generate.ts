@@ -1,6 +1,6 @@
 /** `topiary generate --model PATH --prompt "…"`: sample a continuation with a KV cache. */
 import { InvalidArgumentError, type Command } from 'commander';
-import { activateBackend } from '@topiary/kernel';
+import { activateBackend } from '@topiary/pipeline';
 import { generate } from '@topiary/model-llama';
 import { createRunContext, type GlobalOptions } from '../context.js';
 import { MODEL_FLAGS_HELP, addModelFlags, loadModelFromFlags, type ModelFlags } from '../model-args.js';

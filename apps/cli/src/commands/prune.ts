@@ -7,7 +7,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { checkNumber, TopiaryError, writeFileAtomic, writeJsonAtomic, type CausalLM, type Raw } from '@topiary/kernel';
+import { checkNumber, TopiaryError, type CausalLM, type Raw } from '@topiary/kernel';
+import { writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import { evaluatePerplexity } from '@topiary/eval';
 import { isExactNM, sparsityTable } from '@topiary/prune-core';
 import { createRunContext, type GlobalOptions } from '../context.js';

@@ -1,6 +1,7 @@
 /** `topiary train RECIPE`: plain or pruning-aware pretraining from a recipe's `train` stage. */
 import type { Command } from 'commander';
-import { activateBackend, loadRecipe, TopiaryError } from '@topiary/kernel';
+import { loadRecipe, TopiaryError } from '@topiary/kernel';
+import { activateBackend } from '@topiary/pipeline';
 import { train, validateTrainStage } from '@topiary/trainer';
 import { dirname, resolve } from 'node:path';
 import { createRunContext, type GlobalOptions } from '../context.js';

@@ -5,7 +5,8 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { TopiaryError, ioError, writeJsonAtomic, type ModelConfig } from '@topiary/kernel';
+import { TopiaryError, ioError, type ModelConfig } from '@topiary/kernel';
+import { writeJsonAtomic } from '@topiary/files';
 import { configFromHf, configToHf, parameterShapes } from '../config.js';
 import { LM_HEAD } from '../names.js';
 import { readSafetensorsIndex, readTensors, writeSafetensors, type SafetensorsIndex } from './safetensors.js';

@@ -5,7 +5,8 @@
  * against the file size before anything is allocated; tensors are read one at a time (no whole-file copy).
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { TopiaryError, ioError, writeFileAtomic } from '@topiary/kernel';
+import { TopiaryError, ioError } from '@topiary/kernel';
+import { writeFileAtomic } from '@topiary/files';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64';
 const BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };

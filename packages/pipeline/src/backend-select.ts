@@ -3,11 +3,7 @@
  * Every installed backend plugin binds a `TensorBackend` under `Tokens.TensorBackend`; this resolves them all,
  * asks each whether it can load here (`available()` never throws) and explains the choice.
  */
-import type { DependencyContainer } from 'tsyringe';
-import { resolveAllOrNone } from './container.js';
-import { TopiaryError } from './errors.js';
-import type { BackendAvailability, TensorBackend } from './interfaces/backend.js';
-import { Tokens } from './tokens.js';
+import { resolveAllOrNone, TopiaryError, Tokens, type BackendAvailability, type DependencyContainer, type TensorBackend } from '@topiary/kernel';
 
 export interface BackendChoice {
   backend: TensorBackend;

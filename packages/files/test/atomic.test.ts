@@ -3,7 +3,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { EventBus, renderJsonLines, renderTty, TopiaryError, writeFileAtomic, writeJsonAtomic } from '../src/index.js';
+import { TopiaryError } from '@topiary/kernel';
+import { writeFileAtomic, writeJsonAtomic } from '../src/index.js';
 
 // Fault injection for failures that no permission bit can cause (root ignores them): node:fs passes through to the
 // real module unless a test sets `faults.writeSync`.
@@ -35,47 +36,6 @@ function expectIoError(fn: () => unknown, where: string): TopiaryError {
 
 /** Temp files (`.NAME.PID.TIME.tmp`) of atomic writes left in a folder. */
 const leftovers = (dir: string): string[] => readdirSync(dir).filter((n) => n.endsWith('.tmp'));
-
-function sink(isTTY: boolean) {
-  const chunks: string[] = [];
-  return { chunks, stream: { isTTY, columns: 100, write: (s: string) => chunks.push(s) } };
-}
-
-describe('events', () => {
-  it('JSON lines: one parseable object per event; quiet drops progress', () => {
-    const bus = new EventBus();
-    const out = sink(false);
-    const stop = renderJsonLines(bus, out.stream);
-    bus.progress('prune:wanda', 1, 5, 'layer 0');
-    bus.metric('ppl', 12.5, 3);
-    bus.log('info', 'hello');
-    stop();
-    bus.log('info', 'after stop');
-    const lines = out.chunks.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines.map((l) => l.type)).toEqual(['progress', 'metric', 'log']);
-    expect(lines[1]).toMatchObject({ name: 'ppl', value: 12.5, step: 3 });
-    const quiet = sink(false);
-    renderJsonLines(bus, quiet.stream, { quiet: true });
-    bus.progress('x', 1, 2);
-    bus.log('warn', 'careful');
-    expect(quiet.chunks).toHaveLength(1);
-  });
-
-  it('TTY: draws a bar and ends it with a newline when done; no colour with NO_COLOR', () => {
-    const bus = new EventBus();
-    const out = sink(true);
-    renderTty(bus, out.stream, { color: false });
-    bus.progress('eval', 0, 4, undefined, 'windows');
-    bus.progress('eval', 4, 4, 'ppl 3.2', 'windows');
-    bus.log('warn', 'something');
-    const text = out.chunks.join('');
-    expect(text).toContain('eval [');
-    expect(text).toContain('4/4 windows');
-    expect(text).toContain('ppl 3.2\n');
-    expect(text).toContain('warning: something\n');
-    expect(text).not.toContain('\x1b[33m');
-  });
-});
 
 describe('atomic writes', () => {
   it('writes the whole file and leaves no temp files', () => {

@@ -1,15 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  activateBackend,
-  createContainer,
-  genericPrimitives,
-  provide,
-  selectBackend,
-  Tokens,
-  TopiaryError,
-  type BackendAvailability,
-  type TensorBackend,
-} from '../src/index.js';
+import { createContainer, provide, Tokens, TopiaryError, type BackendAvailability, type TensorBackend } from '@topiary/kernel';
+import { activateBackend, selectBackend } from '../src/index.js';
+import { genericPrimitives } from '@topiary/linalg';
 
 function fake(name: string, priority: number, availability: BackendAvailability, log: string[] = []): TensorBackend {
   return {

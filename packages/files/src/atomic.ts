@@ -4,7 +4,7 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
-import { ioError } from './errors.js';
+import { ioError } from '@topiary/kernel';
 
 /** Flush a folder's entries (after a rename into it), so the rename survives a crash; best effort. */
 export function fsyncDir(dir: string): void {

@@ -3,8 +3,7 @@
  * (`{ ...genericPrimitives, accumulateGram: fasterGram }`). Factorisations run in float64: tfjs has no
  * Cholesky/inverse and float32 is not enough for ill-conditioned Hessians.
  */
-import { TopiaryError } from './errors.js';
-import type { PruningPrimitives } from './interfaces/backend.js';
+import { TopiaryError, type PruningPrimitives } from '@topiary/kernel';
 
 /**
  * acc += Σ_r x_rᵀ x_r over the rows of x [n, d]: row-by-row rank-1 updates on the upper triangle, mirrored once at

@@ -1,0 +1,5 @@
+/**
+ * @topiary/files — how Topiary writes files: atomically (temp file, fsync, rename, fsync the folder), so a reader
+ * or a resumed run sees the old file or the new one, never half of one.
+ */
+export * from './atomic.js';
