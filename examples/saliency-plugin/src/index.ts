@@ -2,18 +2,12 @@
  * The plugin: a plain object from definePlugin. `register` binds our Saliency to the kernel's token in the
  * container the host gives us; nothing happens at import time and nothing is global.
  */
-import { createRequire } from 'node:module';
 import { checkNumber, definePlugin, Tokens } from '@topiary/kernel';
 import { createRiaSaliency } from './ria.js';
 
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
-
 export default definePlugin<{ power?: number }>({
   name: 'saliency-ria',
-  version,
-  kernel: '^0.1.0',
   description: 'RIA saliency: relative importance × activations',
-  provides: { saliency: ['ria'] },
   register(container, options) {
     const power = options.power === undefined ? 0.5 : checkNumber(options.power, 'plugins.saliency-ria.power', { min: 0 });
     container.register(Tokens.Saliency, { useValue: createRiaSaliency({ power }) });

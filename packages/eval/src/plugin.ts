@@ -1,11 +1,8 @@
 /** The `eval` plugin: the perplexity and multiple-choice evaluators on Tokens.Evaluator. */
-import { createRequire } from 'node:module';
 import { definePlugin, Tokens, type Evaluator } from '@topiary/kernel';
 import { evaluatePerplexity, type PerplexitySpec } from './perplexity.js';
 import { evaluateTask, type TaskRunOptions } from './mc.js';
 import { defaultTaskRegistry, type TaskRegistry } from './tasks.js';
-
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 export const perplexityEvaluator: Evaluator<PerplexitySpec> = {
   name: 'perplexity',
@@ -27,10 +24,7 @@ export function multipleChoiceEvaluator(registry: TaskRegistry = defaultTaskRegi
 
 export const evalPlugin = definePlugin({
   name: 'eval',
-  version,
-  kernel: '^0.1.0',
   description: 'Perplexity and zero-shot multiple-choice evaluators',
-  provides: { evaluators: ['perplexity', 'multiple-choice'] },
   register(container) {
     container.register(Tokens.Evaluator, { useValue: perplexityEvaluator as Evaluator });
     container.register(Tokens.Evaluator, { useValue: multipleChoiceEvaluator() as Evaluator });

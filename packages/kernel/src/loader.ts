@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import semver from 'semver';
 import type { DependencyContainer } from 'tsyringe';
 import { TopiaryError } from './errors.js';
-import { isTopiaryPlugin, KERNEL_VERSION, type PluginProvides, type TopiaryPlugin } from './plugin.js';
+import { isTopiaryPlugin, KERNEL_VERSION, PROVIDES_KIND_OF_TOKEN, type PluginProvides, type TopiaryPlugin } from './plugin.js';
 
 export interface DiscoveredPlugin {
   /** The short name from the `"topiary".plugin` field. */
@@ -20,13 +20,20 @@ export interface DiscoveredPlugin {
   version: string;
   dir: string;
   provides: PluginProvides;
+  /** The kernel range it works with: its package.json's `peerDependencies["@topiary/kernel"]`. */
+  kernel?: string;
   description?: string;
 }
+
+/** What the host knows of a plugin beyond its code: the manifest discovery read from its package.json. */
+export type PluginManifest = Pick<DiscoveredPlugin, 'name' | 'packageName' | 'version' | 'provides' | 'kernel'>;
 
 interface PackageJson {
   name?: string;
   version?: string;
   description?: string;
+  peerDependencies?: Record<string, string>;
+  dependencies?: Record<string, string>;
   topiary?: { plugin?: string; provides?: PluginProvides };
 }
 
@@ -48,6 +55,7 @@ function describePackage(dir: string, pkg: PackageJson): DiscoveredPlugin | unde
     version: pkg.version ?? '0.0.0',
     dir,
     provides: pkg.topiary.provides ?? {},
+    kernel: pkg.peerDependencies?.['@topiary/kernel'] ?? pkg.dependencies?.['@topiary/kernel'],
     description: pkg.description,
   };
 }
@@ -126,8 +134,18 @@ export function checkDuplicateNames(plugins: readonly { name: string; packageNam
   }
 }
 
-/** Refuse a plugin built for another kernel. */
-export function checkKernelRange(plugin: Pick<TopiaryPlugin, 'name' | 'kernel' | 'version'>, kernelVersion = KERNEL_VERSION): void {
+/**
+ * Refuse a plugin built for another kernel. The range is its package.json's kernel peer dependency; a plugin of this
+ * workspace (`workspace:^`, rewritten to the kernel's version when packed) is built against this kernel.
+ */
+export function checkKernelRange(plugin: { name: string; version: string; kernel?: string }, kernelVersion = KERNEL_VERSION): void {
+  if (plugin.kernel === undefined) {
+    throw new TopiaryError('E_PLUGIN_INVALID', `plugin "${plugin.name}" does not say which kernel it works with`, {
+      where: plugin.name,
+      hint: 'add "peerDependencies": { "@topiary/kernel": "^<version>" } to its package.json',
+    });
+  }
+  if (plugin.kernel.startsWith('workspace:')) return;
   const range = semver.validRange(plugin.kernel);
   if (!range) {
     throw new TopiaryError('E_PLUGIN_INVALID', `plugin "${plugin.name}" declares an invalid kernel range "${plugin.kernel}"`, {
@@ -145,6 +163,7 @@ export function checkKernelRange(plugin: Pick<TopiaryPlugin, 'name' | 'kernel' |
 
 /** Import a discovered package and return its default-exported plugin. */
 export async function importPlugin(found: DiscoveredPlugin): Promise<TopiaryPlugin> {
+  checkKernelRange(found); // before any of its code runs
   const pkg = JSON.parse(readFileSync(join(found.dir, 'package.json'), 'utf8')) as {
     exports?: unknown;
     main?: string;
@@ -177,7 +196,7 @@ export async function importPlugin(found: DiscoveredPlugin): Promise<TopiaryPlug
  * Load plugins from an explicit path (a folder with package.json, or a .js file). Refused unless the caller
  * opted in (the CLI's `--allow-plugin-path`): recipes must not run arbitrary code by naming a file.
  */
-export async function importPluginFromPath(path: string, allowPaths: boolean): Promise<TopiaryPlugin> {
+export async function importPluginFromPath(path: string, allowPaths: boolean): Promise<{ plugin: TopiaryPlugin; manifest?: PluginManifest }> {
   if (!allowPaths) {
     throw new TopiaryError('E_USAGE', `loading a plugin from a path needs an explicit opt-in`, {
       where: path,
@@ -190,19 +209,63 @@ export async function importPluginFromPath(path: string, allowPaths: boolean): P
     const pkg = readPackageJson(abs);
     const found = pkg && describePackage(abs, pkg);
     if (!found) throw new TopiaryError('E_PLUGIN_INVALID', 'folder has no package.json with a "topiary" field', { where: abs });
-    return importPlugin(found);
+    return { plugin: await importPlugin(found), manifest: found };
   }
+  // a bare file has no manifest: nothing to check its registrations against (the user opted in explicitly)
   const mod = (await import(pathToFileURL(abs).href)) as { default?: unknown };
   if (!isTopiaryPlugin(mod.default)) throw new TopiaryError('E_PLUGIN_INVALID', 'file exports no plugin', { where: abs });
-  return mod.default;
+  return { plugin: mod.default };
+}
+
+/** A container that notes what is registered into it (token and implementation name), then passes it on. */
+function recordingContainer(container: DependencyContainer, seen: Map<keyof PluginProvides, Set<string>>): DependencyContainer {
+  return new Proxy(container, {
+    get(target, prop, receiver) {
+      if (prop !== 'register') return Reflect.get(target, prop, receiver) as unknown;
+      return (token: unknown, provider: { useValue?: unknown }, ...rest: unknown[]) => {
+        const kind = typeof token === 'symbol' && token.description ? PROVIDES_KIND_OF_TOKEN[token.description] : undefined;
+        const value = provider?.useValue as { name?: unknown; kind?: unknown } | undefined;
+        const name = kind === 'stages' ? value?.kind : value?.name;
+        if (kind && typeof name === 'string') {
+          const names = seen.get(kind) ?? new Set<string>();
+          names.add(name);
+          seen.set(kind, names);
+        }
+        return (target.register as (...a: unknown[]) => unknown).call(target, token, provider, ...rest);
+      };
+    },
+  });
+}
+
+/** `register` must bind exactly what the package.json's `provides` declares: the one declaration must not lie. */
+function checkProvides(manifest: PluginManifest, seen: Map<keyof PluginProvides, Set<string>>): void {
+  const kinds = new Set<keyof PluginProvides>([...(Object.keys(manifest.provides) as (keyof PluginProvides)[]), ...seen.keys()]);
+  for (const kind of kinds) {
+    const declared = new Set(manifest.provides[kind] ?? []);
+    const registered = seen.get(kind) ?? new Set<string>();
+    const missing = [...declared].filter((n) => !registered.has(n));
+    const extra = [...registered].filter((n) => !declared.has(n));
+    if (missing.length > 0 || extra.length > 0) {
+      const parts = [
+        ...(extra.length ? [`registers ${kind} ${extra.join(', ')} that package.json does not declare`] : []),
+        ...(missing.length ? [`declares ${kind} ${missing.join(', ')} that register() does not bind`] : []),
+      ];
+      throw new TopiaryError('E_PLUGIN_INVALID', `plugin "${manifest.name}" (${manifest.packageName}) ${parts.join('; ')}`, {
+        where: `${manifest.packageName}/package.json "topiary".provides.${kind}`,
+        hint: 'make "topiary".provides in package.json list exactly what register() binds',
+      });
+    }
+  }
 }
 
 /**
  * Holds the plugins of one run: checks them and registers them into that run's container.
- * Plugins are `use`d, then `freeze()` registers everything; using a plugin after freezing is an error.
+ * Plugins are `use`d, then `freeze()` registers everything; using a plugin after freezing is an error. A plugin
+ * used with its manifest (what discovery read from its package.json) has its kernel range checked at `use` and
+ * its registrations checked against `provides` at `freeze`.
  */
 export class PluginHost {
-  private readonly plugins = new Map<string, { plugin: TopiaryPlugin; options: Record<string, unknown> }>();
+  private readonly plugins = new Map<string, { plugin: TopiaryPlugin; options: Record<string, unknown>; manifest?: PluginManifest }>();
   private frozen = false;
 
   constructor(
@@ -210,7 +273,7 @@ export class PluginHost {
     private readonly kernelVersion: string = KERNEL_VERSION,
   ) {}
 
-  use(plugin: TopiaryPlugin, options: Record<string, unknown> = {}): this {
+  use(plugin: TopiaryPlugin, options: Record<string, unknown> = {}, manifest?: PluginManifest): this {
     if (this.frozen) {
       throw new TopiaryError('E_INTERNAL', `cannot use plugin "${plugin.name}" after the plugin host was frozen`, {
         hint: 'use every plugin before resolving anything',
@@ -220,14 +283,18 @@ export class PluginHost {
     if (existing && existing.plugin !== plugin) {
       throw new TopiaryError('E_PLUGIN_DUPLICATE', `two plugins claim the name "${plugin.name}"`, { where: plugin.name });
     }
-    checkKernelRange(plugin, this.kernelVersion);
-    this.plugins.set(plugin.name, { plugin, options: { ...(existing?.options ?? {}), ...options } });
+    if (manifest) checkKernelRange(manifest, this.kernelVersion);
+    this.plugins.set(plugin.name, { plugin, options: { ...(existing?.options ?? {}), ...options }, manifest: manifest ?? existing?.manifest });
     return this;
   }
 
   freeze(): DependencyContainer {
     if (!this.frozen) {
-      for (const { plugin, options } of this.plugins.values()) plugin.register(this.container, options);
+      for (const { plugin, options, manifest } of this.plugins.values()) {
+        const seen = new Map<keyof PluginProvides, Set<string>>();
+        plugin.register(recordingContainer(this.container, seen), options);
+        if (manifest) checkProvides(manifest, seen);
+      }
       this.frozen = true;
     }
     return this.container;
@@ -239,6 +306,11 @@ export class PluginHost {
 
   list(): TopiaryPlugin[] {
     return [...this.plugins.values()].map((p) => p.plugin);
+  }
+
+  /** The manifest a plugin was used with (version, provides), when it came from a package. */
+  manifest(name: string): PluginManifest | undefined {
+    return this.plugins.get(name)?.manifest;
   }
 }
 

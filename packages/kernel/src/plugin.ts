@@ -1,7 +1,12 @@
 /**
- * The plugin contract. A plugin is a plain object made by `definePlugin`: a name, a version, the kernel range it
- * works with, and a `register` that binds implementations to kernel tokens in the container it is given.
- * Plugins hold no global state and never register anything at import time.
+ * The plugin contract. A plugin is a plain object made by `definePlugin`: a name and a `register` that binds
+ * implementations to kernel tokens in the container it is given. Plugins hold no global state and never register
+ * anything at import time.
+ *
+ * What a plugin *is* — its version, the kernel range it works with and what it provides — is written once, in its
+ * package.json (`version`, `peerDependencies["@topiary/kernel"]`, `"topiary": { "provides": ... }`), where
+ * discovery reads it without running any code. The loader checks the range before importing and checks, when it
+ * registers the plugin, that `register` binds exactly what `provides` declares.
  */
 import { createRequire } from 'node:module';
 import type { DependencyContainer } from 'tsyringe';
@@ -19,16 +24,25 @@ export interface PluginProvides {
   evaluators?: readonly string[];
   formats?: readonly string[];
   tokenizers?: readonly string[];
+  stages?: readonly string[];
 }
 
+/** Which `provides` kind each token's registrations count under (what `register` is checked against). */
+export const PROVIDES_KIND_OF_TOKEN: Readonly<Record<string, keyof PluginProvides>> = Object.freeze({
+  'topiary:TensorBackend': 'backends',
+  'topiary:Pruner': 'pruners',
+  'topiary:Saliency': 'saliency',
+  'topiary:Scheduler': 'schedulers',
+  'topiary:Evaluator': 'evaluators',
+  'topiary:ModelFormat': 'formats',
+  'topiary:TokenizerFactory': 'tokenizers',
+  'topiary:Stage': 'stages',
+});
+
 export interface PluginDefinition<Options = Record<string, unknown>> {
-  /** Short name recipes write (`wanda`, `backend-wasm`). */
+  /** Short name recipes write (`wanda`, `backend-wasm`); the package.json's `"topiary".plugin`. */
   name: string;
-  version: string;
-  /** Semver range of the kernel this plugin works with. */
-  kernel: string;
   description?: string;
-  provides: PluginProvides;
   register(container: DependencyContainer, options: Options): void;
 }
 
@@ -45,7 +59,7 @@ export function definePlugin<Options = Record<string, unknown>>(definition: Plug
   if (typeof definition.register !== 'function') {
     throw new TopiaryError('E_PLUGIN_INVALID', `plugin "${definition.name}" has no register function`, { where: 'definePlugin.register' });
   }
-  return Object.freeze({ ...definition, provides: Object.freeze({ ...definition.provides }) });
+  return Object.freeze({ ...definition });
 }
 
 export function isTopiaryPlugin(value: unknown): value is TopiaryPlugin {
@@ -53,8 +67,6 @@ export function isTopiaryPlugin(value: unknown): value is TopiaryPlugin {
     typeof value === 'object' &&
     value !== null &&
     typeof (value as TopiaryPlugin).name === 'string' &&
-    typeof (value as TopiaryPlugin).version === 'string' &&
-    typeof (value as TopiaryPlugin).kernel === 'string' &&
     typeof (value as TopiaryPlugin).register === 'function'
   );
 }

@@ -1,25 +1,13 @@
 /**
  * Recipes: YAML or JSON files describing a run — model, backend, data, a list of stages, an output folder.
- * The kernel validates the envelope and the common fields at the door; each stage's method options are
- * validated by the plugin that owns the method (`Pruner.validate`) before anything runs.
+ * The kernel validates the envelope (`recipeEnvelope`, one schema) at the door; each stage's options are validated
+ * by the stage's own schema, and a method's options by the plugin that owns the method, before anything runs.
  */
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { TopiaryError, ioError } from './errors.js';
-import {
-  checkNumber,
-  checkString,
-  fieldPath,
-  isRecord,
-  optionalNumber,
-  optionalString,
-  rejectUnknownKeys,
-  requiredString,
-  type Raw,
-} from './validate.js';
-
-export const STAGE_KINDS = ['prune', 'finetune', 'train', 'eval'] as const;
-export type StageKind = (typeof STAGE_KINDS)[number];
+import { optionErrors, z } from './options.js';
+import { isRecord, type Raw } from './validate.js';
 
 export interface RecipeModel {
   /** HF folder, .safetensors file (config beside it) or llama2.c .bin. */
@@ -27,18 +15,45 @@ export interface RecipeModel {
   tokenizer?: string;
 }
 
-export interface CalibrationData {
-  path: string;
-  /** Absent: the method's own default (its paper's; 128 when it declares none). */
-  samples?: number;
-  /** Absent: the method's own default, else the model's context. */
-  seqlen?: number;
-  seed: number;
-}
+/** The recipe's fields around its stages, declared once: validation, defaults, and the recipe JSON Schema. */
+export const recipeEnvelope = z
+  .object({
+    name: z.string().optional().meta({ description: 'a name for the run (shown in the report)' }),
+    description: z.string().optional(),
+    model: z
+      .union([z.string(), z.object({ from: z.string(), tokenizer: z.string().optional() }).strict()])
+      .optional()
+      .meta({ description: 'HF folder, .safetensors file or llama2.c .bin; or { from, tokenizer }' }),
+    backend: z.string().default('wasm').meta({ description: 'tensor backend: wasm, native, cpu, node, node-gpu, gpujs or auto' }),
+    seed: z.number().int().min(0).default(0).meta({ description: 'random seed (calibration draws, data order)' }),
+    plugins: z.array(z.string()).default([]).meta({ description: 'plugins the recipe needs (each must be installed)' }),
+    data: z
+      .object({
+        calibration: z
+          .object({
+            path: z.string().meta({ description: 'text file, .jsonl or folder of documents' }),
+            samples: z.number().int().min(1).optional().meta({ description: "windows; default: the method's own, else 128" }),
+            seqlen: z.number().int().min(2).optional().meta({ description: "window length; default: the method's own, else the model's context" }),
+            seed: z.number().int().min(0).default(0),
+          })
+          .strict()
+          .optional(),
+        train: z.string().optional(),
+        valid: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+    stages: z.array(z.unknown()).meta({ description: 'the stages, in order: each a mapping with exactly one stage kind' }),
+    output: z.string().optional().meta({ description: 'the run folder' }),
+  })
+  .strict();
+
+export type CalibrationData = NonNullable<z.output<typeof recipeEnvelope>['data']['calibration']>;
 
 export interface RecipeStage {
-  kind: StageKind;
-  /** The stage's options as written; validated by the owning plugin/app. */
+  /** The stage kind (`prune`, `eval`, ... or a plugin's own). */
+  kind: string;
+  /** The stage's options as written; validated by the stage's own schema. */
   options: Raw;
   /** Path of the options in the recipe, e.g. `stages[2].prune`. */
   where: string;
@@ -56,79 +71,59 @@ export interface Recipe {
   file?: string;
 }
 
-const TOP_LEVEL = ['model', 'backend', 'seed', 'plugins', 'data', 'stages', 'output', 'name', 'description'] as const;
-
-function validateModel(raw: unknown, where: string): RecipeModel {
-  if (typeof raw === 'string') return { from: checkString(raw, where) };
-  if (!isRecord(raw)) throw new TopiaryError('E_RECIPE', 'must be a path or { from, tokenizer }', { where });
-  rejectUnknownKeys(raw, where, ['from', 'tokenizer']);
-  return { from: requiredString(raw, 'from', where), tokenizer: optionalString(raw, 'tokenizer', where) };
+/**
+ * Every problem with a parsed recipe object, each naming the file and the path. `stageKinds` are the installed
+ * stage kinds; without them any kind is accepted here (the pipeline checks them against its registered stages).
+ */
+export function recipeErrors(raw: unknown, file?: string, stageKinds?: readonly string[]): TopiaryError[] {
+  if (!isRecord(raw)) return [new TopiaryError('E_RECIPE', 'a recipe must be a mapping at the top level', { file, where: '(root)' })];
+  if (raw.stages === undefined) return [new TopiaryError('E_RECIPE', 'is required (a list of stages)', { file, where: 'stages' })];
+  const errors = optionErrors(recipeEnvelope, raw, '', file);
+  if (!Array.isArray(raw.stages) || raw.stages.length === 0) {
+    return [...errors.filter((e) => e.where !== 'stages'), new TopiaryError('E_RECIPE', 'must be a non-empty list of stages', { file, where: 'stages' })];
+  }
+  const kinds = stageKinds?.join(', ') ?? 'prune, finetune, train, eval';
+  raw.stages.forEach((stage: unknown, i: number) => {
+    const where = `stages[${i}]`;
+    if (!isRecord(stage) || Object.keys(stage).length !== 1) {
+      errors.push(new TopiaryError('E_RECIPE', `each stage is a mapping with exactly one of: ${kinds}`, { file, where }));
+      return;
+    }
+    const kind = Object.keys(stage)[0]!;
+    if (stageKinds && !stageKinds.includes(kind)) {
+      errors.push(new TopiaryError('E_RECIPE', `unknown stage "${kind}"`, { file, where, hint: `stages are: ${kinds}` }));
+      return;
+    }
+    const options = stage[kind] ?? {};
+    if (!isRecord(options)) errors.push(new TopiaryError('E_RECIPE', 'stage options must be a mapping', { file, where: `${where}.${kind}` }));
+  });
+  return errors;
 }
 
-function validateCalibration(raw: unknown, where: string): CalibrationData {
-  if (!isRecord(raw)) throw new TopiaryError('E_RECIPE', 'must be { path, samples, seqlen, seed }', { where });
-  rejectUnknownKeys(raw, where, ['path', 'samples', 'seqlen', 'seed']);
+/** Validate a parsed recipe object (the first problem is thrown; `recipeErrors` lists them all). */
+export function validateRecipe(raw: unknown, file?: string, stageKinds?: readonly string[]): Recipe {
+  const errors = recipeErrors(raw, file, stageKinds);
+  if (errors.length > 0) throw errors[0]!;
+  const envelope = recipeEnvelope.parse(raw);
+  const stages = (envelope.stages as Record<string, unknown>[]).map((stage, i) => {
+    const kind = Object.keys(stage)[0]!;
+    return { kind, options: (stage[kind] ?? {}) as Raw, where: `stages[${i}].${kind}` };
+  });
+  const model = typeof envelope.model === 'string' ? { from: envelope.model } : envelope.model;
   return {
-    path: requiredString(raw, 'path', where),
-    ...(raw.samples !== undefined ? { samples: checkNumber(raw.samples, fieldPath(where, 'samples'), { integer: true, min: 1 }) } : {}),
-    ...(raw.seqlen !== undefined ? { seqlen: checkNumber(raw.seqlen, fieldPath(where, 'seqlen'), { integer: true, min: 2 }) } : {}),
-    seed: optionalNumber(raw, 'seed', where, 0, { integer: true, min: 0 }),
+    ...(model ? { model } : {}),
+    backend: envelope.backend,
+    seed: envelope.seed,
+    plugins: envelope.plugins,
+    data: envelope.data,
+    stages,
+    ...(envelope.output !== undefined ? { output: envelope.output } : {}),
+    file,
   };
 }
 
-/** Validate a parsed recipe object. `file` is only used for messages. */
-export function validateRecipe(raw: unknown, file?: string): Recipe {
-  try {
-    if (!isRecord(raw)) throw new TopiaryError('E_RECIPE', 'a recipe must be a mapping at the top level', { where: '(root)' });
-    rejectUnknownKeys(raw, '', TOP_LEVEL);
-    const recipe: Recipe = {
-      backend: raw.backend === undefined ? 'wasm' : checkString(raw.backend, 'backend'),
-      seed: raw.seed === undefined ? 0 : checkNumber(raw.seed, 'seed', { integer: true, min: 0 }),
-      plugins: [],
-      data: {},
-      stages: [],
-      file,
-    };
-    if (raw.model !== undefined) recipe.model = validateModel(raw.model, 'model');
-    if (raw.output !== undefined) recipe.output = checkString(raw.output, 'output');
-    if (raw.plugins !== undefined) {
-      if (!Array.isArray(raw.plugins)) throw new TopiaryError('E_RECIPE', 'must be a list of plugin names', { where: 'plugins' });
-      recipe.plugins = raw.plugins.map((p, i) => checkString(p, `plugins[${i}]`));
-    }
-    if (raw.data !== undefined) {
-      if (!isRecord(raw.data)) throw new TopiaryError('E_RECIPE', 'must be a mapping', { where: 'data' });
-      rejectUnknownKeys(raw.data, 'data', ['calibration', 'train', 'valid']);
-      if (raw.data.calibration !== undefined) recipe.data.calibration = validateCalibration(raw.data.calibration, 'data.calibration');
-      recipe.data.train = optionalString(raw.data, 'train', 'data');
-      recipe.data.valid = optionalString(raw.data, 'valid', 'data');
-    }
-    if (raw.stages === undefined) throw new TopiaryError('E_RECIPE', 'is required (a list of stages)', { where: 'stages' });
-    if (!Array.isArray(raw.stages) || raw.stages.length === 0) {
-      throw new TopiaryError('E_RECIPE', 'must be a non-empty list of stages', { where: 'stages' });
-    }
-    raw.stages.forEach((stage: unknown, i: number) => {
-      const where = `stages[${i}]`;
-      if (!isRecord(stage) || Object.keys(stage).length !== 1) {
-        throw new TopiaryError('E_RECIPE', `each stage is a mapping with exactly one of: ${STAGE_KINDS.join(', ')}`, { where });
-      }
-      const kind = Object.keys(stage)[0]!;
-      if (!(STAGE_KINDS as readonly string[]).includes(kind)) {
-        throw new TopiaryError('E_RECIPE', `unknown stage "${kind}"`, { where, hint: `stages are: ${STAGE_KINDS.join(', ')}` });
-      }
-      const options = stage[kind] ?? {};
-      if (!isRecord(options)) throw new TopiaryError('E_RECIPE', 'stage options must be a mapping', { where: fieldPath(where, kind) });
-      if (kind === 'prune') requiredString(options, 'method', `${where}.prune`);
-      recipe.stages.push({ kind: kind as StageKind, options, where: `${where}.${kind}` });
-    });
-    return recipe;
-  } catch (e) {
-    if (e instanceof TopiaryError && file && !e.file) throw e.inFile(file);
-    throw e;
-  }
-}
-
 /** Parse YAML or JSON text (JSON is YAML); syntax errors name the line. */
-export function parseRecipeText(text: string, file = '(recipe)'): Recipe {
+export function parseRecipeText(text: string, file = '(recipe)', stageKinds?: readonly string[]): Recipe {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
     const err = doc.errors[0]!;
@@ -145,17 +140,17 @@ export function parseRecipeText(text: string, file = '(recipe)'): Recipe {
     // e.g. yaml's alias-count guard ("billion laughs"): a ReferenceError, not a recipe error, unless we say so
     throw new TopiaryError('E_RECIPE', `cannot read the recipe: ${(e as Error).message}`, { file, where: '(aliases)', cause: e });
   }
-  return validateRecipe(value, file);
+  return validateRecipe(value, file, stageKinds);
 }
 
-export function loadRecipe(path: string): Recipe {
+export function loadRecipe(path: string, stageKinds?: readonly string[]): Recipe {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw ioError(e, path, 'read the recipe');
   }
-  return parseRecipeText(text, path);
+  return parseRecipeText(text, path, stageKinds);
 }
 
 /** A stage option, as a typed sub-record, with its path. */

@@ -12,6 +12,7 @@ import type { Pruner } from './interfaces/pruner.js';
 import type { Scheduler } from './interfaces/scheduler.js';
 import type { Evaluator } from './interfaces/evaluator.js';
 import type { EventBus } from './events.js';
+import type { Stage } from './interfaces/stage.js';
 
 function token<T>(description: string): InjectionToken<T> {
   return Symbol.for(`topiary:${description}`) as InjectionToken<T>;
@@ -27,6 +28,8 @@ export const Tokens = {
   Pruner: token<Pruner>('Pruner'),
   Scheduler: token<Scheduler>('Scheduler'),
   Evaluator: token<Evaluator>('Evaluator'),
+  /** Recipe stage kinds (`prune`, `eval`, `finetune`, `train`, or a plugin's own), named by their `kind`. */
+  Stage: token<Stage>('Stage'),
   /** The run's event bus: progress, metrics, checkpoints, logs. */
   Events: token<EventBus>('Events'),
 } as const;

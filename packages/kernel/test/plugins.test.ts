@@ -18,7 +18,7 @@ import {
   type Saliency,
 } from '../src/index.js';
 
-function saliencyPlugin(name: string, kernel = '^0.1.0') {
+function saliencyPlugin(name: string) {
   const saliency: Saliency = {
     name,
     description: 'test criterion',
@@ -27,9 +27,6 @@ function saliencyPlugin(name: string, kernel = '^0.1.0') {
   };
   return definePlugin({
     name,
-    version: '1.2.3',
-    kernel,
-    provides: { saliency: [name] },
     register(container) {
       container.register(Tokens.Saliency, { useValue: saliency });
     },
@@ -41,11 +38,11 @@ function fakeInstall(root: string, pkgName: string, pluginName: string, kernel =
   mkdirSync(dir, { recursive: true });
   writeFileSync(
     join(dir, 'package.json'),
-    JSON.stringify({ name: pkgName, version: '0.3.0', type: 'module', main: 'index.js', topiary: { plugin: pluginName, provides: { saliency: [pluginName] } } }),
+    JSON.stringify({ name: pkgName, version: '0.3.0', type: 'module', main: 'index.js', peerDependencies: { '@topiary/kernel': kernel }, topiary: { plugin: pluginName, provides: { saliency: [pluginName] } } }),
   );
   writeFileSync(
     join(dir, 'index.js'),
-    `export default { name: ${JSON.stringify(pluginName)}, version: '0.3.0', kernel: ${JSON.stringify(kernel)}, provides: {}, register(c) { c.register(Symbol.for('topiary:Saliency'), { useValue: { name: ${JSON.stringify(pluginName)}, description: '', needs: [], score: (s) => s.weight } }); } };\n`,
+    `export default { name: ${JSON.stringify(pluginName)}, register(c) { c.register(Symbol.for('topiary:Saliency'), { useValue: { name: ${JSON.stringify(pluginName)}, description: '', needs: [], score: (s) => s.weight } }); } };\n`,
   );
 }
 
@@ -83,9 +80,16 @@ describe('plugin registration', () => {
     }
   });
 
-  it('refuses a plugin built for another kernel', () => {
+  it('refuses a plugin built for another kernel (the range is its package.json peer dependency)', async () => {
     const container = createContainer();
-    expect(() => new PluginHost(container).use(saliencyPlugin('old', '^0.0.1'))).toThrow(/needs kernel \^0\.0\.1, but this is kernel/);
+    const manifest = { name: 'old', packageName: 'topiary-old', version: '1.2.3', provides: { saliency: ['old'] }, kernel: '^0.0.1' };
+    expect(() => new PluginHost(container).use(saliencyPlugin('old'), {}, manifest)).toThrow(/needs kernel \^0\.0\.1, but this is kernel/);
+    const root = mkdtempSync(join(tmpdir(), 'topiary-old-'));
+    fakeInstall(root, 'topiary-old', 'old', '^0.0.1');
+    // refused before any of its code is imported
+    await expect(importPlugin(discoverPlugins([root])[0]!)).rejects.toMatchObject({ code: 'E_PLUGIN_VERSION' });
+    expect(() => checkKernelRange({ name: 'x', version: '1.0.0' })).toThrow(/does not say which kernel/);
+    expect(() => checkKernelRange({ name: 'x', version: '1.0.0', kernel: 'workspace:^' })).not.toThrow();
     expect(() => checkKernelRange({ name: 'x', version: '1.0.0', kernel: `^${KERNEL_VERSION}` })).not.toThrow();
     expect(() => checkKernelRange({ name: 'x', version: '1.0.0', kernel: 'not a range' })).toThrow(/invalid kernel range/);
   });
@@ -103,7 +107,18 @@ describe('plugin registration', () => {
   });
 
   it('validates the definition', () => {
-    expect(() => definePlugin({ name: 'Bad Name', version: '1.0.0', kernel: '^0.1.0', provides: {}, register() {} })).toThrow(/lowercase/);
+    expect(() => definePlugin({ name: 'Bad Name', register() {} })).toThrow(/lowercase/);
+  });
+
+  it('checks that register() binds exactly what package.json declares in provides', () => {
+    const manifest = (provides: Record<string, string[]>) => ({ name: 'alpha', packageName: 'topiary-alpha', version: '1.0.0', kernel: '^0.1.0', provides });
+    expect(() => new PluginHost(createContainer()).use(saliencyPlugin('alpha'), {}, manifest({ saliency: ['alpha'] })).freeze()).not.toThrow();
+    expect(() => new PluginHost(createContainer()).use(saliencyPlugin('alpha'), {}, manifest({ saliency: ['alpha', 'beta'] })).freeze()).toThrow(
+      expect.objectContaining({ code: 'E_PLUGIN_INVALID', message: expect.stringContaining('declares saliency beta that register() does not bind') }),
+    );
+    expect(() => new PluginHost(createContainer()).use(saliencyPlugin('alpha'), {}, manifest({})).freeze()).toThrow(
+      expect.objectContaining({ code: 'E_PLUGIN_INVALID', where: 'topiary-alpha/package.json "topiary".provides.saliency' }),
+    );
   });
 });
 
@@ -143,7 +158,8 @@ describe('plugin discovery', () => {
     fakeInstall(root, 'topiary-local', 'local');
     const dir = join(root, 'node_modules', 'topiary-local');
     await expect(importPluginFromPath(dir, false)).rejects.toThrow(/explicit opt-in/);
-    const plugin = await importPluginFromPath(dir, true);
+    const { plugin, manifest } = await importPluginFromPath(dir, true);
     expect(plugin.name).toBe('local');
+    expect(manifest?.provides).toEqual({ saliency: ['local'] });
   });
 });

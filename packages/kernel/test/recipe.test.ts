@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkPattern, loadRecipe, optionalNumber, parseRecipeText, TopiaryError } from '../src/index.js';
+import { checkPattern, loadRecipe, optionalNumber, parseRecipeText, recipeErrors, TopiaryError } from '../src/index.js';
 
 function errorOf(fn: () => unknown): TopiaryError {
   try {
@@ -53,13 +53,16 @@ describe('recipes', () => {
     expect(err.describe()).toBe('bad.yaml: data.calibration.samples: must be in [1,∞), got -2');
   });
 
-  it('points at the stage of an unknown stage kind and of a missing method', () => {
-    const unknown = errorOf(() => parseRecipeText('stages:\n  - prune: { method: wanda }\n  - distil: {}\n', 'r.yaml'));
+  it('points at the stage of an unknown stage kind (the installed kinds are given by the pipeline)', () => {
+    const unknown = errorOf(() => parseRecipeText('stages:\n  - prune: { method: wanda }\n  - distil: {}\n', 'r.yaml', ['prune', 'eval']));
     expect(unknown.where).toBe('stages[1]');
     expect(unknown.message).toContain('unknown stage "distil"');
-    const noMethod = errorOf(() => parseRecipeText('stages:\n  - eval: {}\n  - prune: { sparsity: 0.5 }\n', 'r.yaml'));
-    expect(noMethod.where).toBe('stages[1].prune.method');
-    expect(noMethod.message).toBe('is required');
+    expect(unknown.hint).toBe('stages are: prune, eval');
+  });
+
+  it('lists every problem at once', () => {
+    const errors = recipeErrors({ seed: -1, data: { calibration: { path: 'c.txt', samples: 0 } }, stages: [{ eval: {} }, 3], outptu: 'x' }, 'r.yaml', ['eval']);
+    expect(errors.map((e) => e.where).sort()).toEqual(['data.calibration.samples', 'outptu', 'seed', 'stages[1]']);
   });
 
   it('rejects unknown top-level fields (typos are not ignored)', () => {

@@ -3,12 +3,9 @@
  * but it has every kernel and every gradient: it is the correctness reference the conformance suite compares
  * other backends against, and the backend that always works.
  */
-import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { definePlugin, provide, Tokens, TopiaryError, type BackendAvailability, type BackendCapabilities, type TensorBackend } from '@topiary/kernel';
 import { genericPrimitives } from '@topiary/linalg';
-
-const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
 
 export class CpuBackend implements TensorBackend {
   readonly name = 'cpu';
@@ -47,10 +44,7 @@ export function createCpuBackend(): CpuBackend {
 
 export default definePlugin({
   name: 'backend-cpu',
-  version: pkg.version,
-  kernel: '^0.1.0',
   description: "tfjs's pure-JavaScript cpu engine: slow, complete, the correctness reference",
-  provides: { backends: ['cpu'] },
   register(container) {
     provide(container, Tokens.TensorBackend, createCpuBackend());
   },

@@ -1,14 +1,11 @@
 /**
  * @topiary/backend-gpujs — gpu.js kernels for the heavy pruning primitives; tfjs cpu engine for tensor ops.
  */
-import { createRequire } from 'node:module';
 import { definePlugin, provide, Tokens } from '@topiary/kernel';
 import { GpujsBackend, type GpujsBackendOptions } from './backend.js';
 
 export { GpujsBackend, type GpujsBackendOptions } from './backend.js';
 export { GpuKernels, GRAM_BLOCK_ROWS } from './kernels.js';
-
-const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
 
 export function createGpujsBackend(options: GpujsBackendOptions = {}): GpujsBackend {
   return new GpujsBackend(options);
@@ -16,10 +13,7 @@ export function createGpujsBackend(options: GpujsBackendOptions = {}): GpujsBack
 
 export default definePlugin<GpujsBackendOptions>({
   name: 'backend-gpujs',
-  version: pkg.version,
-  kernel: '^0.1.0',
   description: 'gpu.js kernels (Gram, matmul, row norms) for pruning; tfjs cpu engine for tensor ops',
-  provides: { backends: ['gpujs'] },
   register(container, options) {
     provide(container, Tokens.TensorBackend, createGpujsBackend(options ?? {}));
   },

@@ -2,7 +2,6 @@
  * @topiary/backend-native — opt-in: tfjs-wasm with its matrix products on OpenBLAS through a small N-API addon.
  * Build the addon once with `pnpm --filter @topiary/backend-native build:native`.
  */
-import { createRequire } from 'node:module';
 import { definePlugin, provide, Tokens } from '@topiary/kernel';
 import { NativeBackend, type NativeBackendOptions } from './backend.js';
 
@@ -11,18 +10,13 @@ export { ADDON_PATH, BUILD_COMMAND, addonAvailability, buildPrerequisites, loadA
 export { installFusedKernels, installNativeBatchMatMul, uninstallFusedKernels, uninstallNativeBatchMatMul, nativeBatchMatMulInstalled } from './kernel.js';
 export { nativePrimitives, GRAM_BLOCK_ROWS } from './primitives.js';
 
-const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
-
 export function createNativeBackend(options: NativeBackendOptions = {}): NativeBackend {
   return new NativeBackend(options);
 }
 
 export default definePlugin<NativeBackendOptions>({
   name: 'backend-native',
-  version: pkg.version,
-  kernel: '^0.1.0',
   description: 'tfjs-wasm with matrix products on OpenBLAS (opt-in N-API addon, built by `build:native`)',
-  provides: { backends: ['native'] },
   register(container, options) {
     provide(container, Tokens.TensorBackend, createNativeBackend(options ?? {}));
   },

@@ -3,15 +3,12 @@
  * peer dependency you install yourself, on a machine with an NVIDIA GPU). The detection and loading code is the
  * one of @topiary/backend-node (same package layout, same libtensorflow), used as a library, not as a plugin.
  */
-import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { definePlugin, provide, Tokens } from '@topiary/kernel';
 import { NativeBackend, type NativeBackendOptions } from '@topiary/backend-node';
 
 export { inspectNativeInstall, NativeBackend, type NativeBackendOptions } from '@topiary/backend-node';
-
-const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
 
 export function createNodeGpuBackend(options: NativeBackendOptions = {}): NativeBackend {
   // Resolve the optional peer from the project first, then from this package (where a peer install lands).
@@ -21,10 +18,7 @@ export function createNodeGpuBackend(options: NativeBackendOptions = {}): Native
 
 export default definePlugin<NativeBackendOptions>({
   name: 'backend-node-gpu',
-  version: pkg.version,
-  kernel: '^0.1.0',
   description: 'tfjs on native libtensorflow with CUDA via the optional @tensorflow/tfjs-node-gpu',
-  provides: { backends: ['node-gpu'] },
   register(container, options) {
     provide(container, Tokens.TensorBackend, createNodeGpuBackend(options ?? {}));
   },

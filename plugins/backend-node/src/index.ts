@@ -2,13 +2,10 @@
  * @topiary/backend-node — tfjs on native libtensorflow (`@tensorflow/tfjs-node`, an optional peer dependency
  * you install yourself). When it is missing or broken, `available()` says which piece and how to fix it.
  */
-import { createRequire } from 'node:module';
 import { definePlugin, provide, Tokens } from '@topiary/kernel';
 import { NativeBackend, type NativeBackendOptions } from './native.js';
 
 export { inspectNativeInstall, LIBTENSORFLOW_VERSION, NativeBackend, type NativeBackendOptions, type NativeVariant } from './native.js';
-
-const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
 
 export function createNodeBackend(options: NativeBackendOptions = {}): NativeBackend {
   return new NativeBackend('cpu', options);
@@ -16,10 +13,7 @@ export function createNodeBackend(options: NativeBackendOptions = {}): NativeBac
 
 export default definePlugin<NativeBackendOptions>({
   name: 'backend-node',
-  version: pkg.version,
-  kernel: '^0.1.0',
   description: 'tfjs on native libtensorflow (CPU) via the optional @tensorflow/tfjs-node',
-  provides: { backends: ['node'] },
   register(container, options) {
     provide(container, Tokens.TensorBackend, createNodeBackend(options ?? {}));
   },

@@ -1,7 +1,6 @@
 /**
  * @topiary/backend-wasm — the default tensor backend: tfjs on its WebAssembly engine, no native build.
  */
-import { createRequire } from 'node:module';
 import { definePlugin, provide, Tokens } from '@topiary/kernel';
 import { WasmBackend, type WasmBackendOptions } from './backend.js';
 
@@ -14,8 +13,6 @@ export { installSharedIdentity, uninstallSharedIdentity } from './kernels/identi
 export { wasmPrimitives, GRAM_BLOCK_ROWS } from './primitives.js';
 export { installMissingKernels, unsortedSegmentSumConfig } from './kernels/unsorted-segment-sum.js';
 
-const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
-
 /** A fresh wasm backend (nothing happens until `init()`). */
 export function createWasmBackend(options: WasmBackendOptions = {}): WasmBackend {
   return new WasmBackend(options);
@@ -23,10 +20,7 @@ export function createWasmBackend(options: WasmBackendOptions = {}): WasmBackend
 
 export default definePlugin<WasmBackendOptions>({
   name: 'backend-wasm',
-  version: pkg.version,
-  kernel: '^0.1.0',
   description: 'tfjs on the WebAssembly engine (SIMD, XNNPACK): the default backend, no native build',
-  provides: { backends: ['wasm'] },
   register(container, options) {
     provide(container, Tokens.TensorBackend, createWasmBackend(options ?? {}));
   },

@@ -4,12 +4,9 @@
  * output row with `scope: row`, or per N:M group. Needs no data — unless OWL is asked for (its layer ratios come from calibration activations) or the
  * score is swapped (`--saliency`) for one that needs activations.
  */
-import { createRequire } from 'node:module';
 import { definePlugin, Tokens } from '@topiary/kernel';
 import { magnitudeSaliency } from '@topiary/saliency-basic';
 import { scorePruner, type PostTrainingOptions } from '@topiary/prune-core';
-
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 export type MagnitudeOptions = PostTrainingOptions;
 
@@ -23,10 +20,7 @@ export const magnitudePruner = scorePruner({
 
 export default definePlugin({
   name: 'pruner-magnitude',
-  version,
-  kernel: '^0.1.0',
   description: 'magnitude post-training pruning',
-  provides: { pruners: ['magnitude'], saliency: ['magnitude'] },
   register(container) {
     container.register(Tokens.Pruner, { useValue: magnitudePruner });
     // its default score comes with it, so installing this pruner alone is enough (saliency-basic registers the same object)

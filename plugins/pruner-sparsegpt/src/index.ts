@@ -2,7 +2,6 @@
  * SparseGPT as a Topiary pruner: the shared sequential driver collects each linear layer's Gram matrix XᵀX from
  * calibration inputs (flowing through the already pruned blocks); `sparsegptPrune` does the OBS reconstruction.
  */
-import { createRequire } from 'node:module';
 import {
   definePlugin,
   optionalNumber,
@@ -20,8 +19,6 @@ import { pruneLayerwise, SHARED_KEYS, validatePostTraining, type LayerwiseMethod
 import { hessianFromGram, sparsegptPrune } from './sparsegpt.js';
 
 export * from './sparsegpt.js';
-
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 export type SparseGPTOptions = PostTrainingOptions & {
   blocksize: number;
@@ -87,10 +84,7 @@ export const sparsegptPruner: Pruner<SparseGPTOptions> = Object.freeze({
 
 export default definePlugin({
   name: 'pruner-sparsegpt',
-  version,
-  kernel: '^0.1.0',
   description: 'SparseGPT post-training pruning',
-  provides: { pruners: ['sparsegpt'] },
   register(container) {
     container.register(Tokens.Pruner, { useValue: sparsegptPruner });
   },

@@ -3,12 +3,9 @@
  * the ablation, or per N:M group), block by block on calibration inputs that flow through the already pruned
  * blocks. The score is the `wanda` saliency by default, resolved by name so `--saliency` can swap it.
  */
-import { createRequire } from 'node:module';
 import { definePlugin, Tokens } from '@topiary/kernel';
 import { wandaSaliency } from '@topiary/saliency-basic';
 import { scorePruner, type PostTrainingOptions } from '@topiary/prune-core';
-
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 export type WandaOptions = PostTrainingOptions;
 
@@ -21,10 +18,7 @@ export const wandaPruner = scorePruner({
 
 export default definePlugin({
   name: 'pruner-wanda',
-  version,
-  kernel: '^0.1.0',
   description: 'Wanda post-training pruning',
-  provides: { pruners: ['wanda'], saliency: ['wanda'] },
   register(container) {
     container.register(Tokens.Pruner, { useValue: wandaPruner });
     // its default score comes with it, so installing this pruner alone is enough (saliency-basic registers the same object)

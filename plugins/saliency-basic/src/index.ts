@@ -2,10 +2,7 @@
  * The basic saliency criteria post-training pruners use: `magnitude` |W_ij| and `wanda` |W_ij|·‖X_j‖₂. Each is a
  * plain object implementing the kernel's `Saliency`; pruners resolve them by name, so a user can swap in their own.
  */
-import { createRequire } from 'node:module';
 import { definePlugin, Tokens, TopiaryError, type Saliency, type SaliencyStats } from '@topiary/kernel';
-
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 /** |W_ij|: the weakest baseline, needs nothing but the weights. */
 export const magnitudeSaliency: Saliency = Object.freeze({
@@ -50,10 +47,7 @@ export const basicSaliencies: readonly Saliency[] = [magnitudeSaliency, wandaSal
 
 export default definePlugin({
   name: 'saliency-basic',
-  version,
-  kernel: '^0.1.0',
   description: 'magnitude and Wanda saliency criteria',
-  provides: { saliency: ['magnitude', 'wanda'] },
   register(container) {
     for (const s of basicSaliencies) container.register(Tokens.Saliency, { useValue: s });
   },

@@ -3,6 +3,7 @@ import type { CausalLM } from './model.js';
 import type { Saliency } from './saliency.js';
 import type { TensorBackend } from './backend.js';
 import type { EventBus } from '../events.js';
+import type { OptionsOf, OptionsSchema } from '../options.js';
 
 export type Granularity = 'element' | 'n:m' | 'group' | 'block';
 
@@ -49,18 +50,24 @@ export interface CalibrationDefaults {
   source: string;
 }
 
-export interface Pruner<Options = Record<string, unknown>> {
+export interface Pruner<Schema extends OptionsSchema = OptionsSchema> {
   readonly name: string;
   readonly description: string;
   readonly granularity: Granularity;
-  /** Whether it needs calibration data. */
-  readonly needsCalibration: boolean;
+  /**
+   * Whether it needs calibration data whatever its options say. When false, the pipeline still draws data when
+   * the options name a saliency that needs it (`saliency: wanda`) or `needsCalibration(options)` says so.
+   */
+  readonly needsCalibration: boolean | ((options: OptionsOf<Schema>) => boolean);
   /**
    * The calibration its paper uses, applied when the user gives no `samples` / `seqlen` (e.g. LLM-Pruner: 10 × 64;
    * Wanda and SparseGPT: 128 × the model's context, the default when absent). `seqLen` absent: the model's context.
    */
   readonly calibrationDefaults?: CalibrationDefaults;
-  /** Validate raw options (from a recipe or flags); errors name `where` + the field. */
-  validate(raw: Record<string, unknown>, where: string): Options;
-  prune(model: CausalLM, options: Options, ctx: PruneContext): Promise<PruneResult>;
+  /**
+   * Its options, declared once: type, validation with paths, defaults, JSON Schema, `topiary prune` flags and help
+   * all come from here. A field named `saliency` is the criterion the pipeline resolves and gathers data for.
+   */
+  readonly options: Schema;
+  prune(model: CausalLM, options: OptionsOf<Schema>, ctx: PruneContext): Promise<PruneResult>;
 }

@@ -18,14 +18,30 @@ export interface SaliencyStats {
   tokens?: number;
 }
 
+/**
+ * How a criterion's element scores become the score of a slice (a head's rows, an FFN channel's column ...):
+ * `element` scores are non-negative and summed; `vector` scores are signed and the slice scores |Σ| (taylor-vector).
+ */
+export type SaliencyLevel = 'element' | 'vector';
+
 export interface Saliency {
   /** What recipes write: `magnitude`, `wanda`, `taylor-element`, ... */
   readonly name: string;
   readonly description: string;
-  /** Which statistics the pruner or trainer must collect before calling score(). */
+  /**
+   * Which statistics the pruner or trainer must collect before calling score(): `weights` alone needs no
+   * calibration data; `activations`, `grads` and `hessian` do. The pipeline draws calibration data exactly then.
+   */
   readonly needs: readonly SaliencyNeed[];
+  /** Element level when absent. */
+  readonly level?: SaliencyLevel;
   /** One score per element of the weight, same layout. */
   score(stats: SaliencyStats): Float32Array;
+}
+
+/** Whether a criterion needs calibration data (anything beyond the weights themselves). */
+export function needsData(saliency: Pick<Saliency, 'needs'>): boolean {
+  return saliency.needs.some((need) => need !== 'weights');
 }
 
 /** How element scores become one group score (LLM-Pruner's aggregations). */

@@ -1,3 +1,5 @@
+import type { OptionsOf, OptionsSchema } from '../options.js';
+
 /** Schedules: a value as a function of the training step (sparsity/size targets, learning rates). */
 
 export type ScheduleKind = 'sparsity' | 'lr';
@@ -6,11 +8,12 @@ export interface Schedule {
   (step: number): number;
 }
 
-export interface Scheduler<Options = Record<string, unknown>> {
+export interface Scheduler<Schema extends OptionsSchema = OptionsSchema> {
   /** What recipes write: `linear`, `cubic`, `cosine`, `wsd`, `one-shot`. */
   readonly name: string;
   readonly kind: ScheduleKind;
   readonly description: string;
-  validate(raw: Record<string, unknown>, where: string): Options;
-  create(options: Options): Schedule;
+  /** Its options, declared once (see `Pruner.options`). */
+  readonly options: Schema;
+  create(options: OptionsOf<Schema>): Schedule;
 }
