@@ -6,6 +6,11 @@
  *                    x += down( swiglu( gate(rmsNorm(x)), up(rmsNorm(x)) ) )
  *   logits = rmsNorm(x) · Wₕᵀ          (Wₕ = E when embeddings are tied)
  *
+ * Each block runs one forward, `blockForward` in block-grad.ts, whatever the pass: evaluation, capture hooks (each
+ * linear layer's input), kv-cache decoding (`decode`), and training, where `trainableBlock` wraps that forward in a
+ * hand-written backward (tfjs autodiff differentiates it instead when capture hooks or a cache are on under a tape).
+ * `runBlock` here only gathers a block's weights and geometry (RoPE tables, causal mask, positions) for it.
+ *
  * Parameters are tf.Variables keyed by their Hugging Face names, weights stored [out, in]. Per-layer shapes may
  * differ (a slimmed model), and groups of parameters can be masked (kept at zero through training) or removed.
  */
@@ -14,9 +19,9 @@ import { TopiaryError, type CaptureFn, type CausalLM, type GroupKind, type Layer
 import { SeededRandom } from '@topiary/linalg';
 import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes, validateConfig, type CreateConfig } from './config.js';
 import { EMBED, FINAL_NORM, LINEAR_KINDS, LM_HEAD, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
-import { attention, causalMask, embedding, linear2d, linearCrossEntropy, mergeHeads, rmsNorm, rope, ropeTables, splitHeads, swiglu } from './ops.js';
+import { causalMask, embedding, linear2d, linearCrossEntropy, rmsNorm, ropeTables } from './ops.js';
 import { computeGroups, slimWeights } from './groups.js';
-import { blockForward, trainableBlock } from './block-grad.js';
+import { blockForward, trainableBlock, type BlockGeometry, type BlockWeights } from './block-grad.js';
 
 /** RoPE tables and the causal mask of one pass, shared by every block. */
 interface Positions {
@@ -118,61 +123,54 @@ export class LlamaModel implements CausalLM {
     for (const hook of this.hooks) hook(info, x);
   }
 
-  private linear(x: tf.Tensor2D, layer: number, kind: LinearKind): tf.Tensor2D {
-    this.runHooks(layer, kind, x);
-    return linear2d(x, this.param(linearName(layer, kind)) as tf.Variable<tf.Rank.R2>);
-  }
-
   private blockMasked(i: number): boolean {
     return this.masked.has(`layers.${i}`);
   }
 
+  /** Block i's weights, by half (a half is absent when the layer has no heads / no feed-forward channels). */
+  private blockWeights(i: number, shape: LayerShape): BlockWeights {
+    const p = (name: string) => this.param(name) as tf.Tensor as tf.Tensor2D;
+    const norm = (name: string) => this.param(name) as tf.Tensor as tf.Tensor1D;
+    return {
+      ...(shape.nHeads > 0
+        ? { attention: { inputNorm: norm(inputNormName(i)), q: p(linearName(i, 'q')), k: p(linearName(i, 'k')), v: p(linearName(i, 'v')), o: p(linearName(i, 'o')) } }
+        : {}),
+      ...(shape.hiddenDim > 0 ? { ffn: { postNorm: norm(postNormName(i)), gate: p(linearName(i, 'gate')), up: p(linearName(i, 'up')), down: p(linearName(i, 'down')) } } : {}),
+    };
+  }
+
   /**
-   * One block on the flattened residual stream x [b·t, dim] for positions start..start+t-1. With a cache, the new
-   * keys/values are appended to it (the caller keeps/disposes them).
+   * One block on the flattened residual stream x [b·t, dim] for positions start..start+t-1: prepares the block's
+   * weights and geometry and runs the one block forward (block-grad). With a cache, the block reads the cached
+   * keys/values and its entry is replaced by the keys/values of positions 0..start+t-1 (the caller disposes the old).
    */
   private runBlock(i: number, x: tf.Tensor2D, b: number, t: number, start: number, cache: KvCache | null, pos?: Positions): tf.Tensor2D {
     if (this.blockMasked(i)) return x;
+    const shape = layerShape(this.config, i);
+    if (shape.nHeads === 0 && shape.hiddenDim === 0) return x;
     const { headDim, normEps, ropeTheta } = this.config;
     pos ??= { ...ropeTables(start, t, headDim, ropeTheta), mask: causalMask(start, t) };
-    const { cos, sin, mask } = pos;
-    const shape = layerShape(this.config, i);
-    const taping = tf.engine().isTapeOn();
-    if (cache === null && start === 0 && !(taping && this.hooks.length > 0) && (shape.nHeads > 0 || shape.hiddenDim > 0)) {
-      const p = (name: string) => this.param(name) as tf.Tensor as tf.Tensor2D;
-      const attentionWeights = { inputNorm: p(inputNormName(i)) as tf.Tensor as tf.Tensor1D, q: p(linearName(i, 'q')), k: p(linearName(i, 'k')), v: p(linearName(i, 'v')), o: p(linearName(i, 'o')) };
-      const ffnWeights = { postNorm: p(postNormName(i)) as tf.Tensor as tf.Tensor1D, gate: p(linearName(i, 'gate')), up: p(linearName(i, 'up')), down: p(linearName(i, 'down')) };
-      const weights = { ...(shape.nHeads > 0 ? { attention: attentionWeights } : {}), ...(shape.hiddenDim > 0 ? { ffn: ffnWeights } : {}) };
-      const geometry = { b, t, headDim, nHeads: shape.nHeads, nKvHeads: shape.nKvHeads, headKvMap: headKvMap(shape), eps: normEps, activeDim: this.activeDim, cos, sin, mask };
-      // training: one tape node per block with a hand-written backward (far less memory, fewer ops; see block-grad)
-      if (taping) return trainableBlock(x, weights, geometry);
-      const tap = this.hooks.length > 0 ? (kind: LinearKind, input: tf.Tensor2D) => this.runHooks(i, kind, input) : undefined;
-      return blockForward(x, weights, geometry, tap).y as tf.Tensor2D;
-    }
-    // generation with a kv cache (and gradients through capture hooks): the op-by-op path
-    if (shape.nHeads > 0) {
-      const h = rmsNorm(x, this.param(inputNormName(i)) as tf.Variable<tf.Rank.R1>, normEps, this.activeDim);
-      const heads = (y: tf.Tensor2D, n: number): tf.Tensor4D => splitHeads(y, b, t, n, headDim);
-      const q = rope(heads(this.linear(h, i, 'q'), shape.nHeads), cos, sin);
-      let k = rope(heads(this.linear(h, i, 'k'), shape.nKvHeads), cos, sin);
-      let v = heads(this.linear(h, i, 'v'), shape.nKvHeads);
-      if (cache) {
-        const past = cache.layers[i];
-        if (past) {
-          k = tf.concat([past.k, k], 2);
-          v = tf.concat([past.v, v], 2);
-        }
-        cache.layers[i] = { k: tf.keep(k), v: tf.keep(v) };
-      }
-      const att = attention(q, k, v, headKvMap(shape), mask);
-      const merged = mergeHeads(att, b, t, shape.nHeads, headDim);
-      x = tf.add(x, this.linear(merged, i, 'o'));
-    }
-    if (shape.hiddenDim > 0) {
-      const h = rmsNorm(x, this.param(postNormName(i)) as tf.Variable<tf.Rank.R1>, normEps, this.activeDim);
-      x = tf.add(x, this.linear(swiglu(this.linear(h, i, 'gate'), this.linear(h, i, 'up')), i, 'down'));
-    }
-    return x;
+    const weights = this.blockWeights(i, shape);
+    const geometry: BlockGeometry = {
+      b,
+      t,
+      start,
+      headDim,
+      nHeads: shape.nHeads,
+      nKvHeads: shape.nKvHeads,
+      headKvMap: headKvMap(shape),
+      eps: normEps,
+      activeDim: this.activeDim,
+      ...pos,
+    };
+    const hooked = this.hooks.length > 0;
+    // training: one tape node per block with the hand-written backward (far less memory, fewer ops; see block-grad).
+    // With capture hooks or a kv cache under a tape, tfjs autodiff differentiates the same forward instead.
+    if (tf.engine().isTapeOn() && !hooked && cache === null && start === 0) return trainableBlock(x, weights, geometry);
+    const tap = hooked ? (kind: LinearKind, input: tf.Tensor2D) => this.runHooks(i, kind, input) : undefined;
+    const out = blockForward(x, weights, geometry, { tap, ...(cache ? { cache: { past: cache.layers[i] } } : {}) });
+    if (cache && out.kv) cache.layers[i] = { k: tf.keep(out.kv.k), v: tf.keep(out.kv.v) };
+    return out.y;
   }
 
   private embed2d(ids: tf.Tensor2D): tf.Tensor2D {
