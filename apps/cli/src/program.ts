@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { TopiaryError } from '@topiary/kernel';
+import { EMPTY_CATALOG, loadCatalog, type Catalog } from './catalog.js';
 import { commands } from './commands/index.js';
 import type { GlobalOptions } from './context.js';
 import { reportError } from './errors.js';
@@ -18,7 +19,7 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-export function buildProgram(): Command {
+export function buildProgram(catalog: Catalog = EMPTY_CATALOG): Command {
   const program = new Command('topiary');
   program
     .version(version, '-V, --version')
@@ -48,13 +49,13 @@ Examples:
   $ topiary --help`,
     );
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
-  for (const register of commands) register(program, globals);
+  for (const register of commands) register(program, globals, catalog);
   return program;
 }
 
 /** Run the CLI; resolves to the exit code instead of exiting, so tests can call it in-process. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+  const program = buildProgram(await loadCatalog(argv));
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return 0;

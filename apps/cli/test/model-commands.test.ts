@@ -2,7 +2,7 @@
 import { join, resolve } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { runCli } from './helpers.js';
-import { resolveTokenizerPath } from '../src/model-args.js';
+import { resolveTokenizerPath } from '@topiary/pipeline';
 
 const assets = resolve(__dirname, '..', '..', '..', 'assets', 'models');
 const bin = join(assets, 'stories260K', 'stories260K.bin');

@@ -6,7 +6,7 @@ import { loadRecipe } from '@topiary/kernel';
 import { runCli } from './helpers.js';
 import { createRunContext, type GlobalOptions } from '../src/context.js';
 import { executeRecipe } from '../src/commands/run.js';
-import { RunFolder } from '../src/run-folder.js';
+import { RunFolder } from '@topiary/pipeline';
 
 const repo = resolve(__dirname, '../../..');
 const model = join(repo, 'assets/models/stories260K-hf');

@@ -96,7 +96,9 @@ export function optionFields(schema: z.ZodType): OptionField[] {
     .filter(([, s]) => s.cli !== false)
     .map(([key, s]) => {
       const types = typesOf(s);
-      const boolean = types.length === 1 && types[0] === 'boolean';
+      // what a flag can write: object and list forms are for recipes (`owl: { M: 7 }`), so `boolean | object` is a bare flag
+      const flagTypes = types.filter((t) => t !== 'object' && t !== 'array');
+      const boolean = flagTypes.length === 1 && flagTypes[0] === 'boolean';
       const choices = s.enum ?? s.anyOf?.flatMap((a) => a.enum ?? []);
       return {
         key,

@@ -13,7 +13,7 @@ import { DECAY_KINDS, finetune, type DecayKind, type FinetuneReport } from '@top
 import { AdamW, checkTokenizer, loadModel } from '@topiary/model-llama';
 import { createRunContext, type GlobalOptions } from '../context.js';
 import { addModelFlags, loadModelFromFlags, MODEL_FLAGS_HELP, type ModelFlags } from '../model-args.js';
-import { saveModelWithTokenizer, type StageEnv } from '../stages/env.js';
+import { runFinetune, saveModelWithTokenizer, type StageEnv } from '@topiary/pipeline';
 
 interface FinetuneFlags extends ModelFlags {
   data?: string;
@@ -32,51 +32,6 @@ interface FinetuneFlags extends ModelFlags {
   evalSeqlen?: string;
   evalBos?: boolean;
   evalLimit?: string;
-}
-
-export interface FinetuneSpec {
-  data: string;
-  steps: number;
-  lr: number;
-  minLr: number;
-  warmup: number;
-  decay: DecayKind;
-  batchSize: number;
-  seqLen: number;
-  weightDecay: number;
-  teacher: CausalLM | null;
-  temperature: number;
-  alpha: number;
-}
-
-/** The recovery stage itself (shared by the command and a recipe `finetune` stage). */
-export async function runFinetune(env: StageEnv, model: CausalLM, spec: FinetuneSpec): Promise<FinetuneReport> {
-  let corpus;
-  try {
-    corpus = await tokenizeCached(spec.data, env.tokenizer);
-  } catch (e) {
-    if (e instanceof TopiaryError && (e.code === 'E_IO' || e.code === 'E_DATA')) throw new TopiaryError(e.code, e.message, { file: spec.data, where: '--data', hint: e.hint, cause: e });
-    throw e;
-  }
-  const windows = packBlocks(corpus, spec.seqLen);
-  if (windows.length === 0) {
-    throw new TopiaryError('E_DATA', `the training text has ${corpus.tokens.length} tokens, fewer than one window of ${spec.seqLen}`, {
-      file: spec.data,
-      where: '--seqlen',
-      hint: 'use a longer --data file or a smaller --seqlen',
-    });
-  }
-  const optimizer = new AdamW({ lr: spec.lr, weightDecay: spec.weightDecay, clipNorm: 1 });
-  return finetune(model, {
-    schedule: { lr: spec.lr, minLr: spec.minLr, steps: spec.steps, warmup: spec.warmup, decay: spec.decay },
-    windows,
-    batchSize: spec.batchSize,
-    seed: env.seed,
-    teacher: spec.teacher,
-    distill: { temperature: spec.temperature, alpha: spec.alpha },
-    optimizer,
-    events: env.run.events,
-  });
 }
 
 export function registerFinetune(program: Command, globals: () => GlobalOptions): void {
@@ -133,7 +88,7 @@ Examples:
         const { backend } = await run.activateBackend();
         const loaded = await loadModelFromFlags(flags, { needTokenizer: true });
         model = loaded.model;
-        const env: StageEnv = { run, backend, tokenizer: loaded.tokenizer!, tokenizerPath: loaded.tokenizerPath!, seed: g.seed };
+        const env: StageEnv = { container: run.container, events: run.events, backend, tokenizer: loaded.tokenizer!, tokenizerPath: loaded.tokenizerPath!, seed: g.seed };
         const seqLen = flags.seqlen === undefined ? Math.min(256, model.config.maxSeqLen) : checkNumber(flags.seqlen, '--seqlen', { min: 2, max: model.config.maxSeqLen, integer: true });
         const evalSeqLen = flags.evalSeqlen === undefined ? seqLen : checkNumber(flags.evalSeqlen, '--eval-seqlen', { min: 2, integer: true });
         if (flags.distillFrom) {

@@ -7,14 +7,14 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { checkNumber, TopiaryError, type CausalLM, type Raw } from '@topiary/kernel';
+import { checkNumber, coerceFlagValue, optionFields, TopiaryError, type CausalLM, type OptionField, type Pruner, type Raw } from '@topiary/kernel';
 import { writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import { evaluatePerplexity } from '@topiary/eval';
 import { isExactNM, sparsityTable } from '@topiary/prune-core';
+import { calibrationWindows, DEFAULT_CALIBRATION_SAMPLES, preparePruner, resolveCalibrationSize, runPruneStage, saveModelWithTokenizer, type StageEnv } from '@topiary/pipeline';
+import type { Catalog } from '../catalog.js';
 import { createRunContext, type GlobalOptions } from '../context.js';
 import { addModelFlags, loadModelFromFlags, MODEL_FLAGS_HELP, type ModelFlags } from '../model-args.js';
-import { calibrationWindows, resolveCalibrationSize, saveModelWithTokenizer, type StageEnv } from '../stages/env.js';
-import { preparePruner, runPruneStage } from '../stages/prune.js';
 
 interface PruneFlags extends ModelFlags {
   method: string;
@@ -29,71 +29,87 @@ interface PruneFlags extends ModelFlags {
   [option: string]: unknown;
 }
 
-/** Flag → the option key pruners validate. A flag is passed on only when given; the pruner rejects keys it lacks. */
-const OPTION_FLAGS: Record<string, string> = {
-  sparsity: '--sparsity',
-  pattern: '--pattern',
-  scope: '--scope',
-  owl: '--owl',
-  owlM: '--owl-m',
-  owlLambda: '--owl-lambda',
-  saliency: '--saliency',
-  layers: '--layers',
-  blocksize: '--blocksize',
-  dampening: '--dampening',
-  batchSize: '--batch-size',
-  ratio: '--ratio',
-  aggregation: '--aggregation',
-  ranking: '--ranking',
-  global: '--global',
-  attention: '--attention',
-  remove: '--remove',
-  score: '--score',
-  iterative: '--iterative',
-};
+/** The command's own flags: a pruner option with one of these names is not offered as a flag (a recipe can still set it). */
+const OWN_FLAGS = new Set(['--model', '--tokenizer', '--method', '--calibration', '--samples', '--seqlen', '--eval', '--eval-seqlen', '--eval-bos', '--eval-limit', '--dump-calibration', '--out', '--backend', '--seed', '--json', '--quiet', '--debug', '--plugin', '--allow-plugin-path', '--help', '--version']);
 
-/** Errors from a pruner's validate() name option keys; the user typed flags. */
-function asFlagError(e: unknown, method: string): unknown {
-  if (!(e instanceof TopiaryError) || e.where === undefined) return e;
-  const key = e.where.replace(/^--/, '').split('.').pop()!.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-  const flag = OPTION_FLAGS[key] ?? (e.where.startsWith('--') ? e.where : undefined);
-  if (!flag) return e;
-  if (e.message === 'unknown field') {
-    return new TopiaryError('E_USAGE', `is not an option of --method ${method}`, { where: flag, hint: `see topiary prune --help for what ${method} takes` });
+/** One flag offered by `topiary prune`, and the installed pruners whose schema declares it. */
+interface PrunerFlag {
+  field: OptionField;
+  /** commander's attribute name for the flag (`--owl-m` → `owlM`). */
+  attribute: string;
+  methods: string[];
+}
+
+function attributeOf(flag: string): string {
+  return flag.replace(/^--/, '').replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Every installed pruner's option fields as flags: one flag per name, tagged with the methods that take it. */
+export function prunerFlags(pruners: readonly Pruner[]): Map<string, PrunerFlag> {
+  const flags = new Map<string, PrunerFlag>();
+  for (const pruner of pruners) {
+    for (const field of optionFields(pruner.options)) {
+      if (OWN_FLAGS.has(field.flag)) continue;
+      const seen = flags.get(field.flag);
+      if (seen) seen.methods.push(pruner.name);
+      else flags.set(field.flag, { field, attribute: attributeOf(field.flag), methods: [pruner.name] });
+    }
   }
-  return new TopiaryError(e.code === 'E_RECIPE' ? 'E_USAGE' : e.code, e.message, { where: flag, hint: e.hint, cause: e });
+  return flags;
+}
+
+/** The per-method section of --help: each installed pruner, what it is, its flags with defaults and choices. */
+function methodsHelp(pruners: readonly Pruner[], only?: string): string {
+  const shown = only ? pruners.filter((p) => p.name === only) : pruners;
+  return shown
+    .map((pruner) => {
+      const fields = optionFields(pruner.options).filter((f) => !OWN_FLAGS.has(f.flag));
+      const lines = fields.map((f) => {
+        const extra = [f.required ? 'required' : '', f.default !== undefined ? `default ${JSON.stringify(f.default)}` : ''].filter(Boolean).join('; ');
+        const head = `    ${f.flag}${f.boolean ? '' : ` <${f.valueName}>`}`;
+        return `${head.padEnd(34)} ${f.description}${extra ? ` (${extra})` : ''}`;
+      });
+      const cal = pruner.calibrationDefaults;
+      const data = typeof pruner.needsCalibration === 'boolean' && pruner.needsCalibration ? 'needs --calibration' : 'calibration only when its options need data';
+      const calText = cal ? `; default calibration ${cal.samples} windows × ${cal.seqLen ?? "the model's context"} (${cal.source})` : '';
+      return `  ${pruner.name} — ${pruner.description} [${data}${calText}]\n${lines.join('\n') || '    (no options)'}`;
+    })
+    .join('\n');
+}
+
+/** The method named on the command line, if any (for a --help that shows only its options). */
+function methodInArgs(): string | undefined {
+  const argv = process.argv;
+  const i = argv.indexOf('--method');
+  if (i >= 0) return argv[i + 1];
+  return argv.find((a) => a.startsWith('--method='))?.slice('--method='.length);
+}
+
+/** Flags of another method, and pruner errors that name option keys, become errors naming the flag the user typed. */
+function asFlagError(e: unknown, method: string, flags: Map<string, PrunerFlag>): unknown {
+  if (!(e instanceof TopiaryError) || e.where === undefined || e.where.startsWith('--')) return e;
+  const key = e.where.split(/[.[]/)[0]!;
+  const flag = [...flags.values()].find((f) => f.field.key === key);
+  if (!flag) return e;
+  const where = flag.field.flag;
+  if (e.message === 'unknown field') {
+    return new TopiaryError('E_USAGE', `is not an option of --method ${method}`, { where, hint: `see topiary prune --help --method ${method} for what ${method} takes` });
+  }
+  return new TopiaryError(e.code === 'E_RECIPE' ? 'E_USAGE' : e.code, e.message, { where, hint: e.hint, cause: e });
 }
 
 function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
-export function registerPrune(program: Command, globals: () => GlobalOptions): void {
-  addModelFlags(
+export function registerPrune(program: Command, globals: () => GlobalOptions, catalog: Catalog): void {
+  const flagsOfPruners = prunerFlags(catalog.pruners);
+  const command = addModelFlags(
     program
       .command('prune')
       .description('Prune a model once: magnitude, wanda, sparsegpt (element/N:M, OWL), llm-pruner (width), depth (blocks)'),
   )
-    .requiredOption('--method <name>', 'pruner: magnitude, wanda, sparsegpt, llm-pruner, depth (or any installed pruner plugin)')
-    .option('--sparsity <s>', '[element] fraction of weights to remove in every pruned linear layer, in [0, 1)')
-    .option('--pattern <N:M>', '[element] semi-structured N:M sparsity, e.g. 2:4 or 4:8 (drops N of every M)')
-    .option('--scope <row|layer>', '[element] compare scores within each output row or across the whole weight matrix (default: layer for magnitude, row otherwise)')
-    .option('--owl', '[element] outlier-weighted layer-wise sparsity (OWL): per-block ratios with the same mean')
-    .option('--owl-m <M>', '[element] OWL outlier threshold: a score above M × the layer mean (default 5)')
-    .option('--owl-lambda <λ>', '[element] OWL sparsity spread around the target (default 0.08)')
-    .option('--blocksize <n>', '[sparsegpt] column block size (default 128)')
-    .option('--dampening <f>', '[sparsegpt] dampening, fraction of the mean Hessian diagonal (default 0.01)')
-    .option('--ratio <r>', '[llm-pruner] fraction of the model’s parameters to remove, in (0, 1)')
-    .option('--aggregation <how>', '[llm-pruner] group score from element scores: sum, mean, max, prod, last')
-    .option('--ranking <per-layer|global>', '[llm-pruner] rank groups within each layer or across layers')
-    .option('--global', '[llm-pruner] shorthand for --ranking global')
-    .option('--attention <auto|head|kv-group>', '[llm-pruner] attention unit (auto: KV groups under GQA)')
-    .option('--remove <k>', '[depth] number of blocks to remove')
-    .option('--score <how>', '[depth] block-influence, ppl or taylor')
-    .option('--iterative', '[depth] re-score after each removal')
-    .option('--saliency <name>', 'score function (magnitude, wanda, taylor-element, taylor-vector, ... or a saliency plugin)')
-    .option('--layers <list>', 'blocks to prune, e.g. 0-3 or 1,2; llm-pruner/depth: START:END, END exclusive (default: the method’s own)')
-    .option('--batch-size <n>', 'calibration windows per pass (memory; default: 8 for element methods, as many as fit in 2048 tokens for llm-pruner/depth; second-order Taylor averages its Fisher term over these batches)')
+    .requiredOption('--method <name>', `pruner: ${catalog.pruners.map((p) => p.name).join(', ') || 'an installed pruner plugin'}`)
     .option('--calibration <file>', 'text file (or .jsonl / folder of documents) the calibration windows are drawn from')
     .option('--samples <n>', "calibration windows (default: the method's own, see below; else 128)")
     .option('--seqlen <L>', "calibration window length (default: the method's own, else the model's context)")
@@ -102,9 +118,12 @@ export function registerPrune(program: Command, globals: () => GlobalOptions): v
     .option('--eval-bos', 'put one BOS in front of the --eval text (default: none)')
     .option('--eval-limit <n>', 'score at most this many perplexity windows')
     .option('--dump-calibration <file>', 'write the exact calibration windows as JSON (for reference implementations)')
-    .addHelpText(
-      'after',
-      `${MODEL_FLAGS_HELP}
+    .addHelpText('after', () => {
+      const only = methodInArgs();
+      return `${MODEL_FLAGS_HELP}
+
+Methods installed and the options each takes (from each pruner's own schema; \`--help --method NAME\` shows one):
+${methodsHelp(catalog.pruners, catalog.pruners.some((p) => p.name === only) ? only : undefined)}
 
 Writes to --out DIR: the pruned model (config.json, model.safetensors; structured methods save the physically
 smaller model with per-layer sizes), its tokenizer, sparsity.txt (per layer) and prune-report.json. With --json,
@@ -114,12 +133,8 @@ prints one JSON object with "sparsity" (zeros over the pruned linear layers), "p
 Calibration, as the methods' own code draws it: a text file is tokenized once as one text and --samples windows of
 --seqlen tokens start at uniform random offsets (Wanda lib/data.py, SparseGPT datautils.py); a .jsonl file or a
 folder of documents takes each window from a random long-enough document (their C4 rule) when at least --samples
-documents are long enough, else treats them as one stream. Defaults
-when --samples/--seqlen are not given — each method's published setting:
-  wanda, sparsegpt, magnitude+owl   128 windows × the model's context   (Wanda / SparseGPT papers)
-  llm-pruner                        10 windows × 64 tokens               (LLM-Pruner hf_prune.py)
-  depth                             10 windows × 128 tokens              (Shortened LLaMA)
-  other plugins                     their calibrationDefaults, else 128 × the model's context
+documents are long enough, else treats them as one stream. When --samples/--seqlen are not given, each method's
+published setting applies (shown above), else ${DEFAULT_CALIBRATION_SAMPLES} windows × the model's context (the Wanda / SparseGPT papers').
 Gradient and block-scoring passes run in batches of about 2048 tokens (one window when a window is longer;
 --batch-size to change), so memory is bounded whatever --samples and --seqlen are. Perplexity (--eval): the whole file, no BOS, non-overlapping windows
 of --eval-seqlen (default --seqlen when given, else the model's context).
@@ -135,13 +150,26 @@ Examples:
   $ topiary prune --model assets/models/stories260K-hf --method llm-pruner --ratio 0.2 --saliency taylor-vector \\
       --calibration assets/data/tinystories_val_head.txt --samples 10 --seqlen 64 --out runs/llmp20
   $ topiary prune --model assets/models/stories260K-hf --method depth --remove 1 --score block-influence \\
-      --calibration assets/data/tinystories_val_head.txt --samples 16 --out runs/depth1`,
-    )
-    .action(async (flags: PruneFlags) => {
+      --calibration assets/data/tinystories_val_head.txt --samples 16 --out runs/depth1`;
+    });
+  for (const { field, methods } of flagsOfPruners.values()) {
+    command.option(`${field.flag}${field.boolean ? '' : ` <${field.valueName}>`}`, `[${methods.join(', ')}] ${field.description}`);
+  }
+  command.action(async (flags: PruneFlags) => {
       const g = globals();
       if (!g.out) throw new TopiaryError('E_USAGE', 'is required: the folder the pruned model is written to', { where: '--out' });
+      // the method's own options, from the flags its schema declares; another method's flag is an error
+      const chosen = catalog.pruners.find((p) => p.name === flags.method);
+      const own = new Set(chosen ? optionFields(chosen.options).map((f) => f.flag) : []);
       const options: Raw = {};
-      for (const key of Object.keys(OPTION_FLAGS)) if (flags[key] !== undefined) options[key] = flags[key];
+      for (const { field, attribute } of flagsOfPruners.values()) {
+        const value = flags[attribute];
+        if (value === undefined) continue;
+        if (chosen && !own.has(field.flag)) {
+          throw new TopiaryError('E_USAGE', `is not an option of --method ${flags.method}`, { where: field.flag, hint: `see topiary prune --help --method ${flags.method} for what ${flags.method} takes` });
+        }
+        options[field.key] = coerceFlagValue(field, value);
+      }
       const givenSamples = flags.samples === undefined ? undefined : checkNumber(flags.samples, '--samples', { min: 1, integer: true });
       const run = await createRunContext(g);
       let model: CausalLM | undefined;
@@ -149,13 +177,13 @@ Examples:
         const { backend } = await run.activateBackend();
         const loaded = await loadModelFromFlags(flags, { needTokenizer: true });
         model = loaded.model;
-        const env: StageEnv = { run, backend, tokenizer: loaded.tokenizer!, tokenizerPath: loaded.tokenizerPath!, seed: g.seed };
+        const env: StageEnv = { container: run.container, events: run.events, backend, tokenizer: loaded.tokenizer!, tokenizerPath: loaded.tokenizerPath!, seed: g.seed };
         const givenSeqLen = flags.seqlen === undefined ? undefined : checkNumber(flags.seqlen, '--seqlen', { min: 2, integer: true });
         const prepared = (() => {
           try {
             return preparePruner(env, { method: flags.method, options, where: '', methodWhere: '--method' });
           } catch (e) {
-            throw asFlagError(e, flags.method);
+            throw asFlagError(e, flags.method, flagsOfPruners);
           }
         })();
         const { samples, seqLen } = resolveCalibrationSize({ samples: givenSamples, seqLen: givenSeqLen }, model, prepared.pruner.calibrationDefaults);
@@ -182,7 +210,7 @@ Examples:
           const before = await perplexity(model);
           out = { ...(await runPruneStage(env, model, { ...stage, windows })), before };
         } catch (e) {
-          throw asFlagError(e, flags.method);
+          throw asFlagError(e, flags.method, flagsOfPruners);
         }
         const before = out.before;
         if (out.model !== model) model.dispose();

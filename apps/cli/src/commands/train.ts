@@ -1,11 +1,10 @@
 /** `topiary train RECIPE`: plain or pruning-aware pretraining from a recipe's `train` stage. */
 import type { Command } from 'commander';
 import { loadRecipe, TopiaryError } from '@topiary/kernel';
-import { activateBackend } from '@topiary/pipeline';
+import { activateBackend, builtinStages, resolveRecipePaths } from '@topiary/pipeline';
 import { train, validateTrainStage } from '@topiary/trainer';
 import { dirname, resolve } from 'node:path';
 import { createRunContext, type GlobalOptions } from '../context.js';
-import { resolveRecipePaths } from '../recipe-paths.js';
 
 interface TrainFlags {
   steps?: string;
@@ -33,7 +32,7 @@ Examples:
     )
     .action(async (recipePath: string, flags: TrainFlags) => {
       const g = globals();
-      const recipe = resolveRecipePaths(loadRecipe(recipePath), dirname(resolve(recipePath)));
+      const recipe = resolveRecipePaths(loadRecipe(recipePath), dirname(resolve(recipePath)), builtinStages);
       const stage = recipe.stages.find((s) => s.kind === 'train');
       if (!stage) {
         throw new TopiaryError('E_RECIPE', 'the recipe has no `train` stage', { file: recipePath, where: 'stages', hint: 'add `- train: { ... }`' });

@@ -66,4 +66,9 @@ export interface Stage<Schema extends OptionsSchema = OptionsSchema, Prepared = 
   /** Checks and resolution that need the run's plugins, before any stage runs; default: the options as parsed. */
   prepare?(options: OptionsOf<Schema>, ctx: StagePrepareContext): Prepared;
   run(model: CausalLM, prepared: Prepared, ctx: StageContext): Promise<StageOutcome>;
+  /**
+   * Its options' JSON Schema when they depend on the installed plugins (the prune stage: one shape per pruner);
+   * absent: the JSON Schema of `options`.
+   */
+  jsonSchema?(container: DependencyContainer): Record<string, unknown>;
 }

@@ -9,12 +9,13 @@ import {
   type CausalLM,
   type Raw,
   type Recipe,
-  type RecipeStage,
+  type Stage,
+  z,
 } from '@topiary/kernel';
-import { DECAY_KINDS, type DecayKind } from '@topiary/finetune';
-import { loadModel } from '@topiary/model-llama';
+import { packBlocks, tokenizeCached } from '@topiary/corpus';
+import { DECAY_KINDS, finetune, type DecayKind, type FinetuneReport } from '@topiary/finetune';
+import { AdamW, loadModel } from '@topiary/model-llama';
 import type { StageResult } from '@topiary/report';
-import { runFinetune } from '../commands/finetune.js';
 import { architectureOf, type StageEnv } from './env.js';
 
 export const FINETUNE_KEYS = ['data', 'steps', 'lr', 'minLr', 'warmup', 'decay', 'batchSize', 'seqlen', 'weightDecay', 'distillFrom', 'temperature', 'alpha'] as const;
@@ -61,6 +62,51 @@ export function validateFinetuneStage(raw: Raw, where: string, recipe: Recipe): 
   };
 }
 
+export interface FinetuneSpec {
+  data: string;
+  steps: number;
+  lr: number;
+  minLr: number;
+  warmup: number;
+  decay: DecayKind;
+  batchSize: number;
+  seqLen: number;
+  weightDecay: number;
+  teacher: CausalLM | null;
+  temperature: number;
+  alpha: number;
+}
+
+/** The recovery stage itself (shared by the command and a recipe `finetune` stage). */
+export async function runFinetune(env: StageEnv, model: CausalLM, spec: FinetuneSpec): Promise<FinetuneReport> {
+  let corpus;
+  try {
+    corpus = await tokenizeCached(spec.data, env.tokenizer);
+  } catch (e) {
+    if (e instanceof TopiaryError && (e.code === 'E_IO' || e.code === 'E_DATA')) throw new TopiaryError(e.code, e.message, { file: spec.data, where: '--data', hint: e.hint, cause: e });
+    throw e;
+  }
+  const windows = packBlocks(corpus, spec.seqLen);
+  if (windows.length === 0) {
+    throw new TopiaryError('E_DATA', `the training text has ${corpus.tokens.length} tokens, fewer than one window of ${spec.seqLen}`, {
+      file: spec.data,
+      where: '--seqlen',
+      hint: 'use a longer --data file or a smaller --seqlen',
+    });
+  }
+  const optimizer = new AdamW({ lr: spec.lr, weightDecay: spec.weightDecay, clipNorm: 1 });
+  return finetune(model, {
+    schedule: { lr: spec.lr, minLr: spec.minLr, steps: spec.steps, warmup: spec.warmup, decay: spec.decay },
+    windows,
+    batchSize: spec.batchSize,
+    seed: env.seed,
+    teacher: spec.teacher,
+    distill: { temperature: spec.temperature, alpha: spec.alpha },
+    optimizer,
+    events: env.events,
+  });
+}
+
 export async function runFinetuneStage(env: StageEnv, model: CausalLM, stage: FinetuneStage, recipe: Recipe, where: string, index: number): Promise<StageResult> {
   const seqLen = stage.seqLen ?? Math.min(256, model.config.maxSeqLen);
   if (seqLen > model.config.maxSeqLen) throw new TopiaryError('E_RECIPE', `${seqLen} is longer than the model's context (${model.config.maxSeqLen})`, { file: recipe.file, where: `${where}.seqlen` });
@@ -82,7 +128,7 @@ export async function runFinetuneStage(env: StageEnv, model: CausalLM, stage: Fi
       temperature: stage.temperature,
       alpha: stage.alpha,
     });
-    report.losses.forEach((loss, step) => env.run.events.metric('finetune/loss', loss, step, { stage: index }));
+    report.losses.forEach((loss, step) => env.events.metric('finetune/loss', loss, step, { stage: index }));
     return {
       index,
       kind: 'finetune',
@@ -97,4 +143,23 @@ export async function runFinetuneStage(env: StageEnv, model: CausalLM, stage: Fi
   }
 }
 
-export type { RecipeStage };
+
+
+/** Until the finetune package declares its schema, the stage takes its fields as written and checks them in prepare. */
+const finetuneStageOptions = z
+  .object({
+    data: z.string().optional().meta({ path: true }),
+    distillFrom: z.string().optional().meta({ path: true, keywords: ['source'] }),
+  })
+  .catchall(z.unknown());
+
+export const finetuneStage: Stage<typeof finetuneStageOptions, FinetuneStage> = {
+  kind: 'finetune',
+  description: 'recovery fine-tuning of the current model, optionally distilling a teacher (the dense source model)',
+  options: finetuneStageOptions,
+  prepare: (options, ctx) => validateFinetuneStage(options, ctx.where, ctx.recipe),
+  async run(model, stage, ctx) {
+    const result = await runFinetuneStage(ctx, model, stage, ctx.recipe, ctx.where, ctx.index);
+    return { model, result, changedModel: true };
+  },
+};

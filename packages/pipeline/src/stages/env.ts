@@ -1,17 +1,19 @@
 /**
- * What every stage shares — used by `topiary run` for each recipe stage and by the single-stage commands
- * (`prune`, `eval`, `finetune`), so a stage does the same thing whichever way it is started.
+ * What every stage shares — used by a recipe's stages and by the single-stage commands (`topiary prune`, `eval`,
+ * `finetune`), so a stage does the same thing whichever way it is started.
  */
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { TopiaryError, type CalibrationDefaults, type CausalLM, type TensorBackend, type Tokenizer } from '@topiary/kernel';
+import { TopiaryError, type CalibrationDefaults, type CausalLM, type DependencyContainer, type EventBus, type TensorBackend, type Tokenizer } from '@topiary/kernel';
 import { calibrationCorpus, sampleCalibration } from '@topiary/corpus';
 import { saveModel } from '@topiary/model-llama';
 import type { ArchitectureSnapshot } from '@topiary/report';
-import type { RunContext } from '../context.js';
 
+/** The part of a stage's context (the kernel's `StageContext`) that single-stage commands can give too. */
 export interface StageEnv {
-  run: RunContext;
+  /** The run's plugins. */
+  container: DependencyContainer;
+  events: EventBus;
   backend: TensorBackend;
   tokenizer: Tokenizer;
   /** The tokenizer file, copied next to every saved model. */

@@ -3,12 +3,11 @@
  * Its own checkpoints live in the run folder under `stages/train-N/`, so an interrupted stage resumes mid-way.
  */
 import { join } from 'node:path';
-import { TopiaryError, type CausalLM, type Recipe, type RecipeStage } from '@topiary/kernel';
+import { TopiaryError, z, type CausalLM, type Raw, type Recipe, type Stage } from '@topiary/kernel';
 import { loadModel } from '@topiary/model-llama';
 import type { StageResult } from '@topiary/report';
 import { train, validateTrainStage, type TrainSpec } from '@topiary/trainer';
-import type { RunContext } from '../context.js';
-import { resolveTokenizerPath } from '../model-args.js';
+import { resolveTokenizerPath } from '../model-io.js';
 import { architectureOf, type StageEnv } from './env.js';
 
 export interface TrainStagePaths {
@@ -20,9 +19,9 @@ export interface TrainStagePaths {
   stageDir: string;
 }
 
-function spec(stage: RecipeStage, recipe: Recipe, paths: TrainStagePaths): TrainSpec {
+function spec(options: Raw, where: string, recipe: Recipe, paths: TrainStagePaths): TrainSpec {
   try {
-    return validateTrainStage({ ...stage.options }, stage.where, {
+    return validateTrainStage({ ...options }, where, {
       seed: recipe.seed,
       out: paths.stageDir,
       modelFrom: paths.modelPath,
@@ -35,23 +34,24 @@ function spec(stage: RecipeStage, recipe: Recipe, paths: TrainStagePaths): Train
 }
 
 /** Validate before anything runs (paths are placeholders until the stage starts). */
-export function prepareTrainStage(_run: RunContext, stage: RecipeStage, recipe: Recipe): RecipeStage {
+export function prepareTrainStage(options: Raw, where: string, recipe: Recipe): Raw {
   const modelPath = recipe.model?.from ?? '';
-  spec(stage, recipe, { modelPath, stageDir: '.', tokenizerPath: modelPath ? resolveTokenizerPath(modelPath, recipe.model?.tokenizer) : undefined });
-  return stage;
+  spec(options, where, recipe, { modelPath, stageDir: '.', tokenizerPath: modelPath ? resolveTokenizerPath(modelPath, recipe.model?.tokenizer) : undefined });
+  return options;
 }
 
 export async function runTrainStage(
   env: StageEnv,
   model: CausalLM,
-  stage: RecipeStage,
+  options: Raw,
+  where: string,
   recipe: Recipe,
   paths: TrainStagePaths,
   index: number,
   signal: AbortSignal,
 ): Promise<{ model: CausalLM; result: StageResult; finished: boolean }> {
   const before = architectureOf(model);
-  const result = await train(spec(stage, recipe, paths), { container: env.run.container, events: env.run.events, signal });
+  const result = await train(spec(options, where, recipe, paths), { container: env.container, events: env.events, signal });
   if (!result.finished) {
     return { model, finished: false, result: { index, kind: 'train', name: 'train', seconds: result.seconds } };
   }
@@ -62,7 +62,7 @@ export async function runTrainStage(
     result: {
       index,
       kind: 'train',
-      name: stage.options.prune ? 'pruning-aware' : 'train',
+      name: options.prune ? 'pruning-aware' : 'train',
       seconds: result.seconds,
       parametersBefore: result.sourceParams,
       parametersAfter: result.params,
@@ -73,3 +73,24 @@ export async function runTrainStage(
     },
   };
 }
+
+/** Until the trainer declares its schema, the stage takes its fields as written and checks them in prepare. */
+const trainStageOptions = z
+  .object({
+    model: z.union([z.string(), z.object({ from: z.string().optional().meta({ path: true }), architecture: z.string().optional().meta({ path: true }) }).catchall(z.unknown())]).optional().meta({ path: true }),
+    data: z.object({ train: z.string().optional().meta({ path: true }), valid: z.string().optional().meta({ path: true }), tokenizer: z.string().optional().meta({ path: true }) }).catchall(z.unknown()).optional(),
+    out: z.string().optional().meta({ path: true }),
+  })
+  .catchall(z.unknown());
+
+export const trainStage: Stage<typeof trainStageOptions, Raw> = {
+  kind: 'train',
+  description: '(pruning-aware) pretraining from the current model, with checkpoints inside the run folder',
+  options: trainStageOptions,
+  prepare: (options, ctx) => prepareTrainStage(options, ctx.where, ctx.recipe),
+  async run(model, options, ctx) {
+    const paths = { modelPath: ctx.modelPath, tokenizerPath: ctx.tokenizerPath, stageDir: ctx.stageDir };
+    const out = await runTrainStage(ctx, model, options, ctx.where, ctx.recipe, paths, ctx.index, ctx.signal);
+    return { model: out.model, result: out.result, changedModel: out.finished, partial: !out.finished };
+  },
+};
