@@ -1,6 +1,10 @@
 /**
- * Containers and named lookups. Each run gets its own child container (no global registrations), and
- * implementations that share a token are told apart by their `name`.
+ * Containers and named lookups — what the DI container (tsyringe) is here for:
+ * - one child container per run: a run's plugins, event bus and stages live in it, so two runs in one process
+ *   never see each other's registrations (nothing is registered in the root container);
+ * - named registrations: every implementation bound under a kind token (`Tokens.Pruner`) is also bound under its
+ *   own named token (`topiary:Pruner:wanda`), so a recipe's name resolves directly, and the kind token lists all.
+ * Values are registered, never classes: plugins build their objects themselves (no decorator metadata needed).
  */
 import 'reflect-metadata';
 import { container as rootContainer, type DependencyContainer, type InjectionToken } from 'tsyringe';
@@ -9,6 +13,12 @@ import { TopiaryError } from './errors.js';
 /** A fresh container for one run; registrations never leak into another run. */
 export function createContainer(): DependencyContainer {
   return rootContainer.createChildContainer();
+}
+
+/** The token an implementation called `name` is bound under, beside its kind token. */
+export function namedToken<T>(token: InjectionToken<T>, name: string): InjectionToken<T> {
+  const kind = typeof token === 'symbol' ? (token.description ?? 'token') : String(token);
+  return Symbol.for(`${kind}:${name}`) as InjectionToken<T>;
 }
 
 /** Every implementation registered under a token (empty when none). */
@@ -27,19 +37,21 @@ export function resolveNamed<T extends { name: string }>(
   what: string,
   where?: string,
 ): T {
+  const named = namedToken(token, name);
+  if (container.isRegistered(named, true)) return container.resolve(named);
   const all = resolveAllOrNone(container, token);
   const found = all.find((item) => item.name === name);
-  if (!found) {
-    const known = all.map((item) => item.name).sort();
-    throw new TopiaryError('E_PLUGIN_UNKNOWN', `unknown ${what} "${name}"`, {
-      where,
-      hint: known.length ? `known ${what} names: ${known.join(', ')}` : `no ${what} plugin is installed`,
-    });
-  }
-  return found;
+  if (found) return found;
+  const known = [...new Set(all.map((item) => item.name))].sort();
+  throw new TopiaryError('E_PLUGIN_UNKNOWN', `unknown ${what} "${name}"`, {
+    where,
+    hint: known.length ? `known ${what} names: ${known.join(', ')}` : `no ${what} plugin is installed`,
+  });
 }
 
-/** Bind a value under a token (plugins call this from `register`). */
+/** Bind a value under its kind token and under its name (plugins call this from `register`). */
 export function provide<T>(container: DependencyContainer, token: InjectionToken<T>, value: T): void {
   container.register(token, { useValue: value });
+  const name = (value as { name?: unknown; kind?: unknown }).name ?? (value as { kind?: unknown }).kind;
+  if (typeof name === 'string') container.register(namedToken(token, name), { useValue: value });
 }

@@ -9,7 +9,8 @@ import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'n
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import semver from 'semver';
-import type { DependencyContainer } from 'tsyringe';
+import type { DependencyContainer, InjectionToken } from 'tsyringe';
+import { namedToken } from './container.js';
 import { TopiaryError } from './errors.js';
 import { isTopiaryPlugin, KERNEL_VERSION, PROVIDES_KIND_OF_TOKEN, type PluginProvides, type TopiaryPlugin } from './plugin.js';
 
@@ -226,12 +227,16 @@ function recordingContainer(container: DependencyContainer, seen: Map<keyof Plug
         const kind = typeof token === 'symbol' && token.description ? PROVIDES_KIND_OF_TOKEN[token.description] : undefined;
         const value = provider?.useValue as { name?: unknown; kind?: unknown } | undefined;
         const name = kind === 'stages' ? value?.kind : value?.name;
+        const result = (target.register as (...a: unknown[]) => unknown).call(target, token, provider, ...rest);
         if (kind && typeof name === 'string') {
           const names = seen.get(kind) ?? new Set<string>();
           names.add(name);
           seen.set(kind, names);
+          // every implementation is also bound under its own name (what `provide` does), however it was registered
+          const named = namedToken(token as InjectionToken<unknown>, name);
+          if (!target.isRegistered(named)) target.register(named, provider as { useValue: unknown });
         }
-        return (target.register as (...a: unknown[]) => unknown).call(target, token, provider, ...rest);
+        return result;
       };
     },
   });

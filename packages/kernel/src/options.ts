@@ -190,18 +190,20 @@ export function optionErrors(schema: z.ZodType, raw: unknown, where: string, fil
   let json: JsonSchema | undefined;
   const jsonOf = (): JsonSchema => (json ??= optionsJsonSchema(schema) as JsonSchema);
   const errors: TopiaryError[] = [];
+  // unknown fields first: a typo (`txt` for `text`) also makes the real field missing, and the typo is the news
+  const unknown: TopiaryError[] = [];
   for (const issue of result.error.issues) {
     if (issue.code === 'unrecognized_keys') {
       const known = Object.keys(jsonOf().properties ?? {});
       for (const key of issue.keys) {
-        errors.push(new TopiaryError('E_RECIPE', 'unknown field', { file, where: joinPath(where, [...issue.path, key]), hint: `known fields: ${known.join(', ')}` }));
+        unknown.push(new TopiaryError('E_RECIPE', 'unknown field', { file, where: joinPath(where, [...issue.path, key]), hint: `known fields: ${known.join(', ')}` }));
       }
       continue;
     }
     const hint = (issue as { params?: { hint?: string } }).params?.hint;
     errors.push(new TopiaryError('E_RECIPE', issueMessage(issue, raw ?? {}, jsonOf), { file, where: joinPath(where, issue.path), ...(hint ? { hint } : {}) }));
   }
-  return errors;
+  return [...unknown, ...errors];
 }
 
 /**

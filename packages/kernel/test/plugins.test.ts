@@ -10,6 +10,8 @@ import {
   importPlugin,
   importPluginFromPath,
   KERNEL_VERSION,
+  namedToken,
+  resolveAllOrNone,
   PluginHost,
   resolveNamed,
   selectPlugins,
@@ -52,6 +54,10 @@ describe('plugin registration', () => {
     new PluginHost(container).use(saliencyPlugin('alpha')).use(saliencyPlugin('beta')).freeze();
     const beta = resolveNamed(container, Tokens.Saliency, 'beta', 'saliency');
     expect(beta.name).toBe('beta');
+    // named registrations: each implementation is bound under its own name too, however the plugin registered it
+    expect(container.isRegistered(namedToken(Tokens.Saliency, 'beta'))).toBe(true);
+    expect(container.resolve(namedToken(Tokens.Saliency, 'beta'))).toBe(beta);
+    expect(resolveAllOrNone(container, Tokens.Saliency).map((s) => s.name)).toEqual(['alpha', 'beta']);
     expect(Array.from(beta.score({ param: 'w', rows: 1, cols: 3, weight: new Float32Array([-2, 1, -3]) }))).toEqual([2, 1, 3]);
   });
 
