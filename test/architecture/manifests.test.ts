@@ -56,6 +56,15 @@ describe('one declaration each', () => {
     expect(copied).toEqual([]);
   });
 
+  it('dependencies point one way: the kernel needs no Topiary package, nothing depends on an app, examples only on the kernel', () => {
+    const topiaryDeps = (m: Manifest) => Object.keys({ ...m.dependencies, ...m.peerDependencies }).filter((n) => n.startsWith('@topiary/') || n.startsWith('topiary-'));
+    const apps = new Set(workspace.filter((w) => w.rel.startsWith('apps/')).map((w) => w.manifest.name));
+    const kernel = workspace.find((w) => w.rel === 'packages/kernel')!;
+    expect(topiaryDeps(kernel.manifest)).toEqual([]);
+    expect(workspace.flatMap((w) => topiaryDeps(w.manifest).filter((d) => apps.has(d)).map((d) => `${w.rel} → ${d}`))).toEqual([]);
+    for (const w of workspace.filter((x) => x.rel.startsWith('examples/'))) expect(topiaryDeps(w.manifest), w.rel).toEqual(['@topiary/kernel']);
+  });
+
   it('packages never import plugins (dependencies or imports in src)', () => {
     const offenders: string[] = [];
     for (const w of workspace.filter((x) => x.rel.startsWith('packages/'))) {
