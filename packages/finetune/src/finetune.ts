@@ -7,10 +7,10 @@
  * pruned weights stay pruned.
  */
 import * as tf from '@tensorflow/tfjs';
-import { TopiaryError, type CausalLM, type EventBus } from '@topiary/kernel';
+import { TopiaryError, type CausalLM, type DependencyContainer, type EventBus } from '@topiary/kernel';
 import { SeededRandom } from '@topiary/linalg';
 import { recoveryLoss, type DistillOptions } from './distill.js';
-import { checkSchedule, learningRate, type LrSchedule } from './schedule.js';
+import { checkSchedule, lrSchedule, type LrScheduleInput } from './schedule.js';
 
 /**
  * One optimiser step: applies gradients (keyed by parameter name) to the model at a learning rate and returns the
@@ -21,7 +21,10 @@ export interface RecoveryOptimizer {
 }
 
 export interface FinetuneOptions {
-  schedule: LrSchedule;
+  /** The LR schedule (`resolveFinetuneOptions` gives one); its curve comes from a scheduler plugin in `container`. */
+  schedule: LrScheduleInput;
+  /** The run's container: the LR scheduler is resolved from it (E_PLUGIN_UNKNOWN when none is installed). */
+  container: DependencyContainer;
   /** Token windows of equal length (each window gives length − 1 predictions). */
   windows: readonly Int32Array[];
   batchSize: number;
@@ -63,6 +66,7 @@ function shifted(model: CausalLM, ids: tf.Tensor2D): { logits: tf.Tensor2D; targ
 
 export async function finetune(model: CausalLM, opts: FinetuneOptions): Promise<FinetuneReport> {
   const schedule = checkSchedule(opts.schedule);
+  const learningRate = lrSchedule(opts.container, schedule);
   if (opts.windows.length === 0) throw new TopiaryError('E_DATA', 'fine-tuning needs training windows, got none', { where: '--data' });
   if (opts.windows[0]!.length < 2) throw new TopiaryError('E_DATA', 'training windows need at least 2 tokens', { where: '--data' });
   if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) {
@@ -99,7 +103,7 @@ export async function finetune(model: CausalLM, opts: FinetuneOptions): Promise<
   const logEvery = opts.logEvery ?? 10;
   for (let step = 0; step < schedule.steps; step++) {
     if (opts.signal?.aborted) throw new TopiaryError('E_USAGE', 'fine-tuning was aborted', { where: 'finetune' });
-    const lr = learningRate(schedule, step);
+    const lr = learningRate(step);
     const ids = stack(nextBatch());
     const target = teacher ? tf.tidy(() => shifted(teacher, ids).logits) : null;
     const { value, grads } = tf.variableGrads(() => {

@@ -3,7 +3,20 @@
  * resume, NaN/Inf guards and export of the auto-designed architecture.
  */
 export { train, heldOutLoss, slimWithState, type TrainDeps, type TrainHooks, type TrainResult } from './trainer.js';
-export { validateTrainStage, type TrainSpec, type PruneSpec, type DataSpec, type ModelSpec, type NamedOptions } from './options.js';
+export {
+  resolveTrainOptions,
+  trainOptions,
+  GROUP_KINDS,
+  type TrainSpec,
+  type TrainDefaults,
+  type TrainOptions,
+  type TrainOptionsInput,
+  type PruneSpec,
+  type DataSpec,
+  type ModelSpec,
+  type NamedOptions,
+  type ScheduleSpec,
+} from './options.js';
 export { AdamW, defaultAdamW, gradientNorm, firstNonFinite, type AdamWOptions, type AdamWState } from './optimizer.js';
 export {
   AccumulatorToken,

@@ -19,16 +19,15 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { ioError, resolveAllOrNone, Tokens, TopiaryError, EventBus, type CausalLM, type DependencyContainer, type ModelConfig, type Schedule, type Scheduler } from '@topiary/kernel';
+import { ioError, parseOptions, resolveAllOrNone, Tokens, TopiaryError, EventBus, type CausalLM, type DependencyContainer, type ModelConfig, type Raw, type Schedule } from '@topiary/kernel';
 import { writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import { loadTokenizer } from '@topiary/corpus';
 import { configToHf, readHfConfig, createLlama, LlamaModel, loadModel, makeConfig, saveModel, slimWeights, type CreateConfig } from '@topiary/model-llama';
-import { builtinSchedulers } from './builtins.js';
 import { AccumulatorToken, builtinAccumulators, type SaliencyAccumulator } from './accumulators.js';
 import { cleanCheckpointLeftovers, loadLatestCheckpoint, pruneOldCheckpoints, writeCheckpoint, type CheckpointData } from './checkpoint.js';
 import { BatchSampler, loadTokenBlocks, type TokenBlocks } from './data.js';
 import { AdamW, firstNonFinite, gradientNorm, type AdamWOptions } from './optimizer.js';
-import type { NamedOptions, TrainSpec } from './options.js';
+import type { NamedOptions, ScheduleSpec, TrainSpec } from './options.js';
 import { PruneTracker, selectGroups, slimIdMapping, type ArchitectureSnapshot } from './prune.js';
 import { builtinScorers, scorerFromSaliency, type GroupScorer } from './saliency.js';
 
@@ -38,7 +37,10 @@ export interface TrainHooks {
 }
 
 export interface TrainDeps {
-  /** Where schedulers, saliency criteria and accumulators are resolved by name (built-ins are always there). */
+  /**
+   * Where saliency criteria and accumulators are resolved by name (the trainer's own are always there). Schedulers
+   * are not: `resolveTrainOptions` resolved them from the run's container into the spec.
+   */
   container?: DependencyContainer;
   events?: EventBus;
   hooks?: TrainHooks;
@@ -82,14 +84,9 @@ function numericError(step: number, what: string): TopiaryError {
   });
 }
 
-function findScheduler(container: DependencyContainer | undefined, spec: NamedOptions, kind: 'lr' | 'sparsity'): Schedule {
-  const all = [...(container ? resolveAllOrNone(container, Tokens.Scheduler) : []), ...builtinSchedulers];
-  const s = all.find((x: Scheduler) => x.name === spec.name && x.kind === kind);
-  if (!s) {
-    const known = [...new Set(all.filter((x) => x.kind === kind).map((x) => x.name))].sort();
-    throw new TopiaryError('E_PLUGIN_UNKNOWN', `unknown ${kind} schedule "${spec.name}"`, { where: spec.where, hint: `known: ${known.join(', ')}` });
-  }
-  return s.create(s.validate(spec.options, spec.where));
+/** The schedule a resolved spec describes, its options (plus what the trainer sets) checked by the scheduler's schema. */
+function createSchedule(spec: ScheduleSpec, options: Raw = spec.options): Schedule {
+  return spec.scheduler.create(parseOptions(spec.scheduler.options, options, spec.where));
 }
 
 function findScorer(container: DependencyContainer | undefined, name: string, where: string): GroupScorer {
@@ -170,7 +167,7 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
   cleanCheckpointLeftovers(ckRoot);
 
   // ---- everything that can be checked before a tensor exists
-  const lrSchedule = findScheduler(deps.container, spec.lr, 'lr');
+  const lrSchedule = createSchedule(spec.lr);
   const tokenizer = await loadTokenizer(spec.data.tokenizer);
   const blocks = loadTokenBlocks(spec.data.train, tokenizer, spec.data.seqLen, spec.data.validFraction);
   const sampler = new BatchSampler(blocks, spec.batchSize, spec.seed);
@@ -245,7 +242,7 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
       st.targetParams = target;
     }
     const finalSparsity = 1 - st.targetParams / st.sourceParams;
-    sizeSchedule = findScheduler(deps.container, { ...prune.schedule, options: { from: 0, ...prune.schedule.options, to: finalSparsity } }, 'sparsity');
+    sizeSchedule = createSchedule(prune.schedule, { from: 0, ...prune.schedule.options, to: finalSparsity });
   }
   let keep = tracker.keepTensors();
 

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { validateTrainStage, type TrainSpec } from '../src/index.js';
+import { createContainer, PluginHost, type DependencyContainer } from '@topiary/kernel';
+import schedulerBasic from '@topiary/scheduler-basic';
+import { resolveTrainOptions, type TrainDefaults, type TrainSpec } from '../src/index.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const tok512 = join(repoRoot, 'assets', 'models', 'stories260K', 'tok512.bin');
@@ -28,8 +30,22 @@ export function smallCorpus(dir: string, bytes = 24_000): string {
 
 export const tinyModel = { vocabSize: 512, dim: 32, nLayers: 2, nHeads: 4, hiddenDim: 64, maxSeqLen: 64 };
 
+/** A run's container with the scheduler plugin registered, as the plugin host does it for a recipe. */
+export function withSchedulers(): DependencyContainer {
+  const container = createContainer();
+  new PluginHost(container).use(schedulerBasic).freeze();
+  return container;
+}
+
+export const schedulers = withSchedulers();
+
+/** Resolve a train stage against the container with the scheduler plugin. */
+export function resolveStage(raw: Record<string, unknown>, where = 'train', defaults: TrainDefaults = {}): TrainSpec {
+  return resolveTrainOptions(raw, where, schedulers, defaults);
+}
+
 export function spec(out: string, corpus: string, extra: Record<string, unknown> = {}): TrainSpec {
-  return validateTrainStage(
+  return resolveStage(
     {
       model: tinyModel,
       data: { train: corpus, tokenizer: tok512, seqLen: 16, validFraction: 0.1 },

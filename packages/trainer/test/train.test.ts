@@ -4,8 +4,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { TopiaryError } from '@topiary/kernel';
 import { loadModel } from '@topiary/model-llama';
 import { linearSparsity } from '@topiary/scheduler-basic';
-import { listCheckpoints, loadLatestCheckpoint, train, validateTrainStage } from '../src/index.js';
-import { metrics, smallCorpus, spec, tempDir, tok512, tinyModel, useCpu } from './helpers.js';
+import { listCheckpoints, loadLatestCheckpoint, train } from '../src/index.js';
+import { metrics, resolveStage, smallCorpus, spec, tempDir, tok512, tinyModel, useCpu } from './helpers.js';
 
 beforeAll(useCpu);
 
@@ -121,7 +121,7 @@ describe('bad input is refused at the door', () => {
     const dir = tempDir();
     const tiny = join(dir, 'tiny.txt');
     writeFileSync(tiny, 'Once upon a time there was a cat. '.repeat(8));
-    const s = validateTrainStage(
+    const s = resolveStage(
       { model: tinyModel, data: { train: tiny, tokenizer: tok512, seqLen: 16, validFraction: 0 }, batchSize: 64, steps: 2, out: join(dir, 'r') },
       'train',
     );

@@ -2,33 +2,68 @@
  * Learning-rate schedules. Steps are 0-based optimiser steps; warm-up is linear and reaches the peak at step
  * `warmup − 1` (so step 0 already trains, at lr/warmup).
  */
-import {
-  fieldPath,
-  optionalNumber,
-  optionalOneOf,
-  rejectUnknownKeys,
-  requiredNumber,
-  TopiaryError,
-  type Raw,
-  type Schedule,
-  type Scheduler,
-} from '@topiary/kernel';
-
-export interface ConstantLrOptions {
-  lr: number;
-  warmup: number;
-}
-
-export interface CosineLrOptions {
-  lr: number;
-  warmup: number;
-  /** The step count the schedule spans; after it the rate stays at minLr. */
-  total: number;
-  minLr: number;
-}
+import { crossFieldIssue, z, type OptionsOf, type Schedule, type Scheduler } from '@topiary/kernel';
 
 export type DecayShape = 'linear' | 'cosine' | 'sqrt';
+export const DECAY_SHAPES: readonly DecayShape[] = ['linear', 'cosine', 'sqrt'];
 
+const lr = () => z.number().positive().meta({ description: 'peak learning rate' });
+const warmup = () => z.number().int().min(0).default(0).meta({ description: 'linear warm-up steps (step k < warmup uses lr·(k+1)/warmup)' });
+const total = () => z.number().int().min(1).meta({ description: 'the step count the schedule spans; after it the rate stays at minLr' });
+const minLr = () => z.number().min(0).default(0).meta({ description: 'the learning rate at `total` and after (at most lr)' });
+
+type Ctx = z.core.$RefinementCtx;
+
+function checkMinLr(o: { lr: number; minLr: number }, ctx: Ctx): void {
+  if (o.minLr > o.lr) ctx.addIssue(crossFieldIssue(['minLr'], `must not exceed lr (${o.lr}), got ${o.minLr}`));
+}
+
+function checkWarmup(o: { warmup: number; total: number }, ctx: Ctx): void {
+  if (o.warmup > o.total) ctx.addIssue(crossFieldIssue(['warmup'], `warmup (${o.warmup}) is longer than total (${o.total})`));
+}
+
+/** `constant`: lr after an optional linear warm-up. */
+export const constantOptions = z.object({ lr: lr(), warmup: warmup() }).strict();
+
+/** `cosine`: warm-up, then half a cosine from lr down to minLr at `total`. */
+export const cosineOptions = z
+  .object({ lr: lr(), warmup: warmup(), total: total(), minLr: minLr() })
+  .strict()
+  .superRefine((o, ctx) => {
+    checkWarmup(o, ctx);
+    checkMinLr(o, ctx);
+  });
+
+/** `wsd`: warm-up, a flat peak, then a decay over the last `decay` fraction of `total` (or `decaySteps`) to minLr. */
+export const wsdOptions = z
+  .object({
+    lr: lr(),
+    warmup: warmup(),
+    total: total(),
+    minLr: minLr(),
+    decay: z.number().min(0).max(1).optional().meta({ description: 'the decay phase as a fraction of total (default 0.2); or give decaySteps' }),
+    decaySteps: z.number().int().min(0).optional().meta({ description: 'length of the final decay phase in steps (instead of decay)' }),
+    shape: z.enum(DECAY_SHAPES).default('linear').meta({ description: 'decay curve: linear, cosine or sqrt (1 − √p)' }),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    checkWarmup(o, ctx);
+    if (o.decay !== undefined && o.decaySteps !== undefined) {
+      ctx.addIssue(crossFieldIssue(['decaySteps'], 'give decay (a fraction) or decaySteps, not both'));
+    } else {
+      const decaySteps = wsdDecaySteps(o);
+      if (o.warmup + decaySteps > o.total) {
+        ctx.addIssue(crossFieldIssue([o.decaySteps !== undefined ? 'decaySteps' : 'decay'], `warmup (${o.warmup}) + decay (${decaySteps}) steps exceed total (${o.total})`));
+      }
+    }
+    checkMinLr(o, ctx);
+  });
+
+export type ConstantLrOptions = OptionsOf<typeof constantOptions>;
+export type CosineLrOptions = OptionsOf<typeof cosineOptions>;
+export type WsdOptions = OptionsOf<typeof wsdOptions>;
+
+/** The closed form of `wsd`, its decay phase in steps. */
 export interface WsdLrOptions {
   lr: number;
   warmup: number;
@@ -39,7 +74,10 @@ export interface WsdLrOptions {
   shape: DecayShape;
 }
 
-const LR = { above: 0 } as const;
+/** The decay phase of `wsd` options in steps: `decaySteps`, or `decay` (default 0.2) of `total`, rounded. */
+export function wsdDecaySteps(o: Pick<WsdOptions, 'total' | 'decay' | 'decaySteps'>): number {
+  return o.decaySteps ?? Math.round(o.total * (o.decay ?? 0.2));
+}
 
 function warmupFactor(step: number, warmup: number): number {
   return warmup > 0 && step < warmup ? (step + 1) / warmup : 1;
@@ -71,76 +109,26 @@ export function wsdLr(o: WsdLrOptions): Schedule {
   };
 }
 
-function validateCommon(raw: Raw, where: string): { lr: number; warmup: number } {
-  return {
-    lr: requiredNumber(raw, 'lr', where, LR),
-    warmup: optionalNumber(raw, 'warmup', where, 0, { integer: true, min: 0 }),
-  };
-}
-
-function checkMinLr(raw: Raw, where: string, lr: number): number {
-  const minLr = optionalNumber(raw, 'minLr', where, 0, { min: 0 });
-  if (minLr > lr) throw new TopiaryError('E_RECIPE', `must not exceed lr (${lr}), got ${minLr}`, { where: fieldPath(where, 'minLr') });
-  return minLr;
-}
-
-function checkTotal(raw: Raw, where: string, warmup: number): number {
-  const total = requiredNumber(raw, 'total', where, { integer: true, min: 1 });
-  if (warmup > total) throw new TopiaryError('E_RECIPE', `warmup (${warmup}) is longer than total (${total})`, { where: fieldPath(where, 'warmup') });
-  return total;
-}
-
-export const constantScheduler: Scheduler<ConstantLrOptions> = {
+export const constantScheduler: Scheduler<typeof constantOptions> = {
   name: 'constant',
   kind: 'lr',
   description: 'a constant learning rate after an optional linear warm-up',
-  validate(raw, where) {
-    rejectUnknownKeys(raw, where, ['lr', 'warmup']);
-    return validateCommon(raw, where);
-  },
+  options: constantOptions,
   create: constantLr,
 };
 
-export const cosineScheduler: Scheduler<CosineLrOptions> = {
+export const cosineScheduler: Scheduler<typeof cosineOptions> = {
   name: 'cosine',
   kind: 'lr',
   description: 'linear warm-up, then cosine decay to minLr at `total`',
-  validate(raw, where) {
-    rejectUnknownKeys(raw, where, ['lr', 'warmup', 'total', 'minLr']);
-    const { lr, warmup } = validateCommon(raw, where);
-    return { lr, warmup, total: checkTotal(raw, where, warmup), minLr: checkMinLr(raw, where, lr) };
-  },
+  options: cosineOptions,
   create: cosineLr,
 };
 
-export const wsdScheduler: Scheduler<WsdLrOptions> = {
+export const wsdScheduler: Scheduler<typeof wsdOptions> = {
   name: 'wsd',
   kind: 'lr',
   description: 'warmup-stable-decay: warm-up, flat peak, decay over the last `decay` fraction (or decaySteps) to minLr',
-  validate(raw, where) {
-    rejectUnknownKeys(raw, where, ['lr', 'warmup', 'total', 'minLr', 'decay', 'decaySteps', 'shape']);
-    const { lr, warmup } = validateCommon(raw, where);
-    const total = checkTotal(raw, where, warmup);
-    if (raw.decay !== undefined && raw.decaySteps !== undefined) {
-      throw new TopiaryError('E_RECIPE', 'give decay (a fraction) or decaySteps, not both', { where: fieldPath(where, 'decaySteps') });
-    }
-    const decaySteps =
-      raw.decaySteps !== undefined
-        ? requiredNumber(raw, 'decaySteps', where, { integer: true, min: 0 })
-        : Math.round(total * optionalNumber(raw, 'decay', where, 0.2, { min: 0, max: 1 }));
-    if (warmup + decaySteps > total) {
-      throw new TopiaryError('E_RECIPE', `warmup (${warmup}) + decay (${decaySteps}) steps exceed total (${total})`, {
-        where: fieldPath(where, raw.decaySteps !== undefined ? 'decaySteps' : 'decay'),
-      });
-    }
-    return {
-      lr,
-      warmup,
-      total,
-      decaySteps,
-      minLr: checkMinLr(raw, where, lr),
-      shape: optionalOneOf(raw, 'shape', where, ['linear', 'cosine', 'sqrt'] as const, 'linear'),
-    };
-  },
-  create: wsdLr,
+  options: wsdOptions,
+  create: (o) => wsdLr({ lr: o.lr, warmup: o.warmup, total: o.total, decaySteps: wsdDecaySteps(o), minLr: o.minLr, shape: o.shape }),
 };

@@ -3,55 +3,37 @@
  * The trainer turns the fraction into a parameter budget (`P_t = P_source · (1 − s_t)`), so one schedule serves
  * unstructured sparsity and structured size reduction alike.
  */
-import {
-  checkNumber,
-  fieldPath,
-  optionalNumber,
-  rejectUnknownKeys,
-  requiredNumber,
-  TopiaryError,
-  type Raw,
-  type Schedule,
-  type Scheduler,
-} from '@topiary/kernel';
+import { crossFieldIssue, z, type OptionsOf, type Schedule, type Scheduler } from '@topiary/kernel';
 
-export interface GradualOptions {
-  /** s_i: the fraction already removed when the schedule starts. */
-  from: number;
-  /** s_f: the fraction removed at the end. */
-  to: number;
-  /** t₀: the step pruning starts at. */
-  start: number;
-  /** t₀ + nΔt: the step the final fraction is reached at. */
-  end: number;
-  /** Δt: masks change only every `every` steps (the value is held between). */
-  every: number;
-}
+const fraction = () => z.number().min(0).max(1);
+const step = () => z.number().int().min(0);
 
-export interface OneShotOptions {
-  from: number;
-  to: number;
-  /** The step at which the whole fraction goes at once. */
-  at: number;
-}
+/** The options of `linear` and `cubic`: the two end points, the steps they are reached at and the update interval. */
+export const gradualOptions = z
+  .object({
+    from: fraction().default(0).meta({ description: 's_i: the fraction already removed when the schedule starts' }),
+    to: fraction().meta({ description: 's_f: the fraction removed at the end' }),
+    start: step().default(0).meta({ description: 't₀: the step pruning starts at' }),
+    end: step().meta({ description: 't₀ + nΔt: the step the final fraction is reached at (after start)' }),
+    every: z.number().int().min(1).default(1).meta({ description: 'Δt: masks change only every this many steps (the value is held between)' }),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    if (o.end <= o.start) ctx.addIssue(crossFieldIssue(['end'], `must be after start (${o.start}), got ${o.end}`, 'end is the step at which the final size is reached'));
+  });
 
-const FRACTION = { min: 0, max: 1 } as const;
+export type GradualOptions = OptionsOf<typeof gradualOptions>;
 
-function validateGradual(raw: Raw, where: string): GradualOptions {
-  rejectUnknownKeys(raw, where, ['from', 'to', 'start', 'end', 'every']);
-  const from = optionalNumber(raw, 'from', where, 0, FRACTION);
-  const to = requiredNumber(raw, 'to', where, FRACTION);
-  const start = optionalNumber(raw, 'start', where, 0, { integer: true, min: 0 });
-  const end = requiredNumber(raw, 'end', where, { integer: true, min: 0 });
-  const every = optionalNumber(raw, 'every', where, 1, { integer: true, min: 1 });
-  if (end <= start) {
-    throw new TopiaryError('E_RECIPE', `must be after start (${start}), got ${end}`, {
-      where: fieldPath(where, 'end'),
-      hint: 'end is the step at which the final size is reached',
-    });
-  }
-  return { from, to, start, end, every };
-}
+/** The options of `one-shot`: the whole fraction at one step. */
+export const oneShotOptions = z
+  .object({
+    from: fraction().default(0).meta({ description: 'the fraction removed before `at`' }),
+    to: fraction().meta({ description: 'the fraction removed from step `at` on' }),
+    at: step().default(0).meta({ description: 'the step at which the whole fraction goes at once' }),
+  })
+  .strict();
+
+export type OneShotOptions = OptionsOf<typeof oneShotOptions>;
 
 /** Progress in [0, 1] at step t, held constant between mask updates (every Δt steps from t₀). */
 export function gradualProgress(o: GradualOptions, step: number): number {
@@ -80,33 +62,26 @@ export function oneShotSparsity(o: OneShotOptions): Schedule {
   return (step: number) => (step >= o.at ? o.to : o.from);
 }
 
-export const cubicScheduler: Scheduler<GradualOptions> = {
+export const cubicScheduler: Scheduler<typeof gradualOptions> = {
   name: 'cubic',
   kind: 'sparsity',
   description: 'Zhu & Gupta cubic: fast early, slow near the target; masks change every `every` steps',
-  validate: validateGradual,
+  options: gradualOptions,
   create: cubicSparsity,
 };
 
-export const linearScheduler: Scheduler<GradualOptions> = {
+export const linearScheduler: Scheduler<typeof gradualOptions> = {
   name: 'linear',
   kind: 'sparsity',
   description: 'linear from `from` at `start` to `to` at `end`; masks change every `every` steps',
-  validate: validateGradual,
+  options: gradualOptions,
   create: linearSparsity,
 };
 
-export const oneShotScheduler: Scheduler<OneShotOptions> = {
+export const oneShotScheduler: Scheduler<typeof oneShotOptions> = {
   name: 'one-shot',
   kind: 'sparsity',
   description: 'the whole fraction at step `at` (prune once, then train)',
-  validate(raw, where) {
-    rejectUnknownKeys(raw, where, ['from', 'to', 'at']);
-    return {
-      from: optionalNumber(raw, 'from', where, 0, FRACTION),
-      to: requiredNumber(raw, 'to', where, FRACTION),
-      at: checkNumber(raw.at ?? 0, fieldPath(where, 'at'), { integer: true, min: 0 }),
-    };
-  },
+  options: oneShotOptions,
   create: oneShotSparsity,
 };
