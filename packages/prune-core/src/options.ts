@@ -1,39 +1,12 @@
 /**
- * The options every post-training pruner shares, validated once (recipes and flags go through here). Method-specific
- * options (SparseGPT's block size and dampening) are validated by the method on top of these.
+ * The options every post-training pruner shares, declared once as a schema (recipes and flags go through it):
+ * sparsity, N:M pattern, comparison scope, OWL, saliency, layers, batch size, with the rules across them. Methods
+ * with options of their own (SparseGPT's block size and dampening) build their schema from the same fields and
+ * rules (`postTrainingFields`, `checkPostTraining`, `resolvePostTraining`).
  */
-import {
-  checkPattern,
-  checkNumber,
-  fieldPath,
-  isRecord,
-  parseBlockRange,
-  optionalBoolean,
-  optionalNumber,
-  optionalOneOf,
-  optionalString,
-  TopiaryError,
-  type Raw,
-} from '@topiary/kernel';
+import { crossFieldIssue, parseBlockRange, checkNumber, TopiaryError, z, type OptionsOf } from '@topiary/kernel';
 import type { ComparisonScope, NMPattern } from './masks.js';
 import { OWL_DEFAULTS, type OwlOptions } from './owl.js';
-
-/** A type alias (not an interface) so it is assignable to the kernel's `Record<string, unknown>` options. */
-export type PostTrainingOptions = {
-  /** Target fraction of zeros in every pruned linear layer (the mean, with OWL). */
-  sparsity: number;
-  pattern?: NMPattern;
-  scope: ComparisonScope;
-  owl?: OwlOptions;
-  /** Saliency criterion by name (resolved through PruneContext.saliency). */
-  saliency: string;
-  /** Blocks to prune (all when absent). */
-  layers?: number[];
-  /** Calibration windows per forward call. */
-  batchSize: number;
-};
-
-export const SHARED_KEYS = ['sparsity', 'pattern', 'scope', 'owl', 'owlM', 'owlLambda', 'saliency', 'layers', 'batchSize'] as const;
 
 /**
  * Parse `0,2,4`, `1-3`, `1:4` (END exclusive) or an array of integers into sorted unique block indices (range checked
@@ -58,51 +31,148 @@ export function parseLayers(value: unknown, where: string): number[] {
   return [...out].sort((a, b) => a - b);
 }
 
-/**
- * `defaultScope`: where scores are compared when the options name no scope — per output row for Wanda (its paper's
- * comparison group), one threshold per weight matrix for magnitude (the baseline of the Wanda and SparseGPT papers:
- * Wanda `--prune_method magnitude`, SparseGPT `--gmp`).
- */
-export function validatePostTraining(raw: Raw, where: string, defaultSaliency: string, defaultScope: ComparisonScope = 'row'): PostTrainingOptions {
-  const pattern = raw.pattern === undefined || raw.pattern === null || raw.pattern === '' ? undefined : checkPattern(raw.pattern, fieldPath(where, 'pattern'));
-  const sparsity = pattern
-    ? optionalNumber(raw, 'sparsity', where, pattern.n / pattern.m, { min: 0, below: 1 })
-    : optionalNumber(raw, 'sparsity', where, Number.NaN, { min: 0, below: 1 });
-  if (Number.isNaN(sparsity)) {
-    throw new TopiaryError('E_USAGE', 'is required (a fraction in [0, 1), e.g. 0.5)', { where: fieldPath(where, 'sparsity') });
-  }
-  if (pattern && Math.abs(sparsity - pattern.n / pattern.m) > 1e-9) {
-    throw new TopiaryError('E_USAGE', `${pattern.n}:${pattern.m} fixes the sparsity at ${pattern.n / pattern.m}, got ${sparsity}`, {
-      where: fieldPath(where, 'sparsity'),
-      hint: 'leave the sparsity out or set it to N/M',
-    });
-  }
-  let owl: OwlOptions | undefined;
-  const rawOwl = raw.owl;
-  if (isRecord(rawOwl)) {
-    owl = {
-      M: optionalNumber(rawOwl, 'M', fieldPath(where, 'owl'), OWL_DEFAULTS.M, { above: 0 }),
-      lambda: optionalNumber(rawOwl, 'lambda', fieldPath(where, 'owl'), OWL_DEFAULTS.lambda, { min: 0, below: 0.5 }),
-    };
-  } else if (optionalBoolean(raw, 'owl', where, false)) {
-    owl = {
-      M: optionalNumber(raw, 'owlM', where, OWL_DEFAULTS.M, { above: 0 }),
-      lambda: optionalNumber(raw, 'owlLambda', where, OWL_DEFAULTS.lambda, { min: 0, below: 0.5 }),
-    };
-  }
-  if (owl && pattern) {
-    throw new TopiaryError('E_USAGE', 'OWL gives each block its own sparsity; an N:M pattern fixes it for all', {
-      where: fieldPath(where, 'owl'),
-      hint: 'use --owl with unstructured sparsity only',
-    });
-  }
+/** A TopiaryError thrown by a parser, as an issue of the field being transformed (message and hint kept). */
+function issueFrom(e: unknown, input: unknown): z.core.$ZodRawIssue {
+  if (!(e instanceof TopiaryError)) throw e;
+  return { code: 'custom', message: e.message, input, ...(e.hint ? { params: { hint: e.hint } } : {}) };
+}
+
+/** Marks `owl: true`: the thresholds then come from `owlM` / `owlLambda` (resolved across fields). */
+const OWL_FROM_FLAGS: Readonly<OwlOptions> = Object.freeze({ ...OWL_DEFAULTS });
+
+/** `N:M` → {n, m} with 0 < N < M; absent, null or empty → undefined. */
+const patternField = z
+  .union([z.string().regex(/^\s*\d+:\d+\s*$/, { error: 'must look like N:M (e.g. 2:4)' }), z.null()])
+  .optional()
+  .transform((value, ctx): NMPattern | undefined => {
+    if (value === undefined || value === null || value.trim() === '') return undefined;
+    const [n, m] = value.trim().split(':').map(Number) as [number, number];
+    if (m < 1 || n < 1 || n >= m) {
+      ctx.issues.push({ code: 'custom', message: `needs 0 < N < M, got ${n}:${m}`, input: value });
+      return z.NEVER;
+    }
+    return { n, m };
+  })
+  .meta({ description: 'semi-structured N:M sparsity, e.g. 2:4 or 4:8 (drops N of every M)', valueName: 'N:M' });
+
+const owlObject = z
+  .object({
+    M: z.number().positive().default(OWL_DEFAULTS.M).meta({ description: 'outlier threshold: a score above M × the layer mean' }),
+    lambda: z.number().min(0).lt(0.5).default(OWL_DEFAULTS.lambda).meta({ description: 'sparsity spread around the target' }),
+  })
+  .strict()
+  .meta({ description: 'OWL with its own thresholds: { M, lambda } (recipes; on the command line --owl with --owl-m / --owl-lambda)' });
+
+/** The fields every post-training pruner takes (a zod shape: compose it with the method's own). */
+export function postTrainingFields(spec: PostTrainingSpec) {
   return {
-    sparsity,
-    pattern,
-    scope: optionalOneOf(raw, 'scope', where, ['row', 'layer'] as const, defaultScope),
-    owl,
-    saliency: optionalString(raw, 'saliency', where) ?? defaultSaliency,
-    layers: raw.layers === undefined ? undefined : parseLayers(raw.layers, fieldPath(where, 'layers')),
-    batchSize: optionalNumber(raw, 'batchSize', where, 8, { min: 1, integer: true }),
+    sparsity: z
+      .number()
+      .min(0)
+      .lt(1)
+      .optional()
+      // absent: NaN until the cross-field rules fill it from the pattern (or say it is required)
+      .transform((v) => v ?? Number.NaN)
+      .meta({ description: 'fraction of weights to remove in every pruned linear layer, in [0, 1)', valueName: 's' }),
+    pattern: patternField,
+    scope: z
+      .enum(['row', 'layer'])
+      .default(spec.defaultScope ?? 'row')
+      .meta({ description: 'compare scores within each output row or across the whole weight matrix (default: layer for magnitude, row otherwise)' }),
+    owl: z
+      .union([z.boolean(), owlObject])
+      .optional()
+      .transform((v): OwlOptions | undefined => (v === true ? OWL_FROM_FLAGS : v === false ? undefined : v))
+      .meta({ description: 'outlier-weighted layer-wise sparsity (OWL): per-block ratios with the same mean' }),
+    owlM: z
+      .number()
+      .positive()
+      .default(OWL_DEFAULTS.M)
+      .meta({ description: 'OWL outlier threshold: a score above M × the layer mean', valueName: 'M' }),
+    owlLambda: z
+      .number()
+      .min(0)
+      .lt(0.5)
+      .default(OWL_DEFAULTS.lambda)
+      .meta({ description: 'OWL sparsity spread around the target', valueName: 'λ' }),
+    saliency: z
+      .string()
+      .min(1, { error: 'must be a non-empty string, got ""' })
+      .default(spec.defaultSaliency)
+      .meta({ description: 'score function (magnitude, wanda, taylor-element, taylor-vector, ... or a saliency plugin)', valueName: 'name' }),
+    layers: z
+      .union([z.string(), z.number(), z.array(z.union([z.number(), z.string()]))])
+      .optional()
+      .transform((value, ctx): number[] | undefined => {
+        if (value === undefined) return undefined;
+        try {
+          return parseLayers(value, '');
+        } catch (e) {
+          ctx.issues.push(issueFrom(e, value));
+          return z.NEVER;
+        }
+      })
+      .meta({ description: 'blocks to prune, e.g. 0-3 or 1,2; llm-pruner/depth: START:END, END exclusive (default: the method’s own)', valueName: 'list' }),
+    batchSize: z
+      .number()
+      .int()
+      .min(1)
+      .default(8)
+      .meta({
+        description:
+          'calibration windows per pass (memory; default: 8 for element methods, as many as fit in 2048 tokens for llm-pruner/depth; second-order Taylor averages its Fisher term over these batches)',
+        valueName: 'n',
+      }),
   };
 }
+
+/** What the cross-field rules read. */
+type PostTrainingCore = { sparsity: number; pattern?: NMPattern | undefined; owl?: OwlOptions | undefined; owlM: number; owlLambda: number };
+
+/**
+ * The rules across fields, as issues on the field at fault: N:M fixes the sparsity at N/M; the sparsity is required
+ * without a pattern; OWL (per-block sparsities) and N:M (one sparsity for all) exclude each other.
+ */
+export function checkPostTraining(v: PostTrainingCore, ctx: z.RefinementCtx): void {
+  const { pattern, sparsity } = v;
+  if (!pattern && Number.isNaN(sparsity)) ctx.addIssue(crossFieldIssue(['sparsity'], 'is required (a fraction in [0, 1), e.g. 0.5)'));
+  if (pattern && !Number.isNaN(sparsity) && Math.abs(sparsity - pattern.n / pattern.m) > 1e-9) {
+    ctx.addIssue(
+      crossFieldIssue(['sparsity'], `${pattern.n}:${pattern.m} fixes the sparsity at ${pattern.n / pattern.m}, got ${sparsity}`, 'leave the sparsity out or set it to N/M'),
+    );
+  }
+  if (v.owl && pattern) {
+    ctx.addIssue(crossFieldIssue(['owl'], 'OWL gives each block its own sparsity; an N:M pattern fixes it for all', 'use --owl with unstructured sparsity only'));
+  }
+}
+
+/** The values the rules imply: the sparsity of an N:M pattern; `owl: true` with the `owlM` / `owlLambda` thresholds. */
+export function resolvePostTraining<T extends PostTrainingCore>(v: T): T {
+  const sparsity = Number.isNaN(v.sparsity) && v.pattern ? v.pattern.n / v.pattern.m : v.sparsity;
+  const owl = v.owl === OWL_FROM_FLAGS ? { M: v.owlM, lambda: v.owlLambda } : v.owl;
+  return { ...v, sparsity, owl };
+}
+
+export interface PostTrainingSpec {
+  /** The saliency used when the options name none (`magnitude`, `wanda`). */
+  defaultSaliency: string;
+  /**
+   * Where scores are compared when the options name no scope — per output row for Wanda (its paper's comparison
+   * group), one threshold per weight matrix for magnitude (the baseline of the Wanda and SparseGPT papers: Wanda
+   * `--prune_method magnitude`, SparseGPT `--gmp`). Default `row`.
+   */
+  defaultScope?: ComparisonScope;
+}
+
+/** The post-training options schema for a pruner with these defaults. */
+export function postTrainingOptions(spec: PostTrainingSpec) {
+  return z.object(postTrainingFields(spec)).strict().superRefine(checkPostTraining).overwrite(resolvePostTraining);
+}
+
+export type PostTrainingSchema = ReturnType<typeof postTrainingOptions>;
+
+/**
+ * The validated post-training options: `sparsity` always set (N/M under a pattern), `owl` the thresholds when OWL
+ * is on (from `owl: {M, lambda}` or `owl: true` with `owlM` / `owlLambda`), `layers` sorted block indices.
+ */
+export type PostTrainingOptions = OptionsOf<PostTrainingSchema>;

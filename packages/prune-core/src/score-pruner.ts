@@ -3,9 +3,9 @@
  * shape: score every weight with a saliency (swappable by name), keep the best per row / layer / N:M group, block
  * by block on calibration inputs that flow through the already pruned blocks.
  */
-import { rejectUnknownKeys, type CausalLM, type PruneContext, type Pruner, type PruneResult, type Raw } from '@topiary/kernel';
+import type { CausalLM, PruneContext, Pruner, PruneResult } from '@topiary/kernel';
 import { pruneLayerwise } from './layerwise.js';
-import { SHARED_KEYS, validatePostTraining, type PostTrainingOptions } from './options.js';
+import { postTrainingOptions, type PostTrainingOptions, type PostTrainingSchema } from './options.js';
 import type { ComparisonScope } from './masks.js';
 import { saliencyMethod } from './saliency-method.js';
 
@@ -14,22 +14,22 @@ export interface ScorePrunerSpec {
   description: string;
   /** The saliency used when the options name none. */
   defaultSaliency: string;
-  /** Whether the default score needs calibration activations. */
+  /**
+   * Whether the method's own score needs calibration activations (Wanda). When false (magnitude), data is needed
+   * only for OWL's layer ratios — or for a `saliency` that needs it, which the pipeline sees through `needsData`.
+   */
   needsCalibration: boolean;
   /** Where scores are compared when the options name no scope (default per row). */
   defaultScope?: ComparisonScope;
 }
 
-export function scorePruner(spec: ScorePrunerSpec): Pruner<PostTrainingOptions> {
+export function scorePruner(spec: ScorePrunerSpec): Pruner<PostTrainingSchema> {
   return Object.freeze({
     name: spec.name,
     description: spec.description,
     granularity: 'element' as const,
-    needsCalibration: spec.needsCalibration,
-    validate(raw: Raw, where: string): PostTrainingOptions {
-      rejectUnknownKeys(raw, where, SHARED_KEYS);
-      return validatePostTraining(raw, where, spec.defaultSaliency, spec.defaultScope);
-    },
+    needsCalibration: spec.needsCalibration ? true : (options: PostTrainingOptions) => options.owl !== undefined,
+    options: postTrainingOptions({ defaultSaliency: spec.defaultSaliency, defaultScope: spec.defaultScope }),
     async prune(model: CausalLM, options: PostTrainingOptions, ctx: PruneContext): Promise<PruneResult> {
       const method = saliencyMethod(spec.name, ctx.saliency(options.saliency), { pattern: options.pattern, scope: options.scope });
       const details = { saliency: options.saliency, scope: options.scope, pattern: options.pattern ? `${options.pattern.n}:${options.pattern.m}` : null, target: options.sparsity };

@@ -1,6 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { genericPrimitives as p } from '@topiary/linalg';
-import { isExactNM, nmKeepMask, nmPruneCount, outlierRatio, owlSparsities, parseLayers, selectKeepMask, validatePostTraining } from '../src/index.js';
+import { optionFields, optionsJsonSchema, parseOptions, TopiaryError } from '@topiary/kernel';
+import {
+  isExactNM,
+  nmKeepMask,
+  nmPruneCount,
+  outlierRatio,
+  owlSparsities,
+  parseLayers,
+  postTrainingOptions,
+  scorePruner,
+  selectKeepMask,
+  type PostTrainingOptions,
+} from '../src/index.js';
 import { readReference, type UnitReference } from './fixture.js';
 
 function scoresOf(rows: number, cols: number, seed = 1): Float32Array {
@@ -88,25 +100,86 @@ function whereOf(fn: () => unknown): string | undefined {
   return undefined;
 }
 
+const wanda = postTrainingOptions({ defaultSaliency: 'wanda' });
+const parse = (raw: Record<string, unknown>, where = '') => parseOptions(wanda, raw, where);
+
+function errorOf(fn: () => unknown): TopiaryError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(TopiaryError);
+    return e as TopiaryError;
+  }
+  throw new Error('expected an error');
+}
+
 describe('options', () => {
-  it('validates sparsity, pattern, OWL and layers with the flag in the error', () => {
-    expect(validatePostTraining({ sparsity: 0.5 }, '', 'wanda')).toMatchObject({ sparsity: 0.5, scope: 'row', saliency: 'wanda' });
-    expect(validatePostTraining({ pattern: '2:4' }, '', 'wanda')).toMatchObject({ sparsity: 0.5, pattern: { n: 2, m: 4 } });
-    expect(() => validatePostTraining({ sparsity: 1 }, '', 'wanda')).toThrow(/must be in \[0,1\)/);
-    expect(whereOf(() => validatePostTraining({ sparsity: -0.1 }, '--sparsity', 'wanda'))).toBe('--sparsity');
-    expect(whereOf(() => validatePostTraining({}, '', 'wanda'))).toBe('sparsity');
-    expect(() => validatePostTraining({ sparsity: 0.5, pattern: '4:4' }, '', 'wanda')).toThrow(/0 < N < M/);
-    expect(() => validatePostTraining({ sparsity: 0.3, pattern: '2:4' }, '', 'wanda')).toThrow(/fixes the sparsity/);
-    expect(() => validatePostTraining({ sparsity: 0.5, pattern: '2:4', owl: true }, '', 'wanda')).toThrow(/N:M/);
-    expect(validatePostTraining({ sparsity: 0.5, owl: true }, '', 'wanda').owl).toEqual({ M: 5, lambda: 0.08 });
+  it('validates sparsity, pattern, OWL and layers with the field in the error', () => {
+    expect(parse({ sparsity: 0.5 })).toMatchObject({ sparsity: 0.5, scope: 'row', saliency: 'wanda', batchSize: 8 });
+    expect(parse({ sparsity: 0.5 }).owl).toBeUndefined();
+    expect(parse({ pattern: '2:4' })).toMatchObject({ sparsity: 0.5, pattern: { n: 2, m: 4 } });
+    expect(parse({ pattern: '2:4', sparsity: 0.5 })).toMatchObject({ sparsity: 0.5, pattern: { n: 2, m: 4 } });
+    expect(() => parse({ sparsity: 1 })).toThrow(/must be in \[0,1\)/);
+    expect(whereOf(() => parse({ sparsity: -0.1 }))).toBe('sparsity');
+    expect(errorOf(() => parse({})).message).toMatch(/is required/);
+    expect(whereOf(() => parse({}))).toBe('sparsity');
+    expect(errorOf(() => parse({ sparsity: 'half' })).message).toBe('must be a number, got "half"');
+    expect(errorOf(() => parse({ pattern: '2/4' }))).toMatchObject({ where: 'pattern', message: 'must look like N:M (e.g. 2:4), got "2/4"' });
+    expect(() => parse({ sparsity: 0.5, pattern: '4:4' })).toThrow(/0 < N < M/);
+    const fixed = errorOf(() => parse({ sparsity: 0.3, pattern: '2:4' }));
+    expect(fixed).toMatchObject({ where: 'sparsity', hint: 'leave the sparsity out or set it to N/M' });
+    expect(fixed.message).toMatch(/fixes the sparsity/);
+    const owlNM = errorOf(() => parse({ sparsity: 0.5, pattern: '2:4', owl: true }));
+    expect(owlNM).toMatchObject({ where: 'owl', hint: 'use --owl with unstructured sparsity only' });
+    expect(owlNM.message).toMatch(/N:M/);
+    expect(parse({ sparsity: 0.5, owl: true }).owl).toEqual({ M: 5, lambda: 0.08 });
+    expect(parse({ sparsity: 0.5, owl: false }).owl).toBeUndefined();
+    expect(parse({ sparsity: 0.5, owl: true, owlM: 7, owlLambda: 0.1 }).owl).toEqual({ M: 7, lambda: 0.1 });
+    expect(parse({ sparsity: 0.5, owl: { M: 3 } }).owl).toEqual({ M: 3, lambda: 0.08 });
+    expect(whereOf(() => parse({ sparsity: 0.5, owl: { lambda: 0.5 } }, 'stages[0].prune'))).toBe('stages[0].prune.owl.lambda');
+    expect(whereOf(() => parse({ sparsity: 0.5, owl: true, owlM: 0 }))).toBe('owlM');
+    expect(parse({ sparsity: 0.5, layers: '0,2-4' }).layers).toEqual([0, 2, 3, 4]);
+    expect(parse({ sparsity: 0.5, layers: [3, 1] }).layers).toEqual([1, 3]);
+    expect(errorOf(() => parse({ sparsity: 0.5, layers: '3:3' }))).toMatchObject({ where: 'layers', hint: 'A-B includes B; START:END excludes END' });
+    expect(whereOf(() => parse({ sparsity: 0.5, batchSize: 0 }))).toBe('batchSize');
+    expect(errorOf(() => parse({ sparsity: 0.5, bogus: 1 }))).toMatchObject({ where: 'bogus', message: 'unknown field' });
     expect(parseLayers('0,2-4', '--layers')).toEqual([0, 2, 3, 4]);
     expect(parseLayers('1:4', '--layers')).toEqual([1, 2, 3]); // the structured pruners' START:END form
     expect(() => parseLayers('3:3', '--layers')).toThrow(/empty/);
     try {
-      validatePostTraining({ sparsity: 2 }, 'stages[0].prune', 'wanda');
+      parse({ sparsity: 2 }, 'stages[0].prune');
       expect.unreachable();
     } catch (e) {
       expect((e as { where?: string }).where).toBe('stages[0].prune.sparsity');
     }
+  });
+
+  it('defaults per pruner: the saliency and the scope', () => {
+    const magnitude = postTrainingOptions({ defaultSaliency: 'magnitude', defaultScope: 'layer' });
+    expect(parseOptions(magnitude, { sparsity: 0.5 }, '')).toMatchObject({ scope: 'layer', saliency: 'magnitude' });
+    expect(parseOptions(magnitude, { sparsity: 0.5, scope: 'row', saliency: 'wanda' }, '')).toMatchObject({ scope: 'row', saliency: 'wanda' });
+  });
+
+  it('a score pruner needs data for its own score, or (magnitude) for OWL only', () => {
+    const base = { name: 'x', description: 'x', defaultSaliency: 'magnitude' };
+    const magnitude = scorePruner({ ...base, needsCalibration: false, defaultScope: 'layer' });
+    const needs = magnitude.needsCalibration as (o: PostTrainingOptions) => boolean;
+    expect(typeof needs).toBe('function');
+    expect(needs(parseOptions(magnitude.options, { sparsity: 0.5 }, ''))).toBe(false);
+    expect(needs(parseOptions(magnitude.options, { sparsity: 0.5, owl: true }, ''))).toBe(true);
+    expect(scorePruner({ ...base, needsCalibration: true }).needsCalibration).toBe(true);
+  });
+
+  it('lists its fields with descriptions as JSON Schema and as flags', () => {
+    const json = optionsJsonSchema(wanda) as { properties: Record<string, { description?: string }>; additionalProperties: boolean };
+    const keys = ['sparsity', 'pattern', 'scope', 'owl', 'owlM', 'owlLambda', 'saliency', 'layers', 'batchSize'];
+    expect(Object.keys(json.properties)).toEqual(keys);
+    for (const key of keys) expect(json.properties[key]!.description, key).toBeTruthy();
+    expect(json.additionalProperties).toBe(false);
+    const fields = optionFields(wanda);
+    expect(fields.map((f) => f.flag)).toEqual(['--sparsity', '--pattern', '--scope', '--owl', '--owl-m', '--owl-lambda', '--saliency', '--layers', '--batch-size']);
+    expect(fields.find((f) => f.key === 'owl')!.boolean).toBe(true);
+    expect(fields.find((f) => f.key === 'scope')!.choices).toEqual(['row', 'layer']);
+    expect(fields.every((f) => !f.required)).toBe(true);
   });
 });

@@ -13,20 +13,22 @@
  *
  * This file is the one place that logic lives; pruners and trainers call `groupImportance`.
  */
-import { TopiaryError, type GroupAggregation, type GroupMember, type ParameterGroup, type Saliency } from '@topiary/kernel';
+import { TopiaryError, type GroupAggregation, type GroupMember, type ParameterGroup, type Saliency, type SaliencyLevel } from '@topiary/kernel';
 
 export const GROUP_AGGREGATIONS: readonly GroupAggregation[] = ['sum', 'mean', 'max', 'prod', 'last'];
 
-/** Element-level criteria sum their scores over a member; vector-level ones take |Σ| of signed scores. */
-export type SaliencyLevel = 'element' | 'vector';
+/**
+ * Element-level criteria sum their scores over a member; vector-level ones take |Σ| of signed scores. The level is
+ * the kernel's `Saliency.level` now; this alias stays for code that imported it from here.
+ */
+export type { SaliencyLevel } from '@topiary/kernel';
 
-/** A saliency criterion that says how its element scores combine over a slice (absent: `element`). */
-export interface LeveledSaliency extends Saliency {
-  readonly level?: SaliencyLevel;
-}
+/** @deprecated every kernel `Saliency` may say its `level`; use `Saliency`. */
+export type LeveledSaliency = Saliency;
 
-export function saliencyLevel(s: Saliency): SaliencyLevel {
-  return (s as LeveledSaliency).level === 'vector' ? 'vector' : 'element';
+/** A criterion's level (`element` when it says none). */
+export function saliencyLevel(s: Pick<Saliency, 'level'>): SaliencyLevel {
+  return s.level === 'vector' ? 'vector' : 'element';
 }
 
 export function checkAggregation(value: unknown, where: string): GroupAggregation {

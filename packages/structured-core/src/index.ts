@@ -30,3 +30,4 @@ export {
   type Selection,
   type SelectionRequest,
 } from './plan.js';
+export { aggregationField, calibrationBatchField, layerRangeField, saliencyField } from './options.js';

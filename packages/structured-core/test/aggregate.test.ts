@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { TopiaryError, type ParameterGroup } from '@topiary/kernel';
-import { aggregate, checkAggregation, groupImportance, memberImportance, sliceSum } from '../src/index.js';
+import { TopiaryError, type ParameterGroup, type Saliency } from '@topiary/kernel';
+import { aggregate, checkAggregation, groupImportance, memberImportance, saliencyLevel, sliceSum, type LeveledSaliency } from '../src/index.js';
 
 describe('aggregate', () => {
   const v = [2, -1, 4, 0.5];
@@ -76,5 +76,28 @@ describe('groupImportance', () => {
   it('names the group when a parameter has no scores', () => {
     const g3: ParameterGroup = { ...g1, id: 'c', members: [{ param: 'missing', axis: 0, indices: [0] }] };
     expect(() => groupImportance([g3], { scores, shapes }, 'element', 'sum')).toThrow(/missing.*group c/);
+  });
+});
+
+describe('saliency level (the kernel Saliency says it)', () => {
+  const base = { name: 's', description: 's', needs: ['weights', 'grads'] as const, score: (x: { weight: Float32Array }) => x.weight };
+  const vector: Saliency = { ...base, level: 'vector' };
+  const plain: Saliency = base;
+  it('is element unless the criterion says vector', () => {
+    expect(saliencyLevel(vector)).toBe('vector');
+    expect(saliencyLevel({ ...base, level: 'element' })).toBe('element');
+    expect(saliencyLevel(plain)).toBe('element');
+    const old: LeveledSaliency = vector; // the alias still names the same type
+    expect(saliencyLevel(old)).toBe('vector');
+  });
+  it('a vector-level criterion scores a member by |Σ| of its signed scores, an element-level one by the sum', () => {
+    // signed w·g of a taylor-vector-like criterion over one member of four weights
+    const signed = new Float32Array([1, -0.5, -1, 0.3]);
+    const g: ParameterGroup = { id: 'g', kind: 'head', layer: 0, index: 0, size: 4, members: [{ param: 'w', axis: 0, indices: [0, 1] }] };
+    const shapes = new Map([['w', [2, 2] as const]]);
+    const vec = groupImportance([g], { scores: new Map([['w', signed]]), shapes }, saliencyLevel(vector), 'sum');
+    expect(vec[0]).toBeCloseTo(Math.abs(1 - 0.5 - 1 + 0.3), 6); // 0.2: cancellation is the point of the vector form
+    const el = groupImportance([g], { scores: new Map([['w', signed.map(Math.abs)]]), shapes }, saliencyLevel(plain), 'sum');
+    expect(el[0]).toBeCloseTo(2.8, 6);
   });
 });

@@ -3,9 +3,9 @@
  * lowest, slim, re-score the smaller model, K times). Removal is physical: the block group is masked and the
  * model slimmed, so the result has K fewer blocks and computes exactly what the masked model computes.
  */
-import { TopiaryError, type CausalLM, type PruneContext, type PruneResult, type Pruner, type Raw } from '@topiary/kernel';
+import { TopiaryError, type CausalLM, type PruneContext, type PruneResult, type Pruner } from '@topiary/kernel';
 import { calibrationBatchSize, type LayerRange } from '@topiary/structured-core';
-import { validateDepth, type DepthOptions } from './options.js';
+import { depthOptions, type DepthOptions } from './options.js';
 import { blockInfluence, blockTaylor, droppedLoss } from './scores.js';
 
 export async function scoreBlocks(model: CausalLM, options: DepthOptions, ctx: PruneContext): Promise<Float64Array> {
@@ -64,14 +64,14 @@ function blockId(model: CausalLM, layer: number): string {
   return g.id;
 }
 
-export const depthPruner: Pruner<DepthOptions> = Object.freeze({
+export const depthPruner: Pruner<typeof depthOptions> = Object.freeze({
   name: 'depth',
   description: 'Depth pruning: remove whole blocks by Block Influence, perplexity when dropped, or block Taylor; one-shot or iterative',
   granularity: 'block' as const,
   needsCalibration: true,
   // Shortened LLaMA (src/anal_block_sensitivity_*.py): --num_calib_data 10, --max_seq_len 128
   calibrationDefaults: { samples: 10, seqLen: 128, source: 'Shortened LLaMA (10 samples × 128 tokens)' },
-  validate: (raw: Raw, where: string) => validateDepth(raw, where),
+  options: depthOptions,
   async prune(model: CausalLM, options: DepthOptions, ctx: PruneContext): Promise<PruneResult> {
     const started = performance.now();
     const before = model.parameterCount();

@@ -3,7 +3,7 @@ import { definePlugin, provide, Tokens } from '@topiary/kernel';
 import { depthPruner } from './depth.js';
 
 export { depthPruner, scoreBlocks } from './depth.js';
-export { DEPTH_KEYS, validateDepth, type DepthOptions } from './options.js';
+export { depthOptions, type DepthOptions } from './options.js';
 export { BLOCK_SCORES, blockInfluence, blockTaylor, droppedLoss, lossWithout, type BlockScore } from './scores.js';
 
 export default definePlugin({

@@ -1,38 +1,24 @@
-/** Options of the `depth` method. */
-import { checkNumber, checkOneOf, fieldPath, optionalNumber, rejectUnknownKeys, TopiaryError, type Raw } from '@topiary/kernel';
-import { parseLayerSpec, type LayerSpec } from '@topiary/structured-core';
+/** Options of the `depth` method, declared once as a schema. */
+import { z, type OptionsOf } from '@topiary/kernel';
+import { calibrationBatchField, layerRangeField, saliencyField } from '@topiary/structured-core';
 import { BLOCK_SCORES, type BlockScore } from './scores.js';
 
-export type DepthOptions = {
-  /** Number of blocks to remove. */
-  remove: number;
-  score: BlockScore;
-  /** Re-score after each removal (default one-shot). */
-  iterative: boolean;
-  /** Element saliency for `score: taylor` (default `taylor-element`). */
-  saliency: string;
-  /** Candidate blocks (default: all). */
-  layers?: LayerSpec;
-  /** Windows per forward batch (0 = as many as fit in 2048 tokens: bounded memory). */
-  batchSize: number;
-};
+export const depthOptions = z
+  .object({
+    /** Number of blocks to remove. */
+    remove: z.number().int().min(1).meta({ description: 'number of blocks to remove', valueName: 'k' }),
+    score: z.enum(BLOCK_SCORES as readonly [BlockScore, ...BlockScore[]]).default('block-influence').meta({ description: 'block-influence, ppl or taylor', valueName: 'how' }),
+    /** Re-score after each removal (default one-shot). */
+    iterative: z.boolean().default(false).meta({ description: 're-score after each removal' }),
+    /** Element saliency for `score: taylor`. */
+    saliency: saliencyField('taylor-element', 'score function (magnitude, wanda, taylor-element, taylor-vector, ... or a saliency plugin)'),
+    /** Candidate blocks (default: all). */
+    layers: layerRangeField('blocks to prune, e.g. 0-3 or 1,2; llm-pruner/depth: START:END, END exclusive (default: the method’s own)'),
+    /** Windows per forward batch (0 = as many as fit in 2048 tokens: bounded memory). */
+    batchSize: calibrationBatchField(
+      'calibration windows per pass (memory; default: 8 for element methods, as many as fit in 2048 tokens for llm-pruner/depth; second-order Taylor averages its Fisher term over these batches)',
+    ),
+  })
+  .strict();
 
-export const DEPTH_KEYS = ['remove', 'score', 'iterative', 'saliency', 'layers', 'batchSize'] as const;
-
-function at(where: string, key: string, flag: string): string {
-  return where === '' || where.startsWith('--') ? `--${flag}` : fieldPath(where, key);
-}
-
-export function validateDepth(raw: Raw, where: string): DepthOptions {
-  rejectUnknownKeys(raw, where, DEPTH_KEYS);
-  if (raw.remove === undefined) {
-    throw new TopiaryError('E_USAGE', 'is required: the number of blocks to remove, e.g. 1', { where: at(where, 'remove', 'remove') });
-  }
-  const remove = checkNumber(raw.remove, at(where, 'remove', 'remove'), { min: 1, integer: true });
-  const score = raw.score === undefined ? 'block-influence' : checkOneOf(raw.score, at(where, 'score', 'score'), BLOCK_SCORES);
-  const iterative = raw.iterative === true || raw.iterative === 'true';
-  const saliency = raw.saliency === undefined ? 'taylor-element' : String(raw.saliency);
-  const layers = raw.layers === undefined || raw.layers === null || raw.layers === '' ? undefined : parseLayerSpec(String(raw.layers), at(where, 'layers', 'layers'));
-  const batchSize = optionalNumber(raw, 'batchSize', where === '' ? '--batch-size' : where, 0, { min: 0, integer: true });
-  return { remove, score, iterative, saliency, ...(layers ? { layers } : {}), batchSize };
-}
+export type DepthOptions = OptionsOf<typeof depthOptions>;

@@ -7,10 +7,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createContainer, EventBus, resolveNamed, Tokens, TopiaryError, type CausalLM, type PruneContext, type TensorBackend } from '@topiary/kernel';
+import { createContainer, EventBus, parseOptions, resolveNamed, Tokens, TopiaryError, type CausalLM, type PruneContext, type TensorBackend } from '@topiary/kernel';
 import { loadModel } from '@topiary/model-llama';
 import taylor from '@topiary/saliency-taylor';
-import { depthPruner, scoreBlocks, validateDepth } from '../src/index.js';
+import { depthPruner, scoreBlocks } from '../src/index.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 const shipped = join(root, 'assets/models/stories260K-hf');
@@ -46,7 +46,7 @@ describe('depth scores vs the PyTorch reference', () => {
   for (const score of ['block-influence', 'ppl', 'taylor'] as const) {
     it(`${score}: every block's score matches`, async () => {
       const model = await loadModel(shipped);
-      const got = await scoreBlocks(model, validateDepth({ remove: 1, score, batchSize: calib.batchSize }, ''), context());
+      const got = await scoreBlocks(model, parseOptions(depthPruner.options, { remove: 1, score, batchSize: calib.batchSize }, ''), context());
       const want = ref.scores[score]!;
       for (let i = 0; i < 5; i++) expect(Math.abs(got[i]! - want[String(i)]!) / Math.abs(want[String(i)]!)).toBeLessThan(1e-3);
       model.dispose();
@@ -66,7 +66,7 @@ describe('depth pruning removes the same blocks physically', () => {
     it(`${score} ${iterative ? 'iterative' : 'one-shot'}: removes blocks ${want.join(', ')}`, async () => {
       const model = await loadModel(shipped);
       const before = model.parameterCount();
-      const { model: slim, report } = await depthPruner.prune(model, validateDepth({ remove: 2, score, iterative, batchSize: calib.batchSize }, ''), context());
+      const { model: slim, report } = await depthPruner.prune(model, parseOptions(depthPruner.options, { remove: 2, score, iterative, batchSize: calib.batchSize }, ''), context());
       expect(report.details!.removedBlocks).toEqual(want);
       expect(slim.numBlocks).toBe(3);
       expect(report.parametersAfter).toBe(before - 2 * 45440);
@@ -95,15 +95,18 @@ describe('depth bad input', () => {
       }
       throw new Error('expected an error');
     };
-    const all = await fail(depthPruner.prune(model, validateDepth({ remove: 5 }, ''), context()));
+    const all = await fail(depthPruner.prune(model, parseOptions(depthPruner.options, { remove: 5 }, ''), context()));
     expect(all.where).toBe('--remove');
     expect(all.message).toMatch(/cannot remove 5 of the model's 5 blocks/);
-    const range = await fail(depthPruner.prune(model, validateDepth({ remove: 3, layers: '1:3' }, ''), context()));
+    const range = await fail(depthPruner.prune(model, parseOptions(depthPruner.options, { remove: 3, layers: '1:3' }, ''), context()));
     expect(range.where).toBe('--remove');
-    const bad = await fail(() => validateDepth({ remove: 1, score: 'cosine' }, ''));
-    expect(bad.where).toBe('--score');
-    expect((await fail(() => validateDepth({ remove: 0 }, ''))).where).toBe('--remove');
-    expect((await fail(() => validateDepth({}, ''))).where).toBe('--remove');
+    const bad = await fail(() => parseOptions(depthPruner.options, { remove: 1, score: 'cosine' }, ''));
+    expect(bad.where).toBe('score');
+    expect(bad.message).toBe('must be one of "block-influence", "ppl", "taylor", got "cosine"');
+    expect((await fail(() => parseOptions(depthPruner.options, { remove: 0 }, ''))).where).toBe('remove');
+    const missing = await fail(() => parseOptions(depthPruner.options, {}, 'stages[0].prune'));
+    expect(missing.where).toBe('stages[0].prune.remove');
+    expect(missing.message).toMatch(/is required/);
     expect(model.numBlocks).toBe(5);
     model.dispose();
   });

@@ -5,7 +5,7 @@ import { definePlugin, provide, Tokens } from '@topiary/kernel';
 import { llmPruner } from './llm-pruner.js';
 
 export { layerSizes, llmPruner, scoreGroups, usesGqa, type GroupScores } from './llm-pruner.js';
-export { LLM_PRUNER_KEYS, validateLlmPruner, type LlmPrunerOptions } from './options.js';
+export { llmPrunerOptions, type LlmPrunerOptions } from './options.js';
 
 export default definePlugin({
   name: 'pruner-llm-pruner',

@@ -12,7 +12,6 @@ import {
   type PruneContext,
   type PruneResult,
   type Pruner,
-  type Raw,
 } from '@topiary/kernel';
 import {
   collectGradients,
@@ -23,7 +22,7 @@ import {
   selectGroups,
   type LayerRange,
 } from '@topiary/structured-core';
-import { validateLlmPruner, type LlmPrunerOptions } from './options.js';
+import { llmPrunerOptions, type LlmPrunerOptions } from './options.js';
 
 export interface GroupScores {
   range: LayerRange;
@@ -86,14 +85,14 @@ export function layerSizes(model: CausalLM): { layer: number; nHeads: number; nK
   });
 }
 
-export const llmPruner: Pruner<LlmPrunerOptions> = Object.freeze({
+export const llmPruner: Pruner<typeof llmPrunerOptions> = Object.freeze({
   name: 'llm-pruner',
   description: 'LLM-Pruner: Taylor importance of heads/KV groups and FFN channels, parameter-ratio target, physical removal',
   granularity: 'group' as const,
   needsCalibration: true,
   // LLM-Pruner hf_prune.py: --num_examples 10, get_examples(..., seq_len=64)
   calibrationDefaults: { samples: 10, seqLen: 64, source: 'LLM-Pruner (hf_prune.py: 10 examples × 64 tokens)' },
-  validate: (raw: Raw, where: string) => validateLlmPruner(raw, where),
+  options: llmPrunerOptions,
   async prune(model: CausalLM, options: LlmPrunerOptions, ctx: PruneContext): Promise<PruneResult> {
     const started = performance.now();
     const before = model.parameterCount();

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TopiaryError, type CausalLM } from '@topiary/kernel';
+import { parseOptions, TopiaryError, type CausalLM } from '@topiary/kernel';
 import { createLlama, loadModel, saveModel } from '@topiary/model-llama';
-import { llmPruner, validateLlmPruner } from '../src/index.js';
+import { llmPruner } from '../src/index.js';
 import { calibration, pruneContext, shippedModel, useFastBackend } from './helpers.js';
 
 function logits(model: CausalLM, ids: Int32Array[]): Float32Array {
@@ -54,7 +54,7 @@ describe('llm-pruner on stories260K: slim, save, load back', () => {
 
   it('removes ~20 % of the parameters physically and the saved model matches the masked one', async () => {
     const model = await loadModel(shippedModel);
-    const opts = validateLlmPruner({ ratio: 0.2, saliency: 'taylor-vector', batchSize }, '');
+    const opts = parseOptions(llmPruner.options, { ratio: 0.2, saliency: 'taylor-vector', batchSize }, '');
     const { model: slim, report } = await llmPruner.prune(model, opts, ctx);
     expect(report.parametersBefore).toBe(260032);
     expect(slim.parameterCount()).toBe(report.parametersAfter);
@@ -87,7 +87,7 @@ describe('llm-pruner on stories260K: slim, save, load back', () => {
   it('prunes single heads when the model does not share KV heads (MHA), and global ranking works', async () => {
     const model = createLlama({ vocabSize: 64, dim: 32, nLayers: 4, nHeads: 4, hiddenDim: 48, maxSeqLen: 64 }, { seed: 1 });
     const rnd = Array.from({ length: 4 }, (_, s) => Int32Array.from({ length: 16 }, (_, i) => (i * 7 + s * 13) % 64));
-    const opts = validateLlmPruner({ ratio: 0.1, global: true }, '');
+    const opts = parseOptions(llmPruner.options, { ratio: 0.1, global: true }, '');
     const { model: slim, report } = await llmPruner.prune(model, opts, pruneContext(rnd));
     expect(report.details!.attentionUnit).toBe('head');
     expect(report.details!.ranking).toBe('global');
@@ -100,17 +100,18 @@ describe('llm-pruner on stories260K: slim, save, load back', () => {
 
   it('bad input: a ratio that empties every head of a block, unknown saliency, bad flags', async () => {
     const model = await loadModel(shippedModel);
-    await expectError(llmPruner.prune(model, validateLlmPruner({ ratio: 0.5 }, ''), ctx), '--ratio', /every attention head of block 1/);
-    await expectError(llmPruner.prune(model, validateLlmPruner({ ratio: 0.6 }, ''), ctx), '--ratio', /hold only/);
-    const unknown = await expectError(llmPruner.prune(model, validateLlmPruner({ ratio: 0.2, saliency: 'taylor' }, ''), ctx), '--saliency', /unknown saliency "taylor"/);
+    await expectError(llmPruner.prune(model, parseOptions(llmPruner.options, { ratio: 0.5 }, ''), ctx), '--ratio', /every attention head of block 1/);
+    await expectError(llmPruner.prune(model, parseOptions(llmPruner.options, { ratio: 0.6 }, ''), ctx), '--ratio', /hold only/);
+    const unknown = await expectError(llmPruner.prune(model, parseOptions(llmPruner.options, { ratio: 0.2, saliency: 'taylor' }, ''), ctx), '--saliency', /unknown saliency "taylor"/);
     expect(unknown.hint).toContain('taylor-element, taylor-element-2nd, taylor-vector');
-    await expectError(() => validateLlmPruner({ ratio: 1.5 }, ''), '--ratio', /must be in/);
-    await expectError(() => validateLlmPruner({}, ''), '--ratio', /is required/);
-    await expectError(() => validateLlmPruner({ ratio: 0.2, aggregation: 'median' }, ''), '--aggregation', /unknown group aggregation/);
-    await expectError(() => validateLlmPruner({ ratio: 0.2, layers: 'first-three' }, ''), '--layers', /START:END/);
-    expect(validateLlmPruner({ ratio: 0.2, layers: '1-3' }, '').layers).toMatchObject({ start: 1, end: 4 }); // inclusive A-B = 1:4
-    await expectError(llmPruner.prune(model, validateLlmPruner({ ratio: 0.2, layers: '2:9' }, ''), ctx), '--layers', /5 blocks/);
-    await expectError(() => validateLlmPruner({ ratio: 2 }, 'stages[0].prune'), 'stages[0].prune.ratio', /must be in/);
+    await expectError(() => parseOptions(llmPruner.options, { ratio: 1.5 }, ''), 'ratio', /must be in \(0,1\)/);
+    await expectError(() => parseOptions(llmPruner.options, {}, ''), 'ratio', /is required/);
+    const median = await expectError(() => parseOptions(llmPruner.options, { ratio: 0.2, aggregation: 'median' }, ''), 'aggregation', /unknown group aggregation/);
+    expect(median.hint).toContain('sum, mean, max, prod, last');
+    await expectError(() => parseOptions(llmPruner.options, { ratio: 0.2, layers: 'first-three' }, ''), 'layers', /START:END/);
+    expect(parseOptions(llmPruner.options, { ratio: 0.2, layers: '1-3' }, '').layers).toMatchObject({ start: 1, end: 4 }); // inclusive A-B = 1:4
+    await expectError(llmPruner.prune(model, parseOptions(llmPruner.options, { ratio: 0.2, layers: '2:9' }, ''), ctx), '--layers', /5 blocks/);
+    await expectError(() => parseOptions(llmPruner.options, { ratio: 2 }, 'stages[0].prune'), 'stages[0].prune.ratio', /must be in/);
     model.dispose();
   });
 });

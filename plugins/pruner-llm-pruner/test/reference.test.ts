@@ -6,10 +6,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parseOptions } from '@topiary/kernel';
 import { loadModel, type LlamaModel } from '@topiary/model-llama';
 import { selectGroups } from '@topiary/structured-core';
 import { parseLayerSpec } from '@topiary/structured-core';
-import { scoreGroups, validateLlmPruner } from '../src/index.js';
+import { llmPruner, scoreGroups } from '../src/index.js';
 import { calibration, pruneContext, shippedModel, useFastBackend } from './helpers.js';
 
 interface Reference {
@@ -28,7 +29,7 @@ describe('LLM-Pruner importances vs the PyTorch reference (stories260K)', () => 
   async function scores(saliency: string, aggregation: string): Promise<Map<string, number>> {
     const key = `${saliency}/${aggregation}`;
     if (!cache.has(key)) {
-      const opts = validateLlmPruner({ ratio: 0.2, saliency, aggregation, layers: '0:5', batchSize }, '');
+      const opts = parseOptions(llmPruner.options, { ratio: 0.2, saliency, aggregation, layers: '0:5', batchSize }, '');
       const s = await scoreGroups(model, opts, ctx);
       cache.set(key, new Map(s.groups.map((g, i) => [g.id, s.importance[i]!])));
     }

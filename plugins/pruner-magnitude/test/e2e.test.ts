@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CausalLM } from '@topiary/kernel';
+import { parseOptions, type CausalLM } from '@topiary/kernel';
 import { magnitudePruner } from '../src/index.js';
 import { e2eReference, evalPerplexity, loadShipped, maskDifferences, pruneContext } from '../../../packages/prune-core/test/e2e-helpers.js';
 
@@ -22,7 +22,7 @@ describe('magnitude pruning of stories260K equals the PyTorch reference', () => 
       const model = await loadShipped();
       models.push(model);
       const ctx = await pruneContext();
-      const { report } = await magnitudePruner.prune(model, magnitudePruner.validate(raw, ''), raw.owl ? ctx : { ...ctx, calibration: undefined });
+      const { report } = await magnitudePruner.prune(model, parseOptions(magnitudePruner.options, raw, ''), raw.owl ? ctx : { ...ctx, calibration: undefined });
       const diffs = maskDifferences(model, ref.masks!);
       expect([...diffs.values()].reduce((a, b) => a + b, 0), JSON.stringify(Object.fromEntries(diffs))).toBe(0);
       expect(report.sparsity).toBeCloseTo(ref.measuredSparsity, 6);
@@ -31,12 +31,12 @@ describe('magnitude pruning of stories260K equals the PyTorch reference', () => 
   }
 
   it('the default compares within each weight matrix (the papers’ magnitude baseline): half of every matrix, rows uneven', async () => {
-    expect(magnitudePruner.validate({ sparsity: 0.5 }, '').scope).toBe('layer');
+    expect(parseOptions(magnitudePruner.options, { sparsity: 0.5 }, '').scope).toBe('layer');
     const model = await loadShipped();
     models.push(model);
     const name = 'model.layers.0.mlp.gate_proj.weight';
     const original = Float32Array.from(model.readWeight(name));
-    await magnitudePruner.prune(model, magnitudePruner.validate({ sparsity: 0.5 }, ''), { ...(await pruneContext()), calibration: undefined });
+    await magnitudePruner.prune(model, parseOptions(magnitudePruner.options, { sparsity: 0.5 }, ''), { ...(await pruneContext()), calibration: undefined });
     const w = model.readWeight(name);
     const lin = model.linears(0).find((l) => l.param === name)!;
     let zeros = 0;
@@ -58,7 +58,7 @@ describe('magnitude pruning of stories260K equals the PyTorch reference', () => 
     const model = await loadShipped();
     models.push(model);
     const ctx = await pruneContext();
-    await expect(magnitudePruner.prune(model, magnitudePruner.validate({ sparsity: 0.5, owl: true }, ''), { ...ctx, calibration: undefined })).rejects.toMatchObject({
+    await expect(magnitudePruner.prune(model, parseOptions(magnitudePruner.options, { sparsity: 0.5, owl: true }, ''), { ...ctx, calibration: undefined })).rejects.toMatchObject({
       where: '--calibration',
     });
   });
@@ -66,7 +66,7 @@ describe('magnitude pruning of stories260K equals the PyTorch reference', () => 
   it('layers the model does not have are refused naming --layers', async () => {
     const model = await loadShipped();
     models.push(model);
-    await expect(magnitudePruner.prune(model, magnitudePruner.validate({ sparsity: 0.5, layers: '3-7' }, ''), await pruneContext())).rejects.toMatchObject({
+    await expect(magnitudePruner.prune(model, parseOptions(magnitudePruner.options, { sparsity: 0.5, layers: '3-7' }, ''), await pruneContext())).rejects.toMatchObject({
       where: '--layers',
     });
   });

@@ -2,30 +2,37 @@
  * SparseGPT as a Topiary pruner: the shared sequential driver collects each linear layer's Gram matrix XᵀX from
  * calibration inputs (flowing through the already pruned blocks); `sparsegptPrune` does the OBS reconstruction.
  */
-import {
-  definePlugin,
-  optionalNumber,
-  fieldPath,
-  rejectUnknownKeys,
-  Tokens,
-  TopiaryError,
-  type CausalLM,
-  type PruneContext,
-  type Pruner,
-  type PruneResult,
-  type Raw,
-} from '@topiary/kernel';
-import { pruneLayerwise, SHARED_KEYS, validatePostTraining, type LayerwiseMethod, type PostTrainingOptions } from '@topiary/prune-core';
+import { crossFieldIssue, definePlugin, Tokens, TopiaryError, z, type CausalLM, type OptionsOf, type PruneContext, type Pruner, type PruneResult } from '@topiary/kernel';
+import { checkPostTraining, postTrainingFields, pruneLayerwise, resolvePostTraining, type LayerwiseMethod } from '@topiary/prune-core';
 import { hessianFromGram, sparsegptPrune } from './sparsegpt.js';
 
 export * from './sparsegpt.js';
 
-export type SparseGPTOptions = PostTrainingOptions & {
-  blocksize: number;
-  dampening: number;
-};
+// SparseGPT selects weights by w²/[H⁻¹]²_jj per column block over all rows: it takes no saliency and no scope (OWL's
+// outlier ratios use the `wanda` scores, as in the OWL paper).
+const { sparsity, pattern, owl, owlM, owlLambda, layers, batchSize } = postTrainingFields({ defaultSaliency: 'wanda' });
 
-const KEYS = [...SHARED_KEYS, 'blocksize', 'dampening'] as const;
+/** SparseGPT's options: the post-training set without saliency and scope, plus block size and dampening. */
+export const sparsegptOptions = z
+  .object({
+    sparsity,
+    pattern,
+    owl,
+    owlM,
+    owlLambda,
+    layers,
+    batchSize,
+    blocksize: z.number().int().min(1).default(128).meta({ description: 'column block size', valueName: 'n' }),
+    dampening: z.number().positive().default(0.01).meta({ description: 'dampening, fraction of the mean Hessian diagonal', valueName: 'f' }),
+  })
+  .strict()
+  .superRefine(checkPostTraining)
+  .superRefine((v, ctx) => {
+    if (v.pattern && v.blocksize % v.pattern.m !== 0) ctx.addIssue(crossFieldIssue(['blocksize'], `must be a multiple of M = ${v.pattern.m}, got ${v.blocksize}`));
+  })
+  .overwrite(resolvePostTraining);
+
+export type SparseGPTOptions = OptionsOf<typeof sparsegptOptions>;
 
 export function sparsegptMethod(options: SparseGPTOptions): LayerwiseMethod {
   let dead = 0;
@@ -49,27 +56,12 @@ export function sparsegptMethod(options: SparseGPTOptions): LayerwiseMethod {
   };
 }
 
-export const sparsegptPruner: Pruner<SparseGPTOptions> = Object.freeze({
+export const sparsegptPruner: Pruner<typeof sparsegptOptions> = Object.freeze({
   name: 'sparsegpt',
   description: 'SparseGPT: OBS reconstruction with the inverse-Hessian Cholesky, unstructured or N:M, optional OWL',
   granularity: 'element' as const,
   needsCalibration: true,
-  validate(raw: Raw, where: string): SparseGPTOptions {
-    rejectUnknownKeys(raw, where, KEYS);
-    if (raw.saliency !== undefined) {
-      throw new TopiaryError('E_USAGE', 'SparseGPT selects weights by w²/[H⁻¹]²_jj; it takes no saliency', { where: fieldPath(where, 'saliency') });
-    }
-    if (raw.scope !== undefined && raw.scope !== 'row') {
-      // the paper's mask is chosen per column block over all rows; 'scope' only applies to score-based methods
-      throw new TopiaryError('E_USAGE', 'SparseGPT chooses its mask per column block; scope does not apply', { where: fieldPath(where, 'scope') });
-    }
-    const base = validatePostTraining(raw, where, 'wanda');
-    const blocksize = optionalNumber(raw, 'blocksize', where, 128, { min: 1, integer: true });
-    if (base.pattern && blocksize % base.pattern.m !== 0) {
-      throw new TopiaryError('E_USAGE', `must be a multiple of M = ${base.pattern.m}, got ${blocksize}`, { where: fieldPath(where, 'blocksize') });
-    }
-    return { ...base, blocksize, dampening: optionalNumber(raw, 'dampening', where, 0.01, { above: 0 }) };
-  },
+  options: sparsegptOptions,
   async prune(model: CausalLM, options: SparseGPTOptions, ctx: PruneContext): Promise<PruneResult> {
     const details = {
       blocksize: options.blocksize,

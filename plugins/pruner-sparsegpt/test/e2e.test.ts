@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { type CausalLM, type PruneContext } from '@topiary/kernel';
+import { parseOptions, type CausalLM, type PruneContext } from '@topiary/kernel';
 import { genericPrimitives } from '@topiary/linalg';
 import { isExactNM } from '@topiary/prune-core';
 import { sparsegptPruner } from '../src/index.js';
@@ -36,7 +36,7 @@ async function run(label: string, raw: Record<string, unknown>, nm: [number, num
   const model = await loadShipped();
   models.push(model);
   const masks = recordMasks(model);
-  const { report } = await sparsegptPruner.prune(model, sparsegptPruner.validate(raw, ''), ctx);
+  const { report } = await sparsegptPruner.prune(model, parseOptions(sparsegptPruner.options, raw, ''), ctx);
   const layers = compareWithReference(model, masks, ref);
   expect(layers.length).toBe(35);
   const maskDiffs = layers.filter((l) => l.maskDiffs > 0).map((l) => `${l.param}: ${l.maskDiffs}`);

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { EventBus, type CausalLM, type ProgressEvent } from '@topiary/kernel';
+import { EventBus, parseOptions, type CausalLM, type ProgressEvent } from '@topiary/kernel';
 import { isExactNM, sparsityTable } from '@topiary/prune-core';
 import { wandaPruner } from '../src/index.js';
 import { e2eReference, evalPerplexity, loadShipped, maskDifferences, pruneContext } from '../../../packages/prune-core/test/e2e-helpers.js';
@@ -31,7 +31,7 @@ describe('Wanda on stories260K equals the PyTorch reference (sequential, calibra
       const events = new EventBus();
       const progress: ProgressEvent[] = [];
       events.on('progress', (e) => progress.push(e));
-      const { report } = await wandaPruner.prune(model, wandaPruner.validate(raw, ''), await pruneContext(events));
+      const { report } = await wandaPruner.prune(model, parseOptions(wandaPruner.options, raw, ''), await pruneContext(events));
       const diffs = maskDifferences(model, ref.masks!);
       const total = [...diffs.values()].reduce((a, b) => a + b, 0);
       expect(total, `mask differences per layer: ${JSON.stringify(Object.fromEntries(diffs))}`).toBe(0);

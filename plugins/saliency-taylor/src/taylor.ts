@@ -9,8 +9,7 @@
  *                          order change when the whole slice is removed at once. The |Σ| is taken where groups are
  *                          scored (`@topiary/structured-core` groupImportance), because it needs the slice.
  */
-import { TopiaryError, type SaliencyStats } from '@topiary/kernel';
-import type { LeveledSaliency } from '@topiary/structured-core';
+import { TopiaryError, type Saliency, type SaliencyStats } from '@topiary/kernel';
 
 function need(stats: SaliencyStats, name: string): Float32Array {
   if (!stats.grad) {
@@ -48,7 +47,7 @@ export function taylorProducts(weight: Float32Array, grad: Float32Array): Float3
   return out;
 }
 
-export const taylorElement: LeveledSaliency = Object.freeze({
+export const taylorElement: Saliency = Object.freeze({
   name: 'taylor-element',
   description: 'first-order Taylor |w·g| per element (LLM-Pruner element-wise)',
   needs: ['weights', 'grads'] as const,
@@ -56,7 +55,7 @@ export const taylorElement: LeveledSaliency = Object.freeze({
   score: (s: SaliencyStats) => taylorElementScores(s.weight, need(s, 'taylor-element')),
 });
 
-export const taylorElementSecondOrder: LeveledSaliency = Object.freeze({
+export const taylorElementSecondOrder: Saliency = Object.freeze({
   name: 'taylor-element-2nd',
   description: 'second-order Taylor |w·g − ½w²H_ii| per element, H_ii ≈ g² (Fisher)',
   needs: ['weights', 'grads'] as const,
@@ -64,7 +63,7 @@ export const taylorElementSecondOrder: LeveledSaliency = Object.freeze({
   score: (s: SaliencyStats) => taylorSecondOrderScores(s.weight, need(s, 'taylor-element-2nd'), s.gradSquared),
 });
 
-export const taylorVector: LeveledSaliency = Object.freeze({
+export const taylorVector: Saliency = Object.freeze({
   name: 'taylor-vector',
   description: 'vector-level Taylor |Σ w·g| over each group member (element scores are the signed w·g)',
   needs: ['weights', 'grads'] as const,
@@ -72,4 +71,4 @@ export const taylorVector: LeveledSaliency = Object.freeze({
   score: (s: SaliencyStats) => taylorProducts(s.weight, need(s, 'taylor-vector')),
 });
 
-export const taylorSaliencies: readonly LeveledSaliency[] = [taylorElement, taylorElementSecondOrder, taylorVector];
+export const taylorSaliencies: readonly Saliency[] = [taylorElement, taylorElementSecondOrder, taylorVector];

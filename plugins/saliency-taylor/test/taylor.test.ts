@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createContainer, resolveNamed, Tokens, TopiaryError, type ParameterGroup } from '@topiary/kernel';
-import { groupImportance, saliencyLevel } from '@topiary/structured-core';
+import { createContainer, resolveNamed, Tokens, TopiaryError } from '@topiary/kernel';
 import plugin, { taylorElement, taylorElementSecondOrder, taylorVector } from '../src/index.js';
 
 const weight = new Float32Array([0.5, -2, 1, 3]);
@@ -21,15 +20,14 @@ describe('taylor saliencies (closed forms)', () => {
     [0.875, 2.5, 1.5, 4.2].forEach((v, i) => expect(f[i]).toBeCloseTo(v, 6));
   });
   it('taylor-vector scores signed products and is vector level: |Σ| over a member', () => {
-    expect([...taylorVector.score(stats)]).toEqual([1, -0.5, -1, 0.3].map(Math.fround));
-    expect(saliencyLevel(taylorVector)).toBe('vector');
-    expect(saliencyLevel(taylorElement)).toBe('element');
-    const g: ParameterGroup = { id: 'g', kind: 'head', layer: 0, index: 0, size: 4, members: [{ param: 'w', axis: 0, indices: [0, 1] }] };
-    const shapes = new Map([['w', [2, 2] as const]]);
-    const vec = groupImportance([g], { scores: new Map([['w', taylorVector.score(stats)]]), shapes }, 'vector', 'sum');
-    expect(vec[0]).toBeCloseTo(Math.abs(1 - 0.5 - 1 + 0.3), 6); // 0.2: cancellation is the point of the vector form
-    const el = groupImportance([g], { scores: new Map([['w', taylorElement.score(stats)]]), shapes }, 'element', 'sum');
-    expect(el[0]).toBeCloseTo(2.8, 6);
+    const vector = taylorVector.score(stats);
+    expect([...vector]).toEqual([1, -0.5, -1, 0.3].map(Math.fround));
+    expect(taylorVector.level).toBe('vector');
+    expect(taylorElement.level).toBe('element');
+    expect(taylorElementSecondOrder.level).toBe('element');
+    // a member spanning all four weights: the vector form takes |Σ w·g|, the element form Σ |w·g|
+    expect(Math.abs(vector.reduce((a, b) => a + b, 0))).toBeCloseTo(Math.abs(1 - 0.5 - 1 + 0.3), 6); // 0.2: cancellation is the point
+    expect(taylorElement.score(stats).reduce((a, b) => a + b, 0)).toBeCloseTo(2.8, 6);
   });
   it('without gradients the error names the parameter', () => {
     expect(() => taylorElement.score({ param: 'model.x', rows: 1, cols: 1, weight: new Float32Array(1) })).toThrow(/model\.x/);
