@@ -104,9 +104,9 @@ async function recover(student, teacher) {
 
 const cuts = (n) => [
   { name: 'dense', prune: null },
-  { name: `width 20% (llm-pruner, blocks 1:${n - 1})`, prune: (m) => llmPruner.prune(m, llmPruner.validate({ ratio: 0.2, saliency: 'taylor-element' }, ''), ctxFor(calibration)) },
-  { name: 'width 50% (llm-pruner, blocks 0:N)', prune: (m) => llmPruner.prune(m, llmPruner.validate({ ratio: 0.5, saliency: 'taylor-element', layers: '0:' }, ''), ctxFor(calibration)) },
-  { name: `depth 25% (${Math.round(0.25 * n)} block(s), block influence)`, prune: (m) => depthPruner.prune(m, depthPruner.validate({ remove: Math.round(0.25 * n) }, ''), ctxFor(calibration)) },
+  { name: `width 20% (llm-pruner, blocks 1:${n - 1})`, prune: (m) => llmPruner.prune(m, kernel.parseOptions(llmPruner.options, { ratio: 0.2, saliency: 'taylor-element' }, ''), ctxFor(calibration)) },
+  { name: 'width 50% (llm-pruner, blocks 0:N)', prune: (m) => llmPruner.prune(m, kernel.parseOptions(llmPruner.options, { ratio: 0.5, saliency: 'taylor-element', layers: '0:' }, ''), ctxFor(calibration)) },
+  { name: `depth 25% (${Math.round(0.25 * n)} block(s), block influence)`, prune: (m) => depthPruner.prune(m, kernel.parseOptions(depthPruner.options, { remove: Math.round(0.25 * n) }, ''), ctxFor(calibration)) },
 ];
 
 async function benchModel(label, load, withQuality) {

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createWasmBackend } from '@topiary/backend-wasm';
-import { createContainer, EventBus, resolveNamed, Tokens } from '@topiary/kernel';
+import { createContainer, EventBus, parseOptions, resolveNamed, Tokens } from '@topiary/kernel';
 import { loadModel } from '@topiary/model-llama';
 import { calibrationCorpus, loadTokenizer, sampleCalibration } from '@topiary/corpus';
 import { evaluatePerplexity } from '@topiary/eval';
@@ -73,7 +73,7 @@ export async function pruneAndScore(setup, caseName, seed, windows) {
   const model = await loadModel(MODEL_DIR);
   try {
     const pruner = resolveNamed(setup.container, Tokens.Pruner, spec.method, 'pruner', 'method');
-    const options = pruner.validate(spec.options, '');
+    const options = parseOptions(pruner.options, spec.options, '');
     const calibration = sampleCalibration(setup.corpus, { samples: setup.samples, seqLen: setup.seqLen, seed, file: setup.calibration });
     const started = performance.now();
     const { model: pruned, report } = await pruner.prune(model, options, {

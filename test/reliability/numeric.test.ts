@@ -7,8 +7,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { isTopiaryError } from '@topiary/kernel';
-import { listCheckpoints, loadLatestCheckpoint, train, validateTrainStage } from '@topiary/trainer';
+import { createContainer, isTopiaryError, PluginHost } from '@topiary/kernel';
+import schedulers from '@topiary/scheduler-basic';
+import { listCheckpoints, loadLatestCheckpoint, resolveTrainOptions, train } from '@topiary/trainer';
 import { cliBin, tempDir } from './helpers.js';
 // @ts-expect-error plain ESM shared with the stress scripts
 import { runTrain, writeRecipe } from './resume-lib.mjs';
@@ -18,9 +19,12 @@ beforeAll(async () => {
   await tf.ready();
 });
 
+/** The installed schedules a run resolves its learning-rate schedule from. */
+const withSchedulers = new PluginHost(createContainer()).use(schedulers).freeze();
+
 function spec(dir: string, extra: Record<string, unknown>) {
   const recipe = JSON.parse(readFileSync(writeRecipe(dir, { steps: 10, checkpointEvery: 2, keep: 10 }), 'utf8'));
-  return validateTrainStage({ ...recipe.stages[0].train, out: join(dir, 'run'), ...extra }, 'stages[0].train', { seed: 3 });
+  return resolveTrainOptions({ ...recipe.stages[0].train, out: join(dir, 'run'), ...extra }, 'stages[0].train', withSchedulers, { seed: 3 });
 }
 
 const poison = (name: string) => (step: number, model: { parameters(): Map<string, tf.Variable> }) => {

@@ -10,11 +10,15 @@ import { mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-import { loadRecipe, selectPlugins } from '@topiary/kernel';
+import { createContainer, loadRecipe, PluginHost, selectPlugins } from '@topiary/kernel';
+import schedulers from '@topiary/scheduler-basic';
 import { loadModel } from '@topiary/model-llama';
 import { loadTokenizer } from '@topiary/corpus';
 import { defaultTaskRegistry, loadTaskItems } from '@topiary/eval';
-import { validateTrainStage } from '@topiary/trainer';
+import { resolveTrainOptions } from '@topiary/trainer';
+
+/** The installed schedules a train stage resolves its schedules from. */
+const withSchedulers = new PluginHost(createContainer()).use(schedulers).freeze();
 import { applyBytes, applyJson, applyJsonText, byteMutation, EDGE_INTS, jsonPaths, jsonTextMutation, jsonMutation } from './mutate.mjs';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -337,7 +341,7 @@ const recipe = {
     for (const stage of r.stages) {
       if (stage.kind !== 'train') continue;
       try {
-        validateTrainStage(stage.options, stage.where, { seed: r.seed, out: r.output, modelFrom: r.model?.from, tokenizer: r.model?.tokenizer, trainData: r.data.train });
+        resolveTrainOptions(stage.options, stage.where, withSchedulers, { seed: r.seed, out: r.output, modelFrom: r.model?.from, tokenizer: r.model?.tokenizer, trainData: r.data.train });
       } catch (e) {
         // the CLI locates stage errors in the recipe file the same way
         if (e && typeof e === 'object' && /** @type {any} */ (e).name === 'TopiaryError' && !(/** @type {any} */ (e).file)) throw /** @type {any} */ (e).inFile(file);

@@ -5,49 +5,29 @@
  */
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { checkNumber, checkOneOf, TopiaryError, type CausalLM } from '@topiary/kernel';
+import { checkNumber, TopiaryError, type CausalLM } from '@topiary/kernel';
 import { writeJsonAtomic } from '@topiary/files';
-import { packBlocks, tokenizeCached } from '@topiary/corpus';
 import { evaluatePerplexity } from '@topiary/eval';
-import { DECAY_KINDS, finetune, type DecayKind, type FinetuneReport } from '@topiary/finetune';
-import { AdamW, checkTokenizer, loadModel } from '@topiary/model-llama';
+import { finetuneOptions, resolveFinetuneOptions } from '@topiary/finetune';
+import { checkTokenizer, loadModel } from '@topiary/model-llama';
+import { finetuneSeqLen, runFinetune, saveModelWithTokenizer, type StageEnv } from '@topiary/pipeline';
 import { createRunContext, type GlobalOptions } from '../context.js';
 import { addModelFlags, loadModelFromFlags, MODEL_FLAGS_HELP, type ModelFlags } from '../model-args.js';
-import { runFinetune, saveModelWithTokenizer, type StageEnv } from '@topiary/pipeline';
+import { addSchemaFlags, asFlagError, valuesFromFlags } from '../schema-flags.js';
 
 interface FinetuneFlags extends ModelFlags {
-  data?: string;
-  steps?: string;
-  lr: string;
-  minLr: string;
-  warmup?: string;
-  decay: string;
-  batchSize: string;
-  seqlen?: string;
-  weightDecay: string;
-  distillFrom?: string;
-  temperature: string;
-  alpha: string;
   eval?: string;
   evalSeqlen?: string;
   evalBos?: boolean;
   evalLimit?: string;
+  [option: string]: unknown;
 }
 
 export function registerFinetune(program: Command, globals: () => GlobalOptions): void {
-  addModelFlags(program.command('finetune').description('Recover a pruned model: short full fine-tuning, optionally distilling the dense model'))
-    .option('--data <file>', 'text file to fine-tune on (packed into --seqlen windows)')
-    .option('--steps <n>', 'optimiser steps')
-    .option('--lr <lr>', 'peak learning rate', '1e-4')
-    .option('--min-lr <lr>', 'learning rate at the last step', '0')
-    .option('--warmup <n>', 'linear warmup steps (default: 10% of --steps)')
-    .option('--decay <kind>', `decay after warmup: ${DECAY_KINDS.join(', ')}`, 'cosine')
-    .option('--batch-size <n>', 'windows per step', '8')
-    .option('--seqlen <L>', "window length (default: min(256, the model's context))")
-    .option('--weight-decay <w>', 'AdamW decoupled weight decay', '0')
-    .option('--distill-from <path>', 'teacher model (the dense model before pruning): match its logits')
-    .option('--temperature <T>', 'distillation temperature', '2')
-    .option('--alpha <a>', 'weight of the distillation term: α·T²·KL + (1 − α)·CE', '0.5')
+  const command = addModelFlags(program.command('finetune').description('Recover a pruned model: short full fine-tuning, optionally distilling the dense model'));
+  // the fine-tuning options, from the one schema a recipe's finetune stage uses too
+  const fields = addSchemaFlags(command, finetuneOptions);
+  command
     .option('--eval <file>', 'text file to measure perplexity on, before and after recovery')
     .option('--eval-seqlen <L>', 'perplexity window length (default --seqlen)')
     .option('--eval-bos', 'put one BOS in front of the --eval text (default: none)')
@@ -69,40 +49,44 @@ Examples:
     .action(async (flags: FinetuneFlags) => {
       const g = globals();
       if (!g.out) throw new TopiaryError('E_USAGE', 'is required: the folder the fine-tuned model is written to', { where: '--out' });
-      if (!flags.data) throw new TopiaryError('E_USAGE', 'is required: a text file to fine-tune on', { where: '--data' });
-      if (flags.steps === undefined) throw new TopiaryError('E_USAGE', 'is required: the number of optimiser steps', { where: '--steps' });
-      const steps = checkNumber(flags.steps, '--steps', { min: 1, integer: true });
-      const lr = checkNumber(flags.lr, '--lr', { above: 0 });
-      const minLr = checkNumber(flags.minLr, '--min-lr', { min: 0, max: lr });
-      const warmup = flags.warmup === undefined ? Math.floor(steps / 10) : checkNumber(flags.warmup, '--warmup', { min: 0, max: steps, integer: true });
-      const decay = checkOneOf(flags.decay, '--decay', DECAY_KINDS);
-      const batchSize = checkNumber(flags.batchSize, '--batch-size', { min: 1, integer: true });
-      const weightDecay = checkNumber(flags.weightDecay, '--weight-decay', { min: 0 });
-      const temperature = checkNumber(flags.temperature, '--temperature', { above: 0 });
-      const alpha = checkNumber(flags.alpha, '--alpha', { min: 0, max: 1 });
       const evalLimit = flags.evalLimit === undefined ? undefined : checkNumber(flags.evalLimit, '--eval-limit', { min: 1, integer: true });
       const run = await createRunContext(g);
       let model: CausalLM | undefined;
       let teacher: CausalLM | null = null;
       try {
+        const raw = valuesFromFlags(flags, fields);
+        if (raw.data === undefined) throw new TopiaryError('E_USAGE', 'is required: a text file to fine-tune on', { where: '--data' });
+        const options = (() => {
+          try {
+            return resolveFinetuneOptions(raw, '', run.container);
+          } catch (e) {
+            throw asFlagError(e, fields);
+          }
+        })();
         const { backend } = await run.activateBackend();
         const loaded = await loadModelFromFlags(flags, { needTokenizer: true });
         model = loaded.model;
         const env: StageEnv = { container: run.container, events: run.events, backend, tokenizer: loaded.tokenizer!, tokenizerPath: loaded.tokenizerPath!, seed: g.seed };
-        const seqLen = flags.seqlen === undefined ? Math.min(256, model.config.maxSeqLen) : checkNumber(flags.seqlen, '--seqlen', { min: 2, max: model.config.maxSeqLen, integer: true });
-        const evalSeqLen = flags.evalSeqlen === undefined ? seqLen : checkNumber(flags.evalSeqlen, '--eval-seqlen', { min: 2, integer: true });
-        if (flags.distillFrom) {
-          teacher = await loadModel(flags.distillFrom);
+        const seqLen = (() => {
           try {
-            checkTokenizer(teacher, env.tokenizer, flags.distillFrom, loaded.tokenizerPath);
+            return finetuneSeqLen(options, model, '--seqlen');
           } catch (e) {
-            throw e instanceof TopiaryError ? new TopiaryError(e.code, e.message, { file: flags.distillFrom, where: '--distill-from', hint: e.hint }) : e;
+            throw e instanceof TopiaryError ? new TopiaryError('E_USAGE', e.message, { where: '--seqlen' }) : e;
+          }
+        })();
+        const evalSeqLen = flags.evalSeqlen === undefined ? seqLen : checkNumber(flags.evalSeqlen, '--eval-seqlen', { min: 2, integer: true });
+        if (options.distillFrom) {
+          teacher = await loadModel(options.distillFrom);
+          try {
+            checkTokenizer(teacher, env.tokenizer, options.distillFrom, loaded.tokenizerPath);
+          } catch (e) {
+            throw e instanceof TopiaryError ? new TopiaryError(e.code, e.message, { file: options.distillFrom, where: '--distill-from', hint: e.hint }) : e;
           }
         }
         const perplexity = async (m: CausalLM): Promise<number | undefined> =>
           flags.eval ? (await evaluatePerplexity(m, env.tokenizer, { file: flags.eval, seqLen: evalSeqLen, bos: flags.evalBos === true }, { events: run.events, limit: evalLimit })).ppl : undefined;
         const before = await perplexity(model);
-        const report = await runFinetune(env, model, { data: flags.data, steps, lr, minLr, warmup, decay, batchSize, seqLen, weightDecay, teacher, temperature, alpha });
+        const report = await runFinetune(env, model, { options, seqLen, teacher, dataWhere: '--data', seqLenWhere: '--seqlen' });
         const after = await perplexity(model);
         await saveModelWithTokenizer(model, g.out, env.tokenizerPath);
         const result = {
@@ -111,12 +95,12 @@ Examples:
           parameters: model.parameterCount(),
           steps: report.steps,
           tokens: report.tokens,
-          lr,
-          warmup,
-          decay,
-          batchSize,
+          lr: options.lr,
+          warmup: options.warmup,
+          decay: options.decay,
+          batchSize: options.batchSize,
           seqLen,
-          distill: teacher ? { from: flags.distillFrom, temperature, alpha } : null,
+          distill: teacher ? { from: options.distillFrom, temperature: options.temperature, alpha: options.alpha } : null,
           firstLoss: report.firstLoss,
           lastLoss: report.lastLoss,
           seconds: report.seconds,

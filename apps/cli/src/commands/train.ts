@@ -1,8 +1,8 @@
 /** `topiary train RECIPE`: plain or pruning-aware pretraining from a recipe's `train` stage. */
 import type { Command } from 'commander';
-import { loadRecipe, TopiaryError } from '@topiary/kernel';
+import { checkNumber, loadRecipe, TopiaryError } from '@topiary/kernel';
 import { activateBackend, builtinStages, resolveRecipePaths } from '@topiary/pipeline';
-import { train, validateTrainStage } from '@topiary/trainer';
+import { resolveTrainOptions, train } from '@topiary/trainer';
 import { dirname, resolve } from 'node:path';
 import { createRunContext, type GlobalOptions } from '../context.js';
 
@@ -40,23 +40,24 @@ Examples:
       const raw = { ...stage.options };
       if (flags.steps !== undefined) {
         delete raw.tokens;
-        raw.steps = flags.steps;
+        raw.steps = checkNumber(flags.steps, '--steps', { min: 1, integer: true });
       }
       if (flags.resume === false) raw.resume = false;
-      let spec;
-      try {
-        spec = validateTrainStage(raw, stage.where, {
-          seed: recipe.seed,
-          out: g.out ? resolve(g.out) : recipe.output,
-          modelFrom: recipe.model?.from,
-          tokenizer: recipe.model?.tokenizer,
-          trainData: recipe.data.train,
-        });
-      } catch (e) {
-        throw e instanceof TopiaryError && !e.file ? e.inFile(recipePath) : e;
-      }
       const ctx = await createRunContext(g, recipe.plugins);
       try {
+        let spec;
+        try {
+          // schedules, saliency criteria and accumulators come from the run's installed plugins
+          spec = resolveTrainOptions(raw, stage.where, ctx.container, {
+            seed: recipe.seed,
+            out: g.out ? resolve(g.out) : recipe.output,
+            modelFrom: recipe.model?.from,
+            tokenizer: recipe.model?.tokenizer,
+            trainData: recipe.data.train,
+          });
+        } catch (e) {
+          throw e instanceof TopiaryError && !e.file ? e.inFile(recipePath) : e;
+        }
         const choice = await activateBackend(ctx.container, g.backend !== 'wasm' ? g.backend : recipe.backend);
         ctx.events.log('info', choice.message);
         const result = await train(spec, { container: ctx.container, events: ctx.events });

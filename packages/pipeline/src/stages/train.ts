@@ -1,12 +1,13 @@
 /**
- * The train stage of a recipe: (pruning-aware) pretraining from the current model, through @topiary/trainer.
- * Its own checkpoints live in the run folder under `stages/train-N/`, so an interrupted stage resumes mid-way.
+ * The train stage of a recipe: (pruning-aware) pretraining from the current model, through @topiary/trainer, whose
+ * `trainOptions` schema is the stage's options. Its own checkpoints live in the run folder under `stages/train-N/`,
+ * so an interrupted stage resumes mid-way.
  */
 import { join } from 'node:path';
-import { TopiaryError, z, type CausalLM, type Raw, type Recipe, type Stage } from '@topiary/kernel';
+import { TopiaryError, type CausalLM, type DependencyContainer, type Recipe, type Stage } from '@topiary/kernel';
 import { loadModel } from '@topiary/model-llama';
 import type { StageResult } from '@topiary/report';
-import { train, validateTrainStage, type TrainSpec } from '@topiary/trainer';
+import { resolveTrainOptions, train, trainOptions, type TrainOptions, type TrainSpec } from '@topiary/trainer';
 import { resolveTokenizerPath } from '../model-io.js';
 import { architectureOf, type StageEnv } from './env.js';
 
@@ -19,9 +20,9 @@ export interface TrainStagePaths {
   stageDir: string;
 }
 
-function spec(options: Raw, where: string, recipe: Recipe, paths: TrainStagePaths): TrainSpec {
+function spec(options: TrainOptions, where: string, recipe: Recipe, container: DependencyContainer, paths: TrainStagePaths): TrainSpec {
   try {
-    return validateTrainStage({ ...options }, where, {
+    return resolveTrainOptions(options, where, container, {
       seed: recipe.seed,
       out: paths.stageDir,
       modelFrom: paths.modelPath,
@@ -33,17 +34,10 @@ function spec(options: Raw, where: string, recipe: Recipe, paths: TrainStagePath
   }
 }
 
-/** Validate before anything runs (paths are placeholders until the stage starts). */
-export function prepareTrainStage(options: Raw, where: string, recipe: Recipe): Raw {
-  const modelPath = recipe.model?.from ?? '';
-  spec(options, where, recipe, { modelPath, stageDir: '.', tokenizerPath: modelPath ? resolveTokenizerPath(modelPath, recipe.model?.tokenizer) : undefined });
-  return options;
-}
-
 export async function runTrainStage(
   env: StageEnv,
   model: CausalLM,
-  options: Raw,
+  options: TrainOptions,
   where: string,
   recipe: Recipe,
   paths: TrainStagePaths,
@@ -51,7 +45,7 @@ export async function runTrainStage(
   signal: AbortSignal,
 ): Promise<{ model: CausalLM; result: StageResult; finished: boolean }> {
   const before = architectureOf(model);
-  const result = await train(spec(options, where, recipe, paths), { container: env.container, events: env.events, signal });
+  const result = await train(spec(options, where, recipe, env.container, paths), { container: env.container, events: env.events, signal });
   if (!result.finished) {
     return { model, finished: false, result: { index, kind: 'train', name: 'train', seconds: result.seconds } };
   }
@@ -74,20 +68,20 @@ export async function runTrainStage(
   };
 }
 
-/** Until the trainer declares its schema, the stage takes its fields as written and checks them in prepare. */
-const trainStageOptions = z
-  .object({
-    model: z.union([z.string(), z.object({ from: z.string().optional().meta({ path: true }), architecture: z.string().optional().meta({ path: true }) }).catchall(z.unknown())]).optional().meta({ path: true }),
-    data: z.object({ train: z.string().optional().meta({ path: true }), valid: z.string().optional().meta({ path: true }), tokenizer: z.string().optional().meta({ path: true }) }).catchall(z.unknown()).optional(),
-    out: z.string().optional().meta({ path: true }),
-  })
-  .catchall(z.unknown());
-
-export const trainStage: Stage<typeof trainStageOptions, Raw> = {
+export const trainStage: Stage<typeof trainOptions, TrainOptions> = {
   kind: 'train',
   description: '(pruning-aware) pretraining from the current model, with checkpoints inside the run folder',
-  options: trainStageOptions,
-  prepare: (options, ctx) => prepareTrainStage(options, ctx.where, ctx.recipe),
+  options: trainOptions,
+  prepare(options, ctx) {
+    // everything is checked before any stage runs (paths are placeholders until the stage starts)
+    const modelPath = ctx.recipe.model?.from ?? '';
+    spec(options, ctx.where, ctx.recipe, ctx.container, {
+      modelPath,
+      stageDir: '.',
+      tokenizerPath: modelPath ? resolveTokenizerPath(modelPath, ctx.recipe.model?.tokenizer) : undefined,
+    });
+    return options;
+  },
   async run(model, options, ctx) {
     const paths = { modelPath: ctx.modelPath, tokenizerPath: ctx.tokenizerPath, stageDir: ctx.stageDir };
     const out = await runTrainStage(ctx, model, options, ctx.where, ctx.recipe, paths, ctx.index, ctx.signal);
