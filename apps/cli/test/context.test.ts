@@ -12,9 +12,9 @@ function project(plugin: { name: string; kernel: string; built: boolean }): stri
   const root = mkdtempSync(join(tmpdir(), 'topiary-ctx-'));
   const dir = join(root, 'node_modules', `topiary-${plugin.name}`);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `topiary-${plugin.name}`, version: '9.0.0', type: 'module', main: 'index.js', topiary: { plugin: plugin.name, provides: {} } }));
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `topiary-${plugin.name}`, version: '9.0.0', type: 'module', main: 'index.js', peerDependencies: { '@topiary/kernel': plugin.kernel }, topiary: { plugin: plugin.name, provides: {} } }));
   if (plugin.built) {
-    writeFileSync(join(dir, 'index.js'), `export default { name: '${plugin.name}', version: '9.0.0', kernel: '${plugin.kernel}', provides: {}, register() {} };\n`);
+    writeFileSync(join(dir, 'index.js'), `export default { name: '${plugin.name}', register() {} };\n`);
   }
   return root;
 }

@@ -69,10 +69,21 @@ function methodsHelp(pruners: readonly Pruner[], only?: string): string {
         const head = `    ${f.flag}${f.boolean ? '' : ` <${f.valueName}>`}`;
         return `${head.padEnd(34)} ${f.description}${extra ? ` (${extra})` : ''}`;
       });
-      const cal = pruner.calibrationDefaults;
       const data = typeof pruner.needsCalibration === 'boolean' && pruner.needsCalibration ? 'needs --calibration' : 'calibration only when its options need data';
-      const calText = cal ? `; default calibration ${cal.samples} windows × ${cal.seqLen ?? "the model's context"} (${cal.source})` : '';
-      return `  ${pruner.name} — ${pruner.description} [${data}${calText}]\n${lines.join('\n') || '    (no options)'}`;
+      return `  ${pruner.name} — ${pruner.description} [${data}]\n${lines.join('\n') || '    (no options)'}`;
+    })
+    .join('\n');
+}
+
+/** Each installed pruner's default calibration, one line each. */
+function calibrationTable(pruners: readonly Pruner[]): string {
+  const width = Math.max(8, ...pruners.map((p) => p.name.length));
+  return pruners
+    .map((p) => {
+      const cal = p.calibrationDefaults;
+      const size = cal ? `${cal.samples} windows × ${cal.seqLen !== undefined ? `${cal.seqLen} tokens` : "the model's context"}` : `${DEFAULT_CALIBRATION_SAMPLES} windows × the model's context`;
+      const data = typeof p.needsCalibration === 'boolean' && !p.needsCalibration ? ' (only when its options need data)' : '';
+      return `  ${p.name.padEnd(width)}  ${size.padEnd(36)} ${cal ? `(${cal.source})` : ''}${data}`;
     })
     .join('\n');
 }
@@ -133,8 +144,9 @@ prints one JSON object with "sparsity" (zeros over the pruned linear layers), "p
 Calibration, as the methods' own code draws it: a text file is tokenized once as one text and --samples windows of
 --seqlen tokens start at uniform random offsets (Wanda lib/data.py, SparseGPT datautils.py); a .jsonl file or a
 folder of documents takes each window from a random long-enough document (their C4 rule) when at least --samples
-documents are long enough, else treats them as one stream. When --samples/--seqlen are not given, each method's
-published setting applies (shown above), else ${DEFAULT_CALIBRATION_SAMPLES} windows × the model's context (the Wanda / SparseGPT papers').
+documents are long enough, else treats them as one stream. Defaults when --samples/--seqlen are not given — each
+method's published setting (its calibrationDefaults), else ${DEFAULT_CALIBRATION_SAMPLES} windows × the model's context (the Wanda / SparseGPT papers'):
+${calibrationTable(catalog.pruners)}
 Gradient and block-scoring passes run in batches of about 2048 tokens (one window when a window is longer;
 --batch-size to change), so memory is bounded whatever --samples and --seqlen are. Perplexity (--eval): the whole file, no BOS, non-overlapping windows
 of --eval-seqlen (default --seqlen when given, else the model's context).

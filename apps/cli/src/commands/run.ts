@@ -52,7 +52,9 @@ Examples:
       } else {
         if (!recipeArg) throw new TopiaryError('E_USAGE', 'missing the recipe file', { where: 'run', hint: 'topiary run RECIPE, or topiary run --resume DIR' });
         recipe = loadRecipe(recipeArg);
-        folder = new RunFolder(g.out ?? recipe.output ?? defaultRunDir(recipeArg));
+        // the recipe's output is relative to the recipe file, like every path in it
+        const output = recipe.output === undefined ? undefined : resolve(dirname(resolve(recipeArg)), recipe.output);
+        folder = new RunFolder(g.out ?? output ?? defaultRunDir(recipeArg));
         if (folder.exists()) {
           throw new TopiaryError('E_USAGE', 'this run folder already holds a run', { where: folder.dir, hint: `continue it with --resume ${folder.dir}, or choose another --out` });
         }

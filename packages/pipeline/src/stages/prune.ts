@@ -67,13 +67,18 @@ export function preparePruner(
   return { pruner, options: parseOptions(pruner.options, input.options, input.where, input.file) };
 }
 
+/** `stages[0].prune.saliency`, or just `saliency` for a single-stage command (which names the flag). */
+function fieldAt(where: string, key: string): string {
+  return where === '' ? key : `${where}.${key}`;
+}
+
 /** Whether a run of `pruner` with `options` needs calibration data: its own say, or the data its saliency needs. */
 export function pruneNeedsData(env: Pick<StageEnv, 'container'>, pruner: Pruner, options: Record<string, unknown>, where: string): boolean {
   const own = typeof pruner.needsCalibration === 'function' ? pruner.needsCalibration(options) : pruner.needsCalibration;
   if (own) return true;
   const name = options.saliency;
   if (typeof name !== 'string') return false;
-  return needsData(resolveNamed(env.container, Tokens.Saliency, name, 'saliency', `${where}.saliency`));
+  return needsData(resolveNamed(env.container, Tokens.Saliency, name, 'saliency', fieldAt(where, 'saliency')));
 }
 
 export interface PruneStageOutput {
@@ -103,7 +108,7 @@ export async function runPruneStage(env: StageEnv, model: CausalLM, input: Prune
     backend: env.backend,
     events: env.events,
     calibration,
-    saliency: (name: string): Saliency => resolveNamed(env.container, Tokens.Saliency, name, 'saliency', `${input.where}.saliency`),
+    saliency: (name: string): Saliency => resolveNamed(env.container, Tokens.Saliency, name, 'saliency', fieldAt(input.where, 'saliency')),
   };
   const { model: pruned, report } = await pruner.prune(model, options, ctx);
   const details = report.details ?? {};
