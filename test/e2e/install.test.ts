@@ -283,6 +283,27 @@ describe.skipIf(missingTools.length > 0)('packed packages installed offline into
     expect(vsMagnitude / total).toBeGreaterThan(0.01);
 
     took('pruned four times');
+    // the same criterion from a recipe: a prune stage naming it, on the same windows, gives the same masks
+    writeFileSync(
+      join(project, 'ria.yaml'),
+      [
+        `model: { from: ${JSON.stringify(join(assets, 'models', 'stories260K-hf'))} }`,
+        'data:',
+        '  calibration: { path: ./calibration.txt, samples: 8, seqlen: 64 }',
+        'stages:',
+        '  - prune: { method: wanda, sparsity: 0.5, saliency: ria }',
+        '',
+      ].join('\n'),
+    );
+    const ran = topiary(bin, project, ['--json', 'run', 'ria.yaml', '--out', 'ria-run']);
+    expect(ran.status, ran.stderr).toBe(0);
+    expect(maskDifference(ria, readSafetensors(join(project, 'ria-run', 'model', 'model.safetensors')), params)).toBe(0);
+    // and a criterion that is not installed is named with its recipe path
+    writeFileSync(join(project, 'nope.yaml'), readFileSync(join(project, 'ria.yaml'), 'utf8').replace('saliency: ria', 'saliency: rai'));
+    const nope = topiary(bin, project, ['--json', 'run', 'nope.yaml', '--out', 'nope-run']);
+    expect(nope.status).toBe(2);
+    expect(nope.stderr).toContain('unknown saliency \\"rai\\"');
+    took('ran the RIA recipe');
     // the pruned folder is a model the same install can read back
     const inspected = JSON.parse(execFileSync(bin, ['--json', 'inspect', '--model', join(project, 'pruned')], { cwd: project, encoding: 'utf8' })) as { parameters: unknown };
     expect(inspected.parameters).toBeDefined();

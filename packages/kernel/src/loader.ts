@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import semver from 'semver';
 import type { DependencyContainer, InjectionToken } from 'tsyringe';
 import { namedToken } from './container.js';
+import { parseOptions } from './options.js';
 import { TopiaryError } from './errors.js';
 import { isTopiaryPlugin, KERNEL_VERSION, PROVIDES_KIND_OF_TOKEN, type PluginProvides, type TopiaryPlugin } from './plugin.js';
 
@@ -297,7 +298,8 @@ export class PluginHost {
     if (!this.frozen) {
       for (const { plugin, options, manifest } of this.plugins.values()) {
         const seen = new Map<keyof PluginProvides, Set<string>>();
-        plugin.register(recordingContainer(this.container, seen), options);
+        const parsed = plugin.options ? (parseOptions(plugin.options, options, `plugins.${plugin.name}`) as Record<string, unknown>) : options;
+        plugin.register(recordingContainer(this.container, seen), parsed);
         if (manifest) checkProvides(manifest, seen);
       }
       this.frozen = true;

@@ -11,6 +11,7 @@
 import { createRequire } from 'node:module';
 import type { DependencyContainer } from 'tsyringe';
 import { TopiaryError } from './errors.js';
+import type { z } from './options.js';
 
 const kernelPackage = createRequire(import.meta.url)('../package.json') as { version: string };
 export const KERNEL_VERSION: string = kernelPackage.version;
@@ -43,6 +44,11 @@ export interface PluginDefinition<Options = Record<string, unknown>> {
   /** Short name recipes write (`wanda`, `backend-wasm`); the package.json's `"topiary".plugin`. */
   name: string;
   description?: string;
+  /**
+   * Its own options (a backend's threads, a criterion's exponent), declared once as a schema: the host validates
+   * what it is given (errors name `plugins.<name>.<field>`) and hands `register` the typed value with defaults.
+   */
+  options?: z.ZodType<Options>;
   register(container: DependencyContainer, options: Options): void;
 }
 

@@ -78,7 +78,7 @@ export function postTrainingFields(spec: PostTrainingSpec) {
     scope: z
       .enum(['row', 'layer'])
       .default(spec.defaultScope ?? 'row')
-      .meta({ description: 'compare scores within each output row or across the whole weight matrix (default: layer for magnitude, row otherwise)' }),
+      .meta({ description: 'compare scores within each output row or across the whole weight matrix' }),
     owl: z
       .union([z.boolean(), owlObject])
       .optional()
@@ -112,7 +112,7 @@ export function postTrainingFields(spec: PostTrainingSpec) {
           return z.NEVER;
         }
       })
-      .meta({ description: 'blocks to prune, e.g. 0-3 or 1,2; llm-pruner/depth: START:END, END exclusive (default: the method’s own)', valueName: 'list' }),
+      .meta({ description: 'blocks to prune, e.g. 0-3 or 1,2 (default: every block)', valueName: 'list' }),
     batchSize: z
       .number()
       .int()
@@ -120,7 +120,7 @@ export function postTrainingFields(spec: PostTrainingSpec) {
       .default(8)
       .meta({
         description:
-          'calibration windows per pass (memory; default: 8 for element methods, as many as fit in 2048 tokens for llm-pruner/depth; second-order Taylor averages its Fisher term over these batches)',
+          'calibration windows per pass (memory only: the statistics are the same)',
         valueName: 'n',
       }),
   };

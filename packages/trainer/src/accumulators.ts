@@ -4,13 +4,7 @@
  * Swappable: a plugin can bind its own factory under `AccumulatorToken` (a `Symbol.for` key, so it needs only the
  * kernel), and recipes pick it by name.
  */
-import {
-  optionalNumber,
-  rejectUnknownKeys,
-  TopiaryError,
-  type InjectionToken,
-  type Raw,
-} from '@topiary/kernel';
+import { parseOptions, TopiaryError, z, type InjectionToken, type OptionsSchema, type Raw } from '@topiary/kernel';
 
 export interface SaliencyAccumulator {
   readonly name: string;
@@ -25,10 +19,17 @@ export interface SaliencyAccumulator {
   load(state: unknown): void;
 }
 
-export interface AccumulatorFactory {
+export interface AccumulatorFactory<Schema extends OptionsSchema = OptionsSchema> {
   readonly name: string;
   readonly description: string;
-  create(options: Raw, where: string): SaliencyAccumulator;
+  /** Its options, declared once (validated with paths before training starts). */
+  readonly options: Schema;
+  create(options: z.output<Schema>): SaliencyAccumulator;
+}
+
+/** Validate an accumulator's options against its schema and create it (errors name `where` + the field). */
+export function createAccumulator(factory: AccumulatorFactory, raw: Raw, where: string): SaliencyAccumulator {
+  return factory.create(parseOptions(factory.options, raw, where));
 }
 
 /** DI token for extra accumulator factories (kernel-free: a plugin can create the same symbol). */
@@ -99,22 +100,22 @@ export class SumAccumulator extends MapAccumulator {
   }
 }
 
-export const emaAccumulator: AccumulatorFactory = {
+const emaOptions = z.object({ beta: z.number().min(0).lt(1).default(0.9).meta({ description: 'weight of the running value: value ← β·value + (1−β)·observed' }) }).strict();
+
+export const emaAccumulator: AccumulatorFactory<typeof emaOptions> = {
   name: 'ema',
   description: 'exponential moving average of the group scores (beta, default 0.9)',
-  create(options, where) {
-    rejectUnknownKeys(options, where, ['beta']);
-    return new EmaAccumulator(optionalNumber(options, 'beta', where, 0.9, { min: 0, below: 1 }));
-  },
+  options: emaOptions,
+  create: ({ beta }) => new EmaAccumulator(beta),
 };
 
-export const sumAccumulator: AccumulatorFactory = {
+const sumOptions = z.object({}).strict();
+
+export const sumAccumulator: AccumulatorFactory<typeof sumOptions> = {
   name: 'sum',
   description: 'sum of the group scores since the start (or since the group last changed shape)',
-  create(options, where) {
-    rejectUnknownKeys(options, where, []);
-    return new SumAccumulator();
-  },
+  options: sumOptions,
+  create: () => new SumAccumulator(),
 };
 
-export const builtinAccumulators: readonly AccumulatorFactory[] = [emaAccumulator, sumAccumulator];
+export const builtinAccumulators: readonly AccumulatorFactory[] = [emaAccumulator as AccumulatorFactory, sumAccumulator as AccumulatorFactory];

@@ -23,6 +23,7 @@ export {
   EmaAccumulator,
   SumAccumulator,
   builtinAccumulators,
+  createAccumulator,
   emaAccumulator,
   sumAccumulator,
   type AccumulatorFactory,

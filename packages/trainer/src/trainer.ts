@@ -23,7 +23,7 @@ import { ioError, parseOptions, resolveAllOrNone, Tokens, TopiaryError, EventBus
 import { writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import { loadTokenizer } from '@topiary/corpus';
 import { configToHf, readHfConfig, createLlama, LlamaModel, loadModel, makeConfig, saveModel, slimWeights, type CreateConfig } from '@topiary/model-llama';
-import { AccumulatorToken, builtinAccumulators, type SaliencyAccumulator } from './accumulators.js';
+import { AccumulatorToken, builtinAccumulators, createAccumulator, type SaliencyAccumulator } from './accumulators.js';
 import { cleanCheckpointLeftovers, loadLatestCheckpoint, pruneOldCheckpoints, writeCheckpoint, type CheckpointData } from './checkpoint.js';
 import { BatchSampler, loadTokenBlocks, type TokenBlocks } from './data.js';
 import { AdamW, firstNonFinite, gradientNorm, type AdamWOptions } from './optimizer.js';
@@ -111,7 +111,7 @@ function findAccumulator(container: DependencyContainer | undefined, spec: Named
   const all = [...(container ? resolveAllOrNone(container, AccumulatorToken) : []), ...builtinAccumulators];
   const f = all.find((a) => a.name === spec.name);
   if (!f) throw new TopiaryError('E_PLUGIN_UNKNOWN', `unknown accumulator "${spec.name}"`, { where: spec.where, hint: `known: ${all.map((a) => a.name).join(', ')}` });
-  return f.create(spec.options, spec.where);
+  return createAccumulator(f, spec.options, spec.where);
 }
 
 function hostWeights(model: CausalLM): Map<string, Float32Array> {

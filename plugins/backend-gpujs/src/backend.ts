@@ -6,18 +6,22 @@
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
-import { TopiaryError, type BackendAvailability, type BackendCapabilities, type PruningPrimitives, type TensorBackend } from '@topiary/kernel';
+import { TopiaryError, z, type BackendAvailability, type BackendCapabilities, type OptionsOf, type PruningPrimitives, type TensorBackend } from '@topiary/kernel';
 import { genericPrimitives } from '@topiary/linalg';
 import type { GPU as GPUClass } from 'gpu.js';
 import { GpuKernels } from './kernels.js';
 
-export interface GpujsBackendOptions {
-  /**
-   * gpu.js mode: `gpu` (default: the best gpu.js finds — headless-gl/WebGL, else its WebAssembly fallback) or
-   * `cpu` (gpu.js's JavaScript mode; what the conformance suite runs).
-   */
-  mode?: 'gpu' | 'cpu';
-}
+/** The backend's options, declared once. */
+export const gpujsBackendOptions = z
+  .object({
+    mode: z
+      .enum(['gpu', 'cpu'])
+      .optional()
+      .meta({ description: "gpu.js mode: gpu (default: the best gpu.js finds — headless-gl/WebGL, else its fallback) or cpu (gpu.js's JavaScript mode)" }),
+  })
+  .strict();
+
+export type GpujsBackendOptions = OptionsOf<typeof gpujsBackendOptions>;
 
 type GpuModule = { GPU: typeof GPUClass };
 

@@ -2,9 +2,9 @@
  * @topiary/backend-gpujs — gpu.js kernels for the heavy pruning primitives; tfjs cpu engine for tensor ops.
  */
 import { definePlugin, provide, Tokens } from '@topiary/kernel';
-import { GpujsBackend, type GpujsBackendOptions } from './backend.js';
+import { GpujsBackend, gpujsBackendOptions, type GpujsBackendOptions } from './backend.js';
 
-export { GpujsBackend, type GpujsBackendOptions } from './backend.js';
+export { GpujsBackend, gpujsBackendOptions, type GpujsBackendOptions } from './backend.js';
 export { GpuKernels, GRAM_BLOCK_ROWS } from './kernels.js';
 
 export function createGpujsBackend(options: GpujsBackendOptions = {}): GpujsBackend {
@@ -14,6 +14,7 @@ export function createGpujsBackend(options: GpujsBackendOptions = {}): GpujsBack
 export default definePlugin<GpujsBackendOptions>({
   name: 'backend-gpujs',
   description: 'gpu.js kernels (Gram, matmul, row norms) for pruning; tfjs cpu engine for tensor ops',
+  options: gpujsBackendOptions,
   register(container, options) {
     provide(container, Tokens.TensorBackend, createGpujsBackend(options ?? {}));
   },

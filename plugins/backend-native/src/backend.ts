@@ -4,17 +4,19 @@
  */
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { TopiaryError, type BackendAvailability, type BackendCapabilities, type PruningPrimitives, type TensorBackend } from '@topiary/kernel';
+import { TopiaryError, z, type BackendAvailability, type BackendCapabilities, type OptionsOf, type PruningPrimitives, type TensorBackend } from '@topiary/kernel';
 import { genericPrimitives } from '@topiary/linalg';
 import { WasmBackend } from '@topiary/backend-wasm';
 import { addonAvailability, loadAddon, type BlasAddon } from './addon.js';
 import { installFusedKernels, installNativeBatchMatMul } from './kernel.js';
 import { nativePrimitives } from './primitives.js';
 
-export interface NativeBackendOptions {
-  /** OpenBLAS threads (default: the machine's available parallelism). */
-  threads?: number;
-}
+/** The backend's options, declared once. */
+export const nativeBackendOptions = z
+  .object({ threads: z.number().int().min(1).optional().meta({ description: "OpenBLAS threads (default: the machine's available parallelism)" }) })
+  .strict();
+
+export type NativeBackendOptions = OptionsOf<typeof nativeBackendOptions>;
 
 export class NativeBackend implements TensorBackend {
   readonly name = 'native';

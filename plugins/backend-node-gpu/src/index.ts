@@ -6,7 +6,7 @@
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { definePlugin, provide, Tokens } from '@topiary/kernel';
-import { NativeBackend, type NativeBackendOptions } from '@topiary/backend-node';
+import { NativeBackend, nativeBackendOptions, type NativeBackendOptions } from '@topiary/backend-node';
 
 export { inspectNativeInstall, NativeBackend, type NativeBackendOptions } from '@topiary/backend-node';
 
@@ -19,6 +19,7 @@ export function createNodeGpuBackend(options: NativeBackendOptions = {}): Native
 export default definePlugin<NativeBackendOptions>({
   name: 'backend-node-gpu',
   description: 'tfjs on native libtensorflow with CUDA via the optional @tensorflow/tfjs-node-gpu',
+  options: nativeBackendOptions,
   register(container, options) {
     provide(container, Tokens.TensorBackend, createNodeGpuBackend(options ?? {}));
   },

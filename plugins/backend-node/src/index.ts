@@ -3,9 +3,9 @@
  * you install yourself). When it is missing or broken, `available()` says which piece and how to fix it.
  */
 import { definePlugin, provide, Tokens } from '@topiary/kernel';
-import { NativeBackend, type NativeBackendOptions } from './native.js';
+import { NativeBackend, nativeBackendOptions, type NativeBackendOptions } from './native.js';
 
-export { inspectNativeInstall, LIBTENSORFLOW_VERSION, NativeBackend, type NativeBackendOptions, type NativeVariant } from './native.js';
+export { inspectNativeInstall, LIBTENSORFLOW_VERSION, NativeBackend, nativeBackendOptions, type NativeBackendOptions, type NativeVariant } from './native.js';
 
 export function createNodeBackend(options: NativeBackendOptions = {}): NativeBackend {
   return new NativeBackend('cpu', options);
@@ -14,6 +14,7 @@ export function createNodeBackend(options: NativeBackendOptions = {}): NativeBac
 export default definePlugin<NativeBackendOptions>({
   name: 'backend-node',
   description: 'tfjs on native libtensorflow (CPU) via the optional @tensorflow/tfjs-node',
+  options: nativeBackendOptions,
   register(container, options) {
     provide(container, Tokens.TensorBackend, createNodeBackend(options ?? {}));
   },

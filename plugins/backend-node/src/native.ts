@@ -11,20 +11,24 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { TopiaryError, type BackendAvailability, type BackendCapabilities, type PruningPrimitives, type TensorBackend } from '@topiary/kernel';
+import { TopiaryError, z, type BackendAvailability, type BackendCapabilities, type OptionsOf, type PruningPrimitives, type TensorBackend } from '@topiary/kernel';
 import { genericPrimitives } from '@topiary/linalg';
 
 export type NativeVariant = 'cpu' | 'gpu';
 
-export interface NativeBackendOptions {
-  /**
-   * Folders to resolve the tfjs-node package from, first match wins (default: the working directory, then this
-   * plugin's own folder). Tests point it at fixtures.
-   */
-  searchPaths?: readonly string[];
-  /** Where to look for the NVIDIA driver (default `/proc/driver/nvidia/version`; GPU variant only). */
-  nvidiaDriverFile?: string;
-}
+/** The backend's options, declared once. */
+export const nativeBackendOptions = z
+  .object({
+    searchPaths: z
+      .array(z.string())
+      .readonly()
+      .optional()
+      .meta({ description: "folders to resolve the tfjs-node package from, first match wins (default: the working directory, then this plugin's own folder)" }),
+    nvidiaDriverFile: z.string().optional().meta({ description: 'where to look for the NVIDIA driver (default /proc/driver/nvidia/version; GPU variant only)' }),
+  })
+  .strict();
+
+export type NativeBackendOptions = OptionsOf<typeof nativeBackendOptions>;
 
 /** The libtensorflow the 4.22.0 packages are built against. */
 export const LIBTENSORFLOW_VERSION = '2.9.1';

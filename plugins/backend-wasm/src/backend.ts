@@ -5,7 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
-import { TopiaryError, type BackendAvailability, type BackendCapabilities, type TensorBackend } from '@topiary/kernel';
+import { TopiaryError, z, type BackendAvailability, type BackendCapabilities, type OptionsOf, type TensorBackend } from '@topiary/kernel';
 import { installFastBatchMatMul, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
 import { relaxedSimdAvailable, resolveThreads } from './gemm/pool.js';
 import { installSharedIdentity } from './kernels/identity.js';
@@ -13,17 +13,19 @@ import { installSoftmaxCrossEntropy, uninstallSoftmaxCrossEntropy } from './kern
 import { installMissingKernels } from './kernels/unsorted-segment-sum.js';
 import { wasmPrimitives } from './primitives.js';
 
-export interface WasmBackendOptions {
-  /**
-   * Run `BatchMatMul` on Topiary's multithreaded WebAssembly GEMM (default true; false keeps tfjs's stock
-   * single-threaded kernel, for comparisons).
-   */
-  fastMatMul?: boolean;
-  /** Threads for the GEMM, the caller's included (default: TOPIARY_WASM_THREADS, else every core, at most 16). */
-  threads?: number;
-  /** Fused multiply-add in the GEMM where the engine allows it (default true; TOPIARY_WASM_FMA=0 also turns it off). */
-  fma?: boolean;
-}
+/** The backend's options, declared once (its plugin validates them; `WasmBackendOptions` is their type). */
+export const wasmBackendOptions = z
+  .object({
+    fastMatMul: z
+      .boolean()
+      .optional()
+      .meta({ description: "run BatchMatMul on Topiary's multithreaded WebAssembly GEMM (default true; false keeps tfjs's stock kernel, for comparisons)" }),
+    threads: z.number().int().min(1).optional().meta({ description: "threads for the GEMM, the caller's included (default: TOPIARY_WASM_THREADS, else every core, at most 16)" }),
+    fma: z.boolean().optional().meta({ description: 'fused multiply-add in the GEMM where the engine allows it (default true; TOPIARY_WASM_FMA=0 also turns it off)' }),
+  })
+  .strict();
+
+export type WasmBackendOptions = OptionsOf<typeof wasmBackendOptions>;
 
 const require = createRequire(import.meta.url);
 

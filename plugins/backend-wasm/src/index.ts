@@ -2,9 +2,9 @@
  * @topiary/backend-wasm — the default tensor backend: tfjs on its WebAssembly engine, no native build.
  */
 import { definePlugin, provide, Tokens } from '@topiary/kernel';
-import { WasmBackend, type WasmBackendOptions } from './backend.js';
+import { WasmBackend, wasmBackendOptions, type WasmBackendOptions } from './backend.js';
 
-export { WasmBackend, type WasmBackendOptions } from './backend.js';
+export { WasmBackend, wasmBackendOptions, type WasmBackendOptions } from './backend.js';
 export { installFastBatchMatMul, uninstallFastBatchMatMul, gemmInfo, productSpec, sharedGemmPool } from './kernels/batch-matmul.js';
 export { installSoftmaxCrossEntropy, uninstallSoftmaxCrossEntropy } from './kernels/softmax-cross-entropy.js';
 export { GemmPool, defaultThreads, relaxedSimdAvailable, type GemmPoolOptions } from './gemm/pool.js';
@@ -21,6 +21,7 @@ export function createWasmBackend(options: WasmBackendOptions = {}): WasmBackend
 export default definePlugin<WasmBackendOptions>({
   name: 'backend-wasm',
   description: 'tfjs on the WebAssembly engine (SIMD, XNNPACK): the default backend, no native build',
+  options: wasmBackendOptions,
   register(container, options) {
     provide(container, Tokens.TensorBackend, createWasmBackend(options ?? {}));
   },

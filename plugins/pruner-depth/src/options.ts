@@ -13,10 +13,10 @@ export const depthOptions = z
     /** Element saliency for `score: taylor`. */
     saliency: saliencyField('taylor-element', 'score function (magnitude, wanda, taylor-element, taylor-vector, ... or a saliency plugin)'),
     /** Candidate blocks (default: all). */
-    layers: layerRangeField('blocks to prune, e.g. 0-3 or 1,2; llm-pruner/depth: START:END, END exclusive (default: the method’s own)'),
+    layers: layerRangeField('blocks START:END to prune, END exclusive (default: the method’s own)'),
     /** Windows per forward batch (0 = as many as fit in 2048 tokens: bounded memory). */
     batchSize: calibrationBatchField(
-      'calibration windows per pass (memory; default: 8 for element methods, as many as fit in 2048 tokens for llm-pruner/depth; second-order Taylor averages its Fisher term over these batches)',
+      'calibration windows per gradient pass (0: as many as fit in 2048 tokens); second-order Taylor averages its Fisher term over these batches',
     ),
   })
   .strict();

@@ -21,10 +21,10 @@ export const llmPrunerOptions = z
       .default('auto')
       .meta({ description: 'attention unit (auto: KV groups under GQA)' }),
     /** Blocks that may be pruned; default: all but the first and the last. */
-    layers: layerRangeField('blocks to prune, e.g. 0-3 or 1,2; llm-pruner/depth: START:END, END exclusive (default: the method’s own)'),
+    layers: layerRangeField('blocks START:END to prune, END exclusive (default: the method’s own)'),
     /** Calibration windows per gradient batch (0 = as many as fit in 2048 tokens: bounded memory). */
     batchSize: calibrationBatchField(
-      'calibration windows per pass (memory; default: 8 for element methods, as many as fit in 2048 tokens for llm-pruner/depth; second-order Taylor averages its Fisher term over these batches)',
+      'calibration windows per gradient pass (0: as many as fit in 2048 tokens); second-order Taylor averages its Fisher term over these batches',
     ),
   })
   .strict()

@@ -64,7 +64,10 @@ export function preparePruner(
   input: Pick<PruneStageInput, 'method' | 'options' | 'where' | 'methodWhere' | 'file'>,
 ): { pruner: Pruner; options: Record<string, unknown> } {
   const pruner = resolveNamed(env.container, Tokens.Pruner, input.method, 'pruner', input.methodWhere) as Pruner;
-  return { pruner, options: parseOptions(pruner.options, input.options, input.where, input.file) };
+  const options = parseOptions(pruner.options, input.options, input.where, input.file) as Record<string, unknown>;
+  // the criterion it names must be installed: found now, not after the stages before it ran
+  if (typeof options.saliency === 'string') resolveNamed(env.container, Tokens.Saliency, options.saliency, 'saliency', fieldAt(input.where, 'saliency'));
+  return { pruner, options };
 }
 
 /** `stages[0].prune.saliency`, or just `saliency` for a single-stage command (which names the flag). */
