@@ -9,6 +9,8 @@ import { pluginSearchRoots } from './context.js';
 
 export interface Catalog {
   pruners: readonly Pruner[];
+  /** The `--method` on the command line, if any (`--help --method NAME` shows that method's options only). */
+  method?: string;
 }
 
 export const EMPTY_CATALOG: Catalog = { pruners: [] };
@@ -29,10 +31,12 @@ function pathPlugins(argv: readonly string[]): { plugin: string[]; allowPluginPa
 export async function loadCatalog(argv: readonly string[]): Promise<Catalog> {
   if (!argv.some((a) => NEEDS_CATALOG.has(a))) return EMPTY_CATALOG;
   const paths = pathPlugins(argv);
+  const i = argv.indexOf('--method');
+  const method = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--method='))?.slice('--method='.length);
   for (const attempt of [paths, { plugin: [], allowPluginPath: false }]) {
     try {
       const run = await openRun({ backend: 'wasm', seed: 0, ...attempt }, pluginSearchRoots(), { events: new EventBus() });
-      return { pruners: resolveAllOrNone(run.container, Tokens.Pruner) };
+      return { pruners: resolveAllOrNone(run.container, Tokens.Pruner), ...(method !== undefined ? { method } : {}) };
     } catch {
       // a broken path plugin: the command reports it when it opens its run
     }

@@ -88,14 +88,6 @@ function calibrationTable(pruners: readonly Pruner[]): string {
     .join('\n');
 }
 
-/** The method named on the command line, if any (for a --help that shows only its options). */
-function methodInArgs(): string | undefined {
-  const argv = process.argv;
-  const i = argv.indexOf('--method');
-  if (i >= 0) return argv[i + 1];
-  return argv.find((a) => a.startsWith('--method='))?.slice('--method='.length);
-}
-
 /** Flags of another method, and pruner errors that name option keys, become errors naming the flag the user typed. */
 function asFlagError(e: unknown, method: string, flags: Map<string, PrunerFlag>): unknown {
   if (!(e instanceof TopiaryError) || e.where === undefined || e.where.startsWith('--')) return e;
@@ -130,7 +122,7 @@ export function registerPrune(program: Command, globals: () => GlobalOptions, ca
     .option('--eval-limit <n>', 'score at most this many perplexity windows')
     .option('--dump-calibration <file>', 'write the exact calibration windows as JSON (for reference implementations)')
     .addHelpText('after', () => {
-      const only = methodInArgs();
+      const only = catalog.method;
       return `${MODEL_FLAGS_HELP}
 
 Methods installed and the options each takes (from each pruner's own schema; \`--help --method NAME\` shows one):
