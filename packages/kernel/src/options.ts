@@ -183,6 +183,17 @@ function issueMessage(issue: z.core.$ZodIssue, raw: unknown, json: () => JsonSch
   }
 }
 
+/** A field the schema does not have (a typo, or another method's option): apps can tell it apart without reading text. */
+export class UnknownFieldError extends TopiaryError {
+  constructor(where: string, file: string | undefined, hint: string) {
+    super('E_RECIPE', 'unknown field', { file, where, hint });
+  }
+
+  override inFile(file: string): UnknownFieldError {
+    return new UnknownFieldError(this.where ?? '', file, this.hint ?? '');
+  }
+}
+
 /** Every problem with `raw` under `schema`, each a TopiaryError naming the full path (`stages[1].prune.sparsity`). */
 export function optionErrors(schema: z.ZodType, raw: unknown, where: string, file?: string): TopiaryError[] {
   const result = schema.safeParse(raw ?? {});
@@ -196,7 +207,7 @@ export function optionErrors(schema: z.ZodType, raw: unknown, where: string, fil
     if (issue.code === 'unrecognized_keys') {
       const known = Object.keys(jsonOf().properties ?? {});
       for (const key of issue.keys) {
-        unknown.push(new TopiaryError('E_RECIPE', 'unknown field', { file, where: joinPath(where, [...issue.path, key]), hint: `known fields: ${known.join(', ')}` }));
+        unknown.push(new UnknownFieldError(joinPath(where, [...issue.path, key]), file, `known fields: ${known.join(', ')}`));
       }
       continue;
     }

@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { checkNumber, coerceFlagValue, optionFields, TopiaryError, type CausalLM, type OptionField, type Pruner, type Raw } from '@topiary/kernel';
+import { checkNumber, coerceFlagValue, optionFields, TopiaryError, UnknownFieldError, type CausalLM, type OptionField, type Pruner, type Raw } from '@topiary/kernel';
 import { writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import { evaluatePerplexity } from '@topiary/eval';
 import { isExactNM, sparsityTable } from '@topiary/prune-core';
@@ -95,7 +95,7 @@ function asFlagError(e: unknown, method: string, flags: Map<string, PrunerFlag>)
   const flag = [...flags.values()].find((f) => f.field.key === key);
   if (!flag) return e;
   const where = flag.field.flag;
-  if (e.message === 'unknown field') {
+  if (e instanceof UnknownFieldError) {
     return new TopiaryError('E_USAGE', `is not an option of --method ${method}`, { where, hint: `see topiary prune --help --method ${method} for what ${method} takes` });
   }
   return new TopiaryError(e.code === 'E_RECIPE' ? 'E_USAGE' : e.code, e.message, { where, hint: e.hint, cause: e });
