@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkPattern, loadRecipe, optionalNumber, parseRecipeText, recipeErrors, TopiaryError } from '../src/index.js';
+import { checkNumber, loadRecipe, parseRecipeText, recipeErrors, TopiaryError } from '../src/index.js';
 
 function errorOf(fn: () => unknown): TopiaryError {
   try {
@@ -78,13 +78,10 @@ describe('recipes', () => {
     expect(err.where).toMatch(/^line \d+$/);
   });
 
-  it('stage option validators give exact paths and ranges', () => {
-    const err = errorOf(() => optionalNumber({ sparsity: 1 }, 'sparsity', 'stages[2].prune', 0.5, { min: 0, below: 1 }));
-    expect(err.describe()).toBe('stages[2].prune.sparsity: must be in [0,1), got 1');
-    const flag = errorOf(() => optionalNumber({ sparsity: '1.5' }, 'sparsity', '--sparsity', 0.5, { min: 0, below: 1 }));
-    expect(flag.where).toBe('--sparsity');
-    expect(checkPattern('2:4', '--pattern')).toEqual({ n: 2, m: 4 });
-    expect(errorOf(() => checkPattern('4:4', '--pattern')).message).toContain('0 < N < M');
+  it('a flag value is checked with its flag as the place', () => {
+    const flag = errorOf(() => checkNumber('1.5', '--sparsity', { min: 0, below: 1 }));
+    expect(flag.describe()).toBe('--sparsity: must be in [0,1), got 1.5');
+    expect(checkNumber('16', '--samples', { min: 1, integer: true })).toBe(16);
   });
 
   it('loads from a file and names a missing one', () => {
