@@ -34,7 +34,11 @@ export interface FinetuneOptions {
   distill?: DistillOptions;
   optimizer: RecoveryOptimizer;
   events?: EventBus;
-  /** Emit a `metric` event every this many steps (default 10). */
+  /**
+   * Emit the `finetune/loss` metric every this many optimiser steps and at the last one (default 10). This loop is
+   * the one emitter of `finetune/loss`: its step is the optimiser step the loss was computed for, counted from 1
+   * (step k = the loss of the batch the k-th update was computed from), tagged with the step's learning rate.
+   */
   logEvery?: number;
   signal?: AbortSignal;
 }

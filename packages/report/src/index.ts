@@ -1,4 +1,5 @@
-export { renderReport, writeReport } from './report.js';
+export { groupScoresOf, renderReport, stageTick, writeReport, type RenderOptions } from './report.js';
 export { readMetrics, readResults } from './results.js';
+export { recipeNameFromText, recipeNameOf } from './recipe-name.js';
 export type { ArchitectureSnapshot, EvalSummary, LayerWidths, RunResults, StageResult } from './results.js';
-export { barChart, histogram, linePlot, niceTicks, escapeXml, type BarGroup, type Series } from './svg.js';
+export { barChart, histogram, linePlot, niceTicks, escapeXml, stageChart, type BarGroup, type Series, type StageCategory } from './svg.js';

@@ -1,11 +1,14 @@
 /**
- * report.html: one self-contained page (inline CSS and SVG, no scripts, no network) with the loss and perplexity
- * curves, per-layer sparsity and width bars before/after, saliency histograms per group kind and the eval table.
+ * report.html: one self-contained page (inline CSS and SVG, no scripts, no network) titled by the recipe's name,
+ * with the eval table, perplexity and accuracy per stage (a categorical chart), curves over optimiser steps (one
+ * series per metric name and stage), per-layer sparsity and width bars before/after, and saliency histograms per
+ * group kind.
  */
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { type MetricEvent } from '@topiary/kernel';
 import { writeFileAtomic } from '@topiary/files';
-import { barChart, escapeXml, histogram, linePlot, type Series } from './svg.js';
+import { barChart, escapeXml, histogram, linePlot, stageChart, type Series, type StageCategory } from './svg.js';
+import { recipeNameOf } from './recipe-name.js';
 import { readMetrics, readResults, type ArchitectureSnapshot, type EvalSummary, type RunResults, type StageResult } from './results.js';
 
 function fmt(v: number | undefined, digits = 4): string {
@@ -17,24 +20,110 @@ function stageLabel(s: StageResult): string {
   return `${s.index + 1}. ${s.kind}${s.name !== s.kind ? ` (${s.name})` : ''}`;
 }
 
-/** Curves: every metric with at least two points, grouped by the part before the first '/' (e.g. train/loss). */
-function curves(metrics: readonly MetricEvent[]): string {
-  const byName = new Map<string, [number, number][]>();
-  metrics.forEach((m, i) => {
-    const pts = byName.get(m.name) ?? [];
-    pts.push([m.step ?? i, m.value]);
-    byName.set(m.name, pts);
+/** A stage on a categorical axis: `1 eval`, `2 prune wanda`, `6 finetune (distilled)`. */
+export function stageTick(s: Pick<StageResult, 'index' | 'kind' | 'name'>): string {
+  const name = s.name === s.kind || !s.name ? '' : s.name.startsWith(s.kind) ? s.name.slice(s.kind.length) : ` ${s.name}`;
+  return `${s.index + 1} ${s.kind}${name}`;
+}
+
+/** Every evaluation of the run in order: the input model's (baseline), then each stage that measured one. */
+function measurements(results: RunResults): StageCategoryRow[] {
+  const rows: StageCategoryRow[] = [];
+  if (results.baseline) rows.push({ label: 'input', note: 'input model', e: results.baseline });
+  results.stages.forEach((s, i) => {
+    if (!s.eval) return;
+    if (s.kind !== 'eval') {
+      rows.push({ label: stageTick(s), e: s.eval });
+      return;
+    }
+    // an eval stage measures the model left by the last stage that changed it
+    const changer = results.stages.slice(0, i).reverse().find((x) => x.kind !== 'eval');
+    rows.push({ label: stageTick(s), note: changer ? `after ${stageTick(changer)}` : 'input model', e: s.eval });
   });
-  const plotted = [...byName.entries()].filter(([, pts]) => pts.length >= 2);
+  return rows;
+}
+
+interface StageCategoryRow {
+  label: string;
+  note?: string;
+  e: EvalSummary;
+}
+
+/** Short, distinct series names for perplexity files: the file name, the whole key where two names collide. */
+function fileNames(keys: readonly string[]): string[] {
+  const short = keys.map((k) => k.split(/[\\/]/).pop() || k);
+  return short.map((n, i) => (short.filter((x) => x === n).length > 1 ? keys[i]! : n));
+}
+
+/**
+ * Perplexity and accuracy per stage, from results.json: one category per evaluation, labelled by its stage
+ * (`3 eval`, with `after 2 prune wanda` under it), one bar per perplexity file / task. Stages are categories, not
+ * points on a numeric axis: an eval has no "step".
+ */
+function stageCharts(results: RunResults): string {
+  const rows = measurements(results);
+  if (rows.length === 0) return '';
+  const parts: string[] = [];
+  const pplKeys = [...new Set(rows.flatMap((r) => Object.keys(r.e.perplexity ?? {})))];
+  if (pplKeys.length > 0) {
+    const categories: StageCategory[] = rows
+      .filter((r) => pplKeys.some((k) => r.e.perplexity?.[k] !== undefined))
+      .map((r) => ({ label: r.label, note: r.note, values: pplKeys.map((k) => r.e.perplexity?.[k]?.ppl) }));
+    parts.push(stageChart('Perplexity per stage', categories, fileNames(pplKeys), 'perplexity', (v) => fmt(v, 4)));
+  }
+  const taskKeys = [...new Set(rows.flatMap((r) => Object.keys(r.e.tasks ?? {})))];
+  if (taskKeys.length > 0) {
+    const series = taskKeys.flatMap((t) => [`${t} acc`, `${t} acc_norm`]);
+    const categories: StageCategory[] = rows
+      .filter((r) => taskKeys.some((t) => r.e.tasks?.[t] !== undefined))
+      .map((r) => ({
+        label: r.label,
+        note: r.note,
+        values: taskKeys.flatMap((t) => {
+          const x = r.e.tasks?.[t];
+          return [x ? x.acc * 100 : undefined, x ? x.acc_norm * 100 : undefined];
+        }),
+        errors: taskKeys.flatMap((t) => {
+          const x = r.e.tasks?.[t];
+          return [x?.acc_stderr !== undefined ? x.acc_stderr * 100 : undefined, x?.acc_norm_stderr !== undefined ? x.acc_norm_stderr * 100 : undefined];
+        }),
+      }));
+    parts.push(stageChart('Accuracy per stage', categories, series, 'accuracy (%)', (v) => v.toFixed(1)));
+  }
+  return parts.join('\n');
+}
+
+/**
+ * Curves over optimiser steps (e.g. `finetune/loss`, `valid_perplexity`) from metrics.jsonl: every metric name is
+ * its own series, and so is every stage it was recorded in (two finetune stages are two lines, never one). A
+ * step is the optimiser step within its stage, 1-based. `eval/*` metrics are measurements per stage, not curves:
+ * they are drawn per stage from results.json.
+ */
+function curves(metrics: readonly MetricEvent[], stages: readonly StageResult[]): string {
+  const byKey = new Map<string, { name: string; stage?: number; points: [number, number][] }>();
+  metrics.forEach((m, i) => {
+    if (m.name.startsWith('eval/')) return;
+    const tag = m.tags?.stage;
+    const stage = typeof tag === 'number' ? tag : typeof tag === 'string' && tag.trim() !== '' && Number.isFinite(Number(tag)) ? Number(tag) : undefined;
+    const key = `${m.name}\u0000${stage ?? ''}`;
+    const entry = byKey.get(key) ?? { name: m.name, stage, points: [] };
+    entry.points.push([m.step ?? i, m.value]);
+    byKey.set(key, entry);
+  });
+  const plotted = [...byKey.values()].filter((e) => e.points.length >= 2);
   if (plotted.length === 0) return '<p class="empty">No metric was recorded over steps in this run.</p>';
+  const stagesOf = new Map<string, number>();
+  for (const e of plotted) stagesOf.set(e.name, (stagesOf.get(e.name) ?? 0) + 1);
   const families = new Map<string, Series[]>();
-  for (const [name, points] of plotted) {
-    const key = name.includes('loss') ? 'Loss' : name.includes('ppl') || name.includes('perplexity') ? 'Perplexity' : name;
+  for (const e of plotted) {
+    const where = e.stage === undefined ? undefined : stages.find((s) => s.index === e.stage);
+    const name = (stagesOf.get(e.name) ?? 0) > 1 && e.stage !== undefined ? `${e.name} · ${where ? stageTick(where) : `stage ${e.stage + 1}`}` : e.name;
+    const key = e.name.includes('loss') ? 'Loss' : e.name.includes('ppl') || e.name.includes('perplexity') ? 'Perplexity' : e.name;
     const list = families.get(key) ?? [];
-    list.push({ name, points });
+    list.push({ name, points: [...e.points].sort((a, b) => a[0] - b[0]) });
     families.set(key, list);
   }
-  return [...families.entries()].map(([title, series]) => linePlot(title, series, 'step', title.toLowerCase())).join('\n');
+  return [...families.entries()].map(([title, series]) => linePlot(title, series, 'optimiser step', title.toLowerCase())).join('\n');
 }
 
 function sparsityBars(stages: readonly StageResult[]): string {
@@ -74,11 +163,48 @@ function widthBars(stages: readonly StageResult[]): string {
   return parts.join('\n');
 }
 
+/**
+ * Group scores by group kind from a stage: `result.saliency` (what the prune stage stores), else the pruner's
+ * `details.groupScores`, else `details.saliency` when it is such a record (and not the criterion's name). A
+ * Float64Array that went through JSON (`{"0": …, "1": …}`) counts as a list.
+ */
+export function groupScoresOf(s: StageResult): Record<string, number[]> | undefined {
+  for (const candidate of [s.saliency, s.details?.groupScores, s.details?.saliency]) {
+    if (!candidate || typeof candidate !== 'object' || Array.isArray(candidate)) continue;
+    const out: Record<string, number[]> = {};
+    for (const [kind, raw] of Object.entries(candidate as Record<string, unknown>)) {
+      const list = Array.isArray(raw) ? raw : raw && typeof raw === 'object' ? Object.values(raw) : [];
+      const values = list.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+      if (values.length > 0) out[kind] = values;
+    }
+    if (Object.keys(out).length > 0) return out;
+  }
+  return undefined;
+}
+
+/** A prune that removed whole groups (heads, KV groups, FFN channels, blocks). */
+function isStructured(s: StageResult): boolean {
+  if (s.kind !== 'prune') return false;
+  if (Array.isArray(s.details?.removedGroups)) return true;
+  const before = s.architectureBefore;
+  const after = s.architectureAfter;
+  return Boolean(before && after && (before.dim !== after.dim || JSON.stringify(before.layers) !== JSON.stringify(after.layers)));
+}
+
 function saliencyHistograms(stages: readonly StageResult[]): string {
   const parts: string[] = [];
   for (const s of stages) {
-    for (const [kind, values] of Object.entries(s.saliency ?? {})) {
-      parts.push(histogram(`Saliency of ${kind} groups — ${stageLabel(s)}`, values, 30, 'saliency'));
+    const scores = groupScoresOf(s);
+    if (scores) {
+      for (const [kind, values] of Object.entries(scores)) {
+        parts.push(histogram(`Saliency of ${kind} groups — ${stageLabel(s)}`, values, 30, 'saliency'));
+      }
+    } else if (isStructured(s)) {
+      const criterion = typeof s.details?.saliency === 'string' ? ` (criterion ${s.details.saliency})` : '';
+      parts.push(
+        `<p class="empty saliency-missing">${escapeXml(stageLabel(s))}${escapeXml(criterion)} removed groups but reported no group scores: ` +
+          `neither the stage's <code>saliency</code> nor the pruner's <code>details.groupScores</code> holds a list per group kind, so there is no histogram to draw.</p>`,
+      );
     }
   }
   return parts.join('\n');
@@ -126,10 +252,16 @@ h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bot
 table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #e2e8f0;padding:4px 8px;text-align:right}th:first-child,td:first-child{text-align:left}
 th{background:#f7fafc}.empty{color:#718096;font-style:italic}.status-failed{color:#c53030}.caption{font-size:12px;color:#4a5568}`;
 
-export function renderReport(results: RunResults, metrics: readonly MetricEvent[]): string {
-  const title = results.name ?? 'Topiary run';
+export interface RenderOptions {
+  /** The recipe's `name`: the title (else `results.recipeName`, else the run folder's name). */
+  recipeName?: string;
+}
+
+export function renderReport(results: RunResults, metrics: readonly MetricEvent[], options: RenderOptions = {}): string {
+  const title = options.recipeName ?? results.recipeName ?? results.name ?? 'Topiary run';
   const status = `<span class="status-${results.status}">${results.status}</span>`;
   const meta = [
+    results.name && results.name !== title && `run folder ${escapeXml(results.name)}`,
     results.model && `model ${escapeXml(results.model)}`,
     results.backend && `backend ${escapeXml(results.backend)}`,
     `started ${escapeXml(results.started)}`,
@@ -148,7 +280,8 @@ export function renderReport(results: RunResults, metrics: readonly MetricEvent[
 <p class="meta">${meta} · ${status}</p>${error}
 <section id="stages"><h2>Stages</h2>${stageTable(results)}</section>
 <section id="eval"><h2>Evaluation</h2>${evalTable(results)}</section>
-${section('curves', 'Loss and perplexity', curves(metrics))}
+${section('per-stage', 'Perplexity and accuracy per stage', stageCharts(results))}
+${section('curves', 'Loss and other curves over optimiser steps', curves(metrics, results.stages))}
 ${section('sparsity', 'Per-layer sparsity and widths', sparsityBars(results.stages) + widthBars(results.stages))}
 ${section('saliency', 'Saliency by group kind', saliencyHistograms(results.stages))}
 <p class="meta">Generated by Topiary. Self-contained: no scripts, no network.</p>
@@ -156,11 +289,15 @@ ${section('saliency', 'Saliency by group kind', saliencyHistograms(results.stage
 `;
 }
 
-/** Read `results.json` and `metrics.jsonl` from a run folder and write `report.html` (atomically). */
+/**
+ * Read `results.json` and `metrics.jsonl` from a run folder and write `report.html` (atomically). The title is the
+ * recipe's `name` (recipe.resolved.yaml's, else the recipe file's), else the folder's name.
+ */
 export function writeReport(runDir: string): string {
   const results = readResults(join(runDir, 'results.json'));
   const metrics = readMetrics(join(runDir, 'metrics.jsonl'));
   const path = join(runDir, 'report.html');
-  writeFileAtomic(path, renderReport(results, metrics));
+  const named = { ...results, name: results.name ?? basename(resolve(runDir)) };
+  writeFileAtomic(path, renderReport(named, metrics, { recipeName: recipeNameOf(runDir, results) }));
   return path;
 }

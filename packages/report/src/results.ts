@@ -37,14 +37,22 @@ export interface StageResult {
   layers?: readonly { param: string; layer: number; sparsity: number }[];
   architectureBefore?: ArchitectureSnapshot;
   architectureAfter?: ArchitectureSnapshot;
-  /** Group saliency scores by group kind (a sample), for histograms. */
+  /**
+   * Group saliency scores by group kind (a sample), for histograms. The prune stage fills it from the pruner's
+   * `details.groupScores` (or `details.saliency` when that is such a record); the report also reads
+   * `details.groupScores` itself.
+   */
   saliency?: Record<string, readonly number[]>;
   eval?: EvalSummary;
   details?: Record<string, unknown>;
 }
 
 export interface RunResults {
+  /** The run folder's name (what `topiary run` writes); the report's title falls back to it. */
   name?: string;
+  /** The recipe's own `name` (recipeEnvelope.name), when the writer records it; the report's title. */
+  recipeName?: string;
+  /** The recipe file the run was started from. */
   recipe?: string;
   model?: string;
   backend?: string;

@@ -13,6 +13,18 @@ export interface BarGroup {
   values: readonly number[];
 }
 
+/** One category of a per-stage chart: a stage (e.g. `3 eval`), what it measured, one value per series. */
+export interface StageCategory {
+  /** The stage, e.g. `3 eval` or `2 prune wanda`. */
+  label: string;
+  /** A second, smaller line under the label, e.g. `after 2 prune wanda`. */
+  note?: string;
+  /** One value per series; NaN or undefined where the stage did not measure that series. */
+  values: readonly (number | undefined)[];
+  /** Standard errors, drawn as whiskers (optional, per series). */
+  errors?: readonly (number | undefined)[];
+}
+
 const PALETTE = ['#2b6cb0', '#dd6b20', '#38a169', '#805ad5', '#e53e3e', '#319795', '#d69e2e', '#718096'];
 const W = 600;
 const H = 280;
@@ -46,10 +58,10 @@ function formatTick(v: number): string {
   return Number(v.toPrecision(3)).toString();
 }
 
-function frame(title: string, body: string, cls: string): string {
+function frame(title: string, body: string, cls: string, w = W, h = H): string {
   return (
-    `<svg class="${cls}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeXml(title)}">` +
-    `<title>${escapeXml(title)}</title><text x="${W / 2}" y="16" text-anchor="middle" font-size="13" font-weight="600">${escapeXml(title)}</text>` +
+    `<svg class="${cls}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${escapeXml(title)}">` +
+    `<title>${escapeXml(title)}</title><text x="${w / 2}" y="16" text-anchor="middle" font-size="13" font-weight="600">${escapeXml(title)}</text>` +
     `${body}</svg>`
   );
 }
@@ -161,4 +173,72 @@ export function histogram(title: string, values: readonly number[], bins = 30, x
     body += `<rect class="bar" x="${(M.left + i * bw).toFixed(1)}" y="${sy(c).toFixed(1)}" width="${Math.max(1, bw - 1).toFixed(1)}" height="${(sy(0) - sy(c)).toFixed(1)}" fill="${PALETTE[0]}"/>`;
   });
   return frame(title, body, 'plot histogram');
+}
+
+/**
+ * Measurements per stage: one category per stage on a categorical axis (labels such as `1 eval`, `2 prune wanda`,
+ * never a numeric "step" axis), one bar per series with its value written above it. The chart widens with the
+ * number of categories so every label stays readable.
+ */
+export function stageChart(
+  title: string,
+  categories: readonly StageCategory[],
+  seriesNames: readonly string[],
+  yLabel = '',
+  format: (v: number) => string = (v) => formatTick(v),
+): string {
+  const values = categories.flatMap((c) => c.values.map((v, i) => (v === undefined ? NaN : v + (c.errors?.[i] ?? 0)))).filter(Number.isFinite);
+  const longest = Math.max(0, ...categories.flatMap((c) => [c.label.length, (c.note ?? '').length]));
+  const slot = Math.max(90, longest * 6 + 12);
+  const w = Math.max(W, M.left + M.right + slot * categories.length);
+  const h = H + 16;
+  const bottom = M.bottom + 16;
+  if (categories.length === 0 || values.length === 0) return frame(title, `<text x="${w / 2}" y="${h / 2}" text-anchor="middle">no data</text>`, 'plot stage-chart', w, h);
+  const yt = niceTicks(Math.min(0, ...values), Math.max(...values));
+  const [y0, y1] = [yt[0]!, yt[yt.length - 1]!];
+  const sy = (v: number) => h - bottom - ((v - y0) / (y1 - y0 || 1)) * (h - M.top - bottom);
+  const groupW = (w - M.left - M.right) / categories.length;
+  const barW = Math.min(48, Math.max(2, (groupW * 0.7) / Math.max(1, seriesNames.length)));
+  let body = `<g font-size="10" fill="#444">`;
+  for (const t of yt) {
+    const y = sy(t);
+    body += `<line x1="${M.left}" x2="${w - M.right}" y1="${y}" y2="${y}" stroke="#e2e8f0"/><text x="${M.left - 6}" y="${y + 3}" text-anchor="end">${formatTick(t)}</text>`;
+  }
+  body += `<line x1="${M.left}" x2="${w - M.right}" y1="${h - bottom}" y2="${h - bottom}" stroke="#444"/><line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${h - bottom}" stroke="#444"/>`;
+  body += `<text transform="translate(14 ${(M.top + h - bottom) / 2}) rotate(-90)" text-anchor="middle">${escapeXml(yLabel)}</text></g>`;
+  categories.forEach((c, ci) => {
+    const center = M.left + ci * groupW + groupW / 2;
+    const start = center - (barW * seriesNames.length) / 2;
+    let bars = '';
+    c.values.forEach((v, si) => {
+      if (v === undefined || !Number.isFinite(v)) return;
+      const x = start + si * barW;
+      const y = sy(Math.max(v, y0));
+      const color = PALETTE[si % PALETTE.length];
+      const tip = `${c.label}${c.note ? ` (${c.note})` : ''} · ${seriesNames[si] ?? ''}: ${format(v)}`;
+      bars += `<rect class="bar" x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${Math.max(1, barW - 2).toFixed(1)}" height="${(sy(y0) - y).toFixed(1)}" fill="${color}"><title>${escapeXml(tip)}</title></rect>`;
+      const se = c.errors?.[si];
+      let top = y;
+      if (se !== undefined && Number.isFinite(se) && se > 0) {
+        const mid = x + (barW - 2) / 2;
+        const [a, b] = [sy(Math.max(y0, v - se)), sy(v + se)];
+        bars += `<path class="whisker" d="M${mid.toFixed(1)},${a.toFixed(1)}V${b.toFixed(1)}M${(mid - 3).toFixed(1)},${b.toFixed(1)}h6M${(mid - 3).toFixed(1)},${a.toFixed(1)}h6" stroke="#2d3748" fill="none"/>`;
+        top = Math.min(top, b);
+      }
+      bars += `<text class="value" x="${(x + (barW - 2) / 2).toFixed(1)}" y="${(top - 3).toFixed(1)}" text-anchor="middle" font-size="9">${escapeXml(format(v))}</text>`;
+    });
+    body += `<g class="stage">${bars}<text class="stage-label" x="${center.toFixed(1)}" y="${h - bottom + 14}" text-anchor="middle" font-size="10">${escapeXml(c.label)}</text>`;
+    if (c.note) body += `<text class="stage-note" x="${center.toFixed(1)}" y="${h - bottom + 27}" text-anchor="middle" font-size="9" fill="#718096">${escapeXml(c.note)}</text>`;
+    body += '</g>';
+  });
+  if (seriesNames.length >= 2) {
+    body += seriesNames
+      .map((n, i) => {
+        const x = M.left + 8 + (i % 4) * 150;
+        const y = 32 + Math.floor(i / 4) * 12;
+        return `<rect x="${x}" y="${y - 8}" width="10" height="10" fill="${PALETTE[i % PALETTE.length]}"/><text x="${x + 14}" y="${y + 1}" font-size="10">${escapeXml(n)}</text>`;
+      })
+      .join('');
+  }
+  return frame(title, body, 'plot stage-chart', w, h);
 }

@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { barChart, histogram, linePlot, niceTicks, readMetrics, renderReport, writeReport, type RunResults } from '../src/index.js';
+import { barChart, groupScoresOf, histogram, linePlot, niceTicks, readMetrics, recipeNameFromText, renderReport, stageChart, stageTick, writeReport, type RunResults } from '../src/index.js';
 
 const results: RunResults = {
   name: 'wanda-2of4',
@@ -80,7 +80,9 @@ describe('report.html', () => {
     expect(html).toContain('FFN width per layer — 2. prune (llm-pruner)');
     expect(html).toContain('Saliency of ffn-channel groups');
     expect(html).toContain('<title>Loss</title>');
-    expect(html).toContain('<title>Perplexity</title>');
+    expect(html).toContain('<title>Perplexity per stage</title>');
+    expect(html).toContain('<title>Accuracy per stage</title>');
+    expect(html).not.toContain('<title>Perplexity</title>'); // eval/* metrics are per stage, not a curve over "steps"
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
   });
 
@@ -91,6 +93,125 @@ describe('report.html', () => {
     expect(readMetrics(join(dir, 'metrics.jsonl'))).toHaveLength(1);
     const path = writeReport(dir);
     expect(readFileSync(path, 'utf8')).toContain('wanda-2of4');
+  });
+
+  it('is titled by the recipe name: recipe.resolved.yaml, else the recipe file results.json names, else the folder name', () => {
+    const base = mkdtempSync(join(tmpdir(), 'topiary-report-title-'));
+    const dir = join(base, 'run-2026-11-25');
+    mkdirSync(dir);
+    const { name: _folder, ...rest } = results;
+    const recipeFile = join(base, 'recipe.yaml');
+    writeFileSync(join(dir, 'results.json'), JSON.stringify({ ...rest, name: 'run-2026-11-25', recipe: recipeFile }));
+    const titleOf = () => /<h1>([^<]*)<\/h1>/.exec(readFileSync(writeReport(dir), 'utf8'))![1];
+    // no recipe anywhere: the folder's name
+    expect(titleOf()).toBe('run-2026-11-25');
+    // the recipe file the run started from (recipe.resolved.yaml drops `name` today)
+    writeFileSync(recipeFile, 'name: wanda 2:4 then recovery   # shown in the report\nmodel: { from: m }\nstages:\n  - eval: { perplexity: a.txt }\n');
+    writeFileSync(join(dir, 'recipe.resolved.yaml'), 'model:\n  from: m\nstages:\n  - eval:\n      perplexity: a.txt\n');
+    expect(titleOf()).toBe('wanda 2:4 then recovery');
+    const html = readFileSync(join(dir, 'report.html'), 'utf8');
+    expect(html).toContain('<title>wanda 2:4 then recovery — Topiary report</title>');
+    expect(html).toContain('run folder run-2026-11-25');
+    // recipe.resolved.yaml's own name wins
+    writeFileSync(join(dir, 'recipe.resolved.yaml'), 'name: "resolved <name>"\nmodel:\n  from: m\n');
+    expect(titleOf()).toBe('resolved &lt;name&gt;');
+    // results.json without a folder name: the folder's own name
+    writeFileSync(join(dir, 'recipe.resolved.yaml'), 'seed: 0\n');
+    writeFileSync(recipeFile, 'stages: []\n');
+    writeFileSync(join(dir, 'results.json'), JSON.stringify(rest));
+    expect(titleOf()).toBe('run-2026-11-25');
+  });
+
+  it('reads only the top-level name of a YAML or JSON recipe', () => {
+    expect(recipeNameFromText('name: plain words # comment\nseed: 1')).toBe('plain words');
+    expect(recipeNameFromText("seed: 1\nname: 'it''s: quoted'\n")).toBe("it's: quoted");
+    expect(recipeNameFromText('name: "a \\"b\\" # c"\n')).toBe('a "b" # c');
+    expect(recipeNameFromText('name: >\n  folded\n  title\nseed: 1\n')).toBe('folded title');
+    expect(recipeNameFromText('{"name": "json recipe", "stages": []}')).toBe('json recipe');
+    expect(recipeNameFromText('model:\n  name: nested\nstages: []\n')).toBeUndefined();
+    expect(recipeNameFromText('name:\nseed: 1\n')).toBeUndefined();
+    expect(recipeNameFromText('name: ~\n')).toBeUndefined();
+    expect(recipeNameFromText('---\nseed: 1\n---\nname: second document\n')).toBeUndefined();
+  });
+
+  it('draws perplexity and accuracy per stage on a categorical axis of stage labels, not as lines over "step"', () => {
+    const run: RunResults = {
+      started: 's',
+      status: 'completed',
+      stages: [
+        { index: 0, kind: 'eval', name: 'eval', seconds: 1, eval: { perplexity: { '/d/a.txt': { ppl: 10, tokens: 9 } }, tasks: { piqa: { acc: 0.6, acc_norm: 0.62, n: 10, acc_stderr: 0.05 } } } },
+        { index: 1, kind: 'prune', name: 'wanda', seconds: 1 },
+        { index: 2, kind: 'eval', name: 'eval', seconds: 1, eval: { perplexity: { '/d/a.txt': { ppl: 30, tokens: 9 } }, tasks: { piqa: { acc: 0.55, acc_norm: 0.5, n: 10 } } } },
+        { index: 3, kind: 'finetune', name: 'finetune (distilled)', seconds: 1 },
+        { index: 4, kind: 'eval', name: 'eval', seconds: 1, eval: { perplexity: { '/d/a.txt': { ppl: 20, tokens: 9 } }, tasks: {} } },
+      ],
+    };
+    expect(stageTick(run.stages[1]!)).toBe('2 prune wanda');
+    expect(stageTick(run.stages[3]!)).toBe('4 finetune (distilled)');
+    const html = renderReport(run, [
+      { type: 'metric', name: 'eval/ppl', value: 10, step: 0, tags: { stage: 0, file: '/d/a.txt' } },
+      { type: 'metric', name: 'eval/ppl', value: 30, step: 2, tags: { stage: 2, file: '/d/a.txt' } },
+    ]);
+    const section = html.slice(html.indexOf('<section id="per-stage">'), html.indexOf('<section id="curves">'));
+    const charts = section.match(/<svg class="plot stage-chart"/g);
+    expect(charts).toHaveLength(2);
+    const labels = [...section.matchAll(/<text class="stage-label"[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+    expect(labels).toEqual(['1 eval', '3 eval', '5 eval', '1 eval', '3 eval']); // accuracy: the last eval measured no task
+    const notes = [...section.matchAll(/<text class="stage-note"[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+    expect(notes.slice(0, 3)).toEqual(['input model', 'after 2 prune wanda', 'after 4 finetune (distilled)']);
+    expect(section).toContain('>30<'); // values are written on the bars
+    expect(section).toContain('class="whisker"'); // ± standard error
+    expect(section).not.toMatch(/>step</);
+    expect(html).not.toContain('<path class="series"'); // eval/ppl is not drawn as a line
+  });
+
+  it('draws every metric name as its own series, and one name recorded in two stages as two series, sorted by step', () => {
+    const m = (name: string, step: number, value: number, stage: number) => ({ type: 'metric' as const, name, value, step, tags: { stage } });
+    const html = renderReport({ ...results, stages: [...results.stages, { index: 2, kind: 'finetune', name: 'finetune', seconds: 1 }, { index: 3, kind: 'finetune', name: 'finetune', seconds: 1 }] }, [
+      m('finetune/loss', 2, 3.0, 2),
+      m('finetune/loss', 1, 3.5, 2),
+      m('finetune/loss', 3, 2.8, 2),
+      m('finetune/loss', 1, 2.9, 3),
+      m('finetune/loss', 2, 2.7, 3),
+      m('train/loss', 1, 4, 1),
+      m('train/loss', 2, 3.9, 1),
+    ]);
+    const loss = /<svg class="plot line-plot"[^>]*aria-label="Loss"[\s\S]*?<\/svg>/.exec(html)![0];
+    const paths = [...loss.matchAll(/<path class="series" d="([^"]+)"/g)].map((x) => x[1]!);
+    expect(paths).toHaveLength(3);
+    for (const d of paths) {
+      const xs = [...d.matchAll(/[ML]([\d.]+),/g)].map((x) => Number(x[1]));
+      for (let i = 1; i < xs.length; i++) expect(xs[i]!).toBeGreaterThan(xs[i - 1]!);
+    }
+    expect(loss).toContain('finetune/loss · 3 finetune');
+    expect(loss).toContain('finetune/loss · 4 finetune');
+    expect(loss).toContain('>train/loss<');
+    expect(loss).toContain('>optimiser step<');
+  });
+
+  it('draws group-score histograms per kind from result.saliency or details.groupScores, and says when a structured prune reported none', () => {
+    const llmp = results.stages[1]!;
+    // details.saliency holding the criterion's name is not a score record
+    expect(groupScoresOf({ ...llmp, details: { saliency: 'taylor-element' } })).toBeUndefined();
+    // a Float64Array that went through JSON is an index-keyed object
+    const scores = groupScoresOf({ ...llmp, details: { groupScores: { head: { 0: 0.5, 1: 0.25 }, 'ffn-channel': [1, 2, 3] } } });
+    expect(scores).toEqual({ head: [0.5, 0.25], 'ffn-channel': [1, 2, 3] });
+    const missing = renderReport({ ...results, stages: [{ ...llmp, details: { saliency: 'taylor-element', removedGroups: ['l0.head.1'] } }] }, []);
+    expect(missing).toContain('2. prune (llm-pruner) (criterion taylor-element) removed groups but reported no group scores');
+    const section = missing.slice(missing.indexOf('<section id="saliency">'), missing.indexOf('</section>', missing.indexOf('<section id="saliency">')));
+    expect(section).toContain('saliency-missing');
+    expect(section).not.toContain('Nothing to show');
+    const drawn = renderReport({ ...results, stages: [{ ...llmp, details: { groupScores: { 'kv-group': [0.1, 0.2, 0.4], 'ffn-channel': [1, 2, 3, 4] } } }] }, []);
+    expect(drawn.match(/<svg class="plot histogram"/g)).toHaveLength(2);
+    expect(drawn).toContain('Saliency of kv-group groups — 2. prune (llm-pruner)');
+    expect(drawn).not.toContain('saliency-missing');
+  });
+
+  it('a stage chart widens so long stage labels stay readable', () => {
+    const svg = stageChart('t', Array.from({ length: 9 }, (_, i) => ({ label: `${i + 1} prune llm-pruner`, note: `after ${i} finetune (distilled)`, values: [i + 1] })), ['ppl']);
+    const width = Number(/viewBox="0 0 (\d+(?:\.\d+)?) /.exec(svg)![1]);
+    expect(width).toBeGreaterThan(9 * 150);
+    expect(svg.match(/<text class="stage-label"/g)).toHaveLength(9);
   });
 
   const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));

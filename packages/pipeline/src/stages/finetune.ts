@@ -30,7 +30,11 @@ export function finetuneSeqLen(options: Pick<ResolvedFinetuneOptions, 'seqlen'>,
   return seqLen;
 }
 
-/** The recovery itself (shared by `topiary finetune` and a recipe's `finetune` stage). */
+/**
+ * The recovery itself (shared by `topiary finetune` and a recipe's `finetune` stage). `finetune()` emits the
+ * `finetune/loss` metric live, once per optimiser step, at step = that optimiser step counted from 1 (the run
+ * folder tags it with the stage); nothing here emits it again.
+ */
 export async function runFinetune(env: StageEnv, model: CausalLM, spec: FinetuneSpec): Promise<FinetuneReport> {
   const { options, seqLen } = spec;
   let corpus;
@@ -59,6 +63,8 @@ export async function runFinetune(env: StageEnv, model: CausalLM, spec: Finetune
     distill: { temperature: options.temperature, alpha: options.alpha },
     optimizer,
     events: env.events,
+    // finetune() is the one emitter of `finetune/loss`: every optimiser step, step = that step, 1-based
+    logEvery: 1,
   });
 }
 
@@ -69,7 +75,6 @@ export async function runFinetuneStage(env: StageEnv, model: CausalLM, options: 
   const before = architectureOf(model);
   try {
     const report = await runFinetune(env, model, { options, seqLen, teacher, dataWhere: `${where}.data`, seqLenWhere: `${where}.seqlen` });
-    report.losses.forEach((loss, step) => env.events.metric('finetune/loss', loss, step, { stage: index }));
     return {
       index,
       kind: 'finetune',
