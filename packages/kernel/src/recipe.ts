@@ -60,6 +60,9 @@ export interface RecipeStage {
 }
 
 export interface Recipe {
+  /** What the run is called (the report's title). */
+  name?: string;
+  description?: string;
   model?: RecipeModel;
   backend: string;
   seed: number;
@@ -111,6 +114,8 @@ export function validateRecipe(raw: unknown, file?: string, stageKinds?: readonl
   });
   const model = typeof envelope.model === 'string' ? { from: envelope.model } : envelope.model;
   return {
+    ...(envelope.name !== undefined ? { name: envelope.name } : {}),
+    ...(envelope.description !== undefined ? { description: envelope.description } : {}),
     ...(model ? { model } : {}),
     backend: envelope.backend,
     seed: envelope.seed,

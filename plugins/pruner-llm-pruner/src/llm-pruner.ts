@@ -39,6 +39,13 @@ export function usesGqa(model: CausalLM): boolean {
 }
 
 /** Importance of every attention unit and FFN channel in the layer range (no pruning). */
+/** Importance of every scored group, by kind (`head`, `kv-group`, `ffn-channel`): what the run's report plots. */
+function groupScoresByKind(groups: readonly ParameterGroup[], importance: ArrayLike<number>): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  groups.forEach((g, i) => (out[g.kind] ??= []).push(importance[i]!));
+  return out;
+}
+
 export async function scoreGroups(model: CausalLM, options: LlmPrunerOptions, ctx: PruneContext): Promise<GroupScores> {
   const range = resolveLayerRange(options.layers, model.numBlocks);
   const saliency = ctx.saliency(options.saliency);
@@ -125,6 +132,8 @@ export const llmPruner: Pruner<typeof llmPrunerOptions> = Object.freeze({
           layerRange: `${scored.range.start}:${scored.range.end}`,
           attentionUnit: scored.attentionKind,
           removedGroups: selection.remove,
+          // every candidate group's importance, by group kind (the report draws one histogram per kind)
+          groupScores: groupScoresByKind(scored.groups, scored.importance),
           perLayer: selection.layers,
           layerSizes: layerSizes(slim),
         },
