@@ -1,5 +1,5 @@
 /** `topiary eval` on the shipped stories260K model: the --json shape, quick limits, comparisons, bad input. */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -79,5 +79,65 @@ describe('topiary eval', () => {
     } finally {
       vi.unstubAllEnvs();
     }
+  });
+
+  it('lm-eval names, aliases and comma lists; --output-path writes lm-eval results JSON; --log-samples per-item log-likelihoods; --predictions logliks', async () => {
+    const out = join(dir, 'lm');
+    const r = await run(['--json', 'eval', '--model', hf, '--tasks', 'hellaswag-mini,arc-easy-dev-mini', '--limit', '3', '--num-fewshot', '1', '--output-path', out, '--log-samples', '--predictions']);
+    expect(r.code, r.stderr).toBe(0);
+    // stdout keeps the --json shape; --predictions now carries each item's log-likelihoods
+    const j = JSON.parse(r.stdout) as { tasks: Record<string, { n: number; predictions: number[]; logliks: number[][]; labels: number[] }> };
+    expect(Object.keys(j.tasks).sort()).toEqual(['arc-easy-dev-mini', 'hellaswag-mini']);
+    expect(j.tasks['hellaswag-mini']!.logliks).toHaveLength(3);
+    expect(j.tasks['hellaswag-mini']!.logliks[0]!.every((x) => x < 0)).toBe(true);
+    const folder = join(out, hf.replace(/["<>:/|\\?*[\]]+/g, '__'));
+    const lm = JSON.parse(readFileSync(join(folder, 'results.json'), 'utf8')) as Record<string, any>;
+    expect(typeof lm.results['hellaswag-mini']['acc,none']).toBe('number');
+    expect(lm.results['hellaswag-mini']).toHaveProperty(['acc_norm,none']);
+    expect(lm.results['hellaswag-mini']).toHaveProperty(['acc_stderr,none']);
+    expect(lm['n-samples']['hellaswag-mini']).toEqual({ original: 100, effective: 3 });
+    expect(lm['n-shot']['arc-easy-dev-mini']).toBe(1);
+    expect(lm.versions['hellaswag-mini']).toBe(1);
+    expect(lm.configs['arc-easy-dev-mini']).toMatchObject({ doc_to_text: 'Question: {{question}}\nAnswer:', num_fewshot: 1 });
+    expect(lm.config.model_args).toContain(`pretrained=${hf}`);
+    expect(lm.config).toMatchObject({ limit: 3, fewshot_seed: 1234, batch_size: 8 });
+    const samples = readFileSync(join(folder, 'samples_hellaswag-mini.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { doc_id: number; filtered_resps: [number, boolean][]; arguments: string[][]; acc: number });
+    expect(samples.map((s) => s.doc_id)).toEqual([0, 1, 2]);
+    expect(samples[0]!.filtered_resps.map((x) => x[0])).toEqual(j.tasks['hellaswag-mini']!.logliks[0]);
+    expect(samples[0]!.arguments[0]![0]).toContain('\n\n'); // one few-shot example in front
+  });
+
+  it('task files by path in a public schema; a file matching no schema names the fields it lacks; boolq refused with a hint', async () => {
+    const piqa = join(dir, 'my_piqa.jsonl');
+    writeFileSync(piqa, '{"goal": "Open a jar", "sol1": "Twist the lid.", "sol2": "Kick the jar.", "label": 0}\n{"goal": "Dry a towel", "sol1": "Hang it in the sun.", "sol2": "Put it in a bucket.", "label": 0}\n');
+    const ok = await run(['--json', 'eval', '--model', hf, '--tasks', piqa]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect((JSON.parse(ok.stdout) as { tasks: Record<string, { n: number }> }).tasks.my_piqa).toMatchObject({ n: 2 });
+    const odd = join(dir, 'odd.jsonl');
+    writeFileSync(odd, '{"prompt": "x", "answer": "y"}\n');
+    const bad = await run(['eval', '--model', hf, '--tasks', odd]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('matches no known schema');
+    expect(bad.stderr).toContain('(lacks goal, sol1, sol2, label)');
+    const boolq = await run(['eval', '--model', hf, '--tasks', 'piqa,boolq']);
+    expect(boolq.code).toBe(2);
+    expect(boolq.stderr).toContain('boolq_nopassage');
+    const noOut = await run(['eval', '--model', hf, '--tasks', 'hellaswag-mini', '--log-samples']);
+    expect(noOut.code).toBe(2);
+    expect(noOut.stderr).toContain('--output-path');
+  });
+
+  const lambada = resolve(__dirname, '..', '..', '..', '..', 'shared', 'data', 'eval', 'lambada_openai_test.jsonl');
+  if (!existsSync(lambada)) console.log(`skipped: lambada_openai needs ${lambada} (shared data beside the checkout), which is absent`);
+  it.skipIf(!existsSync(lambada))('lambada_openai from the shared data: acc and perplexity of the last word', async () => {
+    const out = join(dir, 'lam.json');
+    const r = await run(['--json', 'eval', '--model', hf, '--tasks', 'lambada_openai', '--limit', '4', '--bootstrap-iters', '100', '--output-path', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const t = (JSON.parse(r.stdout) as { tasks: Record<string, { n: number; acc: number; perplexity: number }> }).tasks.lambada_openai!;
+    expect(t.n).toBe(4);
+    expect(t.perplexity).toBeGreaterThan(1);
+    const lm = JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>;
+    expect(Object.keys(lm.results.lambada_openai)).toEqual(['alias', 'perplexity,none', 'perplexity_stderr,none', 'acc,none', 'acc_stderr,none']);
+    expect(lm['n-samples'].lambada_openai).toEqual({ original: 5153, effective: 4 });
   });
 });

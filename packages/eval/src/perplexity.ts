@@ -18,9 +18,19 @@
  *   with at least L−S tokens of context (except in the first window).
  *
  * Result: token-weighted mean NLL (nats) over all scored tokens, ppl = exp(mean NLL), and the number scored.
+ *
+ * Also lm-eval's per-document metrics of a loglikelihood_rolling task (lm_eval/api/task.py v0.4.8
+ * `PerplexityTask.process_results` / `count_words` / `count_bytes`; aggregations in lm_eval/api/metrics.py
+ * `weighted_perplexity`, `bits_per_byte`), with the file as the one document and L = −(NLL sum):
+ * word_perplexity = exp(−L / words), words = len(re.split(r"\s+", text)) (empty pieces at the ends count, as in
+ * Python); byte_perplexity = exp(−L / bytes), bytes = UTF-8 bytes of the text (after CRLF → LF);
+ * bits_per_byte = −L / bytes / ln 2. lm-eval's rolling windows score every token of the document (the first after
+ * the prefix token); here that holds with `bos: true` and a stride (N−1 scored tokens of BOS + text) —
+ * `allTokensScored` says whether it did.
  */
 import { TopiaryError, type CausalLM, type EvalContext, type PerplexityResult, type Tokenizer } from '@topiary/kernel';
 import { tokenizeCached } from '@topiary/corpus';
+import { readText } from './data.js';
 import { nextTokenLogProbs } from './scoring.js';
 
 export interface PerplexitySpec {
@@ -45,6 +55,26 @@ export interface PerplexityReport extends PerplexityResult {
   totalTokens: number;
   /** Whether a BOS was put in front of the text. */
   bos: boolean;
+  /** Σ NLL over the scored tokens (nats) = −loglikelihood. */
+  nllSum: number;
+  /** lm-eval's word/byte counts of the text and the metrics from them (absent when only ids were given). */
+  words?: number;
+  bytes?: number;
+  wordPerplexity?: number;
+  bytePerplexity?: number;
+  bitsPerByte?: number;
+  /** Every token of the text was scored (as lm-eval's rolling loglikelihood does). */
+  allTokensScored: boolean;
+}
+
+/** lm-eval's `count_words`: len(re.split(r"\s+", doc)). */
+export function countWords(text: string): number {
+  return text.split(/\s+/u).length;
+}
+
+/** lm-eval's `count_bytes`: len(doc.encode("utf-8")). */
+export function countBytes(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
 }
 
 export interface Window {
@@ -126,6 +156,14 @@ export async function evaluatePerplexity(model: CausalLM, tokenizer: Tokenizer, 
   const mean = nll / tokens;
   if (!Number.isFinite(mean)) throw new TopiaryError('E_NUMERIC', `perplexity is not finite (mean NLL ${mean})`, { file: spec.file });
   ctx.events.metric('eval/ppl', Math.exp(mean), undefined, { file: spec.file });
+  const bos = spec.ids ? false : (spec.bos ?? false);
+  let textStats: Pick<PerplexityReport, 'words' | 'bytes' | 'wordPerplexity' | 'bytePerplexity' | 'bitsPerByte'> = {};
+  if (!spec.ids) {
+    const text = await readText(spec.file);
+    const words = countWords(text);
+    const bytes = countBytes(text);
+    textStats = { words, bytes, wordPerplexity: Math.exp(nll / words), bytePerplexity: Math.exp(nll / bytes), bitsPerByte: nll / bytes / Math.LN2 };
+  }
   return {
     kind: 'perplexity',
     source: spec.file,
@@ -137,6 +175,9 @@ export async function evaluatePerplexity(model: CausalLM, tokenizer: Tokenizer, 
     mode: stride === seqLen ? 'non-overlapping' : 'strided',
     windows: windows.length,
     totalTokens: ids.length,
-    bos: spec.ids ? false : (spec.bos ?? false),
+    bos,
+    nllSum: nll,
+    ...textStats,
+    allTokensScored: bos && tokens === ids.length - 1,
   };
 }

@@ -19,6 +19,10 @@ export interface JsonPerplexity {
   /** Whether one BOS was put in front of the text. */
   bos: boolean;
   windows: number;
+  /** lm-eval's word_perplexity, byte_perplexity, bits_per_byte of the file (see perplexity.ts). */
+  word_perplexity?: number;
+  byte_perplexity?: number;
+  bits_per_byte?: number;
 }
 
 export interface JsonTask {
@@ -27,7 +31,12 @@ export interface JsonTask {
   acc_stderr: number | null;
   acc_norm_stderr: number | null;
   n: number;
+  /** loglikelihood tasks (lambada_openai): exp(−mean loglik) of the targets. */
+  perplexity?: number;
+  /** With `predictions: true`: per item the predicted choice, the gold one and every choice's log-likelihood. */
   predictions?: number[];
+  labels?: number[];
+  logliks?: number[][];
 }
 
 export interface EvalJson {
@@ -42,7 +51,10 @@ const finiteOrNull = (x: number): number | null => (Number.isFinite(x) ? x : nul
 export function reportToJson(report: EvalReport, options: { predictions?: boolean } = {}): EvalJson {
   const perplexity: Record<string, JsonPerplexity> = {};
   for (const [file, p] of Object.entries(report.perplexity)) {
-    perplexity[file] = { ppl: p.ppl, tokens: p.tokens, nll: p.nll, seqlen: p.seqLen, stride: p.stride, mode: p.mode, bos: p.bos, windows: p.windows };
+    perplexity[file] = {
+      ppl: p.ppl, tokens: p.tokens, nll: p.nll, seqlen: p.seqLen, stride: p.stride, mode: p.mode, bos: p.bos, windows: p.windows,
+      ...(p.wordPerplexity !== undefined ? { word_perplexity: p.wordPerplexity, byte_perplexity: p.bytePerplexity!, bits_per_byte: p.bitsPerByte! } : {}),
+    };
   }
   const tasks: Record<string, JsonTask> = {};
   for (const [name, t] of Object.entries(report.tasks)) {
@@ -52,7 +64,8 @@ export function reportToJson(report: EvalReport, options: { predictions?: boolea
       acc_stderr: finiteOrNull(t.accStderr),
       acc_norm_stderr: finiteOrNull(t.accNormStderr),
       n: t.n,
-      ...(options.predictions ? { predictions: t.predictions } : {}),
+      ...(t.perplexity !== undefined ? { perplexity: t.perplexity } : {}),
+      ...(options.predictions ? { predictions: t.predictions, labels: t.items.map((i) => i.label), logliks: t.items.map((i) => i.logLiks) } : {}),
     };
   }
   return { ...(report.model !== undefined ? { model: report.model } : {}), perplexity, tasks };

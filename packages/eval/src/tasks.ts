@@ -20,10 +20,35 @@ export interface McRequest {
 
 export interface McItem {
   requests: McRequest[];
-  /** Index of the right choice. */
+  /** Index of the right choice (0 for a loglikelihood task's single request). */
   label: number;
-  /** Characters `acc_norm` divides each log-likelihood by (lm-eval: the length of the choice text). */
+  /** Characters `acc_norm` divides each log-likelihood by (lm-eval: `len(choice)` of `doc_to_choice`). */
   normLengths: number[];
+  /**
+   * This document written as a few-shot example, as lm-eval's sampler writes it (lm_eval/api/samplers.py v0.4.8
+   * `get_context`, lines 95-120): `doc_to_text` (or the gold choice for winogrande's multiple inputs) + the target
+   * delimiter " " + the gold target. Default: the gold request's context + continuation.
+   */
+  fewshotExample?: string;
+  /** lm-eval's `doc_to_target` of this document (for --log-samples). */
+  target?: string | number;
+}
+
+/**
+ * lm-eval's task output types we score: `multiple_choice` (one request per choice; acc / acc_norm) and
+ * `loglikelihood` (one request; acc = the continuation is the greedy decode, perplexity = exp(−mean loglik)).
+ */
+export type OutputType = 'multiple_choice' | 'loglikelihood';
+export type TaskMetric = 'acc' | 'acc_norm' | 'perplexity';
+
+/** The lm-eval task config a task follows, for the `configs` of results.json (strings as in the YAML). */
+export interface LmEvalConfig {
+  /** Where in lm-evaluation-harness the task is defined. */
+  yaml?: string;
+  doc_to_text: string;
+  doc_to_target: string;
+  doc_to_choice?: string;
+  version: number;
 }
 
 export interface MultipleChoiceTask {
@@ -33,12 +58,27 @@ export interface MultipleChoiceTask {
   dataFile: string;
   /** Where the data comes from and its license (shown by `describe`). */
   source?: string;
+  /** Other names `--tasks` accepts for this task (the names before lm-eval's were adopted). */
+  aliases?: readonly string[];
+  /** Default `multiple_choice`. */
+  output?: OutputType;
+  /** Metrics reported, as in the task's lm-eval `metric_list`. Default acc, acc_norm (loglikelihood: perplexity, acc). */
+  metrics?: readonly TaskMetric[];
+  /**
+   * Few-shot examples are drawn from the evaluated file itself (we have no train splits). When true (default)
+   * lm-eval's rule for a few-shot split equal to the evaluated split applies: draw n + 1, drop the evaluated
+   * document, keep n (samplers.py v0.4.8 lines 81-92). lambada_openai: false — lm-eval's fewshot_docs falls back to
+   * the test split and draws n without removal (task.py v0.4.8 `Task.fewshot_docs`, lines 317-331, and
+   * `fewshot_split == test_split` is None == "test", false).
+   */
+  fewshotExcludesEval?: boolean;
+  lmEval?: LmEvalConfig;
   /** Turn one JSON record into an item; throw `taskDataError` for records that do not fit. */
   toItem(doc: Record<string, unknown>, line: number): McItem;
 }
 
 export function defineTask(task: MultipleChoiceTask): MultipleChoiceTask {
-  if (!/^[a-z0-9][a-z0-9-]*$/.test(task.name)) throw new TopiaryError('E_PLUGIN_INVALID', `task name "${task.name}" must be lowercase letters, digits and dashes`);
+  if (!/^[a-z0-9][a-z0-9_.-]*$/.test(task.name)) throw new TopiaryError('E_PLUGIN_INVALID', `task name "${task.name}" must be lowercase letters, digits, dots, dashes and underscores`);
   return Object.freeze({ ...task });
 }
 
@@ -110,7 +150,67 @@ const licenses = {
   boolq: 'BoolQ dev (3270) WITHOUT passages, via LLM-Adapters files; dataset CC BY-SA 3.0',
   obqa: 'OpenBookQA test (500) via LLM-Adapters files; dataset Apache-2.0',
   siqa: 'Social IQa dev (1954) via LLM-Adapters files; dataset CC-BY',
+  lambada: "LAMBADA (OpenAI variant) test (5153), the file lm-eval pins (same sha256) via Victorwz/VaLM; dataset CC BY 4.0",
 };
+
+/** lm-evaluation-harness task configs (lm_eval/tasks/…, as of v0.4.8 and unchanged on main @4e7e0d47). */
+export const lmEvalConfigs = {
+  arc: { yaml: 'lm_eval/tasks/arc/arc_easy.yaml lines 10-12', doc_to_text: 'Question: {{question}}\nAnswer:', doc_to_target: '{{choices.label.index(answerKey)}}', doc_to_choice: '{{choices.text}}', version: 1.0 },
+  piqa: { yaml: 'lm_eval/tasks/piqa/piqa.yaml lines 8-10', doc_to_text: 'Question: {{goal}}\nAnswer:', doc_to_target: 'label', doc_to_choice: '{{[sol1, sol2]}}', version: 1.0 },
+  hellaswag: { yaml: 'lm_eval/tasks/hellaswag/hellaswag.yaml lines 10-13, utils.py lines 6-25', doc_to_text: '{{query}}', doc_to_target: '{{label}}', doc_to_choice: 'choices', version: 1.0 },
+  winogrande: { yaml: 'lm_eval/tasks/winogrande/default.yaml lines 7-9, preprocess_winogrande.py', doc_to_text: 'preprocess_winogrande.doc_to_text', doc_to_target: 'preprocess_winogrande.doc_to_target', doc_to_choice: 'preprocess_winogrande.doc_to_choice', version: 1.0 },
+  openbookqa: { yaml: 'lm_eval/tasks/openbookqa/openbookqa.yaml lines 8-10', doc_to_text: 'question_stem', doc_to_target: '{{choices.label.index(answerKey.lstrip())}}', doc_to_choice: '{{choices.text}}', version: 1.0 },
+  social_iqa: { yaml: 'lm_eval/tasks/siqa/siqa.yaml lines 7-10', doc_to_text: 'Q: {{context}} {{question}}\nA:', doc_to_target: '{{ (label|int) - 1 }}', doc_to_choice: '{{[answerA, answerB, answerC]}}', version: 0.0 },
+  boolq: { yaml: 'lm_eval/tasks/super_glue/boolq/default.yaml', doc_to_text: '{{passage}}\nQuestion: {{question}}?\nAnswer:', doc_to_target: 'label', doc_to_choice: "['no', 'yes']", version: 2.0 },
+  boolq_nopassage: { yaml: 'lm_eval/tasks/super_glue/boolq/default.yaml without {{passage}}\\n (our data has no passages)', doc_to_text: 'Question: {{question}}?\nAnswer:', doc_to_target: 'label', doc_to_choice: "['no', 'yes']", version: 2.0 },
+  lambada_openai: { yaml: 'lm_eval/tasks/lambada/lambada_openai.yaml lines 6-9', doc_to_text: "{{text.split(' ')[:-1]|join(' ')}}", doc_to_target: "{{' '+text.split(' ')[-1]}}", version: 1.0 },
+} satisfies Record<string, LmEvalConfig>;
+
+/**
+ * WinoGrande, partial evaluation as lm-eval does it (lm_eval/tasks/winogrande/preprocess_winogrande.py): the
+ * choices are the sentence up to "_" with each option put in (`doc_to_choice`), they become the contexts (multiple
+ * input), and the shared continuation is " " + the sentence after "_", stripped (`doc_to_target`).
+ */
+export function winograndeItem(task: string, line: number, sentence: string, options: readonly string[], label: number): McItem {
+  const blank = sentence.indexOf('_');
+  if (blank < 0) throw taskDataError(task, line, 'the sentence has no "_" blank');
+  const target = sentence.slice(blank + 1).trim();
+  const contexts = options.map((o) => sentence.slice(0, blank) + o);
+  return {
+    requests: contexts.map((context) => ({ context, continuation: ` ${target}` })),
+    label,
+    normLengths: contexts.map((c) => c.length),
+    target,
+  };
+}
+
+/**
+ * lambada_openai (lm_eval/tasks/lambada/lambada_openai.yaml): context = the words split on " " but the last, joined
+ * by " "; continuation = " " + the last word (a loglikelihood request: no target delimiter is added,
+ * lm_eval/api/task.py v0.4.8 `construct_requests` line 1366). As a few-shot example the sampler still adds the
+ * target delimiter before the target (samplers.py lines 111-119): context + " " + " " + word.
+ */
+export function lambadaItem(task: string, line: number, text: string): McItem {
+  const words = text.split(' ');
+  if (words.length < 2) throw taskDataError(task, line, 'the text has no " " to split its last word off');
+  const context = words.slice(0, -1).join(' ');
+  const target = ` ${words[words.length - 1]!}`;
+  return { requests: [{ context, continuation: target }], label: 0, normLengths: [target.length], target, fewshotExample: `${context} ${target}` };
+}
+
+const hellaswag = (name: string, description: string, dataFile: string, aliases?: string[]) =>
+  defineTask({
+    name,
+    description,
+    dataFile,
+    source: licenses.hellaswag,
+    ...(aliases ? { aliases } : {}),
+    lmEval: lmEvalConfigs.hellaswag,
+    toItem(doc, line) {
+      const endings = field(name, doc, 'endings', line).strings().map(hellaswagPreprocess);
+      return choiceItem(hellaswagPreprocess(field(name, doc, 'ctx', line).string()), endings, field(name, doc, 'label', line).index(endings.length));
+    },
+  });
 
 export const builtinTasks: readonly MultipleChoiceTask[] = [
   defineTask({
@@ -118,93 +218,112 @@ export const builtinTasks: readonly MultipleChoiceTask[] = [
     description: 'PIQA (physical commonsense), 2 choices',
     dataFile: 'piqa_val.jsonl',
     source: licenses.piqa,
+    lmEval: lmEvalConfigs.piqa,
     toItem(doc, line) {
       const choices = field('piqa', doc, 'choices', line).strings();
       return choiceItem(`Question: ${field('piqa', doc, 'goal', line).string()}\nAnswer:`, choices, field('piqa', doc, 'label', line).index(choices.length));
     },
   }),
-  ...(['hellaswag', 'hellaswag-mini'] as const).map((name) =>
-    defineTask({
-      name,
-      description: name === 'hellaswag' ? 'HellaSwag (sentence completion), 4 choices' : 'HellaSwag, the first 100 validation items (shipped with this package)',
-      dataFile: name === 'hellaswag' ? 'hellaswag_val.jsonl' : 'hellaswag_val.head100.jsonl',
-      source: licenses.hellaswag,
-      toItem(doc, line) {
-        const endings = field(name, doc, 'endings', line).strings().map(hellaswagPreprocess);
-        return choiceItem(hellaswagPreprocess(field(name, doc, 'ctx', line).string()), endings, field(name, doc, 'label', line).index(endings.length));
-      },
-    }),
-  ),
-  defineTask({ name: 'arc-easy', description: 'ARC-Easy test, 3-5 choices', dataFile: 'arc_easy_test.jsonl', source: licenses.arc, toItem: questionChoices('arc-easy', (q) => `Question: ${q}\nAnswer:`) }),
-  defineTask({ name: 'arc-challenge', description: 'ARC-Challenge test, 3-5 choices', dataFile: 'arc_challenge_test.jsonl', source: licenses.arc, toItem: questionChoices('arc-challenge', (q) => `Question: ${q}\nAnswer:`) }),
-  defineTask({ name: 'arc-easy-dev', description: 'ARC-Easy dev (570), original AI2 schema', dataFile: 'arc_easy_dev.jsonl', source: licenses.arcDev, toItem: arcOriginal('arc-easy-dev') }),
-  defineTask({ name: 'arc-challenge-dev', description: 'ARC-Challenge dev (299), original AI2 schema', dataFile: 'arc_challenge_dev.jsonl', source: licenses.arcDev, toItem: arcOriginal('arc-challenge-dev') }),
-  defineTask({ name: 'arc-easy-dev-mini', description: 'ARC-Easy dev, the first 200 items (shipped with this package)', dataFile: 'arc_easy_dev.head200.jsonl', source: licenses.arcDev, toItem: arcOriginal('arc-easy-dev-mini') }),
+  hellaswag('hellaswag', 'HellaSwag (sentence completion), 4 choices', 'hellaswag_val.jsonl'),
+  hellaswag('hellaswag-mini', 'HellaSwag, the first 100 validation items (shipped with this package)', 'hellaswag_val.head100.jsonl'),
+  defineTask({ name: 'arc_easy', aliases: ['arc-easy'], description: 'ARC-Easy test (2376), 3-5 choices', dataFile: 'arc_easy_test.jsonl', source: licenses.arc, lmEval: lmEvalConfigs.arc, toItem: questionChoices('arc_easy', (q) => `Question: ${q}\nAnswer:`) }),
+  defineTask({ name: 'arc_challenge', aliases: ['arc-challenge'], description: 'ARC-Challenge test (1172), 3-5 choices', dataFile: 'arc_challenge_test.jsonl', source: licenses.arc, lmEval: lmEvalConfigs.arc, toItem: questionChoices('arc_challenge', (q) => `Question: ${q}\nAnswer:`) }),
+  defineTask({ name: 'arc-easy-dev', description: 'ARC-Easy dev (570), original AI2 schema', dataFile: 'arc_easy_dev.jsonl', source: licenses.arcDev, lmEval: lmEvalConfigs.arc, toItem: arcOriginal('arc-easy-dev') }),
+  defineTask({ name: 'arc-challenge-dev', description: 'ARC-Challenge dev (299), original AI2 schema', dataFile: 'arc_challenge_dev.jsonl', source: licenses.arcDev, lmEval: lmEvalConfigs.arc, toItem: arcOriginal('arc-challenge-dev') }),
+  defineTask({ name: 'arc-easy-dev-mini', description: 'ARC-Easy dev, the first 200 items (shipped with this package)', dataFile: 'arc_easy_dev.head200.jsonl', source: licenses.arcDev, lmEval: lmEvalConfigs.arc, toItem: arcOriginal('arc-easy-dev-mini') }),
   defineTask({
     name: 'winogrande',
-    description: 'WinoGrande dev, 2 options, partial evaluation (lm-eval style)',
+    description: 'WinoGrande-xl dev (1267), 2 options, partial evaluation (lm-eval), acc only',
     dataFile: 'winogrande_dev.jsonl',
     source: licenses.winogrande,
+    metrics: ['acc'],
+    lmEval: lmEvalConfigs.winogrande,
     toItem(doc, line) {
-      const sentence = field('winogrande', doc, 'sentence', line).string();
       const options = field('winogrande', doc, 'options', line).strings();
-      const label = field('winogrande', doc, 'label', line).index(options.length);
-      const blank = sentence.indexOf('_');
-      if (blank < 0) throw taskDataError('winogrande', line, 'the sentence has no "_" blank');
-      const continuation = ` ${sentence.slice(blank + 1).trim()}`;
-      return {
-        requests: options.map((o) => ({ context: sentence.slice(0, blank) + o, continuation })),
-        label,
-        normLengths: options.map(() => continuation.length - 1),
-      };
+      return winograndeItem('winogrande', line, field('winogrande', doc, 'sentence', line).string(), options, field('winogrande', doc, 'label', line).index(options.length));
     },
   }),
   defineTask({
-    name: 'boolq',
-    description: 'BoolQ dev WITHOUT passages (question only; not comparable to lm-eval boolq), yes/no',
+    name: 'boolq_nopassage',
+    description: 'BoolQ dev WITHOUT passages (question only; NOT comparable to lm-eval boolq), yes/no, acc only',
     dataFile: 'boolq_val_nopassage.jsonl',
     source: licenses.boolq,
+    metrics: ['acc'],
+    lmEval: lmEvalConfigs.boolq_nopassage,
     toItem(doc, line) {
-      const q = field('boolq', doc, 'question', line).string();
-      return choiceItem(`Question: ${q}?\nAnswer:`, ['no', 'yes'], field('boolq', doc, 'label', line).boolean() ? 1 : 0);
+      const q = field('boolq_nopassage', doc, 'question', line).string();
+      return choiceItem(`Question: ${q}?\nAnswer:`, ['no', 'yes'], field('boolq_nopassage', doc, 'label', line).boolean() ? 1 : 0);
     },
   }),
-  defineTask({ name: 'openbookqa', description: 'OpenBookQA test, 4 choices (no fact)', dataFile: 'openbookqa_test.jsonl', source: licenses.obqa, toItem: questionChoices('openbookqa', (q) => q) }),
-  defineTask({ name: 'siqa', description: 'Social IQa dev, 3 choices (context and question together)', dataFile: 'siqa_val.jsonl', source: licenses.siqa, toItem: questionChoices('siqa', (q) => `Q: ${q}\nA:`) }),
+  defineTask({ name: 'openbookqa', description: 'OpenBookQA test (500), 4 choices (question stem only, as lm-eval)', dataFile: 'openbookqa_test.jsonl', source: licenses.obqa, lmEval: lmEvalConfigs.openbookqa, toItem: questionChoices('openbookqa', (q) => q) }),
+  defineTask({
+    name: 'social_iqa',
+    aliases: ['siqa'],
+    description: 'Social IQa dev (1954), 3 choices (context and question together), acc only',
+    dataFile: 'siqa_val.jsonl',
+    source: licenses.siqa,
+    metrics: ['acc'],
+    lmEval: lmEvalConfigs.social_iqa,
+    toItem: questionChoices('social_iqa', (q) => `Q: ${q}\nA:`),
+  }),
+  defineTask({
+    name: 'lambada_openai',
+    description: 'LAMBADA (OpenAI) test (5153): acc = greedy last word, perplexity of the last word',
+    dataFile: 'lambada_openai_test.jsonl',
+    source: licenses.lambada,
+    output: 'loglikelihood',
+    metrics: ['perplexity', 'acc'],
+    fewshotExcludesEval: false,
+    lmEval: lmEvalConfigs.lambada_openai,
+    toItem: (doc, line) => lambadaItem('lambada_openai', line, field('lambada_openai', doc, 'text', line).string()),
+  }),
 ];
 
-/** Tasks by name. Unknown names are an error that lists the known ones. */
+/** Names that are refused with a hint instead of "unknown" (lm-eval tasks our data cannot give exactly). */
+export const refusedTasks: Readonly<Record<string, string>> = {
+  boolq:
+    "lm-eval's boolq puts the passage before the question, and our BoolQ data (boolq_val_nopassage.jsonl) has no passages: use --tasks boolq_nopassage (question only, not comparable to lm-eval's boolq), or give a BoolQ file with passages by path (--tasks ./boolq.jsonl with fields question, passage, label)",
+};
+
+/** Tasks by name or alias. Unknown names are an error that lists the known ones. */
 export class TaskRegistry {
   private readonly tasks = new Map<string, MultipleChoiceTask>();
+  private readonly aliases = new Map<string, string>();
 
   constructor(tasks: readonly MultipleChoiceTask[] = []) {
     for (const t of tasks) this.register(t);
   }
 
   register(task: MultipleChoiceTask): this {
-    if (this.tasks.has(task.name)) throw new TopiaryError('E_PLUGIN_DUPLICATE', `task "${task.name}" is already registered`);
+    for (const n of [task.name, ...(task.aliases ?? [])]) {
+      if (this.tasks.has(n) || this.aliases.has(n)) throw new TopiaryError('E_PLUGIN_DUPLICATE', `task "${n}" is already registered`);
+    }
     this.tasks.set(task.name, task);
+    for (const a of task.aliases ?? []) this.aliases.set(a, task.name);
     return this;
   }
 
   has(name: string): boolean {
-    return this.tasks.has(name);
+    return this.tasks.has(name) || this.aliases.has(name);
   }
 
   get(name: string): MultipleChoiceTask {
-    const task = this.tasks.get(name);
+    const task = this.tasks.get(this.aliases.get(name) ?? name);
     if (!task) {
-      throw new TopiaryError('E_USAGE', `unknown task "${name}"`, { where: '--tasks', hint: `known tasks: ${this.names().join(', ')}` });
+      const refused = refusedTasks[name];
+      if (refused !== undefined) throw new TopiaryError('E_USAGE', `task "${name}" is not available`, { where: '--tasks', hint: refused });
+      throw new TopiaryError('E_USAGE', `unknown task "${name}" (a task file must be given by a path, e.g. ./${name}.jsonl)`, { where: '--tasks', hint: `known tasks: ${this.names().join(', ')}` });
     }
     return task;
   }
 
+  /** Task names and aliases, sorted. */
   names(): string[] {
-    return [...this.tasks.keys()].sort();
+    return [...this.tasks.keys(), ...this.aliases.keys()].sort();
   }
 
   list(): MultipleChoiceTask[] {
-    return this.names().map((n) => this.tasks.get(n)!);
+    return [...this.tasks.keys()].sort().map((n) => this.tasks.get(n)!);
   }
 }
 

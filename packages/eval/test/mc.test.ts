@@ -100,7 +100,21 @@ describe('task definitions', () => {
   const registry = defaultTaskRegistry();
 
   it('knows the MANIFEST tasks; unknown names list the known ones', () => {
-    for (const n of ['piqa', 'hellaswag', 'arc-easy', 'arc-challenge', 'winogrande', 'boolq', 'openbookqa', 'siqa', 'hellaswag-mini', 'arc-easy-dev-mini']) expect(registry.has(n)).toBe(true);
+    for (const n of ['piqa', 'hellaswag', 'arc-easy', 'arc-challenge', 'winogrande', 'boolq_nopassage', 'openbookqa', 'siqa', 'hellaswag-mini', 'arc-easy-dev-mini']) expect(registry.has(n)).toBe(true);
+    // lm-eval's names, the old ones as aliases of the same task
+    for (const [n, alias] of [['arc_easy', 'arc-easy'], ['arc_challenge', 'arc-challenge'], ['social_iqa', 'siqa']] as const) expect(registry.get(alias)).toBe(registry.get(n));
+    for (const n of ['lambada_openai', 'piqa', 'hellaswag', 'winogrande', 'openbookqa']) expect(registry.get(n).name).toBe(n);
+    // boolq: lm-eval's needs passages, which our data lacks → refused with a hint to boolq_nopassage or a file
+    const b = (() => {
+      try {
+        registry.get('boolq');
+      } catch (err) {
+        return err as TopiaryError;
+      }
+    })()!;
+    expect(b).toMatchObject({ code: 'E_USAGE', where: '--tasks' });
+    expect(b.hint).toContain('boolq_nopassage');
+    expect(b.hint).toContain('passage');
     const e = (() => {
       try {
         registry.get('mmlu');
@@ -129,10 +143,11 @@ describe('task definitions', () => {
         { context: 'Sarah was better than Maria so Maria', continuation: ' got the easy cases.' },
       ],
       label: 1,
-      normLengths: [19, 19],
+      normLengths: [36, 36],
+      target: 'got the easy cases.',
     });
-    expect(get('boolq').toItem({ question: 'is the sky blue', label: true }, 1).requests.map((r) => r.context + r.continuation)).toEqual(['Question: is the sky blue?\nAnswer: no', 'Question: is the sky blue?\nAnswer: yes']);
-    expect(get('boolq').toItem({ question: 'q', label: false }, 1).label).toBe(0);
+    expect(get('boolq_nopassage').toItem({ question: 'is the sky blue', label: true }, 1).requests.map((r) => r.context + r.continuation)).toEqual(['Question: is the sky blue?\nAnswer: no', 'Question: is the sky blue?\nAnswer: yes']);
+    expect(get('boolq_nopassage').toItem({ question: 'q', label: false }, 1).label).toBe(0);
     expect(get('hellaswag').toItem({ ctx: 'Cooking: A man [title] cuts.', endings: ['a', 'b  c'], label: 1 }, 1).requests).toEqual([
       { context: 'Cooking: A man. cuts.', continuation: ' a' },
       { context: 'Cooking: A man. cuts.', continuation: ' b c' },

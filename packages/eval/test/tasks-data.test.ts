@@ -10,8 +10,9 @@ const hasSharedData = existsSync(join(sharedData, 'MANIFEST.md'));
 if (!hasSharedData) console.log(`skipped: the full task data files need ${sharedData} (the shared data folder beside the checkout), which is absent`);
 
 const expected: Record<string, number> = {
-  piqa: 1838, hellaswag: 10042, 'arc-easy': 2376, 'arc-challenge': 1172, 'arc-easy-dev': 570, 'arc-challenge-dev': 299,
-  winogrande: 1267, boolq: 3270, openbookqa: 500, siqa: 1954, 'hellaswag-mini': 100, 'arc-easy-dev-mini': 200,
+  piqa: 1838, hellaswag: 10042, arc_easy: 2376, arc_challenge: 1172, 'arc-easy-dev': 570, 'arc-challenge-dev': 299,
+  winogrande: 1267, boolq_nopassage: 3270, openbookqa: 500, social_iqa: 1954, 'hellaswag-mini': 100, 'arc-easy-dev-mini': 200,
+  lambada_openai: 5153,
 };
 
 describe.skipIf(!hasSharedData)('task data files (MANIFEST §4)', () => {
