@@ -1,7 +1,8 @@
 /**
  * Paths in a recipe are relative to the recipe file's folder (so a recipe works from any working directory); this
  * makes every path field absolute. Which fields are paths is said once, by the stage's schema: a field with
- * `.meta({ path: true })` (a string, a list of strings, or the string branch of a union), at any depth. The
+ * `.meta({ path: true })` (a string, a list of strings, or the string branch of a union), at any depth, or
+ * `.meta({ path: 'when-file-like' })` for lists that mix names and files (eval tasks). The
  * result is what `recipe.resolved.yaml` records.
  */
 import { isAbsolute, resolve } from 'node:path';
@@ -10,7 +11,9 @@ import { isRecord, optionsJsonSchema, type Raw, type Recipe, type Stage } from '
 type Abs = (p: string) => string;
 
 interface JsonNode {
-  path?: boolean;
+  /** `true`: every string is a path; `'when-file-like'`: only strings with a path separator or a file extension
+   * (task lists mix names like `piqa` with files like `./mine.jsonl`). */
+  path?: boolean | 'when-file-like';
   /** Words that are not paths (`distillFrom: source`). */
   keywords?: string[];
   properties?: Record<string, JsonNode>;
@@ -19,10 +22,16 @@ interface JsonNode {
   items?: JsonNode;
 }
 
+/** A string that names a file rather than a registered name: a path separator, or a file extension. */
+export function isFileLike(text: string): boolean {
+  return /[\\/]/.test(text) || /\.[A-Za-z0-9]+$/.test(text);
+}
+
 function resolveValue(value: unknown, node: JsonNode | undefined, abs: Abs): unknown {
   if (!node) return value;
   if (node.path) {
-    const one = (v: unknown) => (typeof v === 'string' && !(node.keywords ?? []).includes(v) ? abs(v) : v);
+    const isPath = (v: string) => !(node.keywords ?? []).includes(v) && (node.path === true || isFileLike(v));
+    const one = (v: unknown) => (typeof v === 'string' && isPath(v) ? abs(v) : v);
     if (typeof value === 'string') return one(value);
     if (Array.isArray(value)) return value.map(one);
   }

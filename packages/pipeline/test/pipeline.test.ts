@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createContainer, parseRecipeText, resolveAllOrNone, resolveNamed, Tokens, z, type Stage } from '@topiary/kernel';
-import { installedStages, openRun, planRecipe, recipeJsonSchema, resolveRecipePaths, resolveStagePaths, type RunOptions } from '../src/index.js';
+import { evalStage, installedStages, openRun, planRecipe, recipeJsonSchema, resolveRecipePaths, resolveStagePaths, type RunOptions } from '../src/index.js';
 
 const options: RunOptions = { backend: 'wasm', seed: 0, plugin: [], allowPluginPath: false };
 
@@ -79,6 +79,15 @@ describe('runs', () => {
 });
 
 describe('recipe paths follow the schemas', () => {
+  it('eval tasks: files are resolved, registered task names are left alone', () => {
+    const abs = (p: string) => `/base/${p.replace(/^\.\//, '')}`;
+    expect(resolveStagePaths(evalStage, { tasks: ['piqa', './mine.jsonl', 'data/arc.json'], perplexity: 'held-out.txt', numFewshot: 2 }, abs)).toEqual({
+      tasks: ['piqa', '/base/mine.jsonl', '/base/data/arc.json'],
+      perplexity: '/base/held-out.txt',
+      numFewshot: 2,
+    });
+  });
+
   it('makes path fields absolute at any depth, in lists, and leaves keywords alone', () => {
     const stage = {
       options: z.object({

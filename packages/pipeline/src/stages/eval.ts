@@ -10,7 +10,11 @@ const fileList = z.union([z.string(), z.array(z.string())]);
 export const evalStageOptions = z
   .object({
     perplexity: fileList.optional().meta({ description: 'text file(s) to measure perplexity on', path: true }),
-    tasks: fileList.optional().meta({ description: 'zero-shot tasks (piqa, hellaswag, arc_easy, ...) or task files' }),
+    tasks: fileList
+      .optional()
+      .meta({ description: 'lm-eval task names (piqa, hellaswag, arc_easy, lambada_openai, ...) or task files by path', path: 'when-file-like' }),
+    numFewshot: z.number().int().min(0).optional().meta({ description: "few-shot examples per item, drawn with lm-eval's sampler (default 0)" }),
+    fewshotSeed: z.number().int().min(0).optional().meta({ description: "the few-shot sampler's seed (lm-eval's default 1234)" }),
     limit: z.number().int().min(1).optional().meta({ description: 'score at most this many windows / items each' }),
     seqlen: z.number().int().min(2).optional().meta({ description: "perplexity window length (default: the model's context)" }),
     stride: z.number().int().min(1).optional().meta({ description: 'strided (sliding-window) perplexity' }),
@@ -33,6 +37,8 @@ export interface EvalStageInput {
   stride?: number;
   /** Put one BOS in front of each perplexity text (default: none). */
   bos?: boolean;
+  numFewshot?: number;
+  fewshotSeed?: number;
 }
 
 /** The validated options in the shape the evaluation takes. */
@@ -44,6 +50,8 @@ export function evalStageInput(options: OptionsOf<typeof evalStageOptions>): Eva
     ...(options.seqlen !== undefined ? { seqLen: options.seqlen } : {}),
     ...(options.stride !== undefined ? { stride: options.stride } : {}),
     ...(options.bos !== undefined ? { bos: options.bos } : {}),
+    ...(options.numFewshot !== undefined ? { numFewshot: options.numFewshot } : {}),
+    ...(options.fewshotSeed !== undefined ? { fewshotSeed: options.fewshotSeed } : {}),
   };
 }
 
@@ -66,7 +74,14 @@ export async function runEvalStage(env: StageEnv, model: CausalLM, input: EvalSt
   const report = await runEvaluation(
     model,
     env.tokenizer,
-    { perplexity: input.perplexity, tasks: input.tasks, seqLen: input.seqLen, stride: input.stride, bos: input.bos },
+    {
+      perplexity: input.perplexity,
+      tasks: input.tasks,
+      seqLen: input.seqLen,
+      stride: input.stride,
+      bos: input.bos,
+      task: { ...(input.numFewshot !== undefined ? { numFewshot: input.numFewshot } : {}), ...(input.fewshotSeed !== undefined ? { fewshotSeed: input.fewshotSeed } : {}) },
+    },
     { events: env.events, limit: input.limit },
   );
   const json = reportToJson(report);
