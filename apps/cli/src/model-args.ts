@@ -1,10 +1,12 @@
 /**
  * The `--model PATH [--tokenizer FILE]` pair every model-taking command shares. `--model` is a Hugging Face folder
  * (tokenizer.json inside), a .safetensors file beside its config.json, or a llama2.c .bin (which needs a tokenizer:
- * --tokenizer, or a tok512.bin / tokenizer.bin / tokenizer.json beside the model file).
+ * --tokenizer, or a tok512.bin / tokenizer.bin / tokenizer.json beside the model file). Local paths only: a Hub id
+ * (`org/name`) is refused with a sentence saying so, before anything is loaded.
  */
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { loadModelWithTokenizer, type LoadedModel, type ModelSource } from '@topiary/pipeline';
+import { loadModelWithTokenizer, looksLikeHubId, modelPathError, type LoadedModel, type ModelSource } from '@topiary/pipeline';
 
 export interface ModelFlags {
   model?: string;
@@ -14,17 +16,34 @@ export interface ModelFlags {
 export const MODEL_FLAGS_HELP = `
 --model takes a Hugging Face folder (config.json + model.safetensors, tokenizer.json inside), a .safetensors file
 beside its config.json, or a llama2.c .bin; a llama2.c .bin needs --tokenizer unless tok512.bin, tokenizer.bin or
-tokenizer.json lies beside it.`;
+tokenizer.json lies beside it. Local paths only: a Hub id (org/name) is not downloaded — fetch it first (e.g.
+huggingface-cli download org/name --local-dir models/name) and pass the folder.`;
 
-/** Add the shared flags to a command. */
+/**
+ * A Hub id (`org/name` that is no local path) among the models a command was given is refused before anything
+ * runs; any other missing model path is reported when the model is loaded (after the flags are checked).
+ */
+export function checkHubIds(flags: { model?: unknown; compare?: unknown }): void {
+  const models: Array<[string, unknown]> = [['--model', flags.model], ...(Array.isArray(flags.compare) ? flags.compare.map((m): [string, unknown] => ['--compare', m]) : [])];
+  for (const [flag, path] of models) {
+    if (typeof path === 'string' && !existsSync(path) && looksLikeHubId(path)) throw modelPathError(path, flag)!;
+  }
+}
+
+/** Add the shared flags to a command (and the check of the paths they name, before its action runs). */
 export function addModelFlags(command: Command): Command {
   return command
-    .option('--model <path>', 'model: Hugging Face folder, .safetensors file (config.json beside it) or llama2.c .bin')
-    .option('--tokenizer <file>', 'tokenizer file (tokenizer.json or llama2.c tokenizer .bin); default: found beside/inside the model');
+    .option('--model <path>', 'model (a local path): Hugging Face folder, .safetensors file (config.json beside it) or llama2.c .bin')
+    .option('--tokenizer <file>', 'tokenizer file (tokenizer.json or llama2.c tokenizer .bin); default: found beside/inside the model')
+    .hook('preAction', (_command, action) => checkHubIds(action.opts()));
 }
 
 /** Load the model named by --model (and its tokenizer when one is found or required); checks vocab sizes agree. */
 export function loadModelFromFlags(flags: ModelFlags, options: { needTokenizer: boolean }): Promise<LoadedModel> {
+  if (flags.model !== undefined) {
+    const error = modelPathError(flags.model, '--model');
+    if (error) return Promise.reject(error);
+  }
   return loadModelWithTokenizer(flags, options);
 }
 

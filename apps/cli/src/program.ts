@@ -6,6 +6,8 @@ import { EMPTY_CATALOG, loadCatalog, type Catalog } from './catalog.js';
 import { commands } from './commands/index.js';
 import type { GlobalOptions } from './context.js';
 import { reportError } from './errors.js';
+import { LOG_FORMATS } from './render.js';
+import { quietTensorflow } from './tfjs.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -27,11 +29,14 @@ export function buildProgram(catalog: Catalog = EMPTY_CATALOG): Command {
     .addOption(new Option('--backend <name>', 'tensor backend: wasm, native (opt-in OpenBLAS build), cpu, node, node-gpu, gpujs, or auto (the fastest that loads)').default('wasm'))
     .addOption(new Option('--seed <n>', 'random seed').argParser(parseSeed).default(0))
     .option('--json', 'print results as one JSON object (events go to stderr as JSON lines)', false)
-    .option('-q, --quiet', 'no progress bars or info messages', false)
+    .addOption(new Option('--log-format <format>', 'stderr events: text (bars on a terminal, plain lines otherwise) or json (JSON lines); default json with --json, else text').choices(LOG_FORMATS))
+    .option('-q, --quiet', 'no progress, info messages or metrics (warnings and errors still print)', false)
     .option('--debug', 'show stack traces and debug logs', false)
     .option('--out <dir>', 'output folder for commands that write files')
     .option('--plugin <path>', 'load a plugin from a folder or file (needs --allow-plugin-path)', collect, [])
     .option('--allow-plugin-path', 'allow --plugin to load code from a path', false)
+    // not supported: refused with a sentence saying what is (see the preAction hook below)
+    .addOption(new Option('--device <name>').hideHelp())
     .showHelpAfterError('(run with --help for usage)')
     // before any subcommand exists: commander copies these settings into each command when it is created,
     // so usage errors in subcommands also return (exit 2) instead of calling process.exit
@@ -39,8 +44,11 @@ export function buildProgram(catalog: Catalog = EMPTY_CATALOG): Command {
     .addHelpText(
       'after',
       `
-Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
-Progress bars are shown on a terminal; otherwise events are JSON lines on stderr. NO_COLOR is honoured.
+Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error (130: a run interrupted, resumable).
+Results go to stdout, events (progress, logs, metrics) to stderr: bars on a terminal, plain text lines otherwise,
+JSON lines with --json or --log-format json. NO_COLOR is honoured. A closed stdout (topiary … | head) ends quietly.
+Models are local paths (HF folder, .safetensors, llama2.c .bin); Hub ids are not fetched. There is no --device:
+the backend decides where tensors live (--backend node-gpu for CUDA, --backend auto for the fastest that loads).
 TOPIARY_WASM_THREADS=N sets the threads of the wasm backend's matrix products (default: all cores);
 TOPIARY_WASM_FMA=0 turns off their fused multiply-add.
 
@@ -49,6 +57,18 @@ Examples:
   $ topiary --help`,
     );
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+  // before every command's action (after commander has checked its flags)
+  program.hook('preAction', () => {
+    const g = globals();
+    if (g.device !== undefined) {
+      throw new TopiaryError('E_USAGE', 'is not supported: topiary runs where its tensor backend runs', {
+        where: '--device',
+        hint: 'choose the backend instead: --backend node-gpu (CUDA, needs @tensorflow/tfjs-node-gpu), node, native, wasm, cpu or auto; `topiary plugins` shows which can load here',
+      });
+    }
+    // tfjs prints a banner and other console notes of its own; --debug keeps them
+    if (!g.debug) quietTensorflow();
+  });
   for (const register of commands) register(program, globals, catalog);
   return program;
 }

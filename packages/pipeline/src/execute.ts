@@ -5,13 +5,16 @@
  * first stage not completed.
  */
 import { existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, isAbsolute, join } from 'node:path';
 import {
+  isRecord,
   optionErrors,
+  optionsJsonSchema,
   resolveAllOrNone,
   Tokens,
   TopiaryError,
   type CausalLM,
+  type Raw,
   type Recipe,
   type RecipeStage,
   type Stage,
@@ -36,35 +39,165 @@ export function installedStages(run: Pick<RunContext, 'container'>): Stage[] {
 }
 
 /**
- * Check every stage of a recipe before any compute: unknown kinds, options against each stage's schema, and what
- * needs the run's plugins (unknown methods, a method's own options). Throws the first problem, naming file and path.
+ * Several problems found at once (a recipe with a typo in one stage and a missing file in another): it reads as the
+ * first — its code, message, file, place and hint, so `error.describe()` and exit codes are unchanged — and
+ * `errors` lists them all, in recipe order.
  */
-export function planRecipe(run: Pick<RunContext, 'container'>, recipe: Recipe): PlannedStage[] {
+export class RecipeErrors extends TopiaryError {
+  readonly errors: readonly TopiaryError[];
+
+  constructor(errors: readonly TopiaryError[]) {
+    const first = errors[0]!;
+    super(first.code, first.message, { file: first.file, where: first.where, hint: first.hint, cause: first });
+    this.errors = errors;
+  }
+}
+
+/** Throw nothing for no errors, the error itself for one, a `RecipeErrors` for several. */
+export function throwAll(errors: readonly TopiaryError[]): void {
+  if (errors.length === 1) throw errors[0]!;
+  if (errors.length > 1) throw new RecipeErrors(errors);
+}
+
+/** Every error an exception carries: the list of a `RecipeErrors`, else the one. */
+export function errorsOf(error: unknown): unknown[] {
+  return error instanceof RecipeErrors ? [...error.errors] : [error];
+}
+
+const HUB_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const MODEL_FILE = /\.(bin|safetensors|json|gguf|pt|pth|ckpt)$/i;
+
+/** Whether a path that does not exist here reads as a Hugging Face Hub id (`org/name`). */
+export function looksLikeHubId(path: string): boolean {
+  return !isAbsolute(path) && HUB_ID.test(path) && !MODEL_FILE.test(path) && !path.startsWith('.');
+}
+
+/**
+ * Why a model path cannot be used, or undefined when it exists: models are local paths, named by `where` (`--model`,
+ * `model` in a recipe). A Hub id gets a sentence saying so (E_USAGE for a flag); another missing path is E_IO (exit
+ * 1, as a missing file always was on the command line). In a recipe (`recipe: true`) both are E_RECIPE (exit 2).
+ */
+export function modelPathError(path: string, where: string, options: { file?: string; recipe?: boolean } = {}): TopiaryError | undefined {
+  if (existsSync(path)) return undefined;
+  if (looksLikeHubId(path)) {
+    return new TopiaryError(options.recipe ? 'E_RECIPE' : 'E_USAGE', `"${path}" is not a local path, and Hugging Face Hub ids are not supported: models are read from local paths only (for now)`, {
+      file: options.file,
+      where,
+      hint: `download it first (e.g. huggingface-cli download ${path} --local-dir models/${path.split('/')[1]}) and give that folder (an HF folder, a .safetensors file or a llama2.c .bin); reading the Hugging Face cache is planned`,
+    });
+  }
+  return new TopiaryError(options.recipe ? 'E_RECIPE' : 'E_IO', `no such file or folder: ${path}`, {
+    file: options.file,
+    where,
+    hint: 'an HF folder, a .safetensors file (config.json beside it) or a llama2.c .bin',
+  });
+}
+
+interface PathNode {
+  path?: boolean;
+  keywords?: string[];
+  properties?: Record<string, PathNode>;
+  anyOf?: PathNode[];
+  oneOf?: PathNode[];
+}
+
+/** Path fields that name what a stage writes, not what it reads (the run folder): not checked for existence. */
+const OUTPUT_FIELDS = new Set(['out', 'output']);
+
+/** Every input path a stage's options name (the fields its schema marks `.meta({ path: true })`), with its place. */
+export function stageInputPaths(stage: Pick<Stage, 'options'>, options: Raw, where: string): Array<{ where: string; path: string }> {
+  const found: Array<{ where: string; path: string }> = [];
+  const visit = (value: unknown, node: PathNode | undefined, at: string, key: string) => {
+    if (!node) return;
+    if (node.path && !OUTPUT_FIELDS.has(key)) {
+      const one = (v: unknown, place: string) => {
+        if (typeof v === 'string' && !(node.keywords ?? []).includes(v)) found.push({ where: place, path: v });
+      };
+      if (typeof value === 'string') one(value, at);
+      if (Array.isArray(value)) value.forEach((v, i) => one(v, `${at}[${i}]`));
+    }
+    if (isRecord(value)) {
+      const branches = [node, ...(node.anyOf ?? []), ...(node.oneOf ?? [])];
+      const props = Object.assign({}, ...branches.map((b) => b.properties ?? {})) as Record<string, PathNode>;
+      for (const [k, child] of Object.entries(props)) if (value[k] !== undefined) visit(value[k], child, at ? `${at}.${k}` : k, k);
+    }
+  };
+  visit(options, optionsJsonSchema(stage.options) as PathNode, where, '');
+  return found;
+}
+
+/**
+ * Every input a recipe names that is not there: its model (a Hub id gets its own sentence), tokenizer, data files
+ * and each known stage's path fields. Paths are as given (the CLI makes them absolute from the recipe's folder first).
+ */
+export function recipePathErrors(recipe: Recipe, stages: readonly Pick<Stage, 'kind' | 'options'>[]): TopiaryError[] {
+  const errors: TopiaryError[] = [];
+  const file = recipe.file;
+  const missing = (path: string, where: string) => {
+    if (!existsSync(path)) errors.push(new TopiaryError('E_RECIPE', `no such file or folder: ${path}`, { file, where }));
+  };
+  if (recipe.model) {
+    const model = modelPathError(recipe.model.from, 'model', { file, recipe: true });
+    if (model) errors.push(model);
+    if (recipe.model.tokenizer !== undefined) missing(recipe.model.tokenizer, 'model.tokenizer');
+  }
+  if (recipe.data.calibration) missing(recipe.data.calibration.path, 'data.calibration.path');
+  if (recipe.data.train !== undefined) missing(recipe.data.train, 'data.train');
+  if (recipe.data.valid !== undefined) missing(recipe.data.valid, 'data.valid');
+  for (const stage of recipe.stages) {
+    const runner = stages.find((s) => s.kind === stage.kind);
+    if (!runner) continue;
+    for (const { where, path } of stageInputPaths(runner, stage.options, stage.where)) missing(path, where);
+  }
+  return errors;
+}
+
+/**
+ * Check every stage of a recipe before any compute: unknown kinds, options against each stage's schema, what needs
+ * the run's plugins (unknown methods, a method's own options) and, with `paths: true` (what `executeRecipe` asks
+ * for a new run), that every file the recipe names is there. Collects every problem, each naming file and path:
+ * throws the one, or a `RecipeErrors` listing them all.
+ */
+export function planRecipe(run: Pick<RunContext, 'container'>, recipe: Recipe, options: { paths?: boolean } = {}): PlannedStage[] {
   const stages = installedStages(run);
-  return recipe.stages.map((stage, index) => {
+  const errors: TopiaryError[] = [];
+  const planned: PlannedStage[] = [];
+  recipe.stages.forEach((stage, index) => {
     const runner = stages.find((s) => s.kind === stage.kind);
     if (!runner) {
-      throw new TopiaryError('E_RECIPE', `unknown stage "${stage.kind}"`, {
-        file: recipe.file,
-        where: `stages[${index}]`,
-        hint: `stages are: ${stages.map((s) => s.kind).join(', ')}`,
-      });
+      errors.push(
+        new TopiaryError('E_RECIPE', `unknown stage "${stage.kind}"`, {
+          file: recipe.file,
+          where: `stages[${index}]`,
+          hint: `stages are: ${stages.map((s) => s.kind).join(', ')}`,
+        }),
+      );
+      return;
     }
-    const errors = optionErrors(runner.options, stage.options, stage.where, recipe.file);
-    if (errors.length > 0) throw errors[0]!;
-    const options = runner.options.parse(stage.options) as never;
+    const optionProblems = optionErrors(runner.options, stage.options, stage.where, recipe.file);
+    if (optionProblems.length > 0) {
+      errors.push(...optionProblems);
+      return;
+    }
+    const parsed = runner.options.parse(stage.options) as never;
     try {
-      const prepared = runner.prepare ? runner.prepare(options, { container: run.container, recipe, where: stage.where }) : options;
-      return { stage, runner, index, prepared };
+      const prepared = runner.prepare ? runner.prepare(parsed, { container: run.container, recipe, where: stage.where }) : parsed;
+      planned.push({ stage, runner, index, prepared });
     } catch (e) {
-      throw e instanceof TopiaryError && recipe.file && !e.file ? e.inFile(recipe.file) : e;
+      if (!(e instanceof TopiaryError)) throw e;
+      errors.push(...(errorsOf(e) as TopiaryError[]).map((one) => (recipe.file && !one.file ? one.inFile(recipe.file) : one)));
     }
   });
+  if (options.paths === true) errors.push(...recipePathErrors(recipe, stages));
+  throwAll(errors);
+  return planned;
 }
 
 /** The recipe as written back to recipe.resolved.yaml (the same shape a user writes). */
 export function recipeDocument(recipe: Recipe): Record<string, unknown> {
   return {
+    ...(recipe.name !== undefined ? { name: recipe.name } : {}),
+    ...(recipe.description !== undefined ? { description: recipe.description } : {}),
     ...(recipe.model ? { model: recipe.model } : {}),
     backend: recipe.backend,
     seed: recipe.seed,
@@ -95,8 +228,10 @@ export async function executeRecipe(
   options: { signal?: AbortSignal } = {},
 ): Promise<RecipeOutcome> {
   if (!recipe.model) throw new TopiaryError('E_RECIPE', 'is required for a run (the model the stages start from)', { file: recipe.file, where: 'model' });
+  // the whole recipe (options, plugins, files) is checked before the backend starts and before the folder exists;
+  // a resumed run's files were checked when it started (a finished stage's data may be gone since)
+  const planned = planRecipe(run, recipe, { paths: !resume });
   const choice = await run.activateBackend();
-  const planned = planRecipe(run, recipe);
 
   const state = resume ? folder.readState() : { completed: 0, source: recipe.model.from };
   if (!resume) {

@@ -4,20 +4,20 @@
  * Saves the pruned model with its tokenizer, a per-layer sparsity table and a JSON report; optionally measures
  * perplexity before and after. The pruning itself is the same stage `topiary run` executes.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { checkNumber, coerceFlagValue, optionFields, TopiaryError, UnknownFieldError, type CausalLM, type OptionField, type Pruner, type Raw } from '@topiary/kernel';
 import { writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import { evaluatePerplexity } from '@topiary/eval';
 import { isExactNM, sparsityTable } from '@topiary/prune-core';
-import { calibrationWindows, DEFAULT_CALIBRATION_SAMPLES, preparePruner, resolveCalibrationSize, runPruneStage, saveModelWithTokenizer, type StageEnv } from '@topiary/pipeline';
+import { calibrationWindows, DEFAULT_CALIBRATION_SAMPLES, modelPathError, preparePruner, resolveCalibrationSize, runPruneStage, saveModelWithTokenizer, type StageEnv } from '@topiary/pipeline';
 import type { Catalog } from '../catalog.js';
 import { createRunContext, type GlobalOptions } from '../context.js';
 import { addModelFlags, loadModelFromFlags, MODEL_FLAGS_HELP, type ModelFlags } from '../model-args.js';
 
 interface PruneFlags extends ModelFlags {
-  method: string;
+  method?: string;
   calibration?: string;
   samples?: string;
   seqlen?: string;
@@ -30,7 +30,7 @@ interface PruneFlags extends ModelFlags {
 }
 
 /** The command's own flags: a pruner option with one of these names is not offered as a flag (a recipe can still set it). */
-const OWN_FLAGS = new Set(['--model', '--tokenizer', '--method', '--calibration', '--samples', '--seqlen', '--eval', '--eval-seqlen', '--eval-bos', '--eval-limit', '--dump-calibration', '--out', '--backend', '--seed', '--json', '--quiet', '--debug', '--plugin', '--allow-plugin-path', '--help', '--version']);
+const OWN_FLAGS = new Set(['--model', '--tokenizer', '--method', '--calibration', '--samples', '--seqlen', '--eval', '--eval-seqlen', '--eval-bos', '--eval-limit', '--dump-calibration', '--out', '--backend', '--seed', '--json', '--log-format', '--quiet', '--debug', '--plugin', '--allow-plugin-path', '--device', '--help', '--version']);
 
 /** One flag offered by `topiary prune`, and the installed pruners whose schema declares it. */
 interface PrunerFlag {
@@ -112,7 +112,9 @@ export function registerPrune(program: Command, globals: () => GlobalOptions, ca
       .command('prune')
       .description('Prune a model once: magnitude, wanda, sparsegpt (element/N:M, OWL), llm-pruner (width), depth (blocks)'),
   )
-    .requiredOption('--method <name>', `pruner: ${catalog.pruners.map((p) => p.name).join(', ') || 'an installed pruner plugin'}`)
+    // required, but checked in the action: commander checks required options before unknown ones, and
+    // `prune --bogus` must be told about --bogus, not about --method
+    .option('--method <name>', `pruner (required): ${catalog.pruners.map((p) => p.name).join(', ') || 'an installed pruner plugin'}`)
     .option('--calibration <file>', 'text file (or .jsonl / folder of documents) the calibration windows are drawn from')
     .option('--samples <n>', "calibration windows (default: the method's own, see below; else 128)")
     .option('--seqlen <L>', "calibration window length (default: the method's own, else the model's context)")
@@ -159,8 +161,13 @@ Examples:
   for (const { field, methods } of flagsOfPruners.values()) {
     command.option(`${field.flag}${field.boolean ? '' : ` <${field.valueName}>`}`, `[${methods.join(', ')}] ${field.description}`);
   }
-  command.action(async (flags: PruneFlags) => {
+  command.action(async (given: PruneFlags) => {
       const g = globals();
+      if (given.method === undefined) {
+        const names = catalog.pruners.map((p) => p.name).join(', ');
+        throw new TopiaryError('E_USAGE', 'is required: the pruner to use', { where: '--method', hint: names ? `installed: ${names} (topiary prune --help --method NAME)` : 'install a pruner plugin, e.g. @topiary/pruner-magnitude' });
+      }
+      const flags = given as PruneFlags & { method: string };
       if (!g.out) throw new TopiaryError('E_USAGE', 'is required: the folder the pruned model is written to', { where: '--out' });
       // the method's own options, from the flags its schema declares; another method's flag is an error
       const chosen = catalog.pruners.find((p) => p.name === flags.method);
@@ -175,6 +182,14 @@ Examples:
         options[field.key] = coerceFlagValue(field, value);
       }
       const givenSamples = flags.samples === undefined ? undefined : checkNumber(flags.samples, '--samples', { min: 1, integer: true });
+      // the files it reads, before any work (a missing one is named with its flag)
+      if (flags.model !== undefined) {
+        const missing = modelPathError(flags.model, '--model');
+        if (missing) throw missing;
+      }
+      for (const [flag, path] of [['--calibration', flags.calibration], ['--eval', flags.eval]] as const) {
+        if (path !== undefined && !existsSync(path)) throw new TopiaryError('E_IO', `no such file or folder: ${path}`, { where: flag });
+      }
       const run = await createRunContext(g);
       let model: CausalLM | undefined;
       try {

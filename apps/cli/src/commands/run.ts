@@ -7,10 +7,11 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { loadRecipe, TopiaryError, validateRecipe, type Recipe } from '@topiary/kernel';
-import { executeRecipe as executeStages, installedStages, resolveRecipePaths, RunFolder } from '@topiary/pipeline';
+import { TopiaryError, validateRecipe, type Recipe } from '@topiary/kernel';
+import { executeRecipe as executeStages, installedStages, RunFolder } from '@topiary/pipeline';
 import type { RunResults } from '@topiary/report';
 import { createRunContext, type GlobalOptions, type RunContext } from '../context.js';
+import { loadWholeRecipe, resolveRecipeFiles } from '../recipes.js';
 
 interface RunFlags {
   resume?: string;
@@ -32,7 +33,9 @@ export function registerRun(program: Command, globals: () => GlobalOptions): voi
       `
 The run folder (--out, else the recipe's output, else runs/<recipe>-<time>) gets recipe.resolved.yaml,
 state.json, metrics.jsonl, checkpoints/stage-N/ (the model after each stage), model/ (the final model),
-results.json and report.html. Ctrl-C stops after the current stage step and leaves a consistent folder;
+results.json and report.html. The whole recipe is checked first — every stage's options and every file it names —
+and every problem is reported at once (exit 2) before the folder is created.
+Ctrl-C stops after the current stage step and leaves a consistent folder;
 \`topiary run --resume DIR\` continues it. Relative paths in a recipe are relative to the recipe file.
 
 Examples:
@@ -51,7 +54,7 @@ Examples:
         recipe = validateRecipe(parseYaml(readFileSync(file, 'utf8')), file);
       } else {
         if (!recipeArg) throw new TopiaryError('E_USAGE', 'missing the recipe file', { where: 'run', hint: 'topiary run RECIPE, or topiary run --resume DIR' });
-        recipe = loadRecipe(recipeArg);
+        recipe = loadWholeRecipe(recipeArg);
         // the recipe's output is relative to the recipe file, like every path in it
         const output = recipe.output === undefined ? undefined : resolve(dirname(resolve(recipeArg)), recipe.output);
         folder = new RunFolder(g.out ?? output ?? defaultRunDir(recipeArg));
@@ -64,7 +67,7 @@ Examples:
       const run = await createRunContext(options, recipe.plugins);
       try {
         // paths are relative to the recipe file; which fields are paths, each stage's schema says
-        if (!flags.resume) recipe = resolveRecipePaths(recipe, dirname(resolve(recipeArg!)), installedStages(run));
+        if (!flags.resume) recipe = resolveRecipeFiles(recipe, dirname(resolve(recipeArg!)), installedStages(run));
         process.exitCode = await executeRecipe(run, recipe, folder, Boolean(flags.resume));
       } finally {
         run.close();

@@ -1,10 +1,11 @@
 /** `topiary train RECIPE`: plain or pruning-aware pretraining from a recipe's `train` stage. */
 import type { Command } from 'commander';
-import { checkNumber, loadRecipe, TopiaryError } from '@topiary/kernel';
-import { activateBackend, builtinStages, resolveRecipePaths } from '@topiary/pipeline';
+import { checkNumber, TopiaryError } from '@topiary/kernel';
+import { activateBackend, builtinStages, errorsOf, recipePathErrors, throwAll } from '@topiary/pipeline';
 import { resolveTrainOptions, train } from '@topiary/trainer';
 import { dirname, resolve } from 'node:path';
 import { createRunContext, type GlobalOptions } from '../context.js';
+import { loadWholeRecipe, resolveRecipeFiles } from '../recipes.js';
 
 interface TrainFlags {
   steps?: string;
@@ -32,7 +33,7 @@ Examples:
     )
     .action(async (recipePath: string, flags: TrainFlags) => {
       const g = globals();
-      const recipe = resolveRecipePaths(loadRecipe(recipePath), dirname(resolve(recipePath)), builtinStages);
+      const recipe = resolveRecipeFiles(loadWholeRecipe(recipePath), dirname(resolve(recipePath)), builtinStages);
       const stage = recipe.stages.find((s) => s.kind === 'train');
       if (!stage) {
         throw new TopiaryError('E_RECIPE', 'the recipe has no `train` stage', { file: recipePath, where: 'stages', hint: 'add `- train: { ... }`' });
@@ -46,6 +47,7 @@ Examples:
       const ctx = await createRunContext(g, recipe.plugins);
       try {
         let spec;
+        const problems: TopiaryError[] = [];
         try {
           // schedules, saliency criteria and accumulators come from the run's installed plugins
           spec = resolveTrainOptions(raw, stage.where, ctx.container, {
@@ -56,8 +58,13 @@ Examples:
             trainData: recipe.data.train,
           });
         } catch (e) {
-          throw e instanceof TopiaryError && !e.file ? e.inFile(recipePath) : e;
+          if (!(e instanceof TopiaryError)) throw e;
+          problems.push(...(errorsOf(e) as TopiaryError[]).map((one) => (one.file ? one : one.inFile(recipePath))));
         }
+        // and every file the model, the data and the train stage name: all the problems at once, before anything starts
+        problems.push(...recipePathErrors({ ...recipe, stages: [stage] }, builtinStages));
+        throwAll(problems);
+        if (!spec) throw new TopiaryError('E_INTERNAL', 'the train options resolved to nothing', { where: stage.where });
         const choice = await activateBackend(ctx.container, g.backend !== 'wasm' ? g.backend : recipe.backend);
         ctx.events.log('info', choice.message);
         const result = await train(spec, { container: ctx.container, events: ctx.events });
