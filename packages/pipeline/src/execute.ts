@@ -7,9 +7,7 @@
 import { existsSync } from 'node:fs';
 import { basename, isAbsolute, join } from 'node:path';
 import {
-  isRecord,
   optionErrors,
-  optionsJsonSchema,
   resolveAllOrNone,
   Tokens,
   TopiaryError,
@@ -24,6 +22,7 @@ import { writeReport, type RunResults, type StageResult } from '@topiary/report'
 import { loadModelWithTokenizer } from './model-io.js';
 import type { RunContext } from './run.js';
 import { RunFolder } from './run-folder.js';
+import { stagePathFields } from './recipe-paths.js';
 import { saveModelWithTokenizer } from './stages/env.js';
 
 export interface PlannedStage {
@@ -93,37 +92,14 @@ export function modelPathError(path: string, where: string, options: { file?: st
   });
 }
 
-interface PathNode {
-  path?: boolean;
-  keywords?: string[];
-  properties?: Record<string, PathNode>;
-  anyOf?: PathNode[];
-  oneOf?: PathNode[];
-}
-
 /** Path fields that name what a stage writes, not what it reads (the run folder): not checked for existence. */
 const OUTPUT_FIELDS = new Set(['out', 'output']);
 
-/** Every input path a stage's options name (the fields its schema marks `.meta({ path: true })`), with its place. */
+/** Every input path a stage's options name (the fields its schema marks as paths), with its place. */
 export function stageInputPaths(stage: Pick<Stage, 'options'>, options: Raw, where: string): Array<{ where: string; path: string }> {
-  const found: Array<{ where: string; path: string }> = [];
-  const visit = (value: unknown, node: PathNode | undefined, at: string, key: string) => {
-    if (!node) return;
-    if (node.path && !OUTPUT_FIELDS.has(key)) {
-      const one = (v: unknown, place: string) => {
-        if (typeof v === 'string' && !(node.keywords ?? []).includes(v)) found.push({ where: place, path: v });
-      };
-      if (typeof value === 'string') one(value, at);
-      if (Array.isArray(value)) value.forEach((v, i) => one(v, `${at}[${i}]`));
-    }
-    if (isRecord(value)) {
-      const branches = [node, ...(node.anyOf ?? []), ...(node.oneOf ?? [])];
-      const props = Object.assign({}, ...branches.map((b) => b.properties ?? {})) as Record<string, PathNode>;
-      for (const [k, child] of Object.entries(props)) if (value[k] !== undefined) visit(value[k], child, at ? `${at}.${k}` : k, k);
-    }
-  };
-  visit(options, optionsJsonSchema(stage.options) as PathNode, where, '');
-  return found;
+  return stagePathFields(stage, options, where)
+    .filter((f) => !OUTPUT_FIELDS.has(f.key))
+    .map(({ where: place, path }) => ({ where: place, path }));
 }
 
 /**

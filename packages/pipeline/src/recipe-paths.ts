@@ -27,27 +27,46 @@ export function isFileLike(text: string): boolean {
   return /[\\/]/.test(text) || /\.[A-Za-z0-9]+$/.test(text);
 }
 
-function resolveValue(value: unknown, node: JsonNode | undefined, abs: Abs): unknown {
+/** One path a stage's options name: its value, its place (`stages[1].finetune.data`, `tasks[2]`) and its field. */
+export interface PathField {
+  path: string;
+  where: string;
+  /** The field's name (`data`, `out`, `tasks`). */
+  key: string;
+}
+
+/**
+ * Walk options along their schema: `onPath` is called for every string the schema marks as a path (and returns
+ * its replacement); everything else is copied as is. The one walker both path resolution and path checks use.
+ */
+function walkPaths(value: unknown, node: JsonNode | undefined, at: string, key: string, onPath: (field: PathField) => string): unknown {
   if (!node) return value;
   if (node.path) {
     const isPath = (v: string) => !(node.keywords ?? []).includes(v) && (node.path === true || isFileLike(v));
-    const one = (v: unknown) => (typeof v === 'string' && isPath(v) ? abs(v) : v);
-    if (typeof value === 'string') return one(value);
-    if (Array.isArray(value)) return value.map(one);
+    const one = (v: unknown, place: string) => (typeof v === 'string' && isPath(v) ? onPath({ path: v, where: place, key }) : v);
+    if (typeof value === 'string') return one(value, at);
+    if (Array.isArray(value)) return value.map((v, i) => one(v, `${at}[${i}]`));
   }
   if (isRecord(value)) {
     const branches = [node, ...(node.anyOf ?? []), ...(node.oneOf ?? [])];
     const props = Object.assign({}, ...branches.map((b) => b.properties ?? {})) as Record<string, JsonNode>;
     const out: Raw = { ...value };
-    for (const [key, child] of Object.entries(props)) if (out[key] !== undefined) out[key] = resolveValue(out[key], child, abs);
+    for (const [k, child] of Object.entries(props)) if (out[k] !== undefined) out[k] = walkPaths(out[k], child, at ? `${at}.${k}` : k, k, onPath);
     return out;
   }
   return value;
 }
 
+/** Every path a stage's options name, with its place in the recipe (`where` is the stage's own path). */
+export function stagePathFields(stage: Pick<Stage, 'options'>, options: Raw, where: string): PathField[] {
+  const found: PathField[] = [];
+  walkPaths(options, optionsJsonSchema(stage.options) as JsonNode, where, '', (field) => (found.push(field), field.path));
+  return found;
+}
+
 /** A stage's options with every path field its schema marks made absolute. */
 export function resolveStagePaths(stage: Pick<Stage, 'options'>, options: Raw, abs: Abs): Raw {
-  return resolveValue(options, optionsJsonSchema(stage.options) as JsonNode, abs) as Raw;
+  return walkPaths(options, optionsJsonSchema(stage.options) as JsonNode, '', '', ({ path }) => abs(path)) as Raw;
 }
 
 /** The recipe with its model, data and every stage's path fields absolute (unknown stage kinds are left as written). */
