@@ -11,7 +11,8 @@
  *
  * Forward, on x [N = b·t, d] at positions start..start+t−1 (keys/values of 0..start−1 come from a kv cache):
  *   r₁ = (Σ_active x² / A + ε)^(−½),  h = x·r₁·w₁
- *   q, k, v = h Wqᵀ, h Wkᵀ, h Wvᵀ;  Q = rope(q), K = [K_past; rope(k)], V = [V_past; v]  (kv heads shared for GQA)
+ *   q, k, v = h Wqᵀ + b_q, h Wkᵀ + b_k, h Wvᵀ + b_v  (biases optional: Qwen2)
+ *   Q = rope(q), K = [K_past; rope(k)], V = [V_past; v]  (kv heads shared for GQA)
  *   P = softmax(Q Kᵀ/√hd + mask),  O = P V,  x₂ = x + merge(O) Woᵀ
  *   r₂ = (Σ_active x₂² / A + ε)^(−½),  h₂ = x₂·r₂·w₂
  *   g, u = h₂ Wgᵀ, h₂ Wuᵀ;  m = g·σ(g)·u;  y = x₂ + m Wdᵀ
@@ -23,7 +24,7 @@
  *   dWo = dx₂ᵀ merge(O);  dO = heads(dx₂ Wo)
  *   dP = dO Vᵀ;  dV = Pᵀ dO;  dS = P·(dP − Σ_j dP·P) / √hd;  dQ = dS K;  dK = dSᵀ Q  (summed per kv head for GQA)
  *   rope′(d) = d·cos + rotᵀ(d·sin),  rotᵀ([z₁, z₂]) = [z₂, −z₁]
- *   dWq = dqᵀ h (etc.);  dh = dq Wq + dk Wk + dv Wv;  dx = dx₂ + rmsNorm′(dh)
+ *   dWq = dqᵀ h (etc.);  db_q = Σ_rows dq (etc., with biases);  dh = dq Wq + dk Wk + dv Wv;  dx = dx₂ + rmsNorm′(dh)
  * Saved per block: x and the `BlockSaved` record (h, Q, K, V, P, merge(O), x₂, h₂, g, u, m, the two [N, 1] scales
  * and the RoPE tables).
  */
@@ -39,6 +40,10 @@ export interface AttentionWeights {
   k: tf.Tensor2D;
   v: tf.Tensor2D;
   o: tf.Tensor2D;
+  /** optional biases of the q, k and v projections [out] (Qwen2) */
+  qBias?: tf.Tensor1D;
+  kBias?: tf.Tensor1D;
+  vBias?: tf.Tensor1D;
 }
 
 export interface FfnWeights {
@@ -56,9 +61,12 @@ export interface BlockWeights {
 
 /**
  * The fixed order in which the weights are flattened into tf.customGrad's inputs (and their gradients into its
- * outputs), and rebuilt from them: by field name, the same list both ways.
+ * outputs), and rebuilt from them: by field name, the same list both ways (the optional biases only when present).
  */
-const ATTENTION_FIELDS = ['inputNorm', 'q', 'k', 'v', 'o'] as const satisfies readonly (keyof AttentionWeights)[];
+const ATTENTION_FIELDS = ['inputNorm', 'q', 'k', 'v', 'o', 'qBias', 'kBias', 'vBias'] as const satisfies readonly (keyof AttentionWeights)[];
+// (a field added to AttentionWeights but not to ATTENTION_FIELDS fails to compile here)
+const attentionFieldsComplete: [Exclude<keyof AttentionWeights, (typeof ATTENTION_FIELDS)[number]>] extends [never] ? true : never = true;
+void attentionFieldsComplete;
 const FFN_FIELDS = ['postNorm', 'gate', 'up', 'down'] as const satisfies readonly (keyof FfnWeights)[];
 
 export interface BlockGeometry {
@@ -145,17 +153,30 @@ function unpack<K extends string>(names: readonly K[], list: readonly T[]): Reco
   return Object.fromEntries(names.map((f, j) => [f, list[j]!])) as Record<K, T>;
 }
 
-/** The block's weights (or their gradients) as one flat list: the attention half's fields, then the feed-forward's. */
-function flattenWeights(w: BlockWeights): T[] {
-  return [...(w.attention ? pack(ATTENTION_FIELDS, w.attention) : []), ...(w.ffn ? pack(FFN_FIELDS, w.ffn) : [])];
+/** The weight fields a block has: its halves' fields that are set (the biases are optional). */
+function weightFields(like: BlockWeights) {
+  return {
+    attention: like.attention ? presentFields(ATTENTION_FIELDS, like.attention) : [],
+    ffn: like.ffn ? presentFields(FFN_FIELDS, like.ffn) : [],
+  };
 }
 
-/** The inverse of flattenWeights, for a block with the same halves as `like`. */
+/**
+ * The block's weights (or their gradients) as one flat list: the attention half's fields, then the feed-forward's,
+ * by the fields of `like` (the block whose weights these are).
+ */
+function flattenWeights(w: BlockWeights, like: BlockWeights = w): T[] {
+  const fields = weightFields(like);
+  return [...(w.attention ? pack(fields.attention, w.attention) : []), ...(w.ffn ? pack(fields.ffn, w.ffn) : [])];
+}
+
+/** The inverse of flattenWeights, for a block with the same fields as `like`. */
 function rebuildWeights(list: readonly T[], like: BlockWeights): BlockWeights {
-  const nAttention = like.attention ? ATTENTION_FIELDS.length : 0;
+  const fields = weightFields(like);
+  const nAttention = fields.attention.length;
   return {
-    ...(like.attention ? { attention: unpack(ATTENTION_FIELDS, list.slice(0, nAttention)) as unknown as AttentionWeights } : {}),
-    ...(like.ffn ? { ffn: unpack(FFN_FIELDS, list.slice(nAttention)) as unknown as FfnWeights } : {}),
+    ...(like.attention ? { attention: unpack(fields.attention, list.slice(0, nAttention)) as unknown as AttentionWeights } : {}),
+    ...(like.ffn ? { ffn: unpack(fields.ffn, list.slice(nAttention)) as unknown as FfnWeights } : {}),
   };
 }
 
@@ -320,9 +341,10 @@ export function blockForward(x: tf.Tensor2D, w: BlockWeights, geo: BlockGeometry
   const taping = tf.engine().isTapeOn();
   const fused: CanFuse = (name) => !taping && hasFused(name);
   const { scale, grouped, items, rows, heads, merge } = attentionLayout(geo);
-  const linear = (input: T, weight: tf.Tensor2D, kind: LinearKind): tf.Tensor2D => {
+  const linear = (input: T, weight: tf.Tensor2D, kind: LinearKind, bias?: tf.Tensor1D): tf.Tensor2D => {
     tap?.(kind, input as tf.Tensor2D);
-    return tf.matMul(input as tf.Tensor2D, weight, false, true);
+    const y: tf.Tensor2D = tf.matMul(input as tf.Tensor2D, weight, false, true);
+    return bias ? (tf.add(y, bias) as tf.Tensor2D) : y;
   };
   const tk = start + t;
 
@@ -333,10 +355,10 @@ export function blockForward(x: tf.Tensor2D, w: BlockWeights, geo: BlockGeometry
     const A = w.attention;
     // h = rmsNorm(x)
     const { r: r1, out: h } = rmsForward(x, A.inputNorm, eps, activeDim, fused);
-    // q, k, v = h Wqᵀ, h Wkᵀ, h Wvᵀ;  RoPE on q and k, heads as a batch axis [b, heads, t, hd]
-    const qh = ropeHeads(linear(h, A.q, 'q'), nHeads, geo, fused);
-    let kh = ropeHeads(linear(h, A.k, 'k'), nKvHeads, geo, fused);
-    let vh = heads(linear(h, A.v, 'v'), nKvHeads);
+    // q, k, v = h Wqᵀ + b_q, h Wkᵀ + b_k, h Wvᵀ + b_v;  RoPE on q and k, heads as a batch axis [b, heads, t, hd]
+    const qh = ropeHeads(linear(h, A.q, 'q', A.qBias), nHeads, geo, fused);
+    let kh = ropeHeads(linear(h, A.k, 'k', A.kBias), nKvHeads, geo, fused);
+    let vh = heads(linear(h, A.v, 'v', A.vBias), nKvHeads);
     // the cached positions' keys and values come first: [b, nKv, tk, hd]
     if (past) {
       kh = tf.concat([past.k, kh], 2);
@@ -434,9 +456,13 @@ export function trainableBlock(x: tf.Tensor2D, w: BlockWeights, geo: BlockGeomet
           const norm = rmsBackward(dh, xs, s.r1, A.inputNorm, activeDim, dx2);
           dx = norm.dx;
           grads.attention = { inputNorm: norm.dw as tf.Tensor1D, q: dWq as tf.Tensor2D, k: dWk as tf.Tensor2D, v: dWv as tf.Tensor2D, o: dWo as tf.Tensor2D };
+          // the biases' gradients: the projections' output gradients summed over the rows (tokens)
+          if (A.qBias) grads.attention.qBias = tf.sum(dq, 0) as tf.Tensor1D;
+          if (A.kBias) grads.attention.kBias = tf.sum(dk, 0) as tf.Tensor1D;
+          if (A.vBias) grads.attention.vBias = tf.sum(dv, 0) as tf.Tensor1D;
         }
         // the gradients in the inputs' order: x, then the weights by the same field lists
-        return [dx, ...flattenWeights(grads)];
+        return [dx, ...flattenWeights(grads, w)];
       });
     return { value: y, gradFunc };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);

@@ -4,20 +4,21 @@
  *  head         one query head: its headDim rows of q, its headDim columns of o (and its kv head's rows of k, v when
  *               no other query head reads that kv head, i.e. plain multi-head attention)
  *  kv-group     one kv head: its rows of k and v, plus every query head reading it (q rows, o columns)
+ *               (with attention biases, each q/k/v row comes with its bias entry: a head's q rows → its q bias entries)
  *  ffn-channel  one intermediate channel: a row of gate and up, a column of down
  *  hidden-channel one residual-stream channel: an embedding column, every norm weight, every projection's input
  *               column (q, k, v, gate, up, lm_head) and output row (o, down)
  *  block        a whole decoder layer (masked: the block is the identity)
  */
-import type { GroupMember, LayerShape, ModelConfig, ParameterGroup } from '@topiary/kernel';
-import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes } from './config.js';
-import { EMBED, FINAL_NORM, LM_HEAD, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
+import type { GroupMember, LayerShape, ParameterGroup } from '@topiary/kernel';
+import { familyFields, headKvMap, isUniform, layerShape, makeConfig, parameterShapes, type LlamaConfig } from './config.js';
+import { EMBED, FINAL_NORM, LM_HEAD, biasName, blockParamNames, inputNormName, linearName, postNormName, type BiasKind } from './names.js';
 
 function range(start: number, n: number): number[] {
   return Array.from({ length: n }, (_, i) => start + i);
 }
 
-export function computeGroups(config: ModelConfig): ParameterGroup[] {
+export function computeGroups(config: LlamaConfig): ParameterGroup[] {
   const shapes = parameterShapes(config);
   const sizeOf = (members: readonly GroupMember[]): number =>
     members.reduce((sum, m) => {
@@ -30,19 +31,19 @@ export function computeGroups(config: ModelConfig): ParameterGroup[] {
     groups.push({ ...g, size: sizeOf(g.members) });
   };
   const hd = config.headDim;
+  const withBias = config.attentionBias === true;
   for (let i = 0; i < config.nLayers; i++) {
     const l = layerShape(config, i);
     const map = headKvMap(l);
     const readers = (g: number): number[] => map.flatMap((k, h) => (k === g ? [h] : []));
     const headRows = (h: number): number[] => range(h * hd, hd);
-    const queryMembers = (h: number): GroupMember[] => [
-      { param: linearName(i, 'q'), axis: 0, indices: headRows(h) },
-      { param: linearName(i, 'o'), axis: 1, indices: headRows(h) },
+    // a projection's rows, with the same entries of its bias when the model has biases
+    const rows = (kind: BiasKind, h: number): GroupMember[] => [
+      { param: linearName(i, kind), axis: 0, indices: headRows(h) },
+      ...(withBias ? [{ param: biasName(i, kind), axis: 0, indices: headRows(h) }] : []),
     ];
-    const kvMembers = (g: number): GroupMember[] => [
-      { param: linearName(i, 'k'), axis: 0, indices: headRows(g) },
-      { param: linearName(i, 'v'), axis: 0, indices: headRows(g) },
-    ];
+    const queryMembers = (h: number): GroupMember[] => [...rows('q', h), { param: linearName(i, 'o'), axis: 1, indices: headRows(h) }];
+    const kvMembers = (g: number): GroupMember[] => [...rows('k', g), ...rows('v', g)];
     for (let h = 0; h < l.nHeads; h++) {
       const own = readers(map[h]!).length === 1;
       push({ id: `layers.${i}.head.${h}`, kind: 'head', layer: i, index: h, members: [...queryMembers(h), ...(own ? kvMembers(map[h]!) : [])] });
@@ -79,7 +80,7 @@ export function computeGroups(config: ModelConfig): ParameterGroup[] {
     push({ id: `hidden.${c}`, kind: 'hidden-channel', layer: null, index: c, members });
   }
   for (let i = 0; i < config.nLayers; i++) {
-    const members = blockParamNames(i).map((param) => ({ param, axis: 0, indices: range(0, shapes.get(param)![0]!) }));
+    const members = blockParamNames(i, withBias).map((param) => ({ param, axis: 0, indices: range(0, shapes.get(param)![0]!) }));
     push({ id: `layers.${i}`, kind: 'block', layer: i, index: i, members });
   }
   return groups;
@@ -104,7 +105,7 @@ function selectBytes(data: Uint8Array, cols: number, rows: readonly number[], ke
 }
 
 export interface SlimResult {
-  config: ModelConfig;
+  config: LlamaConfig;
   weights: Map<string, Float32Array>;
   /** Element keep masks carried over to the smaller shapes (by new parameter names). */
   keep: Map<string, Uint8Array>;
@@ -115,7 +116,7 @@ export interface SlimResult {
  * head reads are removed too; blocks are renumbered; per-layer sizes go to config.layers when they differ.
  */
 export function slimWeights(
-  config: ModelConfig,
+  config: LlamaConfig,
   weights: ReadonlyMap<string, Float32Array>,
   masked: ReadonlySet<string>,
   keep: ReadonlyMap<string, Uint8Array>,
@@ -155,6 +156,12 @@ export function slimWeights(
     take(linearName(i, 'q'), linearName(j, 'q'), headRows(heads), hidden);
     take(linearName(i, 'k'), linearName(j, 'k'), headRows(kvs), hidden);
     take(linearName(i, 'v'), linearName(j, 'v'), headRows(kvs), hidden);
+    if (config.attentionBias) {
+      // each bias keeps the entries of its projection's kept rows
+      take(biasName(i, 'q'), biasName(j, 'q'), headRows(heads), null);
+      take(biasName(i, 'k'), biasName(j, 'k'), headRows(kvs), null);
+      take(biasName(i, 'v'), biasName(j, 'v'), headRows(kvs), null);
+    }
     take(linearName(i, 'o'), linearName(j, 'o'), hidden, headRows(heads));
     take(postNormName(i), postNormName(j), hidden, null);
     take(linearName(i, 'gate'), linearName(j, 'gate'), ffn, hidden);
@@ -177,6 +184,7 @@ export function slimWeights(
     tiedEmbeddings: config.tiedEmbeddings,
     bosId: config.bosId,
     eosId: config.eosId,
+    ...familyFields(config),
   };
   const first = layers[0] ?? { nHeads: config.nHeads, nKvHeads: config.nKvHeads, hiddenDim: config.hiddenDim };
   const top = { ...base, nHeads: first.nHeads, nKvHeads: first.nKvHeads, hiddenDim: first.hiddenDim };

@@ -14,9 +14,14 @@ export {
   configFromHf,
   configToHf,
   TOPIARY_LAYERS_KEY,
+  SUPPORTED_ROPE_TYPES,
+  familyFields,
   type CreateConfig,
+  type LlamaConfig,
+  type ModelFamily,
+  type RopeScaling,
 } from './config.js';
-export { attention, causalMask, crossEntropy, embedding, linear2d, linearCrossEntropy, rmsNorm, rope, ropeTables, softmaxCrossEntropyRows, swiglu } from './ops.js';
+export { attention, causalMask, crossEntropy, embedding, linear2d, linearCrossEntropy, rmsNorm, rope, ropeInvFreq, ropeTables, softmaxCrossEntropyRows, swiglu } from './ops.js';
 export { computeGroups, slimWeights, type SlimResult } from './groups.js';
 export { AdamW, trainStep, lossAndGrads, type AdamWOptions, type AdamWState, type StepResult } from './optim.js';
 export { generate, sampleToken, type GenerateOptions } from './generate.js';

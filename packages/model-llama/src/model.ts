@@ -15,10 +15,10 @@
  * differ (a slimmed model), and groups of parameters can be masked (kept at zero through training) or removed.
  */
 import * as tf from '@tensorflow/tfjs';
-import { TopiaryError, type CaptureFn, type CausalLM, type GroupKind, type LayerShape, type LinearKind, type LinearLayer, type ModelConfig, type ParameterGroup } from '@topiary/kernel';
+import { TopiaryError, type CaptureFn, type CausalLM, type GroupKind, type LayerShape, type LinearKind, type LinearLayer, type ParameterGroup } from '@topiary/kernel';
 import { SeededRandom } from '@topiary/linalg';
-import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes, validateConfig, type CreateConfig } from './config.js';
-import { EMBED, FINAL_NORM, LINEAR_KINDS, LM_HEAD, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
+import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes, validateConfig, type CreateConfig, type LlamaConfig } from './config.js';
+import { EMBED, FINAL_NORM, LINEAR_KINDS, LM_HEAD, biasName, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
 import { causalMask, embedding, linear2d, linearCrossEntropy, rmsNorm, ropeTables } from './ops.js';
 import { computeGroups, slimWeights } from './groups.js';
 import { blockForward, trainableBlock, type BlockGeometry, type BlockWeights } from './block-grad.js';
@@ -48,7 +48,7 @@ function freeVariableName(name: string): string {
 }
 
 export class LlamaModel implements CausalLM {
-  readonly config: ModelConfig;
+  readonly config: LlamaConfig;
   private readonly params = new Map<string, tf.Variable>();
   private readonly hooks: CaptureFn[] = [];
   /** Combined keep masks (element masks × group masks) per parameter, host side. */
@@ -60,7 +60,7 @@ export class LlamaModel implements CausalLM {
   private activeDim: number;
 
   /** Build from a config and host weights keyed by HF name (each [out, in], row-major). Validates every shape. */
-  constructor(config: ModelConfig, weights: ReadonlyMap<string, Float32Array>, where = 'model') {
+  constructor(config: LlamaConfig, weights: ReadonlyMap<string, Float32Array>, where = 'model') {
     validateConfig(config);
     this.config = config;
     this.activeDim = config.dim;
@@ -131,9 +131,10 @@ export class LlamaModel implements CausalLM {
   private blockWeights(i: number, shape: LayerShape): BlockWeights {
     const p = (name: string) => this.param(name) as tf.Tensor as tf.Tensor2D;
     const norm = (name: string) => this.param(name) as tf.Tensor as tf.Tensor1D;
+    const biases = this.config.attentionBias ? { qBias: norm(biasName(i, 'q')), kBias: norm(biasName(i, 'k')), vBias: norm(biasName(i, 'v')) } : {};
     return {
       ...(shape.nHeads > 0
-        ? { attention: { inputNorm: norm(inputNormName(i)), q: p(linearName(i, 'q')), k: p(linearName(i, 'k')), v: p(linearName(i, 'v')), o: p(linearName(i, 'o')) } }
+        ? { attention: { inputNorm: norm(inputNormName(i)), q: p(linearName(i, 'q')), k: p(linearName(i, 'k')), v: p(linearName(i, 'v')), o: p(linearName(i, 'o')), ...biases } }
         : {}),
       ...(shape.hiddenDim > 0 ? { ffn: { postNorm: norm(postNormName(i)), gate: p(linearName(i, 'gate')), up: p(linearName(i, 'up')), down: p(linearName(i, 'down')) } } : {}),
     };
@@ -148,8 +149,8 @@ export class LlamaModel implements CausalLM {
     if (this.blockMasked(i)) return x;
     const shape = layerShape(this.config, i);
     if (shape.nHeads === 0 && shape.hiddenDim === 0) return x;
-    const { headDim, normEps, ropeTheta } = this.config;
-    pos ??= { ...ropeTables(start, t, headDim, ropeTheta), mask: causalMask(start, t) };
+    const { headDim, normEps } = this.config;
+    pos ??= this.positions(start, t);
     const weights = this.blockWeights(i, shape);
     const geometry: BlockGeometry = {
       b,
@@ -189,11 +190,24 @@ export class LlamaModel implements CausalLM {
     return linear2d(h, weight);
   }
 
+  /** RoPE tables (with the config's scaling) and the causal mask of positions start..start+t−1. */
+  private positions(start: number, t: number): Positions {
+    const { headDim, ropeTheta, ropeScaling, slidingWindow } = this.config;
+    // an accepted sliding window is at least maxSeqLen; a longer pass would need the window, which is not implemented
+    if (slidingWindow !== undefined && start + t > slidingWindow) {
+      throw new TopiaryError('E_USAGE', `a pass over ${start + t} positions is longer than the sliding attention window (${slidingWindow})`, {
+        where: 'slidingWindow',
+        hint: 'sliding-window attention is not implemented: keep sequences within the window',
+      });
+    }
+    return { ...ropeTables(start, t, headDim, ropeTheta, ropeScaling), mask: causalMask(start, t) };
+  }
+
   /** Hidden states [b·t, dim] after every block, before the final norm. */
   private hidden2d(ids: tf.Tensor2D, start = 0, cache: KvCache | null = null): tf.Tensor2D {
     const [b, t] = ids.shape;
+    const pos = this.positions(start, t);
     let x = this.embed2d(ids);
-    const pos: Positions = { ...ropeTables(start, t, this.config.headDim, this.config.ropeTheta), mask: causalMask(start, t) };
     const taping = tf.engine().isTapeOn();
     for (let i = 0; i < this.config.nLayers; i++) {
       if (taping) {
@@ -448,15 +462,16 @@ function normalFill(n: number, std: number, rng: SeededRandom): Float32Array {
   return out;
 }
 
-/** A new model with seeded random weights (norm weights 1). */
-export function createLlama(config: CreateConfig | ModelConfig, options: CreateOptions = {}): LlamaModel {
+/** A new model with seeded random weights (norm weights 1, biases 0 as transformers initialises them). */
+export function createLlama(config: CreateConfig | LlamaConfig, options: CreateOptions = {}): LlamaModel {
   const full = 'architecture' in config ? (validateConfig(config), config) : makeConfig(config);
   const rng = new SeededRandom(options.seed ?? 0);
   const std = options.initStd ?? 0.02;
   const weights = new Map<string, Float32Array>();
   for (const [name, shape] of parameterShapes(full)) {
     const n = product(shape);
-    if (shape.length === 1) weights.set(name, new Float32Array(n).fill(1));
+    if (name.endsWith('.bias')) weights.set(name, new Float32Array(n));
+    else if (shape.length === 1) weights.set(name, new Float32Array(n).fill(1));
     else {
       const residual = name.endsWith('o_proj.weight') || name.endsWith('down_proj.weight');
       weights.set(name, normalFill(n, residual ? std / Math.sqrt(2 * Math.max(1, full.nLayers)) : std, rng));

@@ -21,6 +21,14 @@ export function linearName(layer: number, kind: LinearKind): string {
   return `model.layers.${layer}.${linearSuffix[kind]}`;
 }
 
+/** The projections that may carry a bias (Qwen2: `self_attn.{q,k,v}_proj.bias`). */
+export type BiasKind = 'q' | 'k' | 'v';
+export const BIAS_KINDS: readonly BiasKind[] = ['q', 'k', 'v'];
+
+export function biasName(layer: number, kind: BiasKind): string {
+  return `model.layers.${layer}.self_attn.${kind}_proj.bias`;
+}
+
 export function inputNormName(layer: number): string {
   return `model.layers.${layer}.input_layernorm.weight`;
 }
@@ -29,7 +37,8 @@ export function postNormName(layer: number): string {
   return `model.layers.${layer}.post_attention_layernorm.weight`;
 }
 
-/** All parameter names of one block. */
-export function blockParamNames(layer: number): string[] {
-  return [inputNormName(layer), ...LINEAR_KINDS.map((k) => linearName(layer, k)), postNormName(layer)];
+/** All parameter names of one block (with the q/k/v biases when `withBias`). */
+export function blockParamNames(layer: number, withBias = false): string[] {
+  const biases = withBias ? BIAS_KINDS.map((k) => biasName(layer, k)) : [];
+  return [inputNormName(layer), ...LINEAR_KINDS.map((k) => linearName(layer, k)), ...biases, postNormName(layer)];
 }

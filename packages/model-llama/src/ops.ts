@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { FusedKernel, type FusedKernelName } from '@topiary/kernel';
+import type { RopeScaling } from './config.js';
 
 type T = tf.Tensor;
 type GradResult = { value: T; gradFunc: (dy: T, saved: T[]) => T[] };
@@ -83,15 +84,64 @@ export function mergeHeads(y: tf.Tensor, b: number, t: number, count: number, hd
   return tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [b * t, count * hd]);
 }
 
-/** cos and sin tables [t, headDim] for positions start..start+t-1 (rotate-half layout: frequencies repeated twice). */
-export function ropeTables(start: number, t: number, headDim: number, theta: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+const f32 = Math.fround;
+
+/**
+ * RoPE's inverse frequencies [headDim / 2] for a pass whose last position is seqLen − 1, as transformers'
+ * modeling_rope_utils.py computes them (`ROPE_INIT_FUNCTIONS`), in float32 step by step (every intermediate
+ * rounded with Math.fround, as torch's float32 tensors round it; a committed table of real configs' frequencies
+ * matches bit for bit):
+ *   default  f_i = 1 / θ^((2i)/d)                                                (_compute_default_rope_parameters)
+ *   linear   f_i / factor                                                   (_compute_linear_scaling_rope_parameters)
+ *   dynamic  with seqLen > L (max_position_embeddings): θ' = θ·(factor·seqLen/L − (factor − 1))^(d/(d−2)) in place
+ *            of θ; up to L plain RoPE (_compute_dynamic_ntk_parameters, via LlamaRotaryEmbedding's dynamic update)
+ *   llama3   wavelength λ_i = 2π/f_i, with λ_lo = original/low_freq_factor, λ_hi = original/high_freq_factor:
+ *            λ < λ_hi: f_i;  λ > λ_lo: f_i/factor;  otherwise (1 − s)·f_i/factor + s·f_i with
+ *            s = (original/λ − low_freq_factor)/(high_freq_factor − low_freq_factor)          (_compute_llama3_parameters)
+ */
+export function ropeInvFreq(headDim: number, theta: number, scaling?: RopeScaling, seqLen = 0): Float64Array {
   const half = headDim / 2;
+  let base = f32(theta);
+  if (scaling?.type === 'dynamic' && seqLen > scaling.maxPositionEmbeddings) {
+    // there seqLen is a tensor (max(position_ids) + 1), so the new base is a float32 computation too
+    const { factor, maxPositionEmbeddings: L } = scaling;
+    const grow = f32(f32(f32(factor * seqLen) / L) - (factor - 1));
+    base = f32(theta * f32(Math.pow(grow, headDim / (headDim - 2))));
+  }
+  const f = new Float64Array(half);
+  for (let i = 0; i < half; i++) f[i] = f32(1 / f32(Math.pow(base, f32((2 * i) / headDim))));
+  if (scaling?.type === 'linear') for (let i = 0; i < half; i++) f[i] = f32(f[i]! / scaling.factor);
+  if (scaling?.type === 'llama3') {
+    const { factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositionEmbeddings: original } = scaling;
+    const lowWavelen = original / low;
+    const highWavelen = original / high;
+    for (let i = 0; i < half; i++) {
+      const wavelen = f32(f32(2 * Math.PI) / f[i]!);
+      if (wavelen < highWavelen) continue;
+      if (wavelen > lowWavelen) f[i] = f32(f[i]! / factor);
+      else {
+        const smooth = f32(f32(f32(original / wavelen) - low) / (high - low));
+        f[i] = f32(f32(f32(f32(1 - smooth) * f[i]!) / factor) + f32(smooth * f[i]!));
+      }
+    }
+  }
+  return f;
+}
+
+/**
+ * cos and sin tables [t, headDim] for positions start..start+t-1 (rotate-half layout: frequencies repeated twice),
+ * with the model's RoPE scaling when given (dynamic scaling reads the pass's length, start + t). As in
+ * LlamaRotaryEmbedding.forward, the angle p·f_i is a float32 product and cos/sin are taken of that float32 angle
+ * (llama2.c's run.c computes them in float32 the same way).
+ */
+export function ropeTables(start: number, t: number, headDim: number, theta: number, scaling?: RopeScaling): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+  const half = headDim / 2;
+  const invFreq = ropeInvFreq(headDim, theta, scaling, start + t);
   const cos = new Float32Array(t * headDim);
   const sin = new Float32Array(t * headDim);
   for (let p = 0; p < t; p++) {
     for (let i = 0; i < half; i++) {
-      // computed in double precision like the reference, then rounded once
-      const angle = (start + p) * Math.pow(theta, (-2 * i) / headDim);
+      const angle = f32((start + p) * invFreq[i]!);
       const c = Math.cos(angle);
       const s = Math.sin(angle);
       cos[p * headDim + i] = c;

@@ -23,7 +23,7 @@ export interface AdamWOptions {
   beta1?: number;
   beta2?: number;
   eps?: number;
-  /** Decoupled weight decay (default 0.1); never applied to norm weights. */
+  /** Decoupled weight decay (default 0.1); never applied to norm weights or projection biases. */
   weightDecay?: number;
   /** Decay the token embedding too (default true, as in most Llama recipes; lm_head is always decayed). */
   decayEmbeddings?: boolean;
@@ -46,6 +46,11 @@ export interface StepResult {
 
 function isNorm(name: string): boolean {
   return name.endsWith('layernorm.weight') || name === 'model.norm.weight';
+}
+
+/** Projection biases (Qwen2's q/k/v), which, like norm weights, are not decayed. */
+function isBias(name: string): boolean {
+  return name.endsWith('.bias');
 }
 
 export class AdamW {
@@ -84,7 +89,7 @@ export class AdamW {
 
   /** Whether weight decay applies to a parameter. */
   decays(name: string): boolean {
-    if (isNorm(name)) return false;
+    if (isNorm(name) || isBias(name)) return false;
     if (name === EMBED) return this.options.decayEmbeddings;
     return true;
   }

@@ -5,9 +5,9 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { TopiaryError, ioError, type ModelConfig } from '@topiary/kernel';
+import { TopiaryError, ioError } from '@topiary/kernel';
 import { writeJsonAtomic } from '@topiary/files';
-import { configFromHf, configToHf, parameterShapes } from '../config.js';
+import { configFromHf, configToHf, parameterShapes, type LlamaConfig } from '../config.js';
 import { LM_HEAD } from '../names.js';
 import { readSafetensorsIndex, readTensors, writeSafetensors, type SafetensorsIndex } from './safetensors.js';
 
@@ -31,14 +31,14 @@ function readJson(file: string): Record<string, unknown> {
   }
 }
 
-export function readHfConfig(dir: string): ModelConfig {
+export function readHfConfig(dir: string): LlamaConfig {
   const file = join(dir, CONFIG_FILE);
   if (!existsSync(file)) throw new TopiaryError('E_CONFIG', `no ${CONFIG_FILE} in ${dir}`, { file, hint: 'a Hugging Face model folder needs config.json beside the weights' });
   return configFromHf(readJson(file), file);
 }
 
 export interface HfCheckpoint {
-  config: ModelConfig;
+  config: LlamaConfig;
   weights: Map<string, Float32Array>;
 }
 
@@ -87,6 +87,7 @@ export function readHf(path: string): HfCheckpoint {
         where: name,
         file: dir,
         ...(name === LM_HEAD ? { hint: 'config.json says tie_word_embeddings is false, but there is no lm_head.weight' } : {}),
+        ...(name.endsWith('_proj.bias') ? { hint: `${config.family ?? 'llama'} models have q/k/v projection biases, and this file has none` } : {}),
       });
     }
     const entry = idx.entries.get(name)!;
@@ -112,7 +113,7 @@ export interface SaveOptions {
 }
 
 /** Write config.json + model.safetensors (atomically) for a model's config and host weights. */
-export function writeHf(dir: string, config: ModelConfig, weights: ReadonlyMap<string, Float32Array>, options: SaveOptions = {}): void {
+export function writeHf(dir: string, config: LlamaConfig, weights: ReadonlyMap<string, Float32Array>, options: SaveOptions = {}): void {
   const dtype = options.dtype ?? 'float32';
   const shapes = parameterShapes(config);
   const tensors = [...shapes].map(([name, shape]) => {
