@@ -86,8 +86,14 @@ export function reportToMarkdown(report: EvalReport): string {
   }
   const tasks = Object.entries(report.tasks);
   if (tasks.length > 0) {
-    lines.push('| task | n | acc % | acc_norm % |', '| --- | ---: | ---: | ---: |');
-    for (const [name, t] of tasks) lines.push(`| ${name} | ${t.n} | ${pm(t.acc, t.accStderr)} | ${pm(t.accNorm, t.accNormStderr)} |`);
+    // a metric a task does not report (acc_norm of winogrande, perplexity of piqa) is a dash, not a repeated number
+    const has = (t: (typeof tasks)[number][1], metric: string) => t.metrics === undefined || t.metrics.includes(metric as never);
+    const withPpl = tasks.some(([, t]) => t.metrics?.includes('perplexity' as never));
+    lines.push(`| task | n | acc % | acc_norm % |${withPpl ? ' perplexity |' : ''}`, `| --- | ---: | ---: | ---: |${withPpl ? ' ---: |' : ''}`);
+    for (const [name, t] of tasks) {
+      const ppl = withPpl ? ` ${has(t, 'perplexity') && t.perplexity !== undefined ? t.perplexity.toFixed(3) : '–'} |` : '';
+      lines.push(`| ${name} | ${t.n} | ${pm(t.acc, t.accStderr)} | ${has(t, 'acc_norm') ? pm(t.accNorm, t.accNormStderr) : '–'} |${ppl}`);
+    }
     lines.push('');
   }
   return lines.join('\n');
@@ -115,7 +121,8 @@ export function compareMarkdown(reports: readonly EvalReport[]): string {
   for (const f of files) lines.push(row(`ppl ${f}`, reports.map((r) => r.perplexity[f]?.ppl), (x) => x.toFixed(3)));
   for (const t of tasks) {
     lines.push(row(`${t} acc %`, reports.map((r) => r.tasks[t]?.acc), pct));
-    lines.push(row(`${t} acc_norm %`, reports.map((r) => r.tasks[t]?.accNorm), pct));
+    const reportsNorm = reports.some((r) => r.tasks[t] && (r.tasks[t]!.metrics === undefined || r.tasks[t]!.metrics!.includes('acc_norm' as never)));
+    if (reportsNorm) lines.push(row(`${t} acc_norm %`, reports.map((r) => r.tasks[t]?.accNorm), pct));
   }
   return `${lines.join('\n')}\n`;
 }
