@@ -1,8 +1,9 @@
 /**
  * The `--model PATH [--tokenizer FILE]` pair every model-taking command shares. `--model` is a Hugging Face folder
  * (tokenizer.json inside), a .safetensors file beside its config.json, or a llama2.c .bin (which needs a tokenizer:
- * --tokenizer, or a tok512.bin / tokenizer.bin / tokenizer.json beside the model file). Local paths only: a Hub id
- * (`org/name`) is refused with a sentence saying so, before anything is loaded.
+ * --tokenizer, or a tok512.bin / tokenizer.bin / tokenizer.json beside the model file). A Hub id (`org/name`) is read
+ * from its snapshot in the local Hugging Face cache; one that is not cached is refused before anything is loaded,
+ * saying where it was looked for — nothing is downloaded.
  */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -16,8 +17,8 @@ export interface ModelFlags {
 export const MODEL_FLAGS_HELP = `
 --model takes a Hugging Face folder (config.json + model.safetensors, tokenizer.json inside), a .safetensors file
 beside its config.json, or a llama2.c .bin; a llama2.c .bin needs --tokenizer unless tok512.bin, tokenizer.bin or
-tokenizer.json lies beside it. Local paths only: a Hub id (org/name) is not downloaded — fetch it first (e.g.
-huggingface-cli download org/name --local-dir models/name) and pass the folder.`;
+tokenizer.json lies beside it. A Hub id (org/name or org/name@revision) is read from the local Hugging Face cache
+(HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub); nothing is ever downloaded.`;
 
 /**
  * A Hub id (`org/name` that is no local path) among the models a command was given is refused before anything
@@ -26,14 +27,17 @@ huggingface-cli download org/name --local-dir models/name) and pass the folder.`
 export function checkHubIds(flags: { model?: unknown; compare?: unknown }): void {
   const models: Array<[string, unknown]> = [['--model', flags.model], ...(Array.isArray(flags.compare) ? flags.compare.map((m): [string, unknown] => ['--compare', m]) : [])];
   for (const [flag, path] of models) {
-    if (typeof path === 'string' && !existsSync(path) && looksLikeHubId(path)) throw modelPathError(path, flag)!;
+    if (typeof path === 'string' && !existsSync(path) && looksLikeHubId(path)) {
+      const error = modelPathError(path, flag); // undefined when the local Hugging Face cache holds it
+      if (error) throw error;
+    }
   }
 }
 
 /** Add the shared flags to a command (and the check of the paths they name, before its action runs). */
 export function addModelFlags(command: Command): Command {
   return command
-    .option('--model <path>', 'model (a local path): Hugging Face folder, .safetensors file (config.json beside it) or llama2.c .bin')
+    .option('--model <path>', 'model: Hugging Face folder, .safetensors file (config.json beside it), llama2.c .bin, or org/name from the local HF cache')
     .option('--tokenizer <file>', 'tokenizer file (tokenizer.json or llama2.c tokenizer .bin); default: found beside/inside the model')
     .hook('preAction', (_command, action) => checkHubIds(action.opts()));
 }

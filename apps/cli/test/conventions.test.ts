@@ -114,7 +114,7 @@ describe('what is supported: local models, no --device', () => {
   it('a Hub id for --model is a usage error naming --model and saying models are local paths', async () => {
     const r = await runCli(['inspect', '--model', 'meta-llama/Llama-2-7b-hf']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('topiary: --model: "meta-llama/Llama-2-7b-hf" is not a local path, and Hugging Face Hub ids are not supported');
+    expect(r.stderr).toContain('topiary: --model: "meta-llama/Llama-2-7b-hf" is not a local path nor in the local Hugging Face cache');
     expect(r.stderr).not.toContain('no such file');
     const j = await runCli(['--json', 'eval', '--model', 'org/name', '--perplexity', 'x.txt']);
     expect(j.code).toBe(2);

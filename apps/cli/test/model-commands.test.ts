@@ -70,3 +70,29 @@ describe('topiary generate', () => {
     expect(resolveTokenizerPath(hf)).toBe(join(hf, 'tokenizer.json'));
   });
 });
+
+describe('--model org/name', () => {
+  it('reads the snapshot from the local Hugging Face cache (HF_HUB_CACHE), never the network', async () => {
+    const { cpSync, mkdirSync, mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const cache = mkdtempSync(join(tmpdir(), 'topiary-cli-hf-'));
+    const repo = join(cache, 'models--karpathy--stories260K');
+    mkdirSync(join(repo, 'refs'), { recursive: true });
+    writeFileSync(join(repo, 'refs', 'main'), 'b'.repeat(40));
+    cpSync(hf, join(repo, 'snapshots', 'b'.repeat(40)), { recursive: true });
+    const saved = process.env.HF_HUB_CACHE;
+    process.env.HF_HUB_CACHE = cache;
+    try {
+      const r = await run(['--json', 'inspect', '--model', 'karpathy/stories260K']);
+      expect(r.code, r.stderr).toBe(0);
+      expect((JSON.parse(r.stdout) as { config: { nLayers: number } }).config.nLayers).toBe(5);
+      const missing = await run(['inspect', '--model', 'karpathy/not-cached']);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toContain(join(cache, 'models--karpathy--not-cached'));
+      expect(missing.stderr).toContain('nothing is downloaded');
+    } finally {
+      if (saved === undefined) delete process.env.HF_HUB_CACHE;
+      else process.env.HF_HUB_CACHE = saved;
+    }
+  });
+});

@@ -77,7 +77,7 @@ describe('recipe errors, all at once', () => {
     // (not a file in the recipe's folder either, where relative paths are looked for)
     const r = await runCli(['run', file]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`topiary: ${file}: model: "meta-llama/Llama-2-7b-hf" is not a local path, and Hugging Face Hub ids are not supported`);
+    expect(r.stderr).toContain(`topiary: ${file}: model: "meta-llama/Llama-2-7b-hf" is not a local path nor in the local Hugging Face cache`);
     expect(r.stderr).not.toContain('no such file');
     expect(existsSync(join(dir, 'run'))).toBe(false);
   });

@@ -5,7 +5,7 @@
  * first stage not completed.
  */
 import { existsSync } from 'node:fs';
-import { basename, isAbsolute, join } from 'node:path';
+import { basename, join } from 'node:path';
 import {
   optionErrors,
   resolveAllOrNone,
@@ -23,6 +23,7 @@ import { loadModelWithTokenizer } from './model-io.js';
 import type { RunContext } from './run.js';
 import { RunFolder } from './run-folder.js';
 import { stagePathFields } from './recipe-paths.js';
+import { localModelPath, looksLikeHubId, resolveHubSnapshot } from './hub-cache.js';
 import { saveModelWithTokenizer } from './stages/env.js';
 
 export interface PlannedStage {
@@ -63,26 +64,20 @@ export function errorsOf(error: unknown): unknown[] {
   return error instanceof RecipeErrors ? [...error.errors] : [error];
 }
 
-const HUB_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const MODEL_FILE = /\.(bin|safetensors|json|gguf|pt|pth|ckpt)$/i;
-
-/** Whether a path that does not exist here reads as a Hugging Face Hub id (`org/name`). */
-export function looksLikeHubId(path: string): boolean {
-  return !isAbsolute(path) && HUB_ID.test(path) && !MODEL_FILE.test(path) && !path.startsWith('.');
-}
-
 /**
- * Why a model path cannot be used, or undefined when it exists: models are local paths, named by `where` (`--model`,
- * `model` in a recipe). A Hub id gets a sentence saying so (E_USAGE for a flag); another missing path is E_IO (exit
- * 1, as a missing file always was on the command line). In a recipe (`recipe: true`) both are E_RECIPE (exit 2).
+ * Why a model path cannot be used, or undefined when it can: a local path that exists, or a Hub id (`org/name`)
+ * whose snapshot is in the local Hugging Face cache. A Hub id that is not cached gets a sentence saying where it was
+ * looked for and that nothing is downloaded (E_USAGE for a flag); another missing path is E_IO (exit 1, as a missing
+ * file always was on the command line). In a recipe (`recipe: true`) both are E_RECIPE (exit 2).
  */
 export function modelPathError(path: string, where: string, options: { file?: string; recipe?: boolean } = {}): TopiaryError | undefined {
-  if (existsSync(path)) return undefined;
+  if (localModelPath(path) !== undefined) return undefined;
   if (looksLikeHubId(path)) {
-    return new TopiaryError(options.recipe ? 'E_RECIPE' : 'E_USAGE', `"${path}" is not a local path, and Hugging Face Hub ids are not supported: models are read from local paths only (for now)`, {
+    const { looked } = resolveHubSnapshot(path);
+    return new TopiaryError(options.recipe ? 'E_RECIPE' : 'E_USAGE', `"${path}" is not a local path nor in the local Hugging Face cache (looked for ${looked}); nothing is downloaded`, {
       file: options.file,
       where,
-      hint: `download it first (e.g. huggingface-cli download ${path} --local-dir models/${path.split('/')[1]}) and give that folder (an HF folder, a .safetensors file or a llama2.c .bin); reading the Hugging Face cache is planned`,
+      hint: `fetch it yourself (e.g. huggingface-cli download ${path.split('@')[0]}), set HF_HUB_CACHE / HF_HOME to the cache that holds it, or give a local folder (an HF folder, a .safetensors file or a llama2.c .bin)`,
     });
   }
   return new TopiaryError(options.recipe ? 'E_RECIPE' : 'E_IO', `no such file or folder: ${path}`, {

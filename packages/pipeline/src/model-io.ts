@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { TopiaryError, type Tokenizer } from '@topiary/kernel';
 import { loadTokenizer } from '@topiary/corpus';
 import { checkTokenizer, detectModelFormat, loadModel, type LlamaModel } from '@topiary/model-llama';
+import { localModelPath } from './hub-cache.js';
 
 export interface ModelSource {
   model?: string;
@@ -37,7 +38,8 @@ export interface LoadedModel {
 /** Load the model (and its tokenizer when one is found or required); checks vocab sizes agree. */
 export async function loadModelWithTokenizer(flags: ModelSource, options: { needTokenizer: boolean }): Promise<LoadedModel> {
   if (!flags.model) throw new TopiaryError('E_USAGE', 'missing --model PATH', { where: '--model', hint: 'e.g. --model assets/models/stories260K-hf' });
-  const modelPath = flags.model;
+  // a Hub id (`org/name`) is read from its snapshot in the local Hugging Face cache, never downloaded
+  const modelPath = localModelPath(flags.model) ?? flags.model;
   const format = detectModelFormat(modelPath);
   const tokenizerPath = resolveTokenizerPath(modelPath, flags.tokenizer);
   if (tokenizerPath === undefined && options.needTokenizer) {

@@ -104,7 +104,7 @@ describe('planRecipe: every problem at once', () => {
     expect(looksLikeHubId('/abs/org/name')).toBe(false);
     const e = modelPathError('meta-llama/Llama-2-7b-hf', 'model', { recipe: true, file: 'r.yaml' })!;
     expect(e).toMatchObject({ code: 'E_RECIPE', where: 'model', file: 'r.yaml' });
-    expect(e.message).toContain('Hugging Face Hub ids are not supported');
+    expect(e.message).toContain('nothing is downloaded');
     expect(e.message).not.toContain('no such file');
     expect(modelPathError(model, '--model')).toBeUndefined();
     // on the command line: a Hub id is a usage error (2), a missing local path an I/O error (1) as it always was
