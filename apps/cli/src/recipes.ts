@@ -24,8 +24,8 @@ export function loadWholeRecipe(file: string): Recipe {
 
 /**
  * The recipe's paths made absolute from its folder (`resolveRecipePaths`), except a model that reads as a Hugging
- * Face Hub id and is no local path: left as written, so the recipe check reports it as a Hub id (models are local
- * paths for now) rather than as a missing file in the recipe's folder.
+ * Face Hub id and is no local path: left as written, so it is read from the local Hugging Face cache (or reported as
+ * a Hub id that is not cached) rather than looked for as a missing file in the recipe's folder.
  */
 export function resolveRecipeFiles(recipe: Recipe, baseDir: string, stages: readonly Pick<Stage, 'kind' | 'options'>[]): Recipe {
   const resolved = resolveRecipePaths(recipe, baseDir, stages);
