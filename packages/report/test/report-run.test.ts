@@ -108,10 +108,11 @@ describe('the report of a real run (eval, wanda, llm-pruner, finetune)', () => {
     expect(loss.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(new Set(loss.map((m) => m.tags?.stage))).toEqual(new Set([5]));
     expect(loss.every((m) => typeof m.tags?.lr === 'number')).toBe(true);
-    // llm-pruner's report carries no group scores: `details.saliency` is the criterion's name, not scores
+    // llm-pruner reports every candidate group's importance by kind; the stage keeps them as its saliency
     const llmp = results.stages[3]!;
-    expect(llmp.saliency).toBeUndefined();
-    expect(llmp.details?.groupScores).toBeUndefined();
+    expect(Object.keys(llmp.saliency ?? {}).sort()).toEqual(['ffn-channel', 'kv-group']);
+    expect(llmp.saliency).toEqual(llmp.details?.groupScores);
+    for (const scores of Object.values(llmp.saliency!)) expect(scores.length > 0 && scores.every((x) => Number.isFinite(x) && x >= 0)).toBe(true);
     expect(llmp.details?.saliency).toBe('taylor-element');
   });
 
@@ -152,26 +153,27 @@ describe('the report of a real run (eval, wanda, llm-pruner, finetune)', () => {
     for (let i = 1; i < xs.length; i++) expect(xs[i]!).toBeGreaterThan(xs[i - 1]!);
     expect(loss[0]!.svg).toContain('>optimiser step<');
 
-    // 4. llm-pruner reported no group scores: the section says so for that stage instead of "Nothing to show"
+    // 4. llm-pruner's group scores: one histogram per group kind
+    const hist = all.filter((p) => p.cls === 'plot histogram');
+    expect(hist.map((p) => p.label)).toEqual(['Saliency of kv-group groups — 4. prune (llm-pruner)', 'Saliency of ffn-channel groups — 4. prune (llm-pruner)']);
+    for (const h of hist) expect(h.svg.match(/<rect class="bar"/g)!.length).toBeGreaterThan(3);
+    expect(dom).not.toContain('saliency-missing');
+    expect(dom).not.toContain('Nothing to show');
+  });
+
+  it.skipIf(!chromium)('says so for a structured prune that reported no group scores, instead of "Nothing to show"', () => {
+    // a pruner that reports no scores (an older or third-party one): the section names the stage and says so
+    const without: RunResults = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as RunResults;
+    const llmp = without.stages[3]!;
+    delete llmp.saliency;
+    if (llmp.details) delete llmp.details.groupScores;
+    writeFileSync(join(runDir, 'results.json'), JSON.stringify(without));
+    const html = writeReport(runDir);
+    const { dom, png } = renderInChromium(html, dir, 'no-scores');
+    expect(readFileSync(png).subarray(1, 4).toString()).toBe('PNG');
     const saliency = dom.slice(dom.indexOf('<section id="saliency">'), dom.indexOf('</section>', dom.indexOf('<section id="saliency">')));
     expect(saliency).toContain('class="empty saliency-missing"');
     expect(saliency).toContain('4. prune (llm-pruner) (criterion taylor-element) removed groups but reported no group scores');
     expect(saliency).not.toContain('Nothing to show');
-  });
-
-  it.skipIf(!chromium)('draws a group-score histogram per group kind for a structured prune that reports its scores (details.groupScores)', () => {
-    // what llm-pruner would report: its Taylor importance per group, by kind (here generated, the run's own shape)
-    const withScores: RunResults = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as RunResults;
-    const llmp = withScores.stages[3]!;
-    const kinds = { head: 8 * 5, 'ffn-channel': 172 * 5 };
-    llmp.details = { ...llmp.details, groupScores: Object.fromEntries(Object.entries(kinds).map(([k, n]) => [k, Array.from({ length: n }, (_, i) => 1e-4 * (1 + ((i * 7919) % 97)))])) };
-    writeFileSync(join(runDir, 'results.json'), JSON.stringify(withScores));
-    const html = writeReport(runDir);
-    const { dom, png } = renderInChromium(html, dir, 'scores');
-    expect(readFileSync(png).subarray(1, 4).toString()).toBe('PNG');
-    const hist = plots(dom).filter((p) => p.cls === 'plot histogram');
-    expect(hist.map((p) => p.label)).toEqual(['Saliency of head groups — 4. prune (llm-pruner)', 'Saliency of ffn-channel groups — 4. prune (llm-pruner)']);
-    for (const h of hist) expect(h.svg.match(/<rect class="bar"/g)!.length).toBeGreaterThan(3);
-    expect(dom).not.toContain('saliency-missing');
   });
 });
