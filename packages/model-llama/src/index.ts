@@ -35,10 +35,43 @@ export {
   writeSafetensors,
   floatToHalf,
   halfToFloat,
+  floatToBf16,
+  bf16ToFloat,
+  encodeTensor,
+  type WritableDtype,
   type SafetensorsIndex,
   type TensorEntry,
   type TensorToWrite,
 } from './formats/safetensors.js';
+export { rememberDtype, loadedDtype, storageDtypeOf, safetensorsDtype, STORAGE_DTYPES, type StorageDtype } from './formats/dtype.js';
+export { analyseSparsity, followsNM, TOPIARY_SPARSITY_KEY, NOTABLE_SPARSITY, NM_PATTERNS, type SparsityInfo } from './formats/sparsity.js';
+export { padToUniform, paddedSizes, type PaddedModel } from './formats/padded.js';
+export {
+  writeGguf,
+  readGguf,
+  readGgufTensor,
+  ggufToHfWeights,
+  ggufRefusal,
+  ggufVocabFromPieces,
+  permuteForGguf,
+  unpermuteFromGguf,
+  quantizeQ8_0,
+  ggmlBytes,
+  GGUF_DTYPES,
+  GGUF_MAGIC,
+  GGUF_VERSION,
+  GGUF_ALIGNMENT,
+  GgufType,
+  GgmlType,
+  TokenType,
+  type GgufDtype,
+  type GgufValue,
+  type GgufVocab,
+  type GgufFile,
+  type GgufTensorInfo,
+  type GgufExportOptions,
+  type GgufExportResult,
+} from './formats/gguf.js';
 export * from './names.js';
 export { modelLlamaPlugin };
 export default modelLlamaPlugin;

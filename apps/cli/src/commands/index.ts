@@ -12,8 +12,9 @@ import { registerRun } from './run.js';
 import { registerReport } from './report.js';
 import { registerFinetune } from './finetune.js';
 import { registerRecipeSchema } from './recipe-schema.js';
+import { registerExport } from './export.js';
 
 /** `catalog`: what the installed plugins offer (pruners and their schemas), for commands whose flags come from it. */
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions, catalog: Catalog) => void;
 
-export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune, registerTrain, registerEval, registerRun, registerFinetune, registerReport, registerRecipeSchema];
+export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune, registerTrain, registerEval, registerRun, registerFinetune, registerReport, registerRecipeSchema, registerExport];

@@ -9,7 +9,9 @@ import { TopiaryError, ioError } from '@topiary/kernel';
 import { writeJsonAtomic } from '@topiary/files';
 import { configFromHf, configToHf, parameterShapes, type LlamaConfig } from '../config.js';
 import { LM_HEAD } from '../names.js';
-import { readSafetensorsIndex, readTensors, writeSafetensors, type SafetensorsIndex } from './safetensors.js';
+import { readSafetensorsIndex, readTensors, writeSafetensors, type SafetensorsDtype, type SafetensorsIndex } from './safetensors.js';
+import { loadedDtype, rememberDtype, safetensorsDtype, storageDtypeOf, type StorageDtype } from './dtype.js';
+import { TOPIARY_SPARSITY_KEY, analyseSparsity } from './sparsity.js';
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
@@ -103,25 +105,38 @@ export function readHf(path: string): HfCheckpoint {
     byFile.set(idx, list);
   }
   const weights = new Map<string, Float32Array>();
-  for (const [idx, names] of byFile) for (const [name, data] of readTensors(idx, names)) weights.set(name, data);
+  const dtypes: SafetensorsDtype[] = [];
+  for (const [idx, names] of byFile) {
+    for (const name of names) dtypes.push(idx.entries.get(name)!.dtype);
+    for (const [name, data] of readTensors(idx, names)) weights.set(name, data);
+  }
+  rememberDtype(config, storageDtypeOf(dtypes));
   return { config, weights };
 }
 
 export interface SaveOptions {
-  /** Storage dtype of the weights (default float32). */
-  dtype?: 'float32' | 'float16';
+  /** Storage dtype of the weights (default: the dtype the model was loaded with, else float32). */
+  dtype?: StorageDtype;
+  /** Write `topiary_sparsity` into config.json when the linear weights are sparse (default true). */
+  sparsityMetadata?: boolean;
 }
 
 /** Write config.json + model.safetensors (atomically) for a model's config and host weights. */
 export function writeHf(dir: string, config: LlamaConfig, weights: ReadonlyMap<string, Float32Array>, options: SaveOptions = {}): void {
-  const dtype = options.dtype ?? 'float32';
+  const dtype = options.dtype ?? loadedDtype(config) ?? 'float32';
   const shapes = parameterShapes(config);
   const tensors = [...shapes].map(([name, shape]) => {
     const data = weights.get(name);
     if (!data) throw new TopiaryError('E_INTERNAL', `no weight "${name}" to save`, { where: name });
     return { name, shape, data };
   });
-  writeSafetensors(join(dir, WEIGHTS_FILE), tensors, dtype === 'float16' ? 'F16' : 'F32');
-  writeJsonAtomic(join(dir, CONFIG_FILE), configToHf(config, dtype));
+  writeSafetensors(join(dir, WEIGHTS_FILE), tensors, safetensorsDtype(dtype));
+  const json = configToHf(config, 'float32');
+  json.torch_dtype = dtype;
+  if (options.sparsityMetadata !== false) {
+    const sparsity = analyseSparsity(config, weights);
+    if (sparsity) json[TOPIARY_SPARSITY_KEY] = sparsity;
+  }
+  writeJsonAtomic(join(dir, CONFIG_FILE), json);
   writeJsonAtomic(join(dir, 'generation_config.json'), { bos_token_id: config.bosId, eos_token_id: config.eosId });
 }

@@ -215,18 +215,42 @@ export interface TensorToWrite {
   data: Float32Array;
 }
 
-function encode(data: Float32Array, dtype: 'F32' | 'F16'): Uint8Array {
+/** The dtypes this writer can produce. */
+export type WritableDtype = 'F32' | 'F16' | 'BF16';
+
+/**
+ * float → bfloat16 bits (the upper half of the float32), rounded to nearest, ties to even; NaN stays a quiet NaN of
+ * the same sign, overflow rounds to ±Infinity as IEEE rounding does. Values already representable in bf16 are exact.
+ */
+export function floatToBf16(value: number): number {
+  f32[0] = value;
+  const x = u32[0]!;
+  if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) return ((x >>> 16) | 0x40) & 0xffff;
+  const lsb = (x >>> 16) & 1;
+  return ((x + 0x7fff + lsb) >>> 16) & 0xffff;
+}
+
+/** bfloat16 bits → float. */
+export function bf16ToFloat(b: number): number {
+  u32[0] = (b & 0xffff) << 16;
+  return f32[0]!;
+}
+
+/** The little-endian bytes of `data` stored as `dtype` (F16 and BF16 rounded to nearest even). */
+export function encodeTensor(data: Float32Array, dtype: WritableDtype): Uint8Array {
   if (dtype === 'F32') {
     // little-endian hosts (all Node platforms we run on) can write the float buffer as is
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   }
   const out = new Uint16Array(data.length);
-  for (let i = 0; i < data.length; i++) out[i] = floatToHalf(data[i]!);
+  if (dtype === 'F16') for (let i = 0; i < data.length; i++) out[i] = floatToHalf(data[i]!);
+  else for (let i = 0; i < data.length; i++) out[i] = floatToBf16(data[i]!);
   return new Uint8Array(out.buffer);
 }
+const encode = encodeTensor;
 
 /** Write tensors (sorted by name) atomically as one safetensors file. */
-export function writeSafetensors(path: string, tensors: readonly TensorToWrite[], dtype: 'F32' | 'F16' = 'F32', metadata: Record<string, string> = { format: 'pt' }): void {
+export function writeSafetensors(path: string, tensors: readonly TensorToWrite[], dtype: WritableDtype = 'F32', metadata: Record<string, string> = { format: 'pt' }): void {
   const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const header: Record<string, unknown> = { __metadata__: metadata };
   const blobs: Uint8Array[] = [];

@@ -1,0 +1,68 @@
+/**
+ * Sparsity metadata written into config.json under `topiary_sparsity` (documented in the package README):
+ * `{ "pattern": "2:4" | "4:8" | null, "layers": { "<linear weight name>": fraction of exact zeros } }`.
+ * `pattern` is N:M when every linear weight of the blocks has at least M−N zeros in each run of M consecutive input
+ * weights of a row (N of every M kept); `layers` lists every block linear weight. The key is written when a pattern
+ * holds or some linear weight has at least `NOTABLE_SPARSITY` zeros; dense models get no key.
+ */
+import { parameterShapes, type LlamaConfig } from '../config.js';
+
+export const TOPIARY_SPARSITY_KEY = 'topiary_sparsity';
+/** A linear weight with at least this fraction of exact zeros makes the metadata worth writing. */
+export const NOTABLE_SPARSITY = 0.01;
+/** The N:M patterns recognised, strictest first (2:4 implies 4:8). */
+export const NM_PATTERNS: ReadonlyArray<readonly [number, number]> = [
+  [1, 4],
+  [2, 4],
+  [4, 8],
+];
+
+export interface SparsityInfo {
+  pattern: string | null;
+  layers: Record<string, number>;
+}
+
+const LINEAR = /^model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)\.weight$/;
+
+/** Whether every row of the [rows, cols] matrix keeps at most n of each m consecutive weights. */
+export function followsNM(data: Float32Array, rows: number, cols: number, n: number, m: number): boolean {
+  if (cols % m !== 0) return false;
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c += m) {
+      let nonzero = 0;
+      for (let k = 0; k < m; k++) if (data[base + c + k] !== 0) nonzero++;
+      if (nonzero > n) return false;
+    }
+  }
+  return true;
+}
+
+/** The sparsity of the block linear weights, or undefined when the model is dense. */
+export function analyseSparsity(config: LlamaConfig, weights: ReadonlyMap<string, Float32Array>): SparsityInfo | undefined {
+  const layers: Record<string, number> = {};
+  const linears: Array<{ data: Float32Array; rows: number; cols: number }> = [];
+  let notable = false;
+  for (const [name, shape] of parameterShapes(config)) {
+    if (!LINEAR.test(name)) continue;
+    const data = weights.get(name);
+    if (!data || data.length === 0) continue;
+    let zeros = 0;
+    for (let i = 0; i < data.length; i++) if (data[i] === 0) zeros++;
+    const s = zeros / data.length;
+    layers[name] = Math.round(s * 1e6) / 1e6;
+    if (s >= NOTABLE_SPARSITY) notable = true;
+    linears.push({ data, rows: shape[0]!, cols: shape[1]! });
+  }
+  if (linears.length === 0) return undefined;
+  let pattern: string | null = null;
+  if (notable) {
+    for (const [n, m] of NM_PATTERNS) {
+      if (linears.every((l) => followsNM(l.data, l.rows, l.cols, n, m))) {
+        pattern = `${n}:${m}`;
+        break;
+      }
+    }
+  }
+  return notable ? { pattern, layers } : undefined;
+}
