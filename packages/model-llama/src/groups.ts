@@ -10,6 +10,7 @@
  *               column (q, k, v, gate, up, lm_head) and output row (o, down)
  *  block        a whole decoder layer (masked: the block is the identity)
  */
+import { loadedDtype, rememberDtype } from './formats/dtype.js';
 import type { GroupMember, LayerShape, ParameterGroup } from '@topiary/kernel';
 import { familyFields, headKvMap, isUniform, layerShape, makeConfig, parameterShapes, type LlamaConfig } from './config.js';
 import { EMBED, FINAL_NORM, LM_HEAD, biasName, blockParamNames, inputNormName, linearName, postNormName, type BiasKind } from './names.js';
@@ -190,5 +191,8 @@ export function slimWeights(
   const top = { ...base, nHeads: first.nHeads, nKvHeads: first.nKvHeads, hiddenDim: first.hiddenDim };
   const candidate = makeConfig({ ...top, layers }, 'slim');
   const slimConfig = isUniform(candidate) && (first.nKvHeads === 0 || first.nHeads % first.nKvHeads === 0) ? makeConfig(top, 'slim') : candidate;
+  // the slim model is stored as the model it came from was (bf16 stays bf16)
+  const dtype = loadedDtype(config);
+  if (dtype) rememberDtype(slimConfig, dtype);
   return { config: slimConfig, weights: out, keep: outKeep };
 }

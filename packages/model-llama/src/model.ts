@@ -14,6 +14,7 @@
  * Parameters are tf.Variables keyed by their Hugging Face names, weights stored [out, in]. Per-layer shapes may
  * differ (a slimmed model), and groups of parameters can be masked (kept at zero through training) or removed.
  */
+import { loadedDtype, rememberDtype } from './formats/dtype.js';
 import * as tf from '@tensorflow/tfjs';
 import { TopiaryError, type CaptureFn, type CausalLM, type GroupKind, type LayerShape, type LinearKind, type LinearLayer, type ParameterGroup } from '@topiary/kernel';
 import { SeededRandom } from '@topiary/linalg';
@@ -422,7 +423,10 @@ export class LlamaModel implements CausalLM {
   clone(): LlamaModel {
     const weights = new Map<string, Float32Array>();
     for (const name of this.params.keys()) weights.set(name, this.readWeight(name).slice());
-    const copy = new LlamaModel(structuredClone(this.config), weights);
+    const config = structuredClone(this.config);
+    const dtype = loadedDtype(this.config);
+    if (dtype) rememberDtype(config, dtype); // a copy is stored as the original is
+    const copy = new LlamaModel(config, weights);
     if (this.masked.size > 0) copy.maskGroups([...this.masked]);
     for (const [param, keep] of this.keep) copy.setElementMask(param, keep);
     return copy;

@@ -94,6 +94,17 @@ describe('saving keeps the loaded dtype', () => {
       const ref = dense.readWeight(name);
       for (let i = 0; i < w.length; i++) expect(Math.abs(w[i]! - ref[i]!)).toBeLessThanOrEqual(Math.abs(ref[i]!) * 2 ** -8);
     }
+    // a slimmed or cloned bf16 model is still written as bf16
+    const slimmed = bf.clone();
+    expect(loadedDtype(slimmed.config)).toBe('bfloat16');
+    slimmed.maskGroups([slimmed.groups(['ffn-channel'])[0]!.id]);
+    const slim = slimmed.slim();
+    expect(loadedDtype(slim.config)).toBe('bfloat16');
+    const slimDir = join(tmp, 'bf16-slim');
+    await saveModel(slim, slimDir);
+    expect(configJson(slimDir).torch_dtype).toBe('bfloat16');
+    slimmed.dispose();
+    slim.dispose();
     // asked for f32: written as f32, and a bf16-representable model is lossless there and back
     const widened = join(tmp, 'bf16-as-f32');
     await saveModel(bf, widened, { dtype: 'float32' });
