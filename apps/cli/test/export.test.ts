@@ -65,6 +65,28 @@ describe('topiary export', () => {
     expect(readGguf(join(dir, 'model.gguf')).metadata.get('general.file_type')).toBe(7);
   });
 
+  it('gguf of a width-pruned model: per-layer sizes (arch deci) by default, uniform llama with --pad', async () => {
+    const m = await loadModel(bin);
+    m.maskGroups(['layers.1.kv.0', ...Array.from({ length: 40 }, (_, c) => `layers.2.ffn.${c}`)]);
+    const slim = m.slim();
+    const slimDir = join(tmp, 'slim-gguf');
+    await saveModel(slim, slimDir);
+    const tok = join(assets, 'stories260K', 'tok512.bin');
+    const file = join(tmp, 'native.gguf');
+    const r = await runCli(['--json', '--backend', 'cpu', 'export', '--model', slimDir, '--tokenizer', tok, '--format', 'gguf', '--out', file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ arch: 'deci', padded: false });
+    const g = readGguf(file);
+    expect(g.metadata.get('deci.attention.head_count')).toEqual([8, 6, 8, 8, 8]);
+    expect(g.metadata.get('deci.feed_forward_length')).toEqual([172, 172, 132, 172, 172]);
+    const padFile = join(tmp, 'padded.gguf');
+    const r2 = await runCli(['--json', '--backend', 'cpu', 'export', '--model', slimDir, '--tokenizer', tok, '--format', 'gguf', '--pad', '--out', padFile]);
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(JSON.parse(r2.stdout)).toMatchObject({ arch: 'llama', padded: true, heads: 8, ffn: 172 });
+    expect(readGguf(padFile).metadata.get('llama.feed_forward_length')).toBe(172);
+    for (const x of [m, slim]) x.dispose();
+  });
+
   it('refusals name the flag: missing/unknown --format, bad --dtype, --out equal to the input, Qwen2 to gguf', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['export', '--model', hf, '--out', join(tmp, 'x')], /--format.*is required/s],

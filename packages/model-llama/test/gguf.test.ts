@@ -107,7 +107,31 @@ describe('GGUF', () => {
     m.dispose();
   });
 
-  test('a width-pruned model is padded to uniform sizes and computes the same logits', async () => {
+  test('a width-pruned model (whole kv groups, FFN channels) is written natively: arch deci, per-layer arrays, same logits; pad on request', async () => {
+    const m = await loadModel(stories260KBin);
+    m.maskGroups(['layers.1.kv.0', 'layers.3.kv.2', ...Array.from({ length: 40 }, (_, c) => `layers.2.ffn.${c * 2}`)]);
+    const slim = m.slim();
+    const file = join(tmp, 'native.gguf');
+    const r = writeGguf(file, slim.config, weightsOf(slim), { vocab: vocab() });
+    expect(r).toMatchObject({ padded: false, arch: 'deci' });
+    const g = readGguf(file);
+    expect(g.metadata.get('general.architecture')).toBe('deci');
+    expect(g.metadata.has('llama.feed_forward_length')).toBe(false);
+    expect(g.metadata.get('deci.feed_forward_length')).toEqual([172, 172, 132, 172, 172]);
+    expect(g.metadata.get('deci.attention.head_count')).toEqual([8, 6, 8, 6, 8]);
+    expect(g.metadata.get('deci.attention.head_count_kv')).toEqual([4, 3, 4, 3, 4]);
+    expect(g.tensors.find((t) => t.name === 'blk.2.ffn_down.weight')?.dims).toEqual([132, 64]);
+    const back = new LlamaModel(r.config, ggufToHfWeights(g, r.config));
+    expect(maxAbsDiff(logits(back), logits(slim))).toBeLessThan(1e-5);
+    const padFile = join(tmp, 'padded.gguf');
+    const p = writeGguf(padFile, slim.config, weightsOf(slim), { vocab: vocab(), nonUniform: 'pad' });
+    expect(p).toMatchObject({ padded: true, arch: 'llama' });
+    expect(readGguf(padFile).metadata.get('llama.attention.head_count')).toBe(8);
+    expect(r.bytes).toBeLessThan(p.bytes);
+    for (const x of [m, slim, back]) x.dispose();
+  });
+
+  test('a width-pruned model whose layers llama.cpp cannot take as they are (a lone query head under GQA) is padded to uniform sizes and computes the same logits', async () => {
     const m = await loadModel(stories260KBin);
     m.maskGroups(['layers.0.head.1', 'layers.2.kv.3', ...Array.from({ length: 30 }, (_, c) => `layers.4.ffn.${c}`)]);
     const slim = m.slim();

@@ -4,7 +4,8 @@
  * - `safetensors`: the Hugging Face folder Topiary writes (non-uniform layers under `topiary_layers`).
  * - `padded`: a plain, uniform LlamaForCausalLM that transformers loads unchanged: every layer padded to the largest
  *   per-layer sizes with zero rows/columns, which computes the same logits.
- * - `gguf`: one llama.cpp GGUF file (architecture `llama`; a non-uniform model is padded first); q/k permuted as
+ * - `gguf`: one llama.cpp GGUF file (architecture `llama`; a non-uniform model as `deci` with per-layer sizes, or
+ *   padded to uniform `llama` with `--pad`); q/k permuted as
  *   llama.cpp's converter does; the tokenizer's SentencePiece vocabulary is embedded.
  * `--dtype` defaults to the dtype the model was loaded with (float32 for llama2.c .bin files).
  */
@@ -40,6 +41,7 @@ interface ExportFlags extends ModelFlags {
   format?: string;
   dtype?: string;
   out?: string;
+  pad?: boolean;
 }
 
 function canonical(path: string): string {
@@ -106,6 +108,7 @@ function weightsOf(model: LlamaModel): Map<string, Float32Array> {
 export function registerExport(program: Command, globals: () => GlobalOptions): void {
   addModelFlags(program.command('export').description('Export a model for deployment: Topiary safetensors, a padded uniform LlamaForCausalLM, or a llama.cpp GGUF'))
     .option('--format <format>', `output format: ${EXPORT_FORMATS.join(', ')}`)
+    .option('--pad', 'gguf: pad a non-uniform model to a uniform llama model instead of writing per-layer sizes (arch deci)')
     .option('--dtype <dtype>', `storage dtype: f32, f16, bf16 (gguf also q8_0); default: the dtype the model was loaded with`)
     .addHelpText(
       'after',
@@ -115,7 +118,8 @@ export function registerExport(program: Command, globals: () => GlobalOptions): 
 model.gguf); it may
 not be the model's own folder. padded writes every layer at the largest per-layer sizes with pruned heads and FFN
 channels as zeros (same logits; plain config.json that transformers loads). gguf needs a SentencePiece vocabulary
-(llama2.c tokenizer .bin or a byte-fallback BPE tokenizer.json); non-uniform models are padded; q/k/v biases
+(llama2.c tokenizer .bin or a byte-fallback BPE tokenizer.json); a non-uniform model is written with per-layer
+head/FFN sizes (llama.cpp architecture deci, smaller and faster), or padded to uniform llama with --pad; q/k/v biases
 (Qwen2) and RoPE scaling other than linear are refused.
 
 Examples:
@@ -161,8 +165,8 @@ Examples:
             const vocab = ggufVocab(loaded.tokenizerPath!, model.config.bosId, model.config.eosId);
             const file = ggufPath(out);
             mkdirSync(dirname(resolve(file)), { recursive: true });
-            const r = writeGguf(file, model.config, weightsOf(model), { dtype, vocab, name: basename(loaded.modelPath) });
-            result = { format, file, dtype, padded: r.padded, tensors: r.tensors, bytes: r.bytes, layers: r.config.nLayers, heads: r.config.nHeads, kvHeads: r.config.nKvHeads, ffn: r.config.hiddenDim };
+            const r = writeGguf(file, model.config, weightsOf(model), { dtype, vocab, name: basename(loaded.modelPath), nonUniform: flags.pad ? 'pad' : 'native' });
+            result = { format, file, dtype, arch: r.arch, padded: r.padded, tensors: r.tensors, bytes: r.bytes, layers: r.config.nLayers, heads: r.config.nHeads, kvHeads: r.config.nKvHeads, ffn: r.config.hiddenDim };
           } else {
             const dtype = flags.dtype === undefined ? source : DTYPE_FLAGS[flags.dtype]!;
             mkdirSync(out, { recursive: true });

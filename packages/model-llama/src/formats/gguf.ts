@@ -10,15 +10,20 @@
  * embeddings are tied: llama.cpp then reuses token_embd), and q/k rows permuted from Hugging Face's rotate-half
  * layout back to the interleaved pairs llama.cpp's "normal" RoPE works on (`permute(w, n_head, n_head_kv)`).
  * One-dimensional tensors (norms) stay F32; with Q8_0, matrices whose rows are not a multiple of 32 fall back to F16
- * as llama.cpp's converter does. A non-uniform (width-pruned) model is first padded to a uniform one with zeros
- * (padded.ts), which computes the same logits, because llama.cpp's `llama` graph builds every layer with one size.
+ * as llama.cpp's converter does. A non-uniform (width-pruned) model is written as it is under llama.cpp's `deci`
+ * architecture (Llama-3.1-Nemotron-NAS: the llama block, normal RoPE, `deci.feed_forward_length`,
+ * `deci.attention.head_count` and `deci.attention.head_count_kv` as per-layer arrays, every tensor created with
+ * its layer's sizes). llama.cpp reads those keys as arrays for `llama` too, but creates `llama`'s tensors with layer
+ * 0's sizes ("check_tensor_dims: tensor 'blk.1.attn_q.weight' has wrong shape"), so `llama` stays uniform: with
+ * `nonUniform: 'pad'`, or when a layer has no heads/FFN or a non-standard query→kv head map (which `deci` would read
+ * differently), the model is padded to a uniform one with zeros (padded.ts), which computes the same logits.
  * What the `llama` architecture cannot represent (q/k/v biases, Qwen2, RoPE scaling other than linear) is refused
  * before anything is written.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { TopiaryError, ioError } from '@topiary/kernel';
 import { writeFileAtomic } from '@topiary/files';
-import { isUniform, layerShape, type LlamaConfig } from '../config.js';
+import { headKvMap, isUniform, layerShape, type LlamaConfig } from '../config.js';
 import { EMBED, FINAL_NORM, LM_HEAD, inputNormName, linearName, postNormName } from '../names.js';
 import { padToUniform } from './padded.js';
 import { bf16ToFloat, encodeTensor, floatToHalf, halfToFloat } from './safetensors.js';
@@ -230,12 +235,21 @@ export interface GgufExportOptions {
   /** general.name */
   name?: string;
   vocab: GgufVocab;
+  /**
+   * A non-uniform model: `native` (default) writes it as it is, architecture `deci` with per-layer arrays
+   * (falls back to padding when a layer has no heads, no FFN or a non-standard head→kv map); `pad` pads it to a
+   * uniform `llama` model. `llama-arrays` writes per-layer arrays under `llama` (llama.cpp refuses that file: its
+   * `llama` tensors are created with layer 0's sizes; kept for the check that shows it).
+   */
+  nonUniform?: 'native' | 'pad' | 'llama-arrays';
 }
 
 export interface GgufExportResult {
   /** The config written (padded to uniform when the model was not). */
   config: LlamaConfig;
   padded: boolean;
+  /** The architecture written: `llama`, or `deci` for a non-uniform model written natively. */
+  arch: 'llama' | 'deci';
   tensors: number;
   bytes: number;
 }
@@ -253,16 +267,22 @@ export function writeGguf(path: string, config: LlamaConfig, weights: ReadonlyMa
   let cfg = config;
   let w = weights;
   let padded = false;
-  if (!isUniform(config)) {
+  const mode = options.nonUniform ?? 'native';
+  const perLayer = !isUniform(config) && mode !== 'pad' && (mode === 'llama-arrays' || nativeLayersOk(config));
+  if (!isUniform(config) && !perLayer) {
     const p = padToUniform(config, weights);
     cfg = p.config;
     w = p.weights;
     padded = true;
   }
-  const l0 = layerShape(cfg, 0);
-  const nHeads = cfg.nLayers > 0 ? l0.nHeads : cfg.nHeads;
-  const nKvHeads = cfg.nLayers > 0 ? l0.nKvHeads : cfg.nKvHeads;
-  const hiddenDim = cfg.nLayers > 0 ? l0.hiddenDim : cfg.hiddenDim;
+  const arch = perLayer && mode === 'native' ? 'deci' : 'llama';
+  const shapes = Array.from({ length: cfg.nLayers }, (_, i) => layerShape(cfg, i));
+  const l0 = shapes[0];
+  const nHeads = l0 ? l0.nHeads : cfg.nHeads;
+  const nKvHeads = l0 ? l0.nKvHeads : cfg.nKvHeads;
+  const hiddenDim = l0 ? l0.hiddenDim : cfg.hiddenDim;
+  const sizeKey = (pick: (l: { nHeads: number; nKvHeads: number; hiddenDim: number }) => number, first: number): GgufValue =>
+    perLayer ? { type: 'array', itemType: 'i32', value: shapes.map(pick) } : { type: 'u32', value: first };
   const get = (name: string): Float32Array => {
     const t = w.get(name);
     if (!t) throw new TopiaryError('E_INTERNAL', `no weight "${name}" to export`, { where: name });
@@ -270,25 +290,25 @@ export function writeGguf(path: string, config: LlamaConfig, weights: ReadonlyMa
   };
 
   const kv: Array<[string, GgufValue]> = [
-    ['general.architecture', { type: 'string', value: 'llama' }],
+    ['general.architecture', { type: 'string', value: arch }],
     ['general.name', { type: 'string', value: options.name ?? 'topiary-export' }],
     ['general.alignment', { type: 'u32', value: GGUF_ALIGNMENT }],
     ['general.file_type', { type: 'u32', value: FILE_TYPE[dtype] }],
-    ['llama.vocab_size', { type: 'u32', value: cfg.vocabSize }],
-    ['llama.context_length', { type: 'u32', value: cfg.maxSeqLen }],
-    ['llama.embedding_length', { type: 'u32', value: cfg.dim }],
-    ['llama.block_count', { type: 'u32', value: cfg.nLayers }],
-    ['llama.feed_forward_length', { type: 'u32', value: hiddenDim }],
-    ['llama.rope.dimension_count', { type: 'u32', value: cfg.headDim }],
-    ['llama.attention.head_count', { type: 'u32', value: nHeads }],
-    ['llama.attention.head_count_kv', { type: 'u32', value: nKvHeads }],
-    ['llama.attention.key_length', { type: 'u32', value: cfg.headDim }],
-    ['llama.attention.value_length', { type: 'u32', value: cfg.headDim }],
-    ['llama.attention.layer_norm_rms_epsilon', { type: 'f32', value: cfg.normEps }],
-    ['llama.rope.freq_base', { type: 'f32', value: cfg.ropeTheta }],
+    [`${arch}.vocab_size`, { type: 'u32', value: cfg.vocabSize }],
+    [`${arch}.context_length`, { type: 'u32', value: cfg.maxSeqLen }],
+    [`${arch}.embedding_length`, { type: 'u32', value: cfg.dim }],
+    [`${arch}.block_count`, { type: 'u32', value: cfg.nLayers }],
+    [`${arch}.feed_forward_length`, sizeKey((l) => l.hiddenDim, hiddenDim)],
+    [`${arch}.rope.dimension_count`, { type: 'u32', value: cfg.headDim }],
+    [`${arch}.attention.head_count`, sizeKey((l) => l.nHeads, nHeads)],
+    [`${arch}.attention.head_count_kv`, sizeKey((l) => l.nKvHeads, nKvHeads)],
+    [`${arch}.attention.key_length`, { type: 'u32', value: cfg.headDim }],
+    [`${arch}.attention.value_length`, { type: 'u32', value: cfg.headDim }],
+    [`${arch}.attention.layer_norm_rms_epsilon`, { type: 'f32', value: cfg.normEps }],
+    [`${arch}.rope.freq_base`, { type: 'f32', value: cfg.ropeTheta }],
   ];
   if (cfg.ropeScaling?.type === 'linear') {
-    kv.push(['llama.rope.scaling.type', { type: 'string', value: 'linear' }], ['llama.rope.scaling.factor', { type: 'f32', value: cfg.ropeScaling.factor }]);
+    kv.push([`${arch}.rope.scaling.type`, { type: 'string', value: 'linear' }], [`${arch}.rope.scaling.factor`, { type: 'f32', value: cfg.ropeScaling.factor }]);
   }
   kv.push(
     ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
@@ -307,6 +327,7 @@ export function writeGguf(path: string, config: LlamaConfig, weights: ReadonlyMa
   list.push({ name: 'token_embd.weight', shape: [cfg.vocabSize, cfg.dim], data: get(EMBED) });
   for (let i = 0; i < cfg.nLayers; i++) {
     const { headDim, dim } = cfg;
+    const { nHeads, nKvHeads, hiddenDim } = shapes[i]!;
     list.push({ name: `blk.${i}.attn_norm.weight`, shape: [dim], data: get(inputNormName(i)) });
     list.push({ name: `blk.${i}.attn_q.weight`, shape: [nHeads * headDim, dim], data: permuteForGguf(get(linearName(i, 'q')), nHeads, headDim, dim) });
     list.push({ name: `blk.${i}.attn_k.weight`, shape: [nKvHeads * headDim, dim], data: permuteForGguf(get(linearName(i, 'k')), nKvHeads, headDim, dim) });
@@ -363,7 +384,23 @@ export function writeGguf(path: string, config: LlamaConfig, weights: ReadonlyMa
     at = b.offset + b.bytes.byteLength;
   }
   writeFileAtomic(path, parts);
-  return { config: cfg, padded, tensors: infos.length, bytes: head.length + at };
+  return { config: cfg, padded, arch, tensors: infos.length, bytes: head.length + at };
+}
+
+/**
+ * Whether llama.cpp's `deci` graph computes a non-uniform model as Topiary does: every layer with heads, kv heads
+ * and FFN channels (a 0 means "attention-free"/"linear attention" there), and the standard query→kv head map.
+ */
+function nativeLayersOk(c: LlamaConfig): boolean {
+  for (let i = 0; i < c.nLayers; i++) {
+    const l = layerShape(c, i);
+    if (l.nHeads <= 0 || l.nKvHeads <= 0 || l.hiddenDim <= 0 || l.nHeads % l.nKvHeads !== 0) return false;
+    if (l.headKvMap) {
+      const std = headKvMap({ nHeads: l.nHeads, nKvHeads: l.nKvHeads, hiddenDim: l.hiddenDim });
+      if (!l.headKvMap.every((k, j) => k === std[j])) return false;
+    }
+  }
+  return true;
 }
 
 // ----------------------------------------------------------------------------- reader
