@@ -16,5 +16,11 @@ $cli export --model "$hf" --format gguf --dtype f16 --out "$out/hf-f16.gguf" >/d
 echo "HF folder (tokenizer.json vocabulary) f16: $(check "$out/hf-f16.gguf" "$hf" || true)"
 $cli --out "$out/llmp20" prune --model "$hf" --method llm-pruner --ratio 0.2 \
   --calibration "$root/assets/data/tinystories_val_head.txt" --samples 10 --seqlen 64 >/dev/null 2>&1
+$cli export --model "$out/llmp20" --format gguf --pad --out "$out/llmp20-pad.gguf" >/dev/null
+echo "llm-pruner 20% (non-uniform, --pad) f32: $(check "$out/llmp20-pad.gguf" "$out/llmp20" || true)"
 $cli export --model "$out/llmp20" --format gguf --out "$out/llmp20.gguf" >/dev/null
-echo "llm-pruner 20% (non-uniform, padded) f32: $(check "$out/llmp20.gguf" "$out/llmp20" || true)"
+echo "llm-pruner 20% (non-uniform, native deci) f32: $(check "$out/llmp20.gguf" "$out/llmp20" || true)"
+$cli --out "$out/depth" prune --model "$hf" --method depth --remove 1 \
+  --calibration "$root/assets/data/tinystories_val_head.txt" --samples 10 --seqlen 64 >/dev/null 2>&1
+$cli export --model "$out/depth" --format gguf --out "$out/depth.gguf" >/dev/null
+echo "depth 1 of 5 blocks f32: $(check "$out/depth.gguf" "$out/depth" || true)"
