@@ -24,3 +24,7 @@ $cli --out "$out/depth" prune --model "$hf" --method depth --remove 1 \
   --calibration "$root/assets/data/tinystories_val_head.txt" --samples 10 --seqlen 64 >/dev/null 2>&1
 $cli export --model "$out/depth" --format gguf --out "$out/depth.gguf" >/dev/null
 echo "depth 1 of 5 blocks f32: $(check "$out/depth.gguf" "$out/depth" || true)"
+$cli --out "$out/sgpt24" prune --model "$hf" --method sparsegpt --pattern 2:4 \
+  --calibration "$root/assets/data/tinystories_val_head.txt" --samples 16 --seqlen 64 >/dev/null 2>&1
+$cli export --model "$out/sgpt24" --format gguf --out "$out/sgpt24.gguf" >/dev/null
+echo "SparseGPT 2:4 (zeros kept, dense layout) f32: $(check "$out/sgpt24.gguf" "$out/sgpt24" || true)"
