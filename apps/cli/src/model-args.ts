@@ -7,6 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
+import { TopiaryError } from '@topiary/kernel';
 import { loadModelWithTokenizer, looksLikeHubId, modelPathError, type LoadedModel, type ModelSource } from '@topiary/pipeline';
 
 export interface ModelFlags {
@@ -52,3 +53,16 @@ export function loadModelFromFlags(flags: ModelFlags, options: { needTokenizer: 
 }
 
 export type { ModelSource };
+
+/** `--dtype f32|f16|bf16` of every command that writes a model: the storage dtype (default: the input's own). */
+export const DTYPE_FLAGS = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' } as const;
+
+export const DTYPE_HELP = "storage dtype of the written model: f32, f16 or bf16 (default: the dtype the input model was loaded in)";
+
+/** The storage dtype a `--dtype` value names, or undefined when the flag was not given. */
+export function dtypeFromFlag(value: unknown): (typeof DTYPE_FLAGS)[keyof typeof DTYPE_FLAGS] | undefined {
+  if (value === undefined) return undefined;
+  const dtype = DTYPE_FLAGS[value as keyof typeof DTYPE_FLAGS];
+  if (!dtype) throw new TopiaryError('E_USAGE', `"${String(value)}" is not one of ${Object.keys(DTYPE_FLAGS).join(', ')}`, { where: '--dtype' });
+  return dtype;
+}

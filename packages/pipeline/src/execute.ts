@@ -18,6 +18,7 @@ import {
   type Stage,
   type StageContext,
 } from '@topiary/kernel';
+import type { SaveOptions } from '@topiary/model-llama';
 import { writeReport, type RunResults, type StageResult } from '@topiary/report';
 import { loadModelWithTokenizer } from './model-io.js';
 import type { RunContext } from './run.js';
@@ -196,7 +197,7 @@ export async function executeRecipe(
   recipe: Recipe,
   folder: RunFolder,
   resume: boolean,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal; save?: SaveOptions } = {},
 ): Promise<RecipeOutcome> {
   if (!recipe.model) throw new TopiaryError('E_RECIPE', 'is required for a run (the model the stages start from)', { file: recipe.file, where: 'model' });
   // the whole recipe (options, plugins, files) is checked before the backend starts and before the folder exists;
@@ -273,7 +274,7 @@ export async function executeRecipe(
       if (abort.signal.aborted && outcome.partial) break; // a stage cut short is redone on resume
       results.stages.push(result);
       if (outcome.changedModel) {
-        state.modelDir = await folder.checkpoint(plan.index + 1, (dir) => saveModelWithTokenizer(model, dir, tokenizerPath));
+        state.modelDir = await folder.checkpoint(plan.index + 1, (dir) => saveModelWithTokenizer(model, dir, tokenizerPath, options.save));
         run.events.emit({ type: 'checkpoint', path: folder.path(state.modelDir), step: plan.index + 1 });
       }
       state.completed = plan.index + 1;
@@ -281,7 +282,7 @@ export async function executeRecipe(
       folder.writeState(state);
     }
     if (state.completed === planned.length) {
-      await folder.finalModel((dir) => saveModelWithTokenizer(model, dir, tokenizerPath));
+      await folder.finalModel((dir) => saveModelWithTokenizer(model, dir, tokenizerPath, options.save));
       results.status = 'completed';
     } else {
       results.status = 'interrupted';

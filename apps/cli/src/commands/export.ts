@@ -30,11 +30,10 @@ import {
   type StorageDtype,
 } from '@topiary/model-llama';
 import { createRunContext, type GlobalOptions } from '../context.js';
-import { MODEL_FLAGS_HELP, addModelFlags, loadModelFromFlags, type ModelFlags } from '../model-args.js';
+import { DTYPE_FLAGS, MODEL_FLAGS_HELP, addModelFlags, loadModelFromFlags, type ModelFlags } from '../model-args.js';
 
 export const EXPORT_FORMATS = ['safetensors', 'padded', 'gguf'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
-const DTYPE_FLAGS: Record<string, StorageDtype> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' };
 const GGUF_OF: Record<StorageDtype, GgufDtype> = { float32: 'f32', float16: 'f16', bfloat16: 'bf16' };
 
 interface ExportFlags extends ModelFlags {
@@ -168,7 +167,7 @@ Examples:
             const r = writeGguf(file, model.config, weightsOf(model), { dtype, vocab, name: basename(loaded.modelPath), nonUniform: flags.pad ? 'pad' : 'native' });
             result = { format, file, dtype, arch: r.arch, padded: r.padded, tensors: r.tensors, bytes: r.bytes, layers: r.config.nLayers, heads: r.config.nHeads, kvHeads: r.config.nKvHeads, ffn: r.config.hiddenDim };
           } else {
-            const dtype = flags.dtype === undefined ? source : DTYPE_FLAGS[flags.dtype]!;
+            const dtype = flags.dtype === undefined ? source : DTYPE_FLAGS[flags.dtype as keyof typeof DTYPE_FLAGS];
             mkdirSync(out, { recursive: true });
             let config = model.config;
             let weights = weightsOf(model);

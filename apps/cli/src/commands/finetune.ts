@@ -12,7 +12,7 @@ import { finetuneOptions, resolveFinetuneOptions } from '@topiary/finetune';
 import { checkTokenizer, loadModel } from '@topiary/model-llama';
 import { finetuneSeqLen, runFinetune, saveModelWithTokenizer, type StageEnv } from '@topiary/pipeline';
 import { createRunContext, type GlobalOptions } from '../context.js';
-import { addModelFlags, loadModelFromFlags, MODEL_FLAGS_HELP, type ModelFlags } from '../model-args.js';
+import { addModelFlags, dtypeFromFlag, DTYPE_HELP, loadModelFromFlags, MODEL_FLAGS_HELP, type ModelFlags } from '../model-args.js';
 import { addSchemaFlags, asFlagError, valuesFromFlags } from '../schema-flags.js';
 
 interface FinetuneFlags extends ModelFlags {
@@ -28,6 +28,7 @@ export function registerFinetune(program: Command, globals: () => GlobalOptions)
   // the fine-tuning options, from the one schema a recipe's finetune stage uses too
   const fields = addSchemaFlags(command, finetuneOptions);
   command
+    .option('--dtype <f32|f16|bf16>', DTYPE_HELP)
     .option('--eval <file>', 'text file to measure perplexity on, before and after recovery')
     .option('--eval-seqlen <L>', 'perplexity window length (default --seqlen)')
     .option('--eval-bos', 'put one BOS in front of the --eval text (default: none)')
@@ -49,6 +50,7 @@ Examples:
     .action(async (flags: FinetuneFlags) => {
       const g = globals();
       if (!g.out) throw new TopiaryError('E_USAGE', 'is required: the folder the fine-tuned model is written to', { where: '--out' });
+      const dtype = dtypeFromFlag(flags.dtype); // checked before any work
       const evalLimit = flags.evalLimit === undefined ? undefined : checkNumber(flags.evalLimit, '--eval-limit', { min: 1, integer: true });
       const run = await createRunContext(g);
       let model: CausalLM | undefined;
@@ -88,7 +90,7 @@ Examples:
         const before = await perplexity(model);
         const report = await runFinetune(env, model, { options, seqLen, teacher, dataWhere: '--data', seqLenWhere: '--seqlen' });
         const after = await perplexity(model);
-        await saveModelWithTokenizer(model, g.out, env.tokenizerPath);
+        await saveModelWithTokenizer(model, g.out, env.tokenizerPath, { dtype });
         const result = {
           model: flags.model,
           out: g.out,

@@ -14,7 +14,7 @@ import { isExactNM, sparsityTable } from '@topiary/prune-core';
 import { calibrationWindows, DEFAULT_CALIBRATION_SAMPLES, modelPathError, preparePruner, resolveCalibrationSize, runPruneStage, saveModelWithTokenizer, type StageEnv } from '@topiary/pipeline';
 import type { Catalog } from '../catalog.js';
 import { createRunContext, type GlobalOptions } from '../context.js';
-import { addModelFlags, loadModelFromFlags, MODEL_FLAGS_HELP, type ModelFlags } from '../model-args.js';
+import { addModelFlags, dtypeFromFlag, DTYPE_HELP, loadModelFromFlags, MODEL_FLAGS_HELP, type ModelFlags } from '../model-args.js';
 
 interface PruneFlags extends ModelFlags {
   method?: string;
@@ -30,7 +30,7 @@ interface PruneFlags extends ModelFlags {
 }
 
 /** The command's own flags: a pruner option with one of these names is not offered as a flag (a recipe can still set it). */
-const OWN_FLAGS = new Set(['--model', '--tokenizer', '--method', '--calibration', '--samples', '--seqlen', '--eval', '--eval-seqlen', '--eval-bos', '--eval-limit', '--dump-calibration', '--out', '--backend', '--seed', '--json', '--log-format', '--quiet', '--debug', '--plugin', '--allow-plugin-path', '--device', '--help', '--version']);
+const OWN_FLAGS = new Set(['--model', '--tokenizer', '--method', '--calibration', '--samples', '--seqlen', '--eval', '--eval-seqlen', '--eval-bos', '--eval-limit', '--dump-calibration', '--dtype', '--out', '--backend', '--seed', '--json', '--log-format', '--quiet', '--debug', '--plugin', '--allow-plugin-path', '--device', '--help', '--version']);
 
 /** One flag offered by `topiary prune`, and the installed pruners whose schema declares it. */
 interface PrunerFlag {
@@ -122,6 +122,7 @@ export function registerPrune(program: Command, globals: () => GlobalOptions, ca
     .option('--eval-seqlen <L>', "perplexity window length (default: --seqlen when given, else the model's context)")
     .option('--eval-bos', 'put one BOS in front of the --eval text (default: none)')
     .option('--eval-limit <n>', 'score at most this many perplexity windows')
+    .option('--dtype <f32|f16|bf16>', DTYPE_HELP)
     .option('--dump-calibration <file>', 'write the exact calibration windows as JSON (for reference implementations)')
     .addHelpText('after', () => {
       const only = catalog.method;
@@ -169,6 +170,7 @@ Examples:
       }
       const flags = given as PruneFlags & { method: string };
       if (!g.out) throw new TopiaryError('E_USAGE', 'is required: the folder the pruned model is written to', { where: '--out' });
+      const dtype = dtypeFromFlag(flags.dtype); // checked before any work
       // the method's own options, from the flags its schema declares; another method's flag is an error
       const chosen = catalog.pruners.find((p) => p.name === flags.method);
       const own = new Set(chosen ? optionFields(chosen.options).map((f) => f.flag) : []);
@@ -253,7 +255,7 @@ Examples:
           if (!nmExact) throw new TopiaryError('E_INTERNAL', `the pruned model is not exactly ${pattern.n}:${pattern.m}`, { where: '--pattern' });
         }
 
-        await saveModelWithTokenizer(model, g.out, env.tokenizerPath);
+        await saveModelWithTokenizer(model, g.out, env.tokenizerPath, { dtype });
         const table = sparsityTable(report);
         writeFileAtomic(join(g.out, 'sparsity.txt'), `${table}\n`);
         const result = {

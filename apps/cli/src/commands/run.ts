@@ -11,9 +11,11 @@ import { TopiaryError, validateRecipe, type Recipe } from '@topiary/kernel';
 import { executeRecipe as executeStages, installedStages, RunFolder } from '@topiary/pipeline';
 import type { RunResults } from '@topiary/report';
 import { createRunContext, type GlobalOptions, type RunContext } from '../context.js';
+import { dtypeFromFlag, DTYPE_HELP } from '../model-args.js';
 import { loadWholeRecipe, resolveRecipeFiles } from '../recipes.js';
 
 interface RunFlags {
+  dtype?: string;
   resume?: string;
 }
 
@@ -28,6 +30,7 @@ export function registerRun(program: Command, globals: () => GlobalOptions): voi
     .argument('[recipe]', 'recipe file (YAML or JSON)')
     .description('Run a multi-stage recipe (prune, finetune, train, eval) into a run folder with metrics, checkpoints, the model and a report')
     .option('--resume <dir>', 'continue an interrupted run from its folder (uses its recipe.resolved.yaml)')
+    .option('--dtype <f32|f16|bf16>', `${DTYPE_HELP}; for checkpoints and the final model`)
     .addHelpText(
       'after',
       `
@@ -45,6 +48,7 @@ Examples:
     )
     .action(async (recipeArg: string | undefined, flags: RunFlags, command: Command) => {
       const g = globals();
+      const dtype = dtypeFromFlag(flags.dtype); // checked before any work
       let recipe: Recipe;
       let folder: RunFolder;
       if (flags.resume) {
@@ -68,7 +72,7 @@ Examples:
       try {
         // paths are relative to the recipe file; which fields are paths, each stage's schema says
         if (!flags.resume) recipe = resolveRecipeFiles(recipe, dirname(resolve(recipeArg!)), installedStages(run));
-        process.exitCode = await executeRecipe(run, recipe, folder, Boolean(flags.resume));
+        process.exitCode = await executeRecipe(run, recipe, folder, Boolean(flags.resume), { save: { dtype } });
       } finally {
         run.close();
       }
@@ -76,7 +80,7 @@ Examples:
 }
 
 /** Run (or resume) every stage of a recipe (the pipeline does it) and print the outcome; returns the exit code. */
-export async function executeRecipe(run: RunContext, recipe: Recipe, folder: RunFolder, resume: boolean, options: { signal?: AbortSignal } = {}): Promise<number> {
+export async function executeRecipe(run: RunContext, recipe: Recipe, folder: RunFolder, resume: boolean, options: Parameters<typeof executeStages>[4] = {}): Promise<number> {
   const outcome = await executeStages(run, recipe, folder, resume, options);
   const { results, report, model } = outcome;
   if ((run.options as GlobalOptions).json) {

@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { TopiaryError, type CalibrationDefaults, type CausalLM, type DependencyContainer, type EventBus, type TensorBackend, type Tokenizer } from '@topiary/kernel';
 import { calibrationCorpus, sampleCalibration } from '@topiary/corpus';
-import { saveModel } from '@topiary/model-llama';
+import { saveModel, type SaveOptions } from '@topiary/model-llama';
 import type { ArchitectureSnapshot } from '@topiary/report';
 
 /** The part of a stage's context (the kernel's `StageContext`) that single-stage commands can give too. */
@@ -72,9 +72,9 @@ export function architectureOf(model: CausalLM): ArchitectureSnapshot {
 }
 
 /** Save a model with its tokenizer beside it, so the folder loads on its own (`--model DIR`). */
-export async function saveModelWithTokenizer(model: CausalLM, dir: string, tokenizerPath: string): Promise<void> {
+export async function saveModelWithTokenizer(model: CausalLM, dir: string, tokenizerPath: string, options: SaveOptions = {}): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  await saveModel(model, dir);
+  await saveModel(model, dir, options); // default: the dtype the model was loaded with
   copyFileSync(tokenizerPath, join(dir, basename(tokenizerPath)));
   const tokConfig = join(dirname(tokenizerPath), 'tokenizer_config.json');
   if (basename(tokenizerPath) === 'tokenizer.json' && existsSync(tokConfig)) copyFileSync(tokConfig, join(dir, 'tokenizer_config.json'));
