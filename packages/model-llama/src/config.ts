@@ -81,6 +81,23 @@ export function familyFields(c: Partial<LlamaConfig> | CreateConfig): Pick<Llama
   };
 }
 
+/**
+ * What a reshaped model keeps of the config it came from (slimming, padding): vocabulary, context, norm, RoPE, ids,
+ * tying and the family fields — everything but the sizes of its layers.
+ */
+export function keptFields(c: LlamaConfig): Pick<CreateConfig, 'vocabSize' | 'maxSeqLen' | 'normEps' | 'ropeTheta' | 'tiedEmbeddings' | 'bosId' | 'eosId'> & ReturnType<typeof familyFields> {
+  return {
+    vocabSize: c.vocabSize,
+    maxSeqLen: c.maxSeqLen,
+    normEps: c.normEps,
+    ropeTheta: c.ropeTheta,
+    tiedEmbeddings: c.tiedEmbeddings,
+    bosId: c.bosId,
+    eosId: c.eosId,
+    ...familyFields(c),
+  };
+}
+
 /** Fill defaults and validate; the result is what the model keeps. */
 export function makeConfig(c: CreateConfig, where = 'config'): LlamaConfig {
   const nKvHeads = c.nKvHeads ?? c.nHeads;

@@ -12,7 +12,7 @@
  */
 import { loadedDtype, rememberDtype } from './formats/dtype.js';
 import type { GroupMember, LayerShape, ParameterGroup } from '@topiary/kernel';
-import { familyFields, headKvMap, isUniform, layerShape, makeConfig, parameterShapes, type LlamaConfig } from './config.js';
+import { keptFields, headKvMap, isUniform, layerShape, makeConfig, parameterShapes, type LlamaConfig } from './config.js';
 import { EMBED, FINAL_NORM, LM_HEAD, biasName, blockParamNames, inputNormName, linearName, postNormName, type BiasKind } from './names.js';
 
 function range(start: number, n: number): number[] {
@@ -174,19 +174,7 @@ export function slimWeights(
   take(FINAL_NORM, FINAL_NORM, hidden, null);
   if (!config.tiedEmbeddings) take(LM_HEAD, LM_HEAD, range(0, config.vocabSize), hidden);
 
-  const base = {
-    vocabSize: config.vocabSize,
-    dim: hidden.length,
-    nLayers: layers.length,
-    headDim: hd,
-    maxSeqLen: config.maxSeqLen,
-    normEps: config.normEps,
-    ropeTheta: config.ropeTheta,
-    tiedEmbeddings: config.tiedEmbeddings,
-    bosId: config.bosId,
-    eosId: config.eosId,
-    ...familyFields(config),
-  };
+  const base = { ...keptFields(config), dim: hidden.length, nLayers: layers.length, headDim: hd };
   const first = layers[0] ?? { nHeads: config.nHeads, nKvHeads: config.nKvHeads, hiddenDim: config.hiddenDim };
   const top = { ...base, nHeads: first.nHeads, nKvHeads: first.nKvHeads, hiddenDim: first.hiddenDim };
   const candidate = makeConfig({ ...top, layers }, 'slim');

@@ -17,6 +17,7 @@ import {
   TOPIARY_SPARSITY_KEY,
 } from '../src/index.js';
 import { maxAbsDiff, stories260KBin, stories260KHf } from './paths.js';
+import { logitsOf, weightsOf } from './model-helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'model-llama-export-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -24,13 +25,6 @@ beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-const prompt = [1, 403, 407, 261, 378, 432, 383, 286];
-function logits(m: LlamaModel): Float32Array {
-  return tf.tidy(() => m.forward(tf.tensor2d([prompt], undefined, 'int32')).dataSync() as Float32Array);
-}
-function weightsOf(m: LlamaModel): Map<string, Float32Array> {
-  return new Map([...m.parameters().keys()].map((n) => [n, m.readWeight(n).slice()]));
-}
 function dataBytes(dir: string): Buffer {
   const file = join(dir, 'model.safetensors');
   const n = Number(readFileSync(file).readBigUInt64LE(0));
@@ -110,7 +104,7 @@ describe('saving keeps the loaded dtype', () => {
     await saveModel(bf, widened, { dtype: 'float32' });
     const w = await loadModel(widened);
     expect(loadedDtype(w.config)).toBe('float32');
-    expect(maxAbsDiff(logits(w), logits(bf))).toBe(0);
+    expect(maxAbsDiff(logitsOf(w), logitsOf(bf))).toBe(0);
 
     // f16 remembered too
     const f16Dir = join(tmp, 'f16');
@@ -145,7 +139,7 @@ describe('topiary_sparsity in config.json', () => {
     expect(Object.keys(s.layers)).toHaveLength(5 * 7);
     expect(s.layers['model.layers.0.mlp.down_proj.weight']).toBeCloseTo(0.5, 2);
     const back = await loadModel(nmDir); // the key does not disturb loading
-    expect(maxAbsDiff(logits(back), logits(nmModel))).toBe(0);
+    expect(maxAbsDiff(logitsOf(back), logitsOf(nmModel))).toBe(0);
 
     const un = weightsOf(dense);
     for (const [name, w] of un) {
@@ -179,7 +173,7 @@ describe('padding a width-pruned model to a uniform LlamaForCausalLM', () => {
     expect(padded.config.layers).toBeUndefined();
     expect(padded.config).toMatchObject({ nHeads: 8, nKvHeads: 4, hiddenDim: 172, dim: 64, nLayers: 5 });
     const pm = new LlamaModel(padded.config, padded.weights);
-    const diff = maxAbsDiff(logits(pm), logits(slim));
+    const diff = maxAbsDiff(logitsOf(pm), logitsOf(slim));
     console.log(`padded vs slim: max |Δlogit| = ${diff.toExponential(2)}`);
     expect(diff).toBeLessThan(1e-5);
     const dir = join(tmp, 'padded');
@@ -189,7 +183,7 @@ describe('padding a width-pruned model to a uniform LlamaForCausalLM', () => {
     expect(cfg.topiary_layers).toBeUndefined();
     expect(cfg).toMatchObject({ num_attention_heads: 8, num_key_value_heads: 4, intermediate_size: 172 });
     const back = await loadModel(dir);
-    expect(maxAbsDiff(logits(back), logits(slim))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(logitsOf(back), logitsOf(slim))).toBeLessThan(1e-5);
 
     // a removed block: slimming drops it, padding keeps the remaining depth and is still exact
     const d = await loadModel(stories260KBin);
@@ -198,7 +192,7 @@ describe('padding a width-pruned model to a uniform LlamaForCausalLM', () => {
     const dp = padToUniform(ds.config, weightsOf(ds));
     const dm = new LlamaModel(dp.config, dp.weights);
     expect(dp.config.nLayers).toBe(4);
-    expect(maxAbsDiff(logits(dm), logits(ds))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(logitsOf(dm), logitsOf(ds))).toBeLessThan(1e-5);
     for (const x of [m, slim, pm, back, d, ds, dm]) x.dispose();
   });
 });

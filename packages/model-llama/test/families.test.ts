@@ -26,6 +26,7 @@ import {
   type LlamaConfig,
 } from '../src/index.js';
 import { fixtures, maxAbsDiff, readJson } from './paths.js';
+import { logitsOf, weightsOf } from './model-helpers.js';
 
 const dir = join(fixtures, 'hf-families');
 const tmp = mkdtempSync(join(tmpdir(), 'model-llama-families-'));
@@ -52,13 +53,7 @@ function reference(name: string): { ref: Ref; logits: Float32Array } {
   return { ref, logits };
 }
 
-function logitsOf(m: LlamaModel, ids: number[]): Float32Array {
-  return tf.tidy(() => m.forward(tf.tensor2d([ids], [1, ids.length], 'int32')).dataSync() as Float32Array);
-}
 
-function weightsOf(m: LlamaModel): Map<string, Float32Array> {
-  return new Map([...m.parameters().keys()].map((name) => [name, m.readWeight(name).slice()]));
-}
 
 /** A copy of a fixture folder with its config.json changed by `edit`. */
 function withConfig(name: string, edit: (j: Record<string, unknown>) => void): string {

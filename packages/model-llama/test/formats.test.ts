@@ -18,6 +18,7 @@ import plugin, {
   type LlamaModel,
 } from '../src/index.js';
 import { fixtures, maxAbsDiff, stories260KBin, stories260KHf } from './paths.js';
+import { logitsOf } from './model-helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'model-llama-formats-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -25,10 +26,6 @@ beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-const prompt = [1, 403, 407, 261, 378, 432, 383, 286];
-function logits(m: LlamaModel): Float32Array {
-  return tf.tidy(() => m.forward(tf.tensor2d([prompt], undefined, 'int32')).dataSync() as Float32Array);
-}
 
 async function expectError(p: Promise<unknown> | (() => unknown), code: string, pattern: RegExp): Promise<TopiaryError> {
   try {
@@ -50,7 +47,7 @@ describe('round trips', () => {
     await saveModel(a, dir);
     expect(detectModelFormat(dir)).toBe('hf');
     const b = await loadModel(dir);
-    expect(maxAbsDiff(logits(a), logits(b))).toBe(0);
+    expect(maxAbsDiff(logitsOf(a), logitsOf(b))).toBe(0);
     const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
     expect(cfg).toMatchObject({ architectures: ['LlamaForCausalLM'], hidden_size: 64, num_key_value_heads: 4, tie_word_embeddings: true });
     // the written file is byte-identical in tensor data to the shipped HF conversion
@@ -74,7 +71,7 @@ describe('round trips', () => {
     const w = a.readWeight('model.layers.0.mlp.up_proj.weight');
     const h = b.readWeight('model.layers.0.mlp.up_proj.weight');
     for (let i = 0; i < w.length; i += 97) expect(h[i]).toBe(halfToFloat(floatToHalf(w[i]!)));
-    expect(maxAbsDiff(logits(a), logits(b))).toBeLessThan(0.05);
+    expect(maxAbsDiff(logitsOf(a), logitsOf(b))).toBeLessThan(0.05);
     a.dispose();
     b.dispose();
   });
@@ -106,7 +103,7 @@ describe('round trips', () => {
     writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
     copyFileSync(join(stories260KHf, 'config.json'), join(dir, 'config.json'));
     const b = await loadModel(dir);
-    expect(maxAbsDiff(logits(a), logits(b))).toBe(0);
+    expect(maxAbsDiff(logitsOf(a), logitsOf(b))).toBe(0);
     // a weight_map pointing at a shard without the tensor
     const bad = { ...weightMap, 'model.norm.weight': 'model-00001-of-00002.safetensors' };
     if (weightMap['model.norm.weight'] !== bad['model.norm.weight']) {

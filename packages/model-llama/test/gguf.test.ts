@@ -21,6 +21,7 @@ import {
   type GgufVocab,
 } from '../src/index.js';
 import { maxAbsDiff, repoRoot, stories260KBin } from './paths.js';
+import { logitsOf, weightsOf } from './model-helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'model-llama-gguf-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -28,13 +29,6 @@ beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-const prompt = [1, 403, 407, 261, 378, 432, 383, 286];
-function logits(m: LlamaModel): Float32Array {
-  return tf.tidy(() => m.forward(tf.tensor2d([prompt], undefined, 'int32')).dataSync() as Float32Array);
-}
-function weightsOf(m: LlamaModel): Map<string, Float32Array> {
-  return new Map([...m.parameters().keys()].map((n) => [n, m.readWeight(n).slice()]));
-}
 function vocab(): GgufVocab {
   const v = parseLlama2cTokenizer(readFileSync(join(repoRoot, 'assets', 'models', 'stories260K', 'tok512.bin')));
   return ggufVocabFromPieces(v.pieces, v.scores, 1, 2);
@@ -77,13 +71,13 @@ describe('GGUF', () => {
     expect(g.dataStart % GGUF_ALIGNMENT).toBe(0);
     for (const t of g.tensors) expect(t.offset % GGUF_ALIGNMENT).toBe(0);
     const back = new LlamaModel(m.config, ggufToHfWeights(g, m.config));
-    expect(maxAbsDiff(logits(back), logits(m))).toBe(0);
+    expect(maxAbsDiff(logitsOf(back), logitsOf(m))).toBe(0);
     for (const x of [m, back]) x.dispose();
   });
 
   test('f16, bf16 and q8_0: types, sizes, logits close', async () => {
     const m = await loadModel(stories260KBin);
-    const ref = logits(m);
+    const ref = logitsOf(m);
     const sizes: Record<string, number> = {};
     for (const dtype of ['f32', 'f16', 'bf16', 'q8_0'] as const) {
       const file = join(tmp, `stories-${dtype}.gguf`);
@@ -98,7 +92,7 @@ describe('GGUF', () => {
       expect(q.type).toBe(expected);
       expect(down.type).toBe(dtype === 'q8_0' ? GgmlType.F16 : expected); // 172-wide rows are not Q8_0 blocks
       const back = new LlamaModel(m.config, ggufToHfWeights(g, m.config));
-      const diff = maxAbsDiff(logits(back), ref);
+      const diff = maxAbsDiff(logitsOf(back), ref);
       console.log(`gguf ${dtype}: ${r.bytes} bytes, max |Δlogit| vs f32 model = ${diff.toExponential(2)}`);
       expect(diff).toBeLessThan(dtype === 'f32' ? 1e-7 : dtype === 'q8_0' ? 0.5 : 0.1);
       back.dispose();
@@ -122,7 +116,7 @@ describe('GGUF', () => {
     expect(g.metadata.get('deci.attention.head_count_kv')).toEqual([4, 3, 4, 3, 4]);
     expect(g.tensors.find((t) => t.name === 'blk.2.ffn_down.weight')?.dims).toEqual([132, 64]);
     const back = new LlamaModel(r.config, ggufToHfWeights(g, r.config));
-    expect(maxAbsDiff(logits(back), logits(slim))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(logitsOf(back), logitsOf(slim))).toBeLessThan(1e-5);
     const padFile = join(tmp, 'padded.gguf');
     const p = writeGguf(padFile, slim.config, weightsOf(slim), { vocab: vocab(), nonUniform: 'pad' });
     expect(p).toMatchObject({ padded: true, arch: 'llama' });
@@ -141,7 +135,7 @@ describe('GGUF', () => {
     const g = readGguf(file);
     expect(g.metadata.get('llama.feed_forward_length')).toBe(172);
     const back = new LlamaModel(r.config, ggufToHfWeights(g, r.config));
-    expect(maxAbsDiff(logits(back), logits(slim))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(logitsOf(back), logitsOf(slim))).toBeLessThan(1e-5);
     for (const x of [m, slim, back]) x.dispose();
   });
 

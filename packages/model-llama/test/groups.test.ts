@@ -8,6 +8,7 @@ import { SeededRandom } from '@topiary/linalg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createLlama, loadModel, saveModel, type CreateConfig, type LlamaModel } from '../src/index.js';
 import { maxAbsDiff } from './paths.js';
+import { logitsOf } from './model-helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'model-llama-groups-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -16,9 +17,7 @@ beforeAll(async () => {
 });
 
 const ids = [[1, 7, 3, 30, 12, 12, 5, 39, 2, 17], [1, 4, 4, 8, 21, 33, 0, 9, 16, 25]];
-function logits(m: LlamaModel): Float32Array {
-  return tf.tidy(() => m.forward(tf.tensor2d(ids, undefined, 'int32')).dataSync() as Float32Array);
-}
+const logits = (m: LlamaModel): Float32Array => logitsOf(m, ids);
 const base: CreateConfig = { vocabSize: 40, dim: 16, nLayers: 3, nHeads: 4, nKvHeads: 2, hiddenDim: 24, maxSeqLen: 64 };
 
 describe('groups()', () => {

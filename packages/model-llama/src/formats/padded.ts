@@ -8,7 +8,7 @@
  * (head h reads kv head h / (nHeads / nKvHeads)) reproduces each layer's head→kv map.
  */
 import { TopiaryError } from '@topiary/kernel';
-import { headKvMap, layerShape, makeConfig, familyFields, parameterShapes, type LlamaConfig } from '../config.js';
+import { headKvMap, layerShape, makeConfig, keptFields, parameterShapes, type LlamaConfig } from '../config.js';
 import { biasName, inputNormName, linearName, postNormName } from '../names.js';
 
 export interface PaddedModel {
@@ -41,22 +41,7 @@ export function padToUniform(config: LlamaConfig, weights: ReadonlyMap<string, F
       hint: 'a uniform LlamaForCausalLM needs at least one head and one FFN channel per layer; export --format safetensors instead',
     });
   }
-  const out = makeConfig({
-    vocabSize: config.vocabSize,
-    dim: config.dim,
-    nLayers: config.nLayers,
-    nHeads,
-    nKvHeads,
-    headDim: config.headDim,
-    hiddenDim,
-    maxSeqLen: config.maxSeqLen,
-    normEps: config.normEps,
-    ropeTheta: config.ropeTheta,
-    tiedEmbeddings: config.tiedEmbeddings,
-    bosId: config.bosId,
-    eosId: config.eosId,
-    ...familyFields(config),
-  }, 'padded');
+  const out = makeConfig({ ...keptFields(config), dim: config.dim, nLayers: config.nLayers, nHeads, nKvHeads, headDim: config.headDim, hiddenDim }, 'padded');
   const { dim, headDim } = config;
   const group = nHeads / nKvHeads;
   const padded = new Map<string, Float32Array>();
