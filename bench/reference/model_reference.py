@@ -130,28 +130,7 @@ def read_llama2c(path):
 
 # ----------------------------------------------------------------------------- safetensors writer (own)
 
-def write_safetensors(path, tensors, dtype="F32"):
-    header = {"__metadata__": {"format": "pt"}}
-    blobs = []
-    off = 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        if dtype == "F32":
-            b = t.float().numpy().astype("<f4").tobytes()
-        elif dtype == "BF16":
-            b = t.to(torch.bfloat16).view(torch.int16).numpy().astype("<i2").tobytes()
-        else:
-            raise ValueError(dtype)
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+from safetensors_writer import write_safetensors  # noqa: E402  (the one writer of the reference scripts)
 
 
 def rotate_half_perm(hd, n):
