@@ -49,9 +49,10 @@ export function resolveNamed<T extends { name: string }>(
   });
 }
 
-/** Bind a value under its kind token and under its name (plugins call this from `register`). */
+/**
+ * Bind a value under its kind token (plugins call this from `register`). The host (`PluginHost`) binds it under its
+ * own name too, however the plugin registered it — one place for that.
+ */
 export function provide<T>(container: DependencyContainer, token: InjectionToken<T>, value: T): void {
   container.register(token, { useValue: value });
-  const name = (value as { name?: unknown; kind?: unknown }).name ?? (value as { kind?: unknown }).kind;
-  if (typeof name === 'string') container.register(namedToken(token, name), { useValue: value });
 }
