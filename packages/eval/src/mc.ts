@@ -27,7 +27,7 @@ import { TopiaryError, type CausalLM, type EvalContext, type TaskResult, type To
 import { readJsonLines } from '@topiary/corpus';
 import { resolveDataFile } from './data.js';
 import { bootstrapStderr, PyRandom } from './pyrandom.js';
-import { nextTokenLogProbs } from './scoring.js';
+import { scoreBatches } from './scoring.js';
 import type { McItem, McRequest, MultipleChoiceTask, OutputType, TaskMetric } from './tasks.js';
 
 export interface EncodedRequest {
@@ -113,26 +113,37 @@ export async function scoreRequestsGreedy(model: CausalLM, encoded: readonly Enc
   const greedyOut = new Array<boolean>(encoded.length).fill(true);
   const batchSize = Math.max(1, ctx.batchSize ?? 16);
   ctx.events.progress(task, 0, order.length, undefined, 'requests');
-  for (let i = 0; i < order.length; i += batchSize) {
-    if (ctx.signal?.aborted) throw new TopiaryError('E_INTERNAL', 'evaluation aborted');
-    const idx = order.slice(i, i + batchSize).filter((k) => encoded[k]!.continuation.length > 0 && seqs[k]!.length >= 2);
-    const { logProbs, greedy } = nextTokenLogProbs(model, idx.map((k) => seqs[k]!));
-    idx.forEach((k, j) => {
-      const lp = logProbs[j]!;
-      const g = greedy[j]!;
-      const contLen = Math.min(encoded[k]!.continuation.length, seqs[k]!.length - 1);
-      let sum = 0;
-      let all = true;
-      for (let q = lp.length - contLen; q < lp.length; q++) {
-        sum += lp[q]!;
-        if (!g[q]) all = false;
-      }
-      out[k] = sum;
-      greedyOut[k] = all;
-    });
-    ctx.events.progress(task, Math.min(order.length, i + batchSize), order.length, undefined, 'requests');
-    await new Promise((r) => setImmediate(r));
-  }
+  const groups: number[][] = [];
+  for (let i = 0; i < order.length; i += batchSize) groups.push(order.slice(i, i + batchSize).filter((k) => encoded[k]!.continuation.length > 0 && seqs[k]!.length >= 2));
+  const nonEmpty = groups.filter((g) => g.length > 0);
+  let done = 0;
+  await scoreBatches(
+    model,
+    nonEmpty.map((idx) => idx.map((k) => seqs[k]!)),
+    {
+      activationBytes: ctx.activationBytes,
+      onBlock: (block, pass, passes) => ctx.events.progress(`${task}:blocks`, block + 1, model.numBlocks, `pass ${pass + 1}/${passes}`, 'blocks'),
+      onBatch: async (b, { logProbs, greedy }) => {
+        if (ctx.signal?.aborted) throw new TopiaryError('E_INTERNAL', 'evaluation aborted');
+        nonEmpty[b]!.forEach((k, j) => {
+          const lp = logProbs[j]!;
+          const g = greedy[j]!;
+          const contLen = Math.min(encoded[k]!.continuation.length, seqs[k]!.length - 1);
+          let sum = 0;
+          let all = true;
+          for (let q = lp.length - contLen; q < lp.length; q++) {
+            sum += lp[q]!;
+            if (!g[q]) all = false;
+          }
+          out[k] = sum;
+          greedyOut[k] = all;
+        });
+        done += nonEmpty[b]!.length;
+        ctx.events.progress(task, Math.min(order.length, done), order.length, undefined, 'requests');
+        await new Promise((r) => setImmediate(r));
+      },
+    },
+  );
   return { logLiks: out, greedy: greedyOut };
 }
 

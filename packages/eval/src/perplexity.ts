@@ -31,7 +31,7 @@
 import { TopiaryError, type CausalLM, type EvalContext, type PerplexityResult, type Tokenizer } from '@topiary/kernel';
 import { tokenizeCached } from '@topiary/corpus';
 import { readText } from './data.js';
-import { nextTokenLogProbs } from './scoring.js';
+import { scoreBatches } from './scoring.js';
 
 export interface PerplexitySpec {
   /** The text file to score. */
@@ -140,19 +140,29 @@ export async function evaluatePerplexity(model: CausalLM, tokenizer: Tokenizer, 
   let nll = 0;
   let tokens = 0;
   ctx.events.progress(task, 0, windows.length, spec.file, 'windows');
-  for (let i = 0; i < windows.length; i += batchSize) {
-    if (ctx.signal?.aborted) throw new TopiaryError('E_INTERNAL', 'evaluation aborted');
-    const batch = windows.slice(i, i + batchSize);
-    const seqs = batch.map((w) => (ids instanceof Int32Array ? ids.subarray(w.begin, w.end) : ids.slice(w.begin, w.end)));
-    const { logProbs } = nextTokenLogProbs(model, seqs);
-    batch.forEach((w, j) => {
-      const lp = logProbs[j]!;
-      for (let q = w.scoreFrom; q < w.end - w.begin; q++) nll -= lp[q - 1]!;
-      tokens += w.end - w.begin - w.scoreFrom;
-    });
-    ctx.events.progress(task, Math.min(windows.length, i + batchSize), windows.length, `ppl ${Math.exp(nll / tokens).toFixed(3)}`, 'windows');
-    await new Promise((r) => setImmediate(r)); // let progress render and signals arrive
-  }
+  const batches: Window[][] = [];
+  for (let i = 0; i < windows.length; i += batchSize) batches.push(windows.slice(i, i + batchSize));
+  const slice = (w: Window) => (ids instanceof Int32Array ? ids.subarray(w.begin, w.end) : ids.slice(w.begin, w.end));
+  let done = 0;
+  await scoreBatches(
+    model,
+    batches.map((batch) => batch.map(slice)),
+    {
+      activationBytes: ctx.activationBytes,
+      onBlock: (block, pass, passes) => ctx.events.progress(`${task}:blocks`, block + 1, model.numBlocks, `pass ${pass + 1}/${passes}`, 'blocks'),
+      onBatch: async (k, { logProbs }) => {
+        if (ctx.signal?.aborted) throw new TopiaryError('E_INTERNAL', 'evaluation aborted');
+        batches[k]!.forEach((w, j) => {
+          const lp = logProbs[j]!;
+          for (let q = w.scoreFrom; q < w.end - w.begin; q++) nll -= lp[q - 1]!;
+          tokens += w.end - w.begin - w.scoreFrom;
+        });
+        done += batches[k]!.length;
+        ctx.events.progress(task, done, windows.length, `ppl ${Math.exp(nll / tokens).toFixed(3)}`, 'windows');
+        await new Promise((r) => setImmediate(r)); // let progress render and signals arrive
+      },
+    },
+  );
   const mean = nll / tokens;
   if (!Number.isFinite(mean)) throw new TopiaryError('E_NUMERIC', `perplexity is not finite (mean NLL ${mean})`, { file: spec.file });
   ctx.events.metric('eval/ppl', Math.exp(mean), undefined, { file: spec.file });

@@ -16,13 +16,34 @@
  */
 import { loadedDtype, rememberDtype } from './formats/dtype.js';
 import * as tf from '@tensorflow/tfjs';
-import { TopiaryError, type CaptureFn, type CausalLM, type GroupKind, type LayerShape, type LinearKind, type LinearLayer, type ParameterGroup } from '@topiary/kernel';
+import { TopiaryError, type TargetScores, type CaptureFn, type CausalLM, type GroupKind, type LayerShape, type LinearKind, type LinearLayer, type ParameterGroup } from '@topiary/kernel';
 import { SeededRandom } from '@topiary/linalg';
 import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes, validateConfig, type CreateConfig, type LlamaConfig } from './config.js';
 import { EMBED, FINAL_NORM, LINEAR_KINDS, LM_HEAD, biasName, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
 import { causalMask, embedding, linear2d, linearCrossEntropy, rmsNorm, ropeTables } from './ops.js';
 import { computeGroups, slimWeights } from './groups.js';
 import { blockForward, trainableBlock, type BlockGeometry, type BlockWeights } from './block-grad.js';
+import { MemorySource, type WeightSource } from './formats/source.js';
+import { Overlay, type SpillOptions } from './residency.js';
+
+/** How much of the model is on the tensor heap: all of it, or one block at a time (streamed). */
+export type Residency = 'all' | 'block';
+
+export interface ModelOptions {
+  /** 'block': only the block being computed is on the heap; the rest stays in the checkpoint (default 'all'). */
+  residency?: Residency;
+  /** Where a streamed model keeps the blocks it modified (memory budget, spill folder). */
+  spill?: SpillOptions;
+}
+
+/** Logits per vocabulary chunk at most this many elements (128 MB): a 128K vocabulary never materialises whole. */
+const HEAD_CHUNK_ELEMENTS = 1 << 25;
+
+/** The block a parameter belongs to, or null (embedding, final norm, head). */
+function blockOf(name: string): number | null {
+  const m = /^model\.layers\.(\d+)\./.exec(name);
+  return m ? Number(m[1]) : null;
+}
 
 /** RoPE tables and the causal mask of one pass, shared by every block. */
 interface Positions {
@@ -59,37 +80,128 @@ export class LlamaModel implements CausalLM {
   private groupCache: ParameterGroup[] | null = null;
   /** Hidden channels that are not masked: RMSNorm averages over these only (see ops.rmsNorm). */
   private activeDim: number;
+  /** Streamed models: the checkpoint, the blocks modified since, and which block is on the heap now. */
+  private readonly stream: { source: WeightSource; overlay: Overlay; dirty: Set<string>; resident: number | null } | null = null;
+  private readonly shapes: Map<string, number[]>;
 
-  /** Build from a config and host weights keyed by HF name (each [out, in], row-major). Validates every shape. */
-  constructor(config: LlamaConfig, weights: ReadonlyMap<string, Float32Array>, where = 'model') {
+  /**
+   * Build from a config and host weights keyed by HF name (each [out, in], row-major), or from a checkpoint opened
+   * with `openWeights`. Validates every shape. With `residency: 'block'` nothing is read yet: each block's weights
+   * come onto the heap when the block is computed and leave when another block is (see `streamed`).
+   */
+  constructor(config: LlamaConfig, weights: ReadonlyMap<string, Float32Array> | WeightSource, where = 'model', options: ModelOptions = {}) {
     validateConfig(config);
     this.config = config;
     this.activeDim = config.dim;
-    for (const [name, shape] of parameterShapes(config)) {
-      const data = weights.get(name);
-      if (data === undefined) throw new TopiaryError('E_FORMAT', `missing tensor "${name}"`, { file: where, where: name });
-      if (data.length !== product(shape)) {
-        throw new TopiaryError('E_FORMAT', `tensor "${name}" has ${data.length} values, the config needs [${shape.join(', ')}]`, {
-          file: where,
-          where: name,
-          hint: 'the weights do not match config.json',
-        });
+    this.shapes = parameterShapes(config);
+    const source = weights instanceof Map ? new MemorySource(where, config, weights) : (weights as WeightSource);
+    if (weights instanceof Map) {
+      for (const [name, shape] of this.shapes) {
+        const data = weights.get(name);
+        if (data === undefined) throw new TopiaryError('E_FORMAT', `missing tensor "${name}"`, { file: where, where: name });
+        if (data.length !== product(shape)) {
+          throw new TopiaryError('E_FORMAT', `tensor "${name}" has ${data.length} values, the config needs [${shape.join(', ')}]`, {
+            file: where,
+            where: name,
+            hint: 'the weights do not match config.json',
+          });
+        }
       }
-      const initial = tf.tensor(data, shape);
-      this.params.set(name, tf.variable(initial, true, freeVariableName(name)));
-      initial.dispose(); // the variable holds its own reference to the data
     }
+    if ((options.residency ?? 'all') === 'block') {
+      this.stream = { source, overlay: new Overlay(options.spill), dirty: new Set(), resident: null };
+      return;
+    }
+    for (const name of this.shapes.keys()) this.materialise(name, weights instanceof Map ? weights.get(name)! : source.read(name));
+    if (!(weights instanceof Map)) source.close();
+  }
+
+  private materialise(name: string, data: Float32Array): tf.Variable {
+    const initial = tf.tensor(data, this.shapes.get(name)!);
+    const v = tf.variable(initial, true, freeVariableName(name));
+    initial.dispose(); // the variable holds its own reference to the data
+    this.params.set(name, v);
+    return v;
+  }
+
+  /** Whether only one block at a time is on the tensor heap (a model opened with `residency: 'block'`). */
+  get streamed(): boolean {
+    return this.stream !== null;
+  }
+
+  /** A streamed model refuses what needs every weight on the heap at once (training, slimming, copies). */
+  private requireResident(what: string): void {
+    if (this.stream) {
+      throw new TopiaryError('E_USAGE', `${what} needs the whole model in memory, and this model is streamed block by block`, {
+        where: 'residency',
+        hint: 'load the model in memory (no --stream) to train, fine-tune, slim or copy it',
+      });
+    }
+  }
+
+  /**
+   * Put block `layer` on the heap (taking the previous block off: its modified weights go to the overlay, the rest
+   * is dropped and re-read from the checkpoint when needed again). No-op for an in-memory model.
+   */
+  private makeResident(layer: number): void {
+    const st = this.stream;
+    if (!st || st.resident === layer) return;
+    this.evict();
+    st.resident = layer;
+  }
+
+  /** Take the resident block off the heap (streamed models; called between blocks and before writing a block out). */
+  evict(): void {
+    const st = this.stream;
+    if (!st || st.resident === null) return;
+    const modified = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+    for (const name of blockParamNames(st.resident, this.config.attentionBias === true)) {
+      const v = this.params.get(name);
+      if (!v) continue;
+      if (st.dirty.has(name)) modified.set(name, { shape: v.shape, data: (v.dataSync() as Float32Array).slice() });
+      v.dispose();
+      this.params.delete(name);
+      this.maskTensors.get(name)?.dispose();
+      this.maskTensors.delete(name);
+      this.keep.delete(name);
+      st.dirty.delete(name);
+    }
+    if (modified.size > 0) st.overlay.putBlock(st.resident, modified);
+    st.resident = null;
+  }
+
+  /** A weight as float32 from wherever it is now (the heap, the overlay of modified blocks, the checkpoint). */
+  private hostWeight(name: string): Float32Array {
+    const v = this.params.get(name);
+    if (v) return v.dataSync() as Float32Array;
+    const st = this.stream!;
+    return st.overlay.get(name) ?? st.source.read(name);
+  }
+
+  /** Rows of a [rows, cols] weight from the overlay or the checkpoint (streamed embedding and head). */
+  private hostRows(name: string, start: number, count: number): Float32Array {
+    const v = this.params.get(name);
+    const cols = this.shapes.get(name)![1]!;
+    if (v) return (v.dataSync() as Float32Array).slice(start * cols, (start + count) * cols);
+    const st = this.stream!;
+    return st.overlay.getRows(name, cols, start, count) ?? st.source.readRows(name, start, count);
   }
 
   // ------------------------------------------------------------------ parameters
 
   parameters(): ReadonlyMap<string, tf.Variable> {
+    this.requireResident('parameters()');
     return this.params;
+  }
+
+  /** Parameter names and shapes, without reading any weight. */
+  parameterShapes(): ReadonlyMap<string, readonly number[]> {
+    return this.shapes;
   }
 
   parameterCount(): number {
     let n = 0;
-    for (const v of this.params.values()) n += v.size;
+    for (const shape of this.shapes.values()) n += product(shape);
     return n;
   }
 
@@ -99,11 +211,23 @@ export class LlamaModel implements CausalLM {
 
   private param(name: string): tf.Variable {
     const p = this.params.get(name);
-    if (p === undefined) throw new TopiaryError('E_USAGE', `the model has no parameter "${name}"`, { where: name });
-    return p;
+    if (p !== undefined) return p;
+    if (this.stream && this.shapes.has(name)) {
+      const layer = blockOf(name);
+      if (layer === null && name !== FINAL_NORM) {
+        throw new TopiaryError('E_INTERNAL', `"${name}" of a streamed model is read by rows, never put on the heap whole`, { where: name });
+      }
+      if (layer !== null) this.makeResident(layer);
+      return this.materialise(name, this.hostWeight(name));
+    }
+    throw new TopiaryError('E_USAGE', `the model has no parameter "${name}"`, { where: name });
   }
 
   readWeight(param: string): Float32Array {
+    if (this.stream && !this.params.has(param)) {
+      if (!this.shapes.has(param)) throw new TopiaryError('E_USAGE', `the model has no parameter "${param}"`, { where: param });
+      return this.hostWeight(param);
+    }
     return this.param(param).dataSync() as Float32Array;
   }
 
@@ -113,6 +237,7 @@ export class LlamaModel implements CausalLM {
       throw new TopiaryError('E_USAGE', `writeWeight: ${data.length} values for "${param}" of shape [${p.shape.join(', ')}]`, { where: param });
     }
     tf.tidy(() => p.assign(tf.tensor(data, p.shape)));
+    this.stream?.dirty.add(param);
     this.applyMaskTo(param);
   }
 
@@ -177,18 +302,113 @@ export class LlamaModel implements CausalLM {
 
   private embed2d(ids: tf.Tensor2D): tf.Tensor2D {
     const flat = tf.reshape(tf.cast(ids, 'int32'), [-1]) as tf.Tensor1D;
+    if (this.stream) return tf.tensor2d(this.embeddingRows(flat.dataSync() as Int32Array), [flat.size, this.config.dim]);
     return embedding(this.param(EMBED) as tf.Variable<tf.Rank.R2>, flat);
+  }
+
+  /** Rows of the embedding for `ids`, read from the checkpoint run by run of consecutive ids (streamed models). */
+  private embeddingRows(ids: Int32Array): Float32Array {
+    const dim = this.config.dim;
+    const out = new Float32Array(ids.length * dim);
+    const sorted = [...new Set(ids)].sort((a, b) => a - b);
+    const rowOf = new Map<number, Float32Array>();
+    for (let k = 0; k < sorted.length; ) {
+      let end = k + 1;
+      while (end < sorted.length && sorted[end] === sorted[end - 1]! + 1 && end - k < 4096) end++;
+      const start = sorted[k]!;
+      if (!(start >= 0 && sorted[end - 1]! < this.config.vocabSize)) {
+        throw new TopiaryError('E_DATA', `token id ${start < 0 ? start : sorted[end - 1]} is outside the model's vocabulary (${this.config.vocabSize})`, { where: 'ids' });
+      }
+      const rows = this.hostRows(EMBED, start, end - start);
+      for (let r = 0; r < end - start; r++) rowOf.set(start + r, rows.subarray(r * dim, (r + 1) * dim));
+      k = end;
+    }
+    ids.forEach((id, i) => out.set(rowOf.get(id)!, i * dim));
+    return out;
+  }
+
+  private get headName(): string {
+    return this.config.tiedEmbeddings ? EMBED : LM_HEAD;
   }
 
   /** The final norm's output and the output projection (the tied embedding or lm_head). */
   private headInputs(x: tf.Tensor2D): { h: tf.Tensor2D; weight: tf.Tensor2D } {
     const h = rmsNorm(x, this.param(FINAL_NORM) as tf.Variable<tf.Rank.R1>, this.config.normEps, this.activeDim);
-    return { h, weight: this.param(this.config.tiedEmbeddings ? EMBED : LM_HEAD) as tf.Variable<tf.Rank.R2> };
+    this.requireResident('the whole output projection');
+    return { h, weight: this.param(this.headName) as tf.Variable<tf.Rank.R2> };
+  }
+
+  /** Rows [start, start+count) of the output projection: a slice of the variable, or read from the checkpoint. */
+  private headChunk(start: number, count: number): tf.Tensor2D {
+    if (this.stream) return tf.tensor2d(this.hostRows(this.headName, start, count), [count, this.config.dim]);
+    const w = this.param(this.headName) as tf.Tensor as tf.Tensor2D;
+    return count === this.config.vocabSize ? w : (tf.slice(w, [start, 0], [count, -1]) as tf.Tensor2D);
+  }
+
+  /** Vocabulary chunks [start, count) for n positions: one chunk whenever n·vocab fits HEAD_CHUNK_ELEMENTS. */
+  private headChunks(n: number): [number, number][] {
+    const vocab = this.config.vocabSize;
+    const rows = Math.max(1, Math.min(vocab, Math.floor(HEAD_CHUNK_ELEMENTS / Math.max(1, n))));
+    const chunks: [number, number][] = [];
+    for (let start = 0; start < vocab; start += rows) chunks.push([start, Math.min(rows, vocab - start)]);
+    return chunks;
   }
 
   private head2d(x: tf.Tensor2D): tf.Tensor2D {
-    const { h, weight } = this.headInputs(x);
-    return linear2d(h, weight);
+    if (!this.stream) {
+      const { h, weight } = this.headInputs(x);
+      return linear2d(h, weight);
+    }
+    const h = rmsNorm(x, this.param(FINAL_NORM) as tf.Variable<tf.Rank.R1>, this.config.normEps, this.activeDim);
+    const parts = this.headChunks(0).map(([start, count]) => linear2d(h, this.headChunk(start, count)));
+    return parts.length === 1 ? parts[0]! : (tf.concat(parts, 1) as tf.Tensor2D);
+  }
+
+  /**
+   * For hidden states [b, t, dim] after the last block and one target id per position: the target's logit, the
+   * log-sum-exp and the maximum of each position's logits, computed vocabulary chunk by chunk (chunks combined as
+   * lse = M + log Σ_c exp(lse_c − M)), so the [b·t, vocab] logits never exist whole. In-memory and streamed models
+   * take the same chunks in the same order: their scores are bit-identical.
+   */
+  scoreTargets(hidden: tf.Tensor3D, targets: Int32Array): TargetScores {
+    const [b, t, d] = hidden.shape;
+    const n = b * t;
+    if (targets.length !== n) throw new TopiaryError('E_INTERNAL', `scoreTargets: ${targets.length} targets for ${n} positions`);
+    const chunks = this.headChunks(n);
+    const target = new Float32Array(n);
+    const lses: Float32Array[] = [];
+    const maxes: Float32Array[] = [];
+    const h = tf.tidy(() => rmsNorm(tf.reshape(hidden, [n, d]) as tf.Tensor2D, this.param(FINAL_NORM) as tf.Variable<tf.Rank.R1>, this.config.normEps, this.activeDim));
+    try {
+      for (const [start, count] of chunks) {
+        const [z, lse, max] = tf.tidy(() => {
+          const logits = linear2d(h, this.headChunk(start, count));
+          return [logits, tf.logSumExp(logits, -1), tf.max(logits, -1)] as const;
+        });
+        const zv = z.dataSync() as Float32Array;
+        for (let i = 0; i < n; i++) {
+          const k = targets[i]! - start;
+          if (k >= 0 && k < count) target[i] = zv[i * count + k]!;
+        }
+        lses.push(lse.dataSync() as Float32Array);
+        maxes.push(max.dataSync() as Float32Array);
+        tf.dispose([z, lse, max]);
+      }
+    } finally {
+      h.dispose();
+    }
+    if (chunks.length === 1) return { target, lse: lses[0]!, max: maxes[0]! };
+    const lse = new Float32Array(n);
+    const max = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      let m = -Infinity;
+      for (const c of maxes) m = Math.max(m, c[i]!);
+      let sum = 0;
+      for (const c of lses) sum += Math.exp(c[i]! - m);
+      max[i] = m;
+      lse[i] = m + Math.log(sum);
+    }
+    return { target, lse, max };
   }
 
   /** RoPE tables (with the config's scaling) and the causal mask of positions start..start+t−1. */
@@ -233,6 +453,7 @@ export class LlamaModel implements CausalLM {
   }
 
   loss(ids: tf.Tensor2D): tf.Scalar {
+    this.requireResident('loss()');
     const [b, t] = ids.shape;
     if (t < 2) throw new TopiaryError('E_USAGE', `loss needs sequences of at least 2 tokens, got ${t}`, { where: 'ids' });
     return tf.tidy(() => {
@@ -301,7 +522,8 @@ export class LlamaModel implements CausalLM {
   // ------------------------------------------------------------------ linear layers and capture hooks
 
   private linearInfo(layer: number, kind: LinearKind): LinearLayer {
-    const shape = this.param(linearName(layer, kind)).shape;
+    // shapes from the config: a streamed model answers without reading the block
+    const shape = this.shapes.get(linearName(layer, kind))!;
     return { param: linearName(layer, kind), layer, kind, inFeatures: shape[1]!, outFeatures: shape[0]! };
   }
 
@@ -336,6 +558,7 @@ export class LlamaModel implements CausalLM {
 
   setElementMask(param: string, keep: Uint8Array): void {
     const p = this.param(param);
+    this.stream?.dirty.add(param);
     if (keep.length !== p.size) {
       throw new TopiaryError('E_USAGE', `mask for "${param}" has ${keep.length} entries, the weight has ${p.size}`, { where: param });
     }
@@ -348,6 +571,7 @@ export class LlamaModel implements CausalLM {
   }
 
   maskGroups(groupIds: readonly string[]): void {
+    this.requireResident('masking parameter groups');
     const byId = new Map(this.groups().map((g) => [g.id, g]));
     for (const id of groupIds) {
       const g = byId.get(id);
@@ -412,6 +636,7 @@ export class LlamaModel implements CausalLM {
   }
 
   slim(): LlamaModel {
+    this.requireResident('slim()');
     const weights = new Map<string, Float32Array>();
     for (const name of this.params.keys()) weights.set(name, this.readWeight(name));
     const out = slimWeights(this.config, weights, new Set(this.masked), this.keep);
@@ -421,6 +646,7 @@ export class LlamaModel implements CausalLM {
   }
 
   clone(): LlamaModel {
+    this.requireResident('clone()');
     const weights = new Map<string, Float32Array>();
     for (const name of this.params.keys()) weights.set(name, this.readWeight(name).slice());
     const config = structuredClone(this.config);
@@ -433,6 +659,11 @@ export class LlamaModel implements CausalLM {
   }
 
   dispose(): void {
+    if (this.stream) {
+      this.stream.overlay.dispose();
+      this.stream.source.close();
+      this.stream.resident = null;
+    }
     for (const v of this.params.values()) v.dispose();
     for (const m of this.maskTensors.values()) m.dispose();
     this.params.clear();

@@ -21,7 +21,8 @@ import {
   type SaliencyStats,
 } from '@topiary/kernel';
 import { outlierRatio, owlSparsities, type OwlOptions } from './owl.js';
-import { layerReports, overallSparsity } from './report.js';
+import { layerReport, layerReports, overallSparsity } from './report.js';
+import { Activations, type Batch } from '@topiary/block-executor';
 
 /** What calibration told us about one linear layer's inputs. */
 export interface LayerStatistics {
@@ -98,44 +99,24 @@ function needCalibration(ctx: PruneContext, why: string): readonly Int32Array[] 
   return windows;
 }
 
-/** The hidden states at a block boundary, one tensor per batch of windows. */
-class Boundary {
-  constructor(public readonly chunks: tf.Tensor3D[]) {}
-
-  static embed(model: CausalLM, windows: readonly Int32Array[], batchSize: number): Boundary {
-    const seq = windows[0]!.length;
-    const chunks: tf.Tensor3D[] = [];
-    for (let s = 0; s < windows.length; s += batchSize) {
-      const batch = windows.slice(s, s + batchSize);
-      const flat = new Int32Array(batch.length * seq);
-      batch.forEach((w, i) => flat.set(w, i * seq));
-      chunks.push(tf.tidy(() => model.embed(tf.tensor2d(flat, [batch.length, seq], 'int32'))));
-    }
-    return new Boundary(chunks);
+/** The calibration windows in batches of `batchSize`, as the block executor takes them. */
+function calibrationBatches(windows: readonly Int32Array[], batchSize: number): Batch[] {
+  const t = windows[0]!.length;
+  const batches: Batch[] = [];
+  for (let s = 0; s < windows.length; s += batchSize) {
+    const batch = windows.slice(s, s + batchSize);
+    const ids = new Int32Array(batch.length * t);
+    batch.forEach((w, i) => ids.set(w, i * t));
+    batches.push({ ids, b: batch.length, t });
   }
-
-  /** Run block i on every chunk (hooks fire meanwhile); returns the next boundary and disposes this one. */
-  advance(model: CausalLM, i: number): Boundary {
-    const next = this.chunks.map((h) => tf.tidy(() => model.block(i, h)));
-    this.dispose();
-    return new Boundary(next);
-  }
-
-  /** Run block i for its side effects (the capture hooks) only. */
-  visit(model: CausalLM, i: number): void {
-    for (const h of this.chunks) tf.tidy(() => void model.block(i, h));
-  }
-
-  dispose(): void {
-    for (const h of this.chunks) h.dispose();
-  }
+  return batches;
 }
 
 /**
  * Collect statistics of every linear layer of block `block` over one pass. Linear layers fed the very same input
  * tensor (q/k/v, gate/up) share one accumulator, so each distinct input is read and summed once.
  */
-function collectBlock(model: CausalLM, boundary: Boundary, block: number, withGram: boolean, ctx: PruneContext): Map<string, LayerStatistics> {
+function collectBlock(model: CausalLM, boundary: Activations, block: number, withGram: boolean, ctx: PruneContext): Map<string, LayerStatistics> {
   const p = ctx.backend.primitives;
   const stats = new Map<string, LayerStatistics>();
   const shared = new Map<string, LayerStatistics>(); // param → the accumulator it aliases
@@ -161,9 +142,9 @@ function collectBlock(model: CausalLM, boundary: Boundary, block: number, withGr
     seen.push({ input, owner: s });
   });
   try {
-    for (const h of boundary.chunks) {
+    for (let k = 0; k < boundary.batches; k++) {
       seen = [];
-      tf.tidy(() => void model.block(block, h));
+      boundary.withBatch(k, (h) => tf.tidy(() => void model.block(block, h)));
     }
   } finally {
     remove();
@@ -196,14 +177,14 @@ export function owlBlockSparsities(
   const windows = needCalibration(ctx, 'OWL');
   const saliency = ctx.saliency(options.saliency);
   const ratios: number[] = [];
-  let boundary = Boundary.embed(model, windows, options.batchSize);
+  const boundary = Activations.embed(model, calibrationBatches(windows, options.batchSize));
   try {
     for (let i = 0; i < model.numBlocks; i++) {
       if (options.blocks.includes(i)) {
         ratios.push(outlierRatio(blockScores(model, collectBlock(model, boundary, i, false, ctx), saliency), options.owl.M));
         ctx.events.progress('prune:owl', ratios.length, options.blocks.length, `block ${i}`, 'blocks');
       }
-      if (i < Math.max(...options.blocks)) boundary = boundary.advance(model, i);
+      if (i < Math.max(...options.blocks)) boundary.advance(model, i);
     }
   } finally {
     boundary.dispose();
@@ -215,10 +196,14 @@ export function owlBlockSparsities(
 export async function pruneLayerwise(model: CausalLM, method: LayerwiseMethod, options: LayerwiseOptions, ctx: PruneContext): Promise<PruneReport> {
   const started = performance.now();
   const blocks = checkLayers(model, options.layers);
+  const resumed = ctx.resumedBlocks ?? new Set<number>();
   const before = model.parameterCount();
   let blockSparsity = new Map(blocks.map((b) => [b, options.sparsity]));
   const details: Record<string, unknown> = { ...options.details, blocks };
   if (options.owl) {
+    if (resumed.size > 0) {
+      throw new TopiaryError('E_USAGE', 'an OWL run cannot resume: its layer sparsities come from the unpruned model', { where: '--resume', hint: 'run it again from the start (without --resume)' });
+    }
     const owl = owlBlockSparsities(model, ctx, {
       sparsity: options.sparsity,
       owl: options.owl,
@@ -231,14 +216,17 @@ export async function pruneLayerwise(model: CausalLM, method: LayerwiseMethod, o
   }
   const calibrated = method.collect !== 'none';
   const windows = calibrated ? needCalibration(ctx, `${method.name}`) : undefined;
-  let boundary = windows ? Boundary.embed(model, windows, options.batchSize) : undefined;
+  const boundary = windows ? Activations.embed(model, calibrationBatches(windows, options.batchSize)) : undefined;
   const last = Math.max(...blocks);
-  const pruned: LinearLayer[] = [];
+  const layers: LayerReport[] = [];
   try {
     for (let i = 0; i <= last; i++) {
       if (ctx.signal?.aborted) throw new TopiaryError('E_INTERNAL', 'pruning was cancelled', { where: method.name });
       const sparsity = blockSparsity.get(i);
-      if (sparsity !== undefined) {
+      if (sparsity !== undefined && resumed.has(i)) {
+        // pruned and written by the interrupted run: only its report is read back
+        layers.push(...layerReports(model, model.linears(i)));
+      } else if (sparsity !== undefined) {
         const stats = boundary ? collectBlock(model, boundary, i, method.collect === 'gram', ctx) : undefined;
         for (const linear of model.linears(i)) {
           const layerStats = stats?.get(linear.param);
@@ -249,18 +237,20 @@ export async function pruneLayerwise(model: CausalLM, method: LayerwiseMethod, o
           const out = method.apply({ linear, weight: model.readWeight(linear.param).slice(), stats: layerStats, sparsity }, ctx);
           model.writeWeight(linear.param, out.weight);
           model.setElementMask(linear.param, out.keep);
-          pruned.push(linear);
+          layers.push(layerReport(linear, out.weight, out.keep));
         }
-        ctx.events.progress(`prune:${method.name}`, blocks.indexOf(i) + 1, blocks.length, `block ${i}`, 'blocks');
       }
       // The next block sees the outputs of this (now pruned) block.
-      if (boundary && i < last) boundary = boundary.advance(model, i);
+      if (boundary && i < last) boundary.advance(model, i);
+      if (sparsity !== undefined) {
+        if (!resumed.has(i)) await ctx.blockDone?.(i);
+        ctx.events.progress(`prune:${method.name}`, blocks.indexOf(i) + 1, blocks.length, `block ${i}`, 'blocks');
+      }
       await Promise.resolve();
     }
   } finally {
     boundary?.dispose();
   }
-  const layers: LayerReport[] = layerReports(model, pruned);
   return {
     method: method.name,
     sparsity: overallSparsity(layers),

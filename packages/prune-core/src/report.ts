@@ -8,11 +8,14 @@ export function countZeros(w: Float32Array): number {
 }
 
 export function layerReports(model: CausalLM, linears: readonly LinearLayer[]): LayerReport[] {
-  return linears.map((l) => {
-    const w = model.readWeight(l.param);
-    const zeros = countZeros(w);
-    return { param: l.param, layer: l.layer, sparsity: zeros / w.length, kept: w.length - zeros, total: w.length };
-  });
+  return linears.map((l) => layerReport(l, model.readWeight(l.param)));
+}
+
+/** One layer's report from its weight (and, when given, its keep mask: an element is pruned if either says so). */
+export function layerReport(l: LinearLayer, w: Float32Array, keep?: Uint8Array): LayerReport {
+  let zeros = 0;
+  for (let i = 0; i < w.length; i++) if (w[i] === 0 || (keep !== undefined && keep[i] === 0)) zeros++;
+  return { param: l.param, layer: l.layer, sparsity: zeros / w.length, kept: w.length - zeros, total: w.length };
 }
 
 /** Fraction of zeros over all the given layers together. */

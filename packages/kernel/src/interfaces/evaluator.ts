@@ -9,6 +9,8 @@ export interface EvalContext {
   limit?: number;
   batchSize?: number;
   signal?: AbortSignal;
+  /** Bytes of hidden states a block-by-block pass keeps in host memory (streamed models); default 1 GiB. */
+  activationBytes?: number;
 }
 
 export interface PerplexityResult {

@@ -69,6 +69,13 @@ export interface LinearLayer {
 /** Called with the 2-D input [tokens, inFeatures] of a linear layer during a forward pass. Must not dispose it. */
 export type CaptureFn = (linear: LinearLayer, input: Tensor2D) => void;
 
+/** Target scores per position (see `CausalLM.scoreTargets`). */
+export interface TargetScores {
+  target: Float32Array;
+  lse: Float32Array;
+  max: Float32Array;
+}
+
 export interface CausalLM {
   readonly config: ModelConfig;
   /** Trainable parameters by Hugging Face name. */
@@ -82,6 +89,14 @@ export interface CausalLM {
   embed(ids: Tensor2D): Tensor3D;
   block(index: number, hidden: Tensor3D): Tensor3D;
   head(hidden: Tensor3D): Tensor3D;
+  /**
+   * Per position of hidden states [b, t, dim] after the last block, with one target id per position: the target's
+   * logit, log Σ exp(logits) and the largest logit — computed over vocabulary chunks, so the [b·t, vocab] logits
+   * never exist whole (a 128K vocabulary at 16K positions would be 8 GB).
+   */
+  scoreTargets(hidden: Tensor3D, targets: Int32Array): TargetScores;
+  /** Whether only one block at a time is on the tensor heap (the rest read from the checkpoint when needed). */
+  readonly streamed: boolean;
   /** Number of blocks currently in the model. */
   readonly numBlocks: number;
   /** The linear layers of one block (or all blocks). */

@@ -15,6 +15,18 @@ export interface PruneContext {
   /** Resolve a saliency criterion by name (throws E_PLUGIN_UNKNOWN listing the known ones). */
   saliency(name: string): Saliency;
   signal?: AbortSignal;
+  /**
+   * Block-by-block methods call this once block i is final (pruned, and not touched again by this run): a streamed
+   * run writes the block out and takes it off the heap here.
+   */
+  blockDone?(block: number): void | Promise<void>;
+  /**
+   * Blocks an interrupted run already pruned and wrote (their pruned weights are what the model holds now): a
+   * block-by-block method runs them forward only, to get the inputs of the first block left, and prunes the rest.
+   */
+  resumedBlocks?: ReadonlySet<number>;
+  /** Bytes of hidden states a block-by-block pass keeps between blocks (host memory); default 1 GiB. */
+  activationBytes?: number;
 }
 
 export interface LayerReport {

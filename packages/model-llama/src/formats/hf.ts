@@ -8,9 +8,9 @@ import { dirname, join } from 'node:path';
 import { TopiaryError, ioError } from '@topiary/kernel';
 import { writeJsonAtomic } from '@topiary/files';
 import { configFromHf, configToHf, parameterShapes, type LlamaConfig } from '../config.js';
-import { LM_HEAD } from '../names.js';
-import { readSafetensorsIndex, readTensors, writeSafetensors, type SafetensorsDtype, type SafetensorsIndex } from './safetensors.js';
-import { loadedDtype, rememberDtype, safetensorsDtype, storageDtypeOf, type StorageDtype } from './dtype.js';
+import { writeSafetensors } from './safetensors.js';
+import { openSafetensors, type SafetensorsSource } from './source.js';
+import { loadedDtype, rememberDtype, safetensorsDtype, type StorageDtype } from './dtype.js';
 import { TOPIARY_SPARSITY_KEY, analyseSparsity } from './sparsity.js';
 
 export const CONFIG_FILE = 'config.json';
@@ -44,74 +44,25 @@ export interface HfCheckpoint {
   weights: Map<string, Float32Array>;
 }
 
-/** Read the HF folder `dir` (or the given .safetensors file with config.json beside it). */
-export function readHf(path: string): HfCheckpoint {
+/** Headers only: the config and where every tensor is (see source.ts); nothing is read until asked for. */
+export function openHf(path: string): SafetensorsSource {
   const isFile = existsSync(path) && statSync(path).isFile();
-  const dir = isFile ? dirname(path) : path;
-  const config = readHfConfig(dir);
-  const shapes = parameterShapes(config);
+  const config = readHfConfig(isFile ? dirname(path) : path);
+  const source = openSafetensors(path, config, readJson);
+  rememberDtype(config, source.dtype);
+  return source;
+}
 
-  // Which file holds each tensor.
-  const shards = new Map<string, SafetensorsIndex>();
-  const location = new Map<string, SafetensorsIndex>();
-  const indexFile = join(dir, INDEX_FILE);
-  if (isFile && path.endsWith('.safetensors')) {
-    const idx = readSafetensorsIndex(path);
-    for (const name of idx.entries.keys()) location.set(name, idx);
-  } else if (existsSync(join(dir, WEIGHTS_FILE))) {
-    const idx = readSafetensorsIndex(join(dir, WEIGHTS_FILE));
-    for (const name of idx.entries.keys()) location.set(name, idx);
-  } else if (existsSync(indexFile)) {
-    const map = readJson(indexFile).weight_map;
-    if (typeof map !== 'object' || map === null) throw new TopiaryError('E_FORMAT', 'weight_map is missing or not an object', { file: indexFile, where: 'weight_map' });
-    for (const [name, shard] of Object.entries(map as Record<string, unknown>)) {
-      if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\')) {
-        throw new TopiaryError('E_FORMAT', `weight_map entry for "${name}" must be a file name in the folder`, { file: indexFile, where: `weight_map.${name}` });
-      }
-      let idx = shards.get(shard);
-      if (!idx) {
-        idx = readSafetensorsIndex(join(dir, shard));
-        shards.set(shard, idx);
-      }
-      if (!idx.entries.has(name)) throw new TopiaryError('E_FORMAT', `missing tensor "${name}" (weight_map points to ${shard})`, { file: join(dir, shard), where: name });
-      location.set(name, idx);
-    }
-  } else {
-    throw new TopiaryError('E_IO', `no ${WEIGHTS_FILE} or ${INDEX_FILE} in ${dir}`, { where: dir });
+/** Read the HF folder `dir` (or the given .safetensors file with config.json beside it), every tensor as float32. */
+export function readHf(path: string): HfCheckpoint {
+  const source = openHf(path);
+  try {
+    const weights = new Map<string, Float32Array>();
+    for (const name of parameterShapes(source.config).keys()) weights.set(name, source.read(name));
+    return { config: source.config, weights };
+  } finally {
+    source.close();
   }
-
-  // Check presence and shape of every tensor before reading any data.
-  const byFile = new Map<SafetensorsIndex, string[]>();
-  for (const [name, shape] of shapes) {
-    const idx = location.get(name);
-    if (!idx) {
-      throw new TopiaryError('E_FORMAT', `missing tensor "${name}"`, {
-        where: name,
-        file: dir,
-        ...(name === LM_HEAD ? { hint: 'config.json says tie_word_embeddings is false, but there is no lm_head.weight' } : {}),
-        ...(name.endsWith('_proj.bias') ? { hint: `${config.family ?? 'llama'} models have q/k/v projection biases, and this file has none` } : {}),
-      });
-    }
-    const entry = idx.entries.get(name)!;
-    if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
-      throw new TopiaryError('E_CONFIG', `tensor "${name}" has shape [${entry.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`, {
-        file: idx.file,
-        where: name,
-        hint: 'the weights do not match config.json',
-      });
-    }
-    const list = byFile.get(idx) ?? [];
-    list.push(name);
-    byFile.set(idx, list);
-  }
-  const weights = new Map<string, Float32Array>();
-  const dtypes: SafetensorsDtype[] = [];
-  for (const [idx, names] of byFile) {
-    for (const name of names) dtypes.push(idx.entries.get(name)!.dtype);
-    for (const [name, data] of readTensors(idx, names)) weights.set(name, data);
-  }
-  rememberDtype(config, storageDtypeOf(dtypes));
-  return { config, weights };
 }
 
 export interface SaveOptions {

@@ -9,9 +9,10 @@
  * llama2.c rotates adjacent pairs (2i, 2i+1) of each head; our model (like Hugging Face) rotates i with i + d/2, so
  * q and k rows are permuted at load time: within each head the even rows first, then the odd ones.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { TopiaryError, ioError, type ModelConfig } from '@topiary/kernel';
-import { makeConfig } from '../config.js';
+import { makeConfig, parameterShapes, type LlamaConfig } from '../config.js';
+import type { WeightSource } from './source.js';
 import { EMBED, FINAL_NORM, LM_HEAD, inputNormName, linearName, postNormName } from '../names.js';
 
 export const LLAMA2C_MAGIC = 0x616b3432;
@@ -95,7 +96,7 @@ export function readLlama2cHeader(fd: number, size: number, file: string): Llama
   };
 }
 
-export function configFromLlama2c(h: Llama2cHeader): ModelConfig {
+export function configFromLlama2c(h: Llama2cHeader): LlamaConfig {
   return makeConfig({
     vocabSize: h.vocabSize,
     dim: h.dim,
@@ -196,67 +197,148 @@ export interface Llama2cCheckpoint {
   weights: Map<string, Float32Array>;
 }
 
+/** Where one tensor is: float32 at `offset`, or int8 values at `offset` with float32 scales at `scales`. */
+interface Placed {
+  count: number;
+  offset: number;
+  scales?: number;
+}
+
+/**
+ * A llama2.c checkpoint read on demand: the header is checked against the file size, every tensor placed by byte
+ * offset; `read` converts one tensor (dequantising v2's int8 groups, permuting q/k rows to rotate-half order).
+ */
+export class Llama2cSource implements WeightSource {
+  readonly dtype = 'float32' as const;
+  readonly storedBytes: number;
+  private fd: number | undefined;
+
+  private constructor(
+    readonly path: string,
+    readonly header: Llama2cHeader,
+    readonly config: LlamaConfig,
+    private readonly placed: ReadonlyMap<string, Placed>,
+  ) {
+    this.storedBytes = statSync(path).size - header.dataStart;
+  }
+
+  static open(file: string): Llama2cSource {
+    let fd: number;
+    try {
+      fd = openSync(file, 'r');
+    } catch (e) {
+      throw ioError(e, file, 'open the model file');
+    }
+    try {
+      const size = fstatSync(fd).size;
+      const header = readLlama2cHeader(fd, size, file);
+      // Checked before the tensor list is built: a damaged header cannot make us build a list of millions of entries.
+      const implied = impliedSize(header);
+      if (size < implied) {
+        throw fail(file, 'size', `file has ${size} bytes but its header (dim ${header.dim}, ${header.nLayers} layers, vocab ${header.vocabSize}) needs ${implied}`, 'the file is truncated');
+      }
+      const pieces = layout(header);
+      const expected = expectedSize(header, pieces);
+      if (size < expected) {
+        throw fail(file, 'size', `file has ${size} bytes but its header (dim ${header.dim}, ${header.nLayers} layers, vocab ${header.vocabSize}) needs ${expected}`, 'the file is truncated');
+      }
+      if (size > expected) {
+        throw fail(file, 'size', `file has ${size - expected} bytes more than its header (v${header.version}) describes`, 'the header does not match the weights');
+      }
+      // v2 stores every quantized tensor's int8 values first, in file order, then all their scales in the same order
+      const placed = new Map<string, Placed>();
+      let pos = header.dataStart;
+      const quantized: { name: string; placed: Placed }[] = [];
+      for (const p of pieces) {
+        if (p.quantized) {
+          const at: Placed = { count: p.count, offset: pos };
+          quantized.push({ name: p.name!, placed: at });
+          pos += p.count;
+          continue;
+        }
+        if (p.name !== null) placed.set(p.name, { count: p.count, offset: pos });
+        pos += p.count * 4;
+      }
+      for (const q of quantized) {
+        q.placed.scales = pos;
+        pos += (q.placed.count / header.groupSize) * 4;
+        placed.set(q.name, q.placed);
+      }
+      return new Llama2cSource(file, header, configFromLlama2c(header), placed);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private handle(): number {
+    if (this.fd === undefined) {
+      try {
+        this.fd = openSync(this.path, 'r');
+      } catch (e) {
+        throw ioError(e, this.path, 'open the model file');
+      }
+    }
+    return this.fd;
+  }
+
+  private at(name: string): Placed {
+    const at = this.placed.get(name);
+    if (!at) throw fail(this.path, name, `missing tensor "${name}"`);
+    return at;
+  }
+
+  /** Elements [first, first + count) of a tensor, dequantised. */
+  private readRange(name: string, at: Placed, first: number, count: number): Float32Array {
+    const fd = this.handle();
+    const out = new Float32Array(count);
+    if (at.scales === undefined) {
+      out.set(new Float32Array(toAligned(readAt(fd, count * 4, at.offset + first * 4, this.path, `tensor ${name}`))));
+      return out;
+    }
+    const g = this.header.groupSize;
+    const values = readAt(fd, count, at.offset + first, this.path, `tensor ${name}`);
+    const scales = new Float32Array(toAligned(readAt(fd, (count / g) * 4, at.scales + (first / g) * 4, this.path, `scales of ${name}`)));
+    for (let i = 0; i < count; i++) out[i] = values.readInt8(i) * scales[Math.floor(i / g)]!;
+    return out;
+  }
+
+  read(name: string): Float32Array {
+    const at = this.at(name);
+    const w = this.readRange(name, at, 0, at.count);
+    const { nLayers, headDim, nHeads, nKvHeads, dim } = this.config;
+    for (let i = 0; i < nLayers; i++) {
+      if (name === linearName(i, 'q')) return interleavedToRotateHalf(w, nHeads, headDim, dim);
+      if (name === linearName(i, 'k')) return interleavedToRotateHalf(w, nKvHeads, headDim, dim);
+    }
+    return w;
+  }
+
+  readRows(name: string, start: number, count: number): Float32Array {
+    if (name !== EMBED && name !== LM_HEAD) throw new TopiaryError('E_INTERNAL', `readRows: only the embedding and the head are read by rows, not "${name}"`, { file: this.path, where: name });
+    const cols = this.config.dim;
+    return this.readRange(name, this.at(name), start * cols, count * cols);
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+/** A buffer's bytes in an ArrayBuffer of their own (typed-array views need aligned offsets). */
+function toAligned(buf: Buffer): ArrayBuffer {
+  return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
+}
+
 /** Read a llama2.c checkpoint into HF-named float32 weights (q/k rows in rotate-half order). */
 export function readLlama2c(file: string): Llama2cCheckpoint {
-  let fd: number;
+  const source = Llama2cSource.open(file);
   try {
-    fd = openSync(file, 'r');
-  } catch (e) {
-    throw ioError(e, file, 'open the model file');
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const header = readLlama2cHeader(fd, size, file);
-    // Checked before the tensor list is built or any tensor allocated: a damaged header cannot make us allocate gigabytes.
-    const implied = impliedSize(header);
-    if (size < implied) {
-      throw fail(file, 'size', `file has ${size} bytes but its header (dim ${header.dim}, ${header.nLayers} layers, vocab ${header.vocabSize}) needs ${implied}`, 'the file is truncated');
-    }
-    const pieces = layout(header);
-    const expected = expectedSize(header, pieces);
-    if (size < expected) {
-      throw fail(file, 'size', `file has ${size} bytes but its header (dim ${header.dim}, ${header.nLayers} layers, vocab ${header.vocabSize}) needs ${expected}`, 'the file is truncated');
-    }
-    if (size > expected) {
-      throw fail(file, 'size', `file has ${size - expected} bytes more than its header (v${header.version}) describes`, 'the header does not match the weights');
-    }
-    const config = configFromLlama2c(header);
     const weights = new Map<string, Float32Array>();
-    let pos = header.dataStart;
-    const quantized: { name: string; q: Int8Array }[] = [];
-    for (const p of pieces) {
-      if (p.quantized) {
-        const buf = readAt(fd, p.count, pos, file, `tensor ${p.name}`);
-        quantized.push({ name: p.name!, q: new Int8Array(buf.buffer, buf.byteOffset, p.count) });
-        pos += p.count;
-        continue;
-      }
-      if (p.name !== null) {
-        const out = new Float32Array(p.count);
-        const buf = readAt(fd, p.count * 4, pos, file, `tensor ${p.name}`);
-        new Uint8Array(out.buffer).set(buf);
-        weights.set(p.name, out);
-      }
-      pos += p.count * 4;
-    }
-    for (const { name, q } of quantized) {
-      const groups = q.length / header.groupSize;
-      const sbuf = readAt(fd, groups * 4, pos, file, `scales of ${name}`);
-      pos += groups * 4;
-      const scales = new Float32Array(groups);
-      new Uint8Array(scales.buffer).set(sbuf);
-      const out = new Float32Array(q.length);
-      for (let i = 0; i < q.length; i++) out[i] = q[i]! * scales[Math.floor(i / header.groupSize)]!;
-      weights.set(name, out);
-    }
-    const hd = config.headDim;
-    for (let i = 0; i < config.nLayers; i++) {
-      weights.set(linearName(i, 'q'), interleavedToRotateHalf(weights.get(linearName(i, 'q'))!, config.nHeads, hd, config.dim));
-      weights.set(linearName(i, 'k'), interleavedToRotateHalf(weights.get(linearName(i, 'k'))!, config.nKvHeads, hd, config.dim));
-    }
-    return { header, config, weights };
+    for (const name of parameterShapes(source.config).keys()) weights.set(name, source.read(name));
+    return { header: source.header, config: source.config, weights };
   } finally {
-    closeSync(fd);
+    source.close();
   }
 }
 

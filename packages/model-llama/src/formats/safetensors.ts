@@ -156,7 +156,8 @@ export function floatToHalf(value: number): number {
   return sign | h;
 }
 
-function decode(buf: Buffer, dtype: SafetensorsDtype, count: number): Float32Array {
+/** The first `count` values of `buf` (stored as `dtype`, little-endian) as float32. */
+export function decodeTensor(buf: Buffer, dtype: SafetensorsDtype, count: number): Float32Array {
   const out = new Float32Array(count);
   switch (dtype) {
     case 'F32':
@@ -165,16 +166,38 @@ function decode(buf: Buffer, dtype: SafetensorsDtype, count: number): Float32Arr
     case 'F64':
       for (let i = 0; i < count; i++) out[i] = buf.readDoubleLE(i * 8);
       break;
-    case 'F16':
-      for (let i = 0; i < count; i++) out[i] = halfToFloat(buf.readUInt16LE(i * 2));
+    case 'F16': {
+      const halves = uint16View(buf, count);
+      const table = halfTable();
+      for (let i = 0; i < count; i++) out[i] = table[halves[i]!]!;
       break;
+    }
     case 'BF16': {
+      const halves = uint16View(buf, count);
       const bits = new Uint32Array(out.buffer);
-      for (let i = 0; i < count; i++) bits[i] = buf.readUInt16LE(i * 2) << 16;
+      for (let i = 0; i < count; i++) bits[i] = halves[i]! << 16;
       break;
     }
   }
   return out;
+}
+
+/** The first `count` little-endian uint16 of `buf` (a view when aligned, else a copy). */
+function uint16View(buf: Buffer, count: number): Uint16Array {
+  if (buf.byteOffset % 2 === 0) return new Uint16Array(buf.buffer, buf.byteOffset, count);
+  const copy = new Uint16Array(count);
+  new Uint8Array(copy.buffer).set(buf.subarray(0, count * 2));
+  return copy;
+}
+
+let halves: Float32Array | undefined;
+/** Every IEEE half as float32 (256 KB, built once): decoding a half is then one lookup. */
+function halfTable(): Float32Array {
+  if (!halves) {
+    halves = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halves[h] = halfToFloat(h);
+  }
+  return halves;
 }
 
 /** Read one tensor as float32. */
@@ -184,7 +207,7 @@ export function readTensor(index: SafetensorsIndex, name: string): Float32Array 
   const fd = openRead(index.file);
   try {
     const count = e.shape.reduce((a, d) => a * d, 1);
-    return decode(readExactly(fd, e.end - e.begin, e.begin, index.file, `tensor "${name}"`), e.dtype, count);
+    return decodeTensor(readExactly(fd, e.end - e.begin, e.begin, index.file, `tensor "${name}"`), e.dtype, count);
   } finally {
     closeSync(fd);
   }
@@ -199,7 +222,7 @@ export function readTensors(index: SafetensorsIndex, names: Iterable<string>): M
       const e = index.entries.get(name);
       if (!e) throw formatError(index.file, name, `missing tensor "${name}"`);
       const count = e.shape.reduce((a, d) => a * d, 1);
-      out.set(name, decode(readExactly(fd, e.end - e.begin, e.begin, index.file, `tensor "${name}"`), e.dtype, count));
+      out.set(name, decodeTensor(readExactly(fd, e.end - e.begin, e.begin, index.file, `tensor "${name}"`), e.dtype, count));
     }
   } finally {
     closeSync(fd);

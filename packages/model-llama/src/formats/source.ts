@@ -1,0 +1,216 @@
+/**
+ * Checkpoints read on demand. `openWeights(path)` reads headers only — config.json, the safetensors headers of
+ * every shard, a llama2.c header — checks that every tensor the config implies is present with the right shape, and
+ * returns a `WeightSource` whose tensors are read by byte range when asked for, converted to float32 then (bf16 and
+ * f16 stay in the file until a block needs them). Reading a whole model eagerly (`readHf`, `readLlama2c`) is this
+ * source read tensor by tensor, so the eager and the streamed paths decode every value with the same code.
+ */
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { TopiaryError, ioError } from '@topiary/kernel';
+import { parameterShapes, type LlamaConfig } from '../config.js';
+import { LM_HEAD } from '../names.js';
+import { storageDtypeOf, type StorageDtype } from './dtype.js';
+import { decodeTensor, readSafetensorsIndex, type SafetensorsDtype, type SafetensorsIndex, type TensorEntry } from './safetensors.js';
+
+/** Tensors of one checkpoint by Hugging Face name, read when asked for. */
+export interface WeightSource {
+  /** The checkpoint (folder or file), for messages. */
+  readonly path: string;
+  readonly config: LlamaConfig;
+  /** The storage dtype of the checkpoint's tensors (mixed or F64 files count as float32). */
+  readonly dtype: StorageDtype;
+  /** Bytes the tensors take in the checkpoint. */
+  readonly storedBytes: number;
+  /** The whole tensor as float32 (a fresh array the caller owns). */
+  read(name: string): Float32Array;
+  /** Rows [start, start + count) of a 2-D tensor [rows, cols] as float32 (row-major). */
+  readRows(name: string, start: number, count: number): Float32Array;
+  /** Close open files (the source can still be read afterwards: files are reopened on demand). */
+  close(): void;
+}
+
+const BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+
+function readExactly(fd: number, length: number, position: number, file: string, what: string): Buffer {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, buf, got, length - got, position + got);
+    if (n === 0) throw new TopiaryError('E_FORMAT', `file ends before ${what} (needed ${length} bytes at offset ${position})`, { file, where: what, hint: 'the file is truncated' });
+    got += n;
+  }
+  return buf;
+}
+
+/** Open file descriptors by path, opened on first use and closed together. */
+class OpenFiles {
+  private readonly fds = new Map<string, number>();
+
+  fd(file: string): number {
+    let fd = this.fds.get(file);
+    if (fd === undefined) {
+      try {
+        fd = openSync(file, 'r');
+      } catch (e) {
+        throw ioError(e, file, 'open the model file');
+      }
+      this.fds.set(file, fd);
+    }
+    return fd;
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
+  }
+}
+
+function checkRows(path: string, name: string, shape: readonly number[], start: number, count: number): number {
+  if (shape.length !== 2) throw new TopiaryError('E_INTERNAL', `readRows: "${name}" is not a matrix`, { file: path, where: name });
+  const [rows, cols] = shape as [number, number];
+  if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > rows) {
+    throw new TopiaryError('E_INTERNAL', `readRows: rows [${start}, ${start + count}) of "${name}" with ${rows} rows`, { file: path, where: name });
+  }
+  return cols;
+}
+
+// ----------------------------------------------------------------------------- safetensors (single file or sharded)
+
+/** Where each tensor of an HF folder is, checked against the config before any data is read. */
+export class SafetensorsSource implements WeightSource {
+  readonly dtype: StorageDtype;
+  readonly storedBytes: number;
+  private readonly files = new OpenFiles();
+
+  constructor(
+    readonly path: string,
+    readonly config: LlamaConfig,
+    private readonly location: ReadonlyMap<string, { index: SafetensorsIndex; entry: TensorEntry }>,
+  ) {
+    const dtypes: SafetensorsDtype[] = [];
+    let bytes = 0;
+    for (const [name] of parameterShapes(config)) {
+      const at = location.get(name)!;
+      dtypes.push(at.entry.dtype);
+      bytes += at.entry.end - at.entry.begin;
+    }
+    this.dtype = storageDtypeOf(dtypes);
+    this.storedBytes = bytes;
+  }
+
+  private at(name: string): { index: SafetensorsIndex; entry: TensorEntry } {
+    const at = this.location.get(name);
+    if (!at) throw new TopiaryError('E_FORMAT', `missing tensor "${name}"`, { file: this.path, where: name });
+    return at;
+  }
+
+  read(name: string): Float32Array {
+    const { index, entry } = this.at(name);
+    const count = entry.shape.reduce((a, d) => a * d, 1);
+    return decodeTensor(readExactly(this.files.fd(index.file), entry.end - entry.begin, entry.begin, index.file, `tensor "${name}"`), entry.dtype, count);
+  }
+
+  readRows(name: string, start: number, count: number): Float32Array {
+    const { index, entry } = this.at(name);
+    const cols = checkRows(this.path, name, entry.shape, start, count);
+    const width = BYTES[entry.dtype];
+    const bytes = count * cols * width;
+    return decodeTensor(readExactly(this.files.fd(index.file), bytes, entry.begin + start * cols * width, index.file, `rows of tensor "${name}"`), entry.dtype, count * cols);
+  }
+
+  close(): void {
+    this.files.close();
+  }
+}
+
+/** Headers of an HF folder (or one .safetensors file with config.json beside it), every tensor located and checked. */
+export function openSafetensors(path: string, config: LlamaConfig, readJson: (file: string) => Record<string, unknown>): SafetensorsSource {
+  const isFile = existsSync(path) && statSync(path).isFile();
+  const dir = isFile ? dirname(path) : path;
+  const indexFile = join(dir, 'model.safetensors.index.json');
+  const location = new Map<string, { index: SafetensorsIndex; entry: TensorEntry }>();
+  const single = isFile && path.endsWith('.safetensors') ? path : existsSync(join(dir, 'model.safetensors')) ? join(dir, 'model.safetensors') : undefined;
+  if (single) {
+    const index = readSafetensorsIndex(single);
+    for (const entry of index.entries.values()) location.set(entry.name, { index, entry });
+  } else if (existsSync(indexFile)) {
+    const map = readJson(indexFile).weight_map;
+    if (typeof map !== 'object' || map === null) throw new TopiaryError('E_FORMAT', 'weight_map is missing or not an object', { file: indexFile, where: 'weight_map' });
+    const shards = new Map<string, SafetensorsIndex>();
+    for (const [name, shard] of Object.entries(map as Record<string, unknown>)) {
+      if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\')) {
+        throw new TopiaryError('E_FORMAT', `weight_map entry for "${name}" must be a file name in the folder`, { file: indexFile, where: `weight_map.${name}` });
+      }
+      let index = shards.get(shard);
+      if (!index) {
+        if (!existsSync(join(dir, shard))) {
+          throw new TopiaryError('E_FORMAT', `shard ${shard} named in the index (for "${name}") is missing`, { file: join(dir, shard), where: `weight_map.${name}`, hint: 'copy every shard the index names into the folder' });
+        }
+        index = readSafetensorsIndex(join(dir, shard));
+        shards.set(shard, index);
+      }
+      const entry = index.entries.get(name);
+      if (!entry) throw new TopiaryError('E_FORMAT', `missing tensor "${name}" (weight_map points to ${shard})`, { file: join(dir, shard), where: name });
+      location.set(name, { index, entry });
+    }
+  } else {
+    throw new TopiaryError('E_IO', `no model.safetensors or model.safetensors.index.json in ${dir}`, { where: dir });
+  }
+  // every tensor the config implies: present, with its shape — before any data is read
+  for (const [name, shape] of parameterShapes(config)) {
+    const at = location.get(name);
+    if (!at) {
+      throw new TopiaryError('E_FORMAT', `missing tensor "${name}"`, {
+        where: name,
+        file: dir,
+        ...(name === LM_HEAD ? { hint: 'config.json says tie_word_embeddings is false, but there is no lm_head.weight' } : {}),
+        ...(name.endsWith('_proj.bias') ? { hint: `${config.family ?? 'llama'} models have q/k/v projection biases, and this file has none` } : {}),
+      });
+    }
+    const got = at.entry.shape;
+    if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
+      throw new TopiaryError('E_CONFIG', `tensor "${name}" has shape [${got.join(', ')}] but config.json implies [${shape.join(', ')}]`, {
+        file: at.index.file,
+        where: name,
+        hint: 'the weights do not match config.json',
+      });
+    }
+  }
+  return new SafetensorsSource(path, config, location);
+}
+
+// ----------------------------------------------------------------------------- in memory
+
+/** Host weights already in memory (a created or converted model). */
+export class MemorySource implements WeightSource {
+  readonly storedBytes: number;
+
+  constructor(
+    readonly path: string,
+    readonly config: LlamaConfig,
+    private readonly weights: ReadonlyMap<string, Float32Array>,
+    readonly dtype: StorageDtype = 'float32',
+  ) {
+    let n = 0;
+    for (const w of weights.values()) n += w.length * 4;
+    this.storedBytes = n;
+  }
+
+  private get(name: string): Float32Array {
+    const w = this.weights.get(name);
+    if (!w) throw new TopiaryError('E_FORMAT', `missing tensor "${name}"`, { file: this.path, where: name });
+    return w;
+  }
+
+  read(name: string): Float32Array {
+    return this.get(name).slice();
+  }
+
+  readRows(name: string, start: number, count: number): Float32Array {
+    const cols = checkRows(this.path, name, parameterShapes(this.config).get(name) ?? [], start, count);
+    return this.get(name).slice(start * cols, (start + count) * cols);
+  }
+
+  close(): void {}
+}
