@@ -20,8 +20,11 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-/** Write `chunks` (strings or byte arrays) to `path` atomically. */
-export function writeFileAtomic(path: string, chunks: string | Uint8Array | readonly (string | Uint8Array)[]): void {
+/**
+ * Write `chunks` (strings or byte arrays) to `path` atomically. Any iterable will do — a generator producing the
+ * bytes piece by piece writes a file far larger than memory.
+ */
+export function writeFileAtomic(path: string, chunks: string | Uint8Array | Iterable<string | Uint8Array>): void {
   const dir = dirname(path);
   try {
     mkdirSync(dir, { recursive: true });
@@ -29,7 +32,7 @@ export function writeFileAtomic(path: string, chunks: string | Uint8Array | read
     throw ioError(e, dir, 'create the folder');
   }
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const list = typeof chunks === 'string' || chunks instanceof Uint8Array ? [chunks] : chunks;
+  const list: Iterable<string | Uint8Array> = typeof chunks === 'string' || chunks instanceof Uint8Array ? [chunks] : chunks;
   let fd: number | undefined;
   try {
     fd = openSync(tmp, 'w');

@@ -4,7 +4,11 @@
  */
 import { modelLlamaPlugin } from './plugin.js';
 
-export { LlamaModel, createLlama, parameterShapes, type CreateOptions, type KvCache } from './model.js';
+export { LlamaModel, createLlama, parameterShapes, type CreateOptions, type KvCache, type ModelOptions, type Residency } from './model.js';
+export { openWeights } from './io.js';
+export { MemorySource, SafetensorsSource, openShard, type WeightSource } from './formats/source.js';
+export { ShardedWriter, PROGRESS_FILE, SINGLE_FILE_BYTES, type ShardedWriterOptions } from './formats/sharded.js';
+export { Overlay, prepareSpillDir, DEFAULT_MAX_MEMORY, type SpillOptions } from './residency.js';
 export {
   makeConfig,
   validateConfig,
@@ -26,8 +30,8 @@ export { computeGroups, slimWeights, type SlimResult } from './groups.js';
 export { AdamW, trainStep, lossAndGrads, type AdamWOptions, type AdamWState, type StepResult } from './optim.js';
 export { generate, sampleToken, type GenerateOptions } from './generate.js';
 export { loadModel, saveModel, detectModelFormat, looksLikePickle, checkTokenizer, llama2cFormat, safetensorsFormat, type LoadOptions, type ModelFileKind } from './io.js';
-export { readHf, writeHf, readHfConfig, type SaveOptions } from './formats/hf.js';
-export { readLlama2c, readLlama2cHeader, interleavedToRotateHalf, LLAMA2C_MAGIC, type Llama2cHeader } from './formats/llama2c.js';
+export { openHf, readHf, writeHf, readHfConfig, type SaveOptions } from './formats/hf.js';
+export { Llama2cSource, readLlama2c, readLlama2cHeader, interleavedToRotateHalf, LLAMA2C_MAGIC, type Llama2cHeader } from './formats/llama2c.js';
 export {
   readSafetensorsIndex,
   readTensor,
@@ -44,7 +48,7 @@ export {
   type TensorToWrite,
 } from './formats/safetensors.js';
 export { rememberDtype, loadedDtype, storageDtypeOf, safetensorsDtype, STORAGE_DTYPES, type StorageDtype } from './formats/dtype.js';
-export { analyseSparsity, followsNM, TOPIARY_SPARSITY_KEY, NOTABLE_SPARSITY, NM_PATTERNS, type SparsityInfo } from './formats/sparsity.js';
+export { analyseSparsity, combineSparsity, layerSparsity, followsNM, TOPIARY_SPARSITY_KEY, NOTABLE_SPARSITY, NM_PATTERNS, type SparsityInfo } from './formats/sparsity.js';
 export { padToUniform, paddedSizes, type PaddedModel } from './formats/padded.js';
 export {
   writeGguf,

@@ -2,9 +2,11 @@
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { TopiaryError, type CausalLM, type ModelFormat, type Tokenizer } from '@topiary/kernel';
-import { CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, readHf, writeHf, type SaveOptions } from './formats/hf.js';
-import { looksLikeLlama2c, readLlama2c } from './formats/llama2c.js';
-import { LlamaModel } from './model.js';
+import { CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, openHf, writeHf, type SaveOptions } from './formats/hf.js';
+import { Llama2cSource, looksLikeLlama2c } from './formats/llama2c.js';
+import type { WeightSource } from './formats/source.js';
+import { parameterShapes, type LlamaConfig } from './config.js';
+import { LlamaModel, type ModelOptions } from './model.js';
 
 export type ModelFileKind = 'hf' | 'safetensors' | 'llama2c';
 
@@ -79,18 +81,23 @@ export function checkTokenizer(model: CausalLM, tokenizer: Tokenizer, modelFile:
   }
 }
 
-/** Load a model from an HF folder, a .safetensors file (config.json beside it) or a llama2.c .bin. */
-export async function loadModel(path: string, options: LoadOptions = {}): Promise<LlamaModel> {
+/**
+ * Open a checkpoint without reading its weights: headers only (config.json and the safetensors headers of every
+ * shard, or a llama2.c header), every tensor located and its shape checked. Instant at any size.
+ */
+export function openWeights(path: string): WeightSource {
   const kind = detectModelFormat(path);
-  let model: LlamaModel;
-  if (kind === 'llama2c') {
-    const ck = readLlama2c(path);
-    model = new LlamaModel(ck.config, ck.weights, path);
-  } else {
-    const dir = kind === 'hf' && !statSync(path).isDirectory() ? dirname(path) : path;
-    const ck = readHf(dir);
-    model = new LlamaModel(ck.config, ck.weights, path);
-  }
+  if (kind === 'llama2c') return Llama2cSource.open(path);
+  return openHf(path);
+}
+
+/**
+ * Load a model from an HF folder, a .safetensors file (config.json beside it) or a llama2.c .bin. With `residency:
+ * 'block'` nothing is read now: each block comes onto the tensor heap when computed (see LlamaModel).
+ */
+export async function loadModel(path: string, options: LoadOptions & ModelOptions = {}): Promise<LlamaModel> {
+  const source = openWeights(path);
+  const model = new LlamaModel(source.config, source, path, options);
   if (options.tokenizer) {
     try {
       checkTokenizer(model, options.tokenizer, path, options.tokenizerFile);
@@ -105,8 +112,8 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
 /** Save as an HF folder: config.json (+ topiary_layers when non-uniform), model.safetensors, generation_config.json. */
 export async function saveModel(model: CausalLM, dir: string, options: SaveOptions = {}): Promise<void> {
   const weights = new Map<string, Float32Array>();
-  for (const name of model.parameters().keys()) weights.set(name, model.readWeight(name));
-  writeHf(dir, model.config, weights, options);
+  for (const name of parameterShapes(model.config as LlamaConfig).keys()) weights.set(name, model.readWeight(name));
+  writeHf(dir, model.config as LlamaConfig, weights, options);
 }
 
 export const llama2cFormat: ModelFormat = {

@@ -81,7 +81,7 @@ export class LlamaModel implements CausalLM {
   /** Hidden channels that are not masked: RMSNorm averages over these only (see ops.rmsNorm). */
   private activeDim: number;
   /** Streamed models: the checkpoint, the blocks modified since, and which block is on the heap now. */
-  private readonly stream: { source: WeightSource; overlay: Overlay; dirty: Set<string>; resident: number | null } | null = null;
+  private readonly stream: { source: WeightSource; overlay: Overlay; dirty: Set<string>; resident: number | null; redirected: Map<string, WeightSource> } | null = null;
   private readonly shapes: Map<string, number[]>;
 
   /**
@@ -109,7 +109,7 @@ export class LlamaModel implements CausalLM {
       }
     }
     if ((options.residency ?? 'all') === 'block') {
-      this.stream = { source, overlay: new Overlay(options.spill), dirty: new Set(), resident: null };
+      this.stream = { source, overlay: new Overlay(options.spill), dirty: new Set(), resident: null, redirected: new Map() };
       return;
     }
     for (const name of this.shapes.keys()) this.materialise(name, weights instanceof Map ? weights.get(name)! : source.read(name));
@@ -150,7 +150,10 @@ export class LlamaModel implements CausalLM {
     st.resident = layer;
   }
 
-  /** Take the resident block off the heap (streamed models; called between blocks and before writing a block out). */
+  /**
+   * Take the resident block off the heap (streamed models). Its modified weights go to the overlay — except those
+   * `redirect` has since pointed at a file holding exactly these values (a streamed output's shard).
+   */
   evict(): void {
     const st = this.stream;
     if (!st || st.resident === null) return;
@@ -158,7 +161,7 @@ export class LlamaModel implements CausalLM {
     for (const name of blockParamNames(st.resident, this.config.attentionBias === true)) {
       const v = this.params.get(name);
       if (!v) continue;
-      if (st.dirty.has(name)) modified.set(name, { shape: v.shape, data: (v.dataSync() as Float32Array).slice() });
+      if (st.dirty.has(name) && !st.redirected.has(name)) modified.set(name, { shape: v.shape, data: (v.dataSync() as Float32Array).slice() });
       v.dispose();
       this.params.delete(name);
       this.maskTensors.get(name)?.dispose();
@@ -170,12 +173,36 @@ export class LlamaModel implements CausalLM {
     st.resident = null;
   }
 
+  /**
+   * From now on read `names` from `source` (a streamed model): a shard just written with exactly the current values,
+   * or the finished blocks of an interrupted run being resumed. Their modified copies are no longer kept.
+   */
+  redirect(names: Iterable<string>, source: WeightSource): void {
+    const st = this.stream;
+    if (!st) throw new TopiaryError('E_INTERNAL', 'redirect: the model is not streamed');
+    for (const name of names) {
+      st.redirected.set(name, source);
+      st.overlay.drop(name);
+    }
+  }
+
+  /** Where a streamed model reads a weight it does not hold on the heap: overlay, redirected file, checkpoint. */
+  private sourceOf(name: string): WeightSource {
+    const st = this.stream!;
+    return st.redirected.get(name) ?? st.source;
+  }
+
   /** A weight as float32 from wherever it is now (the heap, the overlay of modified blocks, the checkpoint). */
   private hostWeight(name: string): Float32Array {
     const v = this.params.get(name);
     if (v) return v.dataSync() as Float32Array;
-    const st = this.stream!;
-    return st.overlay.get(name) ?? st.source.read(name);
+    return this.stream!.overlay.get(name) ?? this.sourceOf(name).read(name);
+  }
+
+  /** Rows [start, start+count) of a [rows, cols] weight (the streamed embedding and head are read this way). */
+  readRows(name: string, start: number, count: number): Float32Array {
+    if (!this.shapes.has(name)) throw new TopiaryError('E_USAGE', `the model has no parameter "${name}"`, { where: name });
+    return this.hostRows(name, start, count);
   }
 
   /** Rows of a [rows, cols] weight from the overlay or the checkpoint (streamed embedding and head). */
@@ -183,8 +210,7 @@ export class LlamaModel implements CausalLM {
     const v = this.params.get(name);
     const cols = this.shapes.get(name)![1]!;
     if (v) return (v.dataSync() as Float32Array).slice(start * cols, (start + count) * cols);
-    const st = this.stream!;
-    return st.overlay.getRows(name, cols, start, count) ?? st.source.readRows(name, start, count);
+    return this.stream!.overlay.getRows(name, cols, start, count) ?? this.sourceOf(name).readRows(name, start, count);
   }
 
   // ------------------------------------------------------------------ parameters
@@ -319,8 +345,9 @@ export class LlamaModel implements CausalLM {
       if (!(start >= 0 && sorted[end - 1]! < this.config.vocabSize)) {
         throw new TopiaryError('E_DATA', `token id ${start < 0 ? start : sorted[end - 1]} is outside the model's vocabulary (${this.config.vocabSize})`, { where: 'ids' });
       }
-      const rows = this.hostRows(EMBED, start, end - start);
-      for (let r = 0; r < end - start; r++) rowOf.set(start + r, rows.subarray(r * dim, (r + 1) * dim));
+      const count = end - k;
+      const rows = this.hostRows(EMBED, start, count);
+      for (let r = 0; r < count; r++) rowOf.set(start + r, rows.subarray(r * dim, (r + 1) * dim));
       k = end;
     }
     ids.forEach((id, i) => out.set(rowOf.get(id)!, i * dim));
@@ -662,6 +689,7 @@ export class LlamaModel implements CausalLM {
     if (this.stream) {
       this.stream.overlay.dispose();
       this.stream.source.close();
+      for (const s of new Set(this.stream.redirected.values())) s.close();
       this.stream.resident = null;
     }
     for (const v of this.params.values()) v.dispose();

@@ -84,7 +84,8 @@ export class Overlay {
     for (const name of tensors.keys()) this.spilled.set(name, index);
   }
 
-  private drop(name: string): void {
+  /** Forget a tensor (it is read from elsewhere now). */
+  drop(name: string): void {
     const m = this.memory.get(name);
     if (m) {
       this.bytes -= m.byteLength;

@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { TopiaryError, type Tokenizer } from '@topiary/kernel';
 import { loadTokenizer } from '@topiary/corpus';
-import { checkTokenizer, detectModelFormat, loadModel, type LlamaModel } from '@topiary/model-llama';
+import { checkTokenizer, detectModelFormat, loadModel, type LlamaModel, type ModelOptions } from '@topiary/model-llama';
 import { localModelPath } from './hub-cache.js';
 
 export interface ModelSource {
@@ -36,7 +36,7 @@ export interface LoadedModel {
 }
 
 /** Load the model (and its tokenizer when one is found or required); checks vocab sizes agree. */
-export async function loadModelWithTokenizer(flags: ModelSource, options: { needTokenizer: boolean }): Promise<LoadedModel> {
+export async function loadModelWithTokenizer(flags: ModelSource, options: { needTokenizer: boolean; model?: ModelOptions }): Promise<LoadedModel> {
   if (!flags.model) throw new TopiaryError('E_USAGE', 'missing --model PATH', { where: '--model', hint: 'e.g. --model assets/models/stories260K-hf' });
   // a Hub id (`org/name`) is read from its snapshot in the local Hugging Face cache, never downloaded
   const modelPath = localModelPath(flags.model) ?? flags.model;
@@ -57,7 +57,7 @@ export async function loadModelWithTokenizer(flags: ModelSource, options: { need
       throw e;
     }
   }
-  const model = await loadModel(modelPath);
+  const model = await loadModel(modelPath, options.model);
   if (tokenizer) {
     try {
       checkTokenizer(model, tokenizer, modelPath, tokenizerPath);

@@ -28,6 +28,7 @@ export function scorePruner(spec: ScorePrunerSpec): Pruner<PostTrainingSchema> {
     name: spec.name,
     description: spec.description,
     granularity: 'element' as const,
+    streams: true,
     needsCalibration: spec.needsCalibration ? true : (options: PostTrainingOptions) => options.owl !== undefined,
     options: postTrainingOptions({ defaultSaliency: spec.defaultSaliency, defaultScope: spec.defaultScope }),
     async prune(model: CausalLM, options: PostTrainingOptions, ctx: PruneContext): Promise<PruneResult> {

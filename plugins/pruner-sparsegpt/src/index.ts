@@ -60,6 +60,7 @@ export const sparsegptPruner: Pruner<typeof sparsegptOptions> = Object.freeze({
   name: 'sparsegpt',
   description: 'SparseGPT: OBS reconstruction with the inverse-Hessian Cholesky, unstructured or N:M, optional OWL',
   granularity: 'element' as const,
+  streams: true,
   needsCalibration: true,
   options: sparsegptOptions,
   async prune(model: CausalLM, options: SparseGPTOptions, ctx: PruneContext): Promise<PruneResult> {

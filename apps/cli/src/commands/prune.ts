@@ -11,7 +11,8 @@ import { checkNumber, coerceFlagValue, optionFields, TopiaryError, UnknownFieldE
 import { writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import { evaluatePerplexity } from '@topiary/eval';
 import { isExactNM, sparsityTable } from '@topiary/prune-core';
-import { calibrationWindows, DEFAULT_CALIBRATION_SAMPLES, modelPathError, preparePruner, resolveCalibrationSize, runPruneStage, saveModelWithTokenizer, type StageEnv } from '@topiary/pipeline';
+import { calibrationWindows, copyTokenizer, DEFAULT_CALIBRATION_SAMPLES, modelPathError, openStreamedPrune, preparePruner, resolveCalibrationSize, runPruneStage, saveModelWithTokenizer, type StageEnv } from '@topiary/pipeline';
+import { loadModel, type LlamaModel } from '@topiary/model-llama';
 import type { Catalog } from '../catalog.js';
 import { createRunContext, type GlobalOptions } from '../context.js';
 import { addModelFlags, dtypeFromFlag, DTYPE_HELP, loadModelFromFlags, MODEL_FLAGS_HELP, type ModelFlags } from '../model-args.js';
@@ -26,11 +27,15 @@ interface PruneFlags extends ModelFlags {
   evalBos?: boolean;
   evalLimit?: string;
   dumpCalibration?: string;
+  inMemory?: boolean;
+  resume?: boolean;
+  maxMemory?: string;
+  spillDir?: string;
   [option: string]: unknown;
 }
 
 /** The command's own flags: a pruner option with one of these names is not offered as a flag (a recipe can still set it). */
-const OWN_FLAGS = new Set(['--model', '--tokenizer', '--method', '--calibration', '--samples', '--seqlen', '--eval', '--eval-seqlen', '--eval-bos', '--eval-limit', '--dump-calibration', '--dtype', '--out', '--backend', '--seed', '--json', '--log-format', '--quiet', '--debug', '--plugin', '--allow-plugin-path', '--device', '--help', '--version']);
+const OWN_FLAGS = new Set(['--model', '--tokenizer', '--method', '--calibration', '--samples', '--seqlen', '--eval', '--eval-seqlen', '--eval-bos', '--eval-limit', '--dump-calibration', '--dtype', '--in-memory', '--resume', '--max-memory', '--spill-dir', '--out', '--backend', '--seed', '--json', '--log-format', '--quiet', '--debug', '--plugin', '--allow-plugin-path', '--device', '--help', '--version']);
 
 /** One flag offered by `topiary prune`, and the installed pruners whose schema declares it. */
 interface PrunerFlag {
@@ -123,6 +128,10 @@ export function registerPrune(program: Command, globals: () => GlobalOptions, ca
     .option('--eval-bos', 'put one BOS in front of the --eval text (default: none)')
     .option('--eval-limit <n>', 'score at most this many perplexity windows')
     .option('--dtype <f32|f16|bf16>', DTYPE_HELP)
+    .option('--in-memory', 'load the whole model instead of streaming it block by block (block-by-block methods stream by default)')
+    .option('--resume', 'continue a streamed prune that was interrupted, into the same --out folder')
+    .option('--max-memory <GiB>', 'streamed: host memory for modified blocks before they spill to disk, and for hidden states per pass (default 2 GiB, 1 GiB)')
+    .option('--spill-dir <dir>', 'streamed: folder for spilled blocks (default: a temporary folder, removed afterwards)')
     .option('--dump-calibration <file>', 'write the exact calibration windows as JSON (for reference implementations)')
     .addHelpText('after', () => {
       const only = catalog.method;
@@ -192,21 +201,32 @@ Examples:
       for (const [flag, path] of [['--calibration', flags.calibration], ['--eval', flags.eval]] as const) {
         if (path !== undefined && !existsSync(path)) throw new TopiaryError('E_IO', `no such file or folder: ${path}`, { where: flag });
       }
+      const maxMemory = flags.maxMemory === undefined ? undefined : Math.round(checkNumber(flags.maxMemory, '--max-memory', { min: 0.001 }) * 1024 ** 3);
       const run = await createRunContext(g);
       let model: CausalLM | undefined;
       try {
         const { backend } = await run.activateBackend();
-        const loaded = await loadModelFromFlags(flags, { needTokenizer: true });
-        model = loaded.model;
-        const env: StageEnv = { container: run.container, events: run.events, backend, tokenizer: loaded.tokenizer!, tokenizerPath: loaded.tokenizerPath!, seed: g.seed };
-        const givenSeqLen = flags.seqlen === undefined ? undefined : checkNumber(flags.seqlen, '--seqlen', { min: 2, integer: true });
         const prepared = (() => {
           try {
-            return preparePruner(env, { method: flags.method, options, where: '', methodWhere: '--method' });
+            return preparePruner({ container: run.container }, { method: flags.method, options, where: '', methodWhere: '--method' });
           } catch (e) {
             throw asFlagError(e, flags.method, flagsOfPruners);
           }
         })();
+        // block-by-block methods stream the model: one block on the heap, each block written as soon as it is pruned
+        const streamed = prepared.pruner.streams === true && flags.inMemory !== true;
+        if (!streamed) {
+          for (const [flag, given] of [['--resume', flags.resume], ['--max-memory', flags.maxMemory], ['--spill-dir', flags.spillDir]] as const) {
+            if (given !== undefined) {
+              throw new TopiaryError('E_USAGE', `applies to a streamed prune, and ${flags.inMemory ? '--in-memory was given' : `--method ${flags.method} needs the whole model in memory`}`, { where: flag });
+            }
+          }
+        }
+        const spill = { ...(maxMemory !== undefined ? { maxMemory } : {}), ...(flags.spillDir !== undefined ? { spillDir: flags.spillDir } : {}) };
+        const loaded = await loadModelFromFlags(flags, { needTokenizer: true, ...(streamed ? { model: { residency: 'block' as const, spill } } : {}) });
+        model = loaded.model;
+        const env: StageEnv = { container: run.container, events: run.events, backend, tokenizer: loaded.tokenizer!, tokenizerPath: loaded.tokenizerPath!, seed: g.seed };
+        const givenSeqLen = flags.seqlen === undefined ? undefined : checkNumber(flags.seqlen, '--seqlen', { min: 2, integer: true });
         const { samples, seqLen } = resolveCalibrationSize({ samples: givenSamples, seqLen: givenSeqLen }, model, prepared.pruner.calibrationDefaults);
         if (seqLen > model.config.maxSeqLen) {
           throw new TopiaryError('E_USAGE', `${seqLen} is longer than the model's context (${model.config.maxSeqLen})`, { where: '--seqlen' });
@@ -214,21 +234,38 @@ Examples:
         const evalSeqLen = flags.evalSeqlen === undefined ? (givenSeqLen ?? model.config.maxSeqLen) : checkNumber(flags.evalSeqlen, '--eval-seqlen', { min: 2, integer: true });
         const evalLimit = flags.evalLimit === undefined ? undefined : checkNumber(flags.evalLimit, '--eval-limit', { min: 1, integer: true });
         const perplexity = async (m: CausalLM) =>
-          flags.eval ? (await evaluatePerplexity(m, env.tokenizer, { file: flags.eval, seqLen: evalSeqLen, bos: flags.evalBos === true }, { events: run.events, limit: evalLimit })).ppl : undefined;
+          flags.eval
+            ? (await evaluatePerplexity(m, env.tokenizer, { file: flags.eval, seqLen: evalSeqLen, bos: flags.evalBos === true }, { events: run.events, limit: evalLimit, activationBytes: maxMemory })).ppl
+            : undefined;
+        const perplexityOfInput = async (path: string): Promise<number | undefined> => {
+          const pristine = await loadModel(path, { residency: 'block' });
+          try {
+            return await perplexity(pristine);
+          } finally {
+            pristine.dispose();
+          }
+        };
+        const calibrationSpec = flags.calibration ? { path: flags.calibration, samples, seqLen, seed: g.seed } : undefined;
+        const stream = streamed
+          ? openStreamedPrune(model as LlamaModel, loaded.modelPath, g.out, { dtype, resume: flags.resume === true, job: { method: flags.method, options, calibration: calibrationSpec ?? null } })
+          : undefined;
+        if (stream && stream.resumed > 0) run.events.log('info', `resuming: ${stream.resumed} of ${model.numBlocks} blocks were written by the interrupted run`);
 
         const stage = {
           method: flags.method,
           options,
           where: '',
           methodWhere: '--method',
-          calibration: flags.calibration ? { path: flags.calibration, samples, seqLen, seed: g.seed } : undefined,
+          calibration: calibrationSpec,
           calibrationWhere: '--calibration',
+          ...(stream ? { streaming: stream.hooks } : {}),
         };
         // validate and draw the calibration windows before spending time on the "before" evaluation
         let out;
         try {
           const windows = stage.calibration ? await calibrationWindows(env, model, stage.calibration, '--calibration') : undefined;
-          const before = await perplexity(model);
+          // a resumed run's model already holds pruned blocks: "before" is measured on the input as it is on disk
+          const before = stream && stream.resumed > 0 && flags.eval ? await perplexityOfInput(loaded.modelPath) : await perplexity(model);
           out = { ...(await runPruneStage(env, model, { ...stage, windows })), before };
         } catch (e) {
           throw asFlagError(e, flags.method, flagsOfPruners);
@@ -255,7 +292,12 @@ Examples:
           if (!nmExact) throw new TopiaryError('E_INTERNAL', `the pruned model is not exactly ${pattern.n}:${pattern.m}`, { where: '--pattern' });
         }
 
-        await saveModelWithTokenizer(model, g.out, env.tokenizerPath, { dtype });
+        if (stream) {
+          stream.finish();
+          copyTokenizer(env.tokenizerPath, g.out);
+        } else {
+          await saveModelWithTokenizer(model, g.out, env.tokenizerPath, { dtype });
+        }
         const table = sparsityTable(report);
         writeFileAtomic(join(g.out, 'sparsity.txt'), `${table}\n`);
         const result = {
@@ -270,6 +312,8 @@ Examples:
           calibration: calibration ? { file: flags.calibration, samples, seqLen, seed: g.seed } : null,
           seconds: report.seconds,
           peakRssBytes: peakRssBytes(),
+          streamed,
+          ...(stream ? { resumedBlocks: stream.resumed } : {}),
           ...(flags.eval ? { perplexity: { before, after, file: flags.eval, seqLen: evalSeqLen, bos: flags.evalBos === true } } : {}),
           parametersBefore: report.parametersBefore,
           parametersAfter: report.parametersAfter,

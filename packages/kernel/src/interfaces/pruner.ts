@@ -81,5 +81,11 @@ export interface Pruner<Schema extends OptionsSchema = OptionsSchema> {
    * all come from here. A field named `saliency` is the criterion the pipeline resolves and gathers data for.
    */
   readonly options: Schema;
+  /**
+   * Whether it works on a streamed model (one block on the heap at a time): it reads and writes one block's weights
+   * at a time, in block order, and calls `ctx.blockDone` as each block is final — the sequential post-training
+   * methods. Methods that need every weight at once (gradients through the whole model, slimming) leave it unset.
+   */
+  readonly streams?: boolean;
   prune(model: CausalLM, options: OptionsOf<Schema>, ctx: PruneContext): Promise<PruneResult>;
 }

@@ -87,10 +87,12 @@ export class SafetensorsSource implements WeightSource {
     readonly path: string,
     readonly config: LlamaConfig,
     private readonly location: ReadonlyMap<string, { index: SafetensorsIndex; entry: TensorEntry }>,
+    /** Whether it holds every tensor of the config (a checkpoint), or some (one shard). */
+    complete = true,
   ) {
     const dtypes: SafetensorsDtype[] = [];
     let bytes = 0;
-    for (const [name] of parameterShapes(config)) {
+    for (const name of complete ? parameterShapes(config).keys() : location.keys()) {
       const at = location.get(name)!;
       dtypes.push(at.entry.dtype);
       bytes += at.entry.end - at.entry.begin;
@@ -178,6 +180,13 @@ export function openSafetensors(path: string, config: LlamaConfig, readJson: (fi
     }
   }
   return new SafetensorsSource(path, config, location);
+}
+
+/** The tensors of one safetensors file (a shard a streamed run wrote), as a source for those tensors only. */
+export function openShard(file: string, config: LlamaConfig): SafetensorsSource {
+  const index = readSafetensorsIndex(file);
+  const location = new Map([...index.entries.values()].map((entry) => [entry.name, { index, entry }] as const));
+  return new SafetensorsSource(file, config, location, false);
 }
 
 // ----------------------------------------------------------------------------- in memory

@@ -38,31 +38,51 @@ export function followsNM(data: Float32Array, rows: number, cols: number, n: num
   return true;
 }
 
+/** What one linear weight contributes: its fraction of zeros and which N:M patterns it follows. */
+export interface LayerSparsity {
+  zeros: number;
+  /** `n:m` for each pattern of NM_PATTERNS the weight follows. */
+  patterns: string[];
+}
+
+/** Whether `name` is a block's linear weight (what the metadata describes). */
+export function isLinearWeight(name: string): boolean {
+  return LINEAR.test(name);
+}
+
+export function layerSparsity(data: Float32Array, rows: number, cols: number): LayerSparsity {
+  let zeros = 0;
+  for (let i = 0; i < data.length; i++) if (data[i] === 0) zeros++;
+  const s = data.length === 0 ? 0 : zeros / data.length;
+  return { zeros: Math.round(s * 1e6) / 1e6, patterns: NM_PATTERNS.filter(([n, m]) => followsNM(data, rows, cols, n, m)).map(([n, m]) => `${n}:${m}`) };
+}
+
+/**
+ * The metadata from every linear weight's contribution (a streamed writer adds them block by block; `analyseSparsity`
+ * all at once): undefined when no weight has NOTABLE_SPARSITY zeros.
+ */
+export function combineSparsity(layers: ReadonlyMap<string, LayerSparsity>): SparsityInfo | undefined {
+  if (layers.size === 0) return undefined;
+  const fractions: Record<string, number> = {};
+  let notable = false;
+  for (const [name, l] of layers) {
+    fractions[name] = l.zeros;
+    if (l.zeros >= NOTABLE_SPARSITY) notable = true;
+  }
+  if (!notable) return undefined;
+  const all = [...layers.values()];
+  const hit = NM_PATTERNS.find(([n, m]) => all.every((l) => l.patterns.includes(`${n}:${m}`)));
+  return { pattern: hit ? `${hit[0]}:${hit[1]}` : null, layers: fractions };
+}
+
 /** The sparsity of the block linear weights, or undefined when the model is dense. */
 export function analyseSparsity(config: LlamaConfig, weights: ReadonlyMap<string, Float32Array>): SparsityInfo | undefined {
-  const layers: Record<string, number> = {};
-  const linears: Array<{ data: Float32Array; rows: number; cols: number }> = [];
-  let notable = false;
+  const layers = new Map<string, LayerSparsity>();
   for (const [name, shape] of parameterShapes(config)) {
     if (!LINEAR.test(name)) continue;
     const data = weights.get(name);
     if (!data || data.length === 0) continue;
-    let zeros = 0;
-    for (let i = 0; i < data.length; i++) if (data[i] === 0) zeros++;
-    const s = zeros / data.length;
-    layers[name] = Math.round(s * 1e6) / 1e6;
-    if (s >= NOTABLE_SPARSITY) notable = true;
-    linears.push({ data, rows: shape[0]!, cols: shape[1]! });
+    layers.set(name, layerSparsity(data, shape[0]!, shape[1]!));
   }
-  if (linears.length === 0) return undefined;
-  let pattern: string | null = null;
-  if (notable) {
-    for (const [n, m] of NM_PATTERNS) {
-      if (linears.every((l) => followsNM(l.data, l.rows, l.cols, n, m))) {
-        pattern = `${n}:${m}`;
-        break;
-      }
-    }
-  }
-  return notable ? { pattern, layers } : undefined;
+  return combineSparsity(layers);
 }

@@ -75,6 +75,12 @@ export function architectureOf(model: CausalLM): ArchitectureSnapshot {
 export async function saveModelWithTokenizer(model: CausalLM, dir: string, tokenizerPath: string, options: SaveOptions = {}): Promise<void> {
   mkdirSync(dir, { recursive: true });
   await saveModel(model, dir, options); // default: the dtype the model was loaded with
+  copyTokenizer(tokenizerPath, dir);
+}
+
+/** Copy the tokenizer (and an HF tokenizer_config.json beside it) into a model folder. */
+export function copyTokenizer(tokenizerPath: string, dir: string): void {
+  mkdirSync(dir, { recursive: true });
   copyFileSync(tokenizerPath, join(dir, basename(tokenizerPath)));
   const tokConfig = join(dirname(tokenizerPath), 'tokenizer_config.json');
   if (basename(tokenizerPath) === 'tokenizer.json' && existsSync(tokConfig)) copyFileSync(tokConfig, join(dir, 'tokenizer_config.json'));

@@ -56,6 +56,8 @@ export interface PruneStageInput {
   calibrationWhere: string;
   /** The recipe file, for errors. */
   file?: string;
+  /** A streamed run's hooks (write each finished block; skip blocks an interrupted run wrote). */
+  streaming?: Pick<PruneContext, 'blockDone' | 'resumedBlocks'>;
 }
 
 /** Resolve a pruner and validate its options against its schema, before anything runs. */
@@ -112,6 +114,7 @@ export async function runPruneStage(env: StageEnv, model: CausalLM, input: Prune
     events: env.events,
     calibration,
     saliency: (name: string): Saliency => resolveNamed(env.container, Tokens.Saliency, name, 'saliency', fieldAt(input.where, 'saliency')),
+    ...input.streaming,
   };
   const { model: pruned, report } = await pruner.prune(model, options, ctx);
   const details = report.details ?? {};

@@ -1,0 +1,73 @@
+/**
+ * A streamed prune: the model is opened block by block (`residency: 'block'`), each block is written into the
+ * output folder as soon as the pruner is done with it, and a killed run resumes after its last finished block.
+ * Memory: one block in float32 on the heap, the calibration hidden states in host memory, one layer's statistics —
+ * whatever the model's size (see the README's memory table).
+ */
+import { createHash } from 'node:crypto';
+import { realpathSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { TopiaryError, type PruneContext } from '@topiary/kernel';
+import { ShardedWriter, blockParamNames, loadedDtype, openShard, type LlamaModel, type StorageDtype } from '@topiary/model-llama';
+
+export interface StreamedPruneOptions {
+  /** Output dtype (default: the input's). */
+  dtype?: StorageDtype;
+  /** Continue an interrupted run into the same folder. */
+  resume?: boolean;
+  /** What identifies the job besides the input (method, options, calibration, seed): resume only into the same job. */
+  job: unknown;
+}
+
+export interface StreamedPrune {
+  model: LlamaModel;
+  /** The pruner's context fields: write each finished block, skip the blocks a resumed run already wrote. */
+  hooks: Required<Pick<PruneContext, 'blockDone' | 'resumedBlocks'>>;
+  /** Blocks already written by the interrupted run (resume). */
+  resumed: number;
+  /** Write the embedding/head, the index and config.json: the folder becomes a model. */
+  finish(): void;
+}
+
+/** The input's identity for resume: its real path, and the size and time of its weight files. */
+function inputIdentity(path: string): string {
+  const real = realpathSync(path);
+  const st = statSync(real);
+  return `${real}:${st.size}:${st.mtimeMs}`;
+}
+
+/**
+ * Prepare the output folder `out` of a streamed prune of `model` (opened from `modelPath` with `residency: 'block'`),
+ * or reopen it to resume: the blocks the interrupted run wrote are then read from its shards.
+ */
+export function openStreamedPrune(model: LlamaModel, modelPath: string, out: string, options: StreamedPruneOptions): StreamedPrune {
+  if (!model.streamed) throw new TopiaryError('E_INTERNAL', 'openStreamedPrune needs a model opened with residency "block"');
+  const config = model.config;
+  const fingerprint = createHash('sha256')
+    .update(JSON.stringify({ input: inputIdentity(modelPath), job: options.job }))
+    .digest('hex');
+  const writer = ShardedWriter.open(out, config, { dtype: options.dtype ?? loadedDtype(config) ?? 'float32', fingerprint, resume: options.resume, input: modelPath });
+  const bias = config.attentionBias === true;
+  const done = writer.doneBlocks;
+  for (const i of done) model.redirect(blockParamNames(i, bias), openShard(join(out, writer.shardOf(i)), config));
+  return {
+    model,
+    resumed: done.size,
+    hooks: {
+      resumedBlocks: done,
+      blockDone(i: number) {
+        const { file, exact } = writer.writeBlock(i, (name) => model.readWeight(name));
+        // values the shard holds exactly are read back from it; the others stay as computed (overlay)
+        if (exact.length > 0) model.redirect(exact, openShard(file, config));
+        model.evict();
+      },
+    },
+    finish() {
+      model.evict();
+      writer.finish(
+        (name, start, count) => model.readRows(name, start, count),
+        (name) => model.readWeight(name),
+      );
+    },
+  };
+}
