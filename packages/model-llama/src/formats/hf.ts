@@ -70,6 +70,11 @@ export interface SaveOptions {
   dtype?: StorageDtype;
   /** Write `topiary_sparsity` into config.json when the linear weights are sparse (default true). */
   sparsityMetadata?: boolean;
+  /**
+   * Shard the weights into files of at most this many bytes (a tensor larger than that gets a file of its own), with
+   * `model.safetensors.index.json` naming each tensor's shard — Hugging Face's `max_shard_size`. Default: one file.
+   */
+  maxShardBytes?: number;
 }
 
 /** Write config.json + model.safetensors (atomically) for a model's config and host weights. */
@@ -81,7 +86,31 @@ export function writeHf(dir: string, config: LlamaConfig, weights: ReadonlyMap<s
     if (!data) throw new TopiaryError('E_INTERNAL', `no weight "${name}" to save`, { where: name });
     return { name, shape, data };
   });
-  writeSafetensors(join(dir, WEIGHTS_FILE), tensors, safetensorsDtype(dtype));
+  const st = safetensorsDtype(dtype);
+  const width = st === 'F32' ? 4 : 2;
+  const total = tensors.reduce((a, t) => a + t.data.length * width, 0);
+  if (options.maxShardBytes === undefined || total <= options.maxShardBytes) {
+    writeSafetensors(join(dir, WEIGHTS_FILE), tensors, st);
+  } else {
+    const shards: (typeof tensors)[] = [[]];
+    let bytes = 0;
+    for (const t of tensors) {
+      const size = t.data.length * width;
+      if (shards.at(-1)!.length > 0 && bytes + size > options.maxShardBytes) {
+        shards.push([]);
+        bytes = 0;
+      }
+      shards.at(-1)!.push(t);
+      bytes += size;
+    }
+    const weightMap: Record<string, string> = {};
+    shards.forEach((list, k) => {
+      const file = `model-${String(k + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
+      writeSafetensors(join(dir, file), list, st);
+      for (const t of list) weightMap[t.name] = file;
+    });
+    writeJsonAtomic(join(dir, INDEX_FILE), { metadata: { total_size: total }, weight_map: weightMap });
+  }
   const json = configToHf(config, 'float32');
   json.torch_dtype = dtype;
   if (options.sparsityMetadata !== false) {

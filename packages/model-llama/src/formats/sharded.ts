@@ -84,6 +84,8 @@ export interface ShardedWriterOptions {
   resume?: boolean;
   /** The input checkpoint's path: writing over it is refused. */
   input?: string;
+  /** Outputs up to this size end as one model.safetensors (default SINGLE_FILE_BYTES). */
+  singleFileBytes?: number;
 }
 
 export class ShardedWriter {
@@ -94,6 +96,7 @@ export class ShardedWriter {
     readonly dir: string,
     readonly config: LlamaConfig,
     progress: Progress,
+    private readonly singleFileBytes: number,
   ) {
     this.progress = progress;
     this.shapes = parameterShapes(config);
@@ -146,7 +149,7 @@ export class ShardedWriter {
       }
       // a block counts as done only when its shard is really there
       for (const [block, shard] of Object.entries(saved.blocks)) if (!existsSync(join(dir, shard))) delete saved.blocks[block];
-      return new ShardedWriter(dir, config, saved);
+      return new ShardedWriter(dir, config, saved, options.singleFileBytes ?? SINGLE_FILE_BYTES);
     }
     if (existsSync(dir)) {
       if (!statSync(dir).isDirectory()) throw new TopiaryError('E_USAGE', `${dir} exists and is not a folder`, { where: '--output' });
@@ -154,7 +157,7 @@ export class ShardedWriter {
       for (const f of stale) rmSync(join(dir, f), { force: true }); // an earlier complete output is replaced
       rmSync(join(dir, 'config.json'), { force: true });
     }
-    const writer = new ShardedWriter(dir, config, fresh);
+    const writer = new ShardedWriter(dir, config, fresh, options.singleFileBytes ?? SINGLE_FILE_BYTES);
     writer.saveProgress();
     return writer;
   }
@@ -209,7 +212,7 @@ export class ShardedWriter {
     const blockOf = (name: string): string | undefined => /^model\.layers\.(\d+)\./.exec(name)?.[1];
     const rest = [EMBED, FINAL_NORM, ...(this.config.tiedEmbeddings ? [] : [LM_HEAD])];
     const restData = (name: string): TensorData => (name === FINAL_NORM ? { read: () => read(name) } : { rows: (s, c) => rows(name, s, c) });
-    if (total <= SINGLE_FILE_BYTES) {
+    if (total <= this.singleFileBytes) {
       const shards = new Map<string, SafetensorsSource>();
       const fromShard = (name: string): TensorData => {
         const file = this.progress.blocks[blockOf(name)!]!;
