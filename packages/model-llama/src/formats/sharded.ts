@@ -124,7 +124,7 @@ export class ShardedWriter {
    */
   static open(dir: string, config: LlamaConfig, options: ShardedWriterOptions): ShardedWriter {
     if (options.input !== undefined && sameFolder(dir, options.input)) {
-      throw new TopiaryError('E_USAGE', `the output folder ${dir} is the input model's folder`, { where: '--output', hint: 'write the pruned model to a new folder' });
+      throw new TopiaryError('E_USAGE', `the output folder ${dir} is the input model's folder`, { where: '--out', hint: 'write the pruned model to a new folder' });
     }
     const progressFile = join(dir, PROGRESS_FILE);
     const fresh: Progress = { version: 1, fingerprint: options.fingerprint, dtype: options.dtype, shards: config.nLayers + 1, blocks: {}, sparsity: {} };
@@ -137,7 +137,7 @@ export class ShardedWriter {
       }
       if (!options.resume) {
         throw new TopiaryError('E_USAGE', `${dir} holds the output of an interrupted run (${Object.keys(saved.blocks).length} of ${saved.shards - 1} blocks written)`, {
-          where: '--output',
+          where: '--out',
           hint: 'pass --resume to continue it, or remove the folder to start again',
         });
       }
@@ -152,9 +152,10 @@ export class ShardedWriter {
       return new ShardedWriter(dir, config, saved, options.singleFileBytes ?? SINGLE_FILE_BYTES);
     }
     if (existsSync(dir)) {
-      if (!statSync(dir).isDirectory()) throw new TopiaryError('E_USAGE', `${dir} exists and is not a folder`, { where: '--output' });
+      if (!statSync(dir).isDirectory()) throw new TopiaryError('E_USAGE', `${dir} exists and is not a folder`, { where: '--out' });
+      // an earlier complete output is replaced (its files only: anything else in the folder is left alone)
       const stale = readdirSync(dir).filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f) || f === 'model.safetensors' || f === 'model.safetensors.index.json');
-      for (const f of stale) rmSync(join(dir, f), { force: true }); // an earlier complete output is replaced
+      for (const f of stale) if (statSync(join(dir, f)).isFile()) rmSync(join(dir, f));
       rmSync(join(dir, 'config.json'), { force: true });
     }
     const writer = new ShardedWriter(dir, config, fresh, options.singleFileBytes ?? SINGLE_FILE_BYTES);

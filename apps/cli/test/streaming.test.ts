@@ -1,0 +1,123 @@
+/**
+ * Issue 19 on the command line: `topiary prune` streams block-by-block methods by default. The streamed and the
+ * in-memory (`--in-memory`) paths must give bit-identical weights, masks and perplexity — on stories260K, and on a
+ * random 4-block model stored in bf16 across shards; a run stopped half-way resumes to the same bytes.
+ */
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createLlama, writeHf, PROGRESS_FILE } from '@topiary/model-llama';
+import { runCli } from './helpers.js';
+
+const root = resolve(__dirname, '..', '..', '..');
+const STORIES = join(root, 'assets', 'models', 'stories260K-hf');
+const work = mkdtempSync(join(tmpdir(), 'topiary-stream-cli-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+const TEXT = join(work, 'stories.txt');
+writeFileSync(TEXT, readFileSync(join(root, 'assets', 'data', 'tinystories_val_head.txt'), 'utf8').slice(0, 24_000));
+
+/** A seeded random model with 4 blocks in bf16, sharded, with stories260K's tokenizer (same 512-token vocabulary). */
+function randomBf16Model(): string {
+  const dir = join(work, 'random-bf16');
+  if (existsSync(join(dir, 'config.json'))) return dir;
+  mkdirSync(dir, { recursive: true });
+  const m = createLlama({ vocabSize: 512, dim: 64, nLayers: 4, nHeads: 4, nKvHeads: 2, hiddenDim: 176, maxSeqLen: 128 }, { seed: 3 });
+  writeHf(dir, m.config, new Map([...m.parameters().keys()].map((n) => [n, m.readWeight(n).slice()])), { dtype: 'bfloat16', maxShardBytes: 100_000 });
+  m.dispose();
+  copyFileSync(join(STORIES, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+  return dir;
+}
+
+async function prune(model: string, out: string, method: string, extra: string[] = []) {
+  const r = await runCli([
+    '--json', '--out', out, 'prune', '--model', model, '--method', method, '--sparsity', '0.5',
+    '--calibration', TEXT, '--samples', '8', '--seqlen', '64', '--eval', TEXT, '--eval-seqlen', '64', '--eval-limit', '6', ...extra,
+  ]);
+  return { ...r, json: r.code === 0 ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined };
+}
+
+const bytes = (dir: string) => readFileSync(join(dir, 'model.safetensors'));
+
+describe('streamed prune = in-memory prune, bit for bit', () => {
+  for (const [name, model, methods] of [
+    ['stories260K (f32)', () => STORIES, ['wanda', 'sparsegpt']],
+    ['random 4-block model, bf16 shards', randomBf16Model, ['wanda', 'magnitude']],
+  ] as const) {
+    for (const method of methods) {
+      it(`${name}, ${method}: same weights (masks are their zeros), same perplexity before and after`, async () => {
+        const input = model();
+        const a = await prune(input, join(work, `${method}-${name.length}-streamed`), method);
+        const b = await prune(input, join(work, `${method}-${name.length}-memory`), method, ['--in-memory']);
+        expect(a.code, a.stderr).toBe(0);
+        expect(b.code, b.stderr).toBe(0);
+        expect(a.json!.streamed).toBe(true);
+        expect(b.json!.streamed).toBe(false);
+        expect(bytes(join(work, `${method}-${name.length}-streamed`)).equals(bytes(join(work, `${method}-${name.length}-memory`)))).toBe(true);
+        expect(a.json!.perplexity).toEqual(b.json!.perplexity);
+        expect(a.json!.layers).toEqual(b.json!.layers);
+        const config = JSON.parse(readFileSync(join(work, `${method}-${name.length}-streamed`, 'config.json'), 'utf8'));
+        expect(config.torch_dtype).toBe(name.includes('bf16') ? 'bfloat16' : 'float32'); // the input's dtype
+      });
+    }
+  }
+});
+
+describe('interrupted streamed prune', () => {
+  // SparseGPT updates weights: a resumed run reads the finished blocks back as stored, so bytes match when the output
+  // dtype stores them exactly (f32 here; Wanda's and magnitude's kept weights are the input's own values in any dtype)
+  it('a write that fails half-way is E_IO naming the file; finished blocks stay; --resume finishes to the same bytes', async () => {
+    const input = randomBf16Model();
+    const whole = join(work, 'resume-whole');
+    expect((await prune(input, whole, 'sparsegpt', ['--dtype', 'f32'])).code).toBe(0);
+    const out = join(work, 'resume-out');
+    // block 2's shard cannot be written (a folder stands where the file goes): as a full disk would fail it
+    const blocker = join(out, 'model-00003-of-00005.safetensors');
+    mkdirSync(join(blocker, 'x'), { recursive: true });
+    const failed = await prune(input, out, 'sparsegpt', ['--dtype', 'f32']);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toContain('model-00003-of-00005.safetensors');
+    expect(existsSync(join(out, PROGRESS_FILE))).toBe(true);
+    expect(existsSync(join(out, 'config.json'))).toBe(false); // never looks like a model
+    expect(existsSync(join(out, 'model-00002-of-00005.safetensors'))).toBe(true);
+    rmSync(blocker, { recursive: true });
+    const again = await prune(input, out, 'sparsegpt', ['--dtype', 'f32']);
+    expect(again.code).toBe(2); // without --resume: refused, names the flag
+    expect(again.stderr).toContain('--resume');
+    const resumed = await prune(input, out, 'sparsegpt', ['--dtype', 'f32', '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.json!.resumedBlocks).toBe(2);
+    expect(bytes(out).equals(bytes(whole))).toBe(true);
+    expect(existsSync(join(out, PROGRESS_FILE))).toBe(false);
+  });
+
+  it('another job cannot resume into the folder', async () => {
+    const input = randomBf16Model();
+    const out = join(work, 'resume-other');
+    const blocker = join(out, 'model-00002-of-00005.safetensors');
+    mkdirSync(join(blocker, 'x'), { recursive: true });
+    expect((await prune(input, out, 'wanda')).code).not.toBe(0);
+    rmSync(blocker, { recursive: true });
+    const other = await prune(input, out, 'magnitude', ['--resume']);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain('another run');
+  });
+});
+
+describe('streamed prune: bad input', () => {
+  it('output folder = input folder, --resume with --in-memory, an unwritable spill folder: refused before any work', async () => {
+    const input = randomBf16Model();
+    const same = await prune(input, input, 'wanda');
+    expect(same.code).toBe(2);
+    expect(same.stderr).toContain('--out');
+    const mem = await prune(input, join(work, 'x1'), 'wanda', ['--in-memory', '--resume']);
+    expect(mem.code).toBe(2);
+    expect(mem.stderr).toContain('--resume');
+    const file = join(work, 'plain-file');
+    writeFileSync(file, 'x');
+    const spill = await prune(input, join(work, 'x2'), 'wanda', ['--spill-dir', join(file, 'sub')]);
+    expect(spill.code).not.toBe(0);
+    expect(spill.stderr).toContain(join(file, 'sub'));
+    expect(existsSync(join(work, 'x2', 'config.json'))).toBe(false);
+  });
+});
