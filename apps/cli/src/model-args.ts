@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { TopiaryError } from '@topiary/kernel';
+import type { ModelOptions } from '@topiary/model-llama';
 import { loadModelWithTokenizer, looksLikeHubId, modelPathError, type LoadedModel, type ModelSource } from '@topiary/pipeline';
 
 export interface ModelFlags {
@@ -44,7 +45,7 @@ export function addModelFlags(command: Command): Command {
 }
 
 /** Load the model named by --model (and its tokenizer when one is found or required); checks vocab sizes agree. */
-export function loadModelFromFlags(flags: ModelFlags, options: { needTokenizer: boolean }): Promise<LoadedModel> {
+export function loadModelFromFlags(flags: ModelFlags, options: { needTokenizer: boolean; model?: ModelOptions }): Promise<LoadedModel> {
   if (flags.model !== undefined) {
     const error = modelPathError(flags.model, '--model');
     if (error) return Promise.reject(error);

@@ -121,3 +121,44 @@ describe('streamed prune: bad input', () => {
     expect(existsSync(join(work, 'x2', 'config.json'))).toBe(false);
   });
 });
+
+describe('inspect reads headers only', () => {
+  it('a Llama-2-7B-shaped checkpoint (a sparse 13.5 GB file: no weight bytes on disk) is described from its headers', async () => {
+    const dir = join(work, 'llama2-7b-shape');
+    mkdirSync(dir, { recursive: true });
+    const hf = {
+      architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32,
+      num_attention_heads: 32, num_key_value_heads: 32, vocab_size: 32000, max_position_embeddings: 4096, rms_norm_eps: 1e-5,
+      rope_theta: 10000, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, torch_dtype: 'bfloat16',
+    };
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(hf));
+    const shapes: [string, number[]][] = [['model.embed_tokens.weight', [32000, 4096]], ['model.norm.weight', [4096]], ['lm_head.weight', [32000, 4096]]];
+    for (let i = 0; i < 32; i++) {
+      const p = `model.layers.${i}`;
+      shapes.push([`${p}.input_layernorm.weight`, [4096]], [`${p}.post_attention_layernorm.weight`, [4096]]);
+      for (const k of ['q', 'k', 'v', 'o']) shapes.push([`${p}.self_attn.${k}_proj.weight`, [4096, 4096]]);
+      shapes.push([`${p}.mlp.gate_proj.weight`, [11008, 4096]], [`${p}.mlp.up_proj.weight`, [11008, 4096]], [`${p}.mlp.down_proj.weight`, [4096, 11008]]);
+    }
+    const header: Record<string, unknown> = {};
+    let offset = 0;
+    for (const [name, shape] of shapes) {
+      const bytes = shape.reduce((a, d) => a * d, 1) * 2;
+      header[name] = { dtype: 'BF16', shape, data_offsets: [offset, offset + bytes] };
+      offset += bytes;
+    }
+    const head = Buffer.from(JSON.stringify(header));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(head.length));
+    const file = join(dir, 'model.safetensors');
+    writeFileSync(file, Buffer.concat([len, head]));
+    const { truncateSync } = await import('node:fs');
+    truncateSync(file, 8 + head.length + offset); // sparse: the weights are holes
+    const r = await runCli(['--json', 'inspect', '--model', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const info = JSON.parse(r.stdout);
+    expect(info.parameters.total).toBe(6_738_415_616);
+    expect(info.dtype).toBe('bfloat16');
+    expect(info.layers).toHaveLength(32);
+    expect(info.layers[0].hiddenDim).toBe(11008);
+  });
+});

@@ -11,7 +11,7 @@
  *  block        a whole decoder layer (masked: the block is the identity)
  */
 import { loadedDtype, rememberDtype } from './formats/dtype.js';
-import type { GroupMember, LayerShape, ParameterGroup } from '@topiary/kernel';
+import type { GroupKind, GroupMember, LayerShape, ParameterGroup } from '@topiary/kernel';
 import { keptFields, headKvMap, isUniform, layerShape, makeConfig, parameterShapes, type LlamaConfig } from './config.js';
 import { EMBED, FINAL_NORM, LM_HEAD, biasName, blockParamNames, inputNormName, linearName, postNormName, type BiasKind } from './names.js';
 
@@ -85,6 +85,20 @@ export function computeGroups(config: LlamaConfig): ParameterGroup[] {
     push({ id: `layers.${i}`, kind: 'block', layer: i, index: i, members });
   }
   return groups;
+}
+
+/**
+ * How many groups of each kind `computeGroups` makes, per layer and in all, without building them (their member
+ * lists of a 7B model take seconds): one per query head, kv head and FFN channel of each layer, one per hidden
+ * channel, one per block. `inspect` shows these; a test checks them against `computeGroups`.
+ */
+export function groupCounts(config: LlamaConfig): { layers: { head: number; 'kv-group': number; 'ffn-channel': number }[]; total: Record<GroupKind, number> } {
+  const layers = Array.from({ length: config.nLayers }, (_, i) => {
+    const l = layerShape(config, i);
+    return { head: l.nHeads, 'kv-group': l.nKvHeads, 'ffn-channel': l.hiddenDim };
+  });
+  const sum = (k: 'head' | 'kv-group' | 'ffn-channel'): number => layers.reduce((a, l) => a + l[k], 0);
+  return { layers, total: { head: sum('head'), 'kv-group': sum('kv-group'), 'ffn-channel': sum('ffn-channel'), 'hidden-channel': config.dim, block: config.nLayers } };
 }
 
 /** Rows `rows` and columns `cols` of a row-major [R, C] matrix. */

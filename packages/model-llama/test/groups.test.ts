@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type LinearLayer } from '@topiary/kernel';
 import { SeededRandom } from '@topiary/linalg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createLlama, loadModel, saveModel, type CreateConfig, type LlamaModel } from '../src/index.js';
+import { computeGroups, createLlama, groupCounts, loadModel, saveModel, type CreateConfig, type LlamaModel } from '../src/index.js';
 import { maxAbsDiff } from './paths.js';
 import { logitsOf } from './model-helpers.js';
 
@@ -193,5 +193,26 @@ describe('training after slimming to one kv head', () => {
     tf.dispose([value, ...Object.values(grads)]);
     slim.dispose();
     m.dispose();
+  });
+});
+
+describe('groupCounts', () => {
+  test('equals the groups computeGroups builds, per layer and in all (MHA, GQA, a slimmed non-uniform model)', () => {
+    const mha = createLlama({ vocabSize: 32, dim: 16, nLayers: 2, nHeads: 4, hiddenDim: 24, maxSeqLen: 8 });
+    const gqa = createLlama({ vocabSize: 32, dim: 16, nLayers: 3, nHeads: 4, nKvHeads: 2, hiddenDim: 24, maxSeqLen: 8 });
+    gqa.maskGroups(['layers.0.head.1', 'layers.1.kv.0', 'layers.2.ffn.3', 'layers.2.ffn.5', 'hidden.2']);
+    const slim = gqa.slim();
+    for (const m of [mha, gqa, slim]) {
+      const counts = groupCounts(m.config);
+      const groups = computeGroups(m.config);
+      for (const kind of ['head', 'kv-group', 'ffn-channel', 'hidden-channel', 'block'] as const) {
+        expect(counts.total[kind], kind).toBe(groups.filter((g) => g.kind === kind).length);
+      }
+      counts.layers.forEach((l, i) => {
+        for (const kind of ['head', 'kv-group', 'ffn-channel'] as const) expect(l[kind]).toBe(groups.filter((g) => g.kind === kind && g.layer === i).length);
+      });
+    }
+    expect(groupCounts(slim.config).layers[2]!['ffn-channel']).toBe(22);
+    for (const m of [mha, gqa, slim]) m.dispose();
   });
 });

@@ -1,7 +1,7 @@
 /** `topiary eval --model PATH --perplexity FILE… --tasks NAME…`: perplexity and zero-shot tasks, one or more models. */
 import { dirname, join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { TopiaryError } from '@topiary/kernel';
+import { checkNumber, TopiaryError } from '@topiary/kernel';
 import { activateBackend } from '@topiary/pipeline';
 import { writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import { compareMarkdown, defaultTaskRegistry, reportToJson, reportToLmEval, reportToMarkdown, resolveTasks, samplesJsonl, splitTaskList, TaskRegistry, type EvalReport } from '@topiary/eval';
@@ -10,6 +10,8 @@ import { createRunContext, type GlobalOptions } from '../context.js';
 import { MODEL_FLAGS_HELP, addModelFlags, loadModelFromFlags, type ModelFlags } from '../model-args.js';
 
 interface EvalFlags extends ModelFlags {
+  inMemory?: boolean;
+  maxMemory?: string;
   perplexity?: string[];
   tasks?: string[];
   limit?: number;
@@ -61,6 +63,8 @@ export function registerEval(program: Command, globals: () => GlobalOptions): vo
     .option('--compare <models...>', 'more models to evaluate the same way and show side by side (e.g. pruned copies)')
     .option('--predictions', 'include per-item predictions, gold labels and log-likelihoods in the --json output', false)
     .option('--list-tasks', 'list the known tasks and exit', false)
+    .option('--in-memory', 'load each model whole instead of streaming it block by block (the numbers are the same)')
+    .option('--max-memory <GiB>', 'streamed: host memory for the hidden states of one block-by-block pass (default 1 GiB)')
     .addHelpText(
       'after',
       `${MODEL_FLAGS_HELP}
@@ -112,6 +116,7 @@ Examples:
       if (flags.stride !== undefined && flags.seqlen !== undefined && flags.stride > flags.seqlen) {
         throw new TopiaryError('E_USAGE', `must not exceed --seqlen ${flags.seqlen}, got ${flags.stride}`, { where: '--stride' });
       }
+      const activationBytes = flags.maxMemory === undefined ? undefined : Math.round(checkNumber(flags.maxMemory, '--max-memory', { min: 0.001 }) * 1024 ** 3);
       const ctx = await createRunContext(g);
       try {
         const choice = await activateBackend(ctx.container, g.backend);
@@ -125,11 +130,12 @@ Examples:
           registry: new TaskRegistry(taskList),
           task: { numFewshot: flags.numFewshot, fewshotSeed: flags.fewshotSeed, bootstrapIters: flags.bootstrapIters },
         };
-        const evalCtx = { events: ctx.events, limit: flags.limit, batchSize: flags.batchSize };
+        const evalCtx = { events: ctx.events, limit: flags.limit, batchSize: flags.batchSize, activationBytes };
         const reports: EvalReport[] = [];
         const modelArgs: string[] = [];
         for (const modelPath of [flags.model, ...(flags.compare ?? [])]) {
-          const loaded = await loadModelFromFlags({ model: modelPath, tokenizer: flags.tokenizer }, { needTokenizer: true });
+          // streamed by default: one block on the heap, all batches of a pass through it before the next block
+          const loaded = await loadModelFromFlags({ model: modelPath, tokenizer: flags.tokenizer }, { needTokenizer: true, ...(flags.inMemory ? {} : { model: { residency: 'block' as const } }) });
           modelArgs.push(`pretrained=${loaded.modelPath}${loaded.tokenizerPath ? `,tokenizer=${loaded.tokenizerPath}` : ''},format=${loaded.format}`);
           try {
             reports.push(await evaluateModel({ name: loaded.modelPath, model: loaded.model, tokenizer: loaded.tokenizer! }, spec, evalCtx));

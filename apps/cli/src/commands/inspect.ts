@@ -1,7 +1,7 @@
 /** `topiary inspect --model PATH`: configuration, parameter counts per kind, and parameter groups per layer. */
 import type { Command } from 'commander';
 import type { GroupKind } from '@topiary/kernel';
-import { layerShape, type LlamaModel } from '@topiary/model-llama';
+import { groupCounts, layerShape, loadedDtype, type LlamaModel } from '@topiary/model-llama';
 import type { GlobalOptions } from '../context.js';
 import { MODEL_FLAGS_HELP, addModelFlags, loadModelFromFlags, type ModelFlags } from '../model-args.js';
 
@@ -14,16 +14,17 @@ export interface ParameterCounts {
   lmHead: number;
 }
 
-/** Parameters by kind, from the HF names. */
+/** Parameters by kind, from the HF names and the shapes (no weight is read). */
 export function countParameters(model: LlamaModel): ParameterCounts {
   const c: ParameterCounts = { total: 0, embedding: 0, attention: 0, mlp: 0, norm: 0, lmHead: 0 };
-  for (const [name, v] of model.parameters()) {
-    c.total += v.size;
-    if (name === 'model.embed_tokens.weight') c.embedding += v.size;
-    else if (name === 'lm_head.weight') c.lmHead += v.size;
-    else if (name.includes('.self_attn.')) c.attention += v.size;
-    else if (name.includes('.mlp.')) c.mlp += v.size;
-    else c.norm += v.size;
+  for (const [name, shape] of model.parameterShapes()) {
+    const size = shape.reduce((a, d) => a * d, 1);
+    c.total += size;
+    if (name === 'model.embed_tokens.weight') c.embedding += size;
+    else if (name === 'lm_head.weight') c.lmHead += size;
+    else if (name.includes('.self_attn.')) c.attention += size;
+    else if (name.includes('.mlp.')) c.mlp += size;
+    else c.norm += size;
   }
   return c;
 }
@@ -48,8 +49,7 @@ export interface ModelDescription {
 
 export function describeModel(model: LlamaModel): ModelDescription {
   const cfg = model.config;
-  const groups = model.groups();
-  const byKind = (kind: GroupKind, layer: number | null): number => groups.filter((g) => g.kind === kind && g.layer === layer).length;
+  const counts = groupCounts(cfg); // from the shapes: building a 7B model's groups would take seconds
   const layers = [...Array(cfg.nLayers).keys()].map((i): LayerInfo => {
     const shape = layerShape(cfg, i);
     const params = model.linears(i).reduce((s, l) => s + l.inFeatures * l.outFeatures, 0) + 2 * cfg.dim;
@@ -60,15 +60,14 @@ export function describeModel(model: LlamaModel): ModelDescription {
       hiddenDim: shape.hiddenDim,
       ...(shape.headKvMap ? { headKvMap: shape.headKvMap } : {}),
       parameters: params,
-      groups: { head: byKind('head', i), 'kv-group': byKind('kv-group', i), 'ffn-channel': byKind('ffn-channel', i) },
+      groups: counts.layers[i]!,
     };
   });
-  const kinds: GroupKind[] = ['head', 'kv-group', 'ffn-channel', 'hidden-channel', 'block'];
   return {
     config: cfg,
     uniform: cfg.layers === undefined,
     parameters: countParameters(model),
-    groups: Object.fromEntries(kinds.map((k) => [k, groups.filter((g) => g.kind === k).length])) as Record<GroupKind, number>,
+    groups: counts.total,
     layers,
   };
 }
@@ -94,11 +93,13 @@ Examples:
     )
     .action(async (flags: ModelFlags) => {
       const g = globals();
-      const loaded = await loadModelFromFlags(flags, { needTokenizer: false });
+      // streamed: only the headers are read (config, tensor names, shapes, dtype) — instant at any size
+      const loaded = await loadModelFromFlags(flags, { needTokenizer: false, model: { residency: 'block' } });
       try {
         const info = {
           model: loaded.modelPath,
           format: loaded.format,
+          dtype: loadedDtype(loaded.model.config) ?? 'float32',
           ...(loaded.tokenizer ? { tokenizer: { file: loaded.tokenizerPath, name: loaded.tokenizer.name, vocabSize: loaded.tokenizer.vocabSize } } : {}),
           ...describeModel(loaded.model),
         };
@@ -109,7 +110,7 @@ Examples:
         const c = loaded.model.config;
         const p = info.parameters;
         const out: string[] = [];
-        out.push(`${loaded.modelPath} (${loaded.format})`);
+        out.push(`${loaded.modelPath} (${loaded.format}, ${info.dtype})`);
         out.push(
           `  dim ${c.dim}, ${c.nLayers} layers, ${c.nHeads} heads (${c.nKvHeads} kv, head dim ${c.headDim}), ffn ${c.hiddenDim}, vocab ${c.vocabSize}, context ${c.maxSeqLen}`,
         );
