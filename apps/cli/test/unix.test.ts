@@ -104,7 +104,7 @@ describe.skipIf(!built)("TensorFlow.js's Node banner", () => {
   it('inspect prints the model and no banner, on stdout or stderr', async () => {
     const r = await topiary(['inspect', '--model', model]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('stories260K-hf (hf)');
+    expect(r.stdout).toContain('stories260K-hf (hf, float32)');
     expect(r.stdout).not.toMatch(BANNER);
     expect(r.stderr).not.toMatch(BANNER);
   });

@@ -7,6 +7,8 @@ import { Llama2cSource, looksLikeLlama2c } from './formats/llama2c.js';
 import type { WeightSource } from './formats/source.js';
 import { parameterShapes, type LlamaConfig } from './config.js';
 import { LlamaModel, type ModelOptions } from './model.js';
+import { ShardedWriter } from './formats/sharded.js';
+import { loadedDtype } from './formats/dtype.js';
 
 export type ModelFileKind = 'hf' | 'safetensors' | 'llama2c';
 
@@ -111,6 +113,14 @@ export async function loadModel(path: string, options: LoadOptions & ModelOption
 
 /** Save as an HF folder: config.json (+ topiary_layers when non-uniform), model.safetensors, generation_config.json. */
 export async function saveModel(model: CausalLM, dir: string, options: SaveOptions = {}): Promise<void> {
+  if (model instanceof LlamaModel && model.streamed) {
+    // block by block: a streamed model is never gathered whole (the shards are merged when the model is small)
+    const config = model.config;
+    const writer = ShardedWriter.open(dir, config, { dtype: options.dtype ?? loadedDtype(config) ?? 'float32', fingerprint: 'save' });
+    for (let i = 0; i < config.nLayers; i++) writer.writeBlock(i, (name) => model.readWeight(name));
+    writer.finish((name, start, count) => model.readRows(name, start, count), (name) => model.readWeight(name));
+    return;
+  }
   const weights = new Map<string, Float32Array>();
   for (const name of parameterShapes(model.config as LlamaConfig).keys()) weights.set(name, model.readWeight(name));
   writeHf(dir, model.config as LlamaConfig, weights, options);

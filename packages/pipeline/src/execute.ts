@@ -227,7 +227,13 @@ export async function executeRecipe(
   delete results.error;
 
   const modelPath = state.modelDir ? folder.path(state.modelDir) : recipe.model.from;
-  const loaded = await loadModelWithTokenizer({ model: modelPath, tokenizer: state.modelDir ? undefined : recipe.model.tokenizer }, { needTokenizer: true });
+  // every stage can work one block at a time (block-by-block pruners, evaluation): the model is streamed
+  const streamed = planned.slice(state.completed).every((p) => p.runner.streams?.(p.prepared as never, { container: run.container, recipe, where: p.stage.where }) === true);
+  const loaded = await loadModelWithTokenizer(
+    { model: modelPath, tokenizer: state.modelDir ? undefined : recipe.model.tokenizer },
+    { needTokenizer: true, ...(streamed ? { model: { residency: 'block' as const } } : {}) },
+  );
+  if (streamed) run.events.log('info', 'every stage works block by block: the model is streamed (one block in memory at a time)');
   let model: CausalLM = loaded.model;
   const tokenizerPath = loaded.tokenizerPath!;
   if (resume) run.events.log('info', `resuming ${folder.dir} at stage ${state.completed + 1} of ${planned.length} (model from ${modelPath})`);

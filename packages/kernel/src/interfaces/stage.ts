@@ -67,6 +67,11 @@ export interface Stage<Schema extends OptionsSchema = OptionsSchema, Prepared = 
   prepare?(options: OptionsOf<Schema>, ctx: StagePrepareContext): Prepared;
   run(model: CausalLM, prepared: Prepared, ctx: StageContext): Promise<StageOutcome>;
   /**
+   * Whether it runs on a streamed model (one block on the tensor heap at a time; `CausalLM.streamed`). A run whose
+   * every stage says so streams its model; absent: it needs the whole model in memory.
+   */
+  streams?(prepared: Prepared, ctx: StagePrepareContext): boolean;
+  /**
    * Its options' JSON Schema when they depend on the installed plugins (the prune stage: one shape per pruner);
    * absent: the JSON Schema of `options`.
    */

@@ -93,6 +93,8 @@ export const evalStage: Stage<typeof evalStageOptions, EvalStageInput> = {
   description: 'measure perplexity and zero-shot task accuracy of the current model',
   options: evalStageOptions,
   prepare: (options) => evalStageInput(options),
+  // perplexity and tasks score block by block (the block executor): a streamed model is evaluated as is
+  streams: () => true,
   async run(model, input, ctx) {
     const started = performance.now();
     const { summary } = await runEvalStage(ctx, model, input);

@@ -174,6 +174,9 @@ export const pruneStage: Stage<typeof pruneStageOptions, PreparedPrune> = {
     const cal = pruneCalibration(calibration, ctx);
     return { method, options, calibration: cal.spec, calibrationWhere: cal.where };
   },
+  streams(p, ctx) {
+    return (resolveNamed(ctx.container, Tokens.Pruner, p.method, 'pruner', `${ctx.where}.method`) as Pruner).streams === true;
+  },
   async run(model, p, ctx) {
     const out = await runPruneStage(
       ctx,

@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// One streamed Topiary prune of a bench/scale model, for bench/scale/run.mjs (a fresh process per measurement):
+//
+//   node bench/scale/topiary_run.mjs --model DIR --method wanda|sparsegpt --ids FILE --backend wasm|native
+//        --samples S --seqlen L [--blocks K] [--batch 8] [--out DIR] [--json OUT.json]
+//
+// The model is opened streamed (one block on the tensor heap), the calibration windows are the int32 ids of FILE
+// (samples × seqlen, written by generate.mjs — the same the PyTorch reference reads), and the pruner runs through the
+// pipeline's prune stage exactly as `topiary prune` runs it. With --out the pruned model is written block by block
+// (the streamed output); without it each finished block is only taken off the heap (the reference writes nothing).
+// Prints and writes {blocks: [{index, seconds}], totalSeconds, peakRssBytes, backend, heapBytes}.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { resolve, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { openRun, openStreamedPrune, runPruneStage } from '../../packages/pipeline/dist/index.js';
+import { loadModel } from '../../packages/model-llama/dist/index.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+// the tfjs the model package uses (the same module instance: its engine counts the model's tensors)
+const tf = await import(pathToFileURL(createRequire(resolve(here, '..', '..', 'packages', 'model-llama', 'package.json')).resolve('@tensorflow/tfjs')).href);
+const root = resolve(here, '..', '..');
+const argv = process.argv.slice(2);
+const arg = (flag, dflt) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : dflt);
+const modelDir = arg('--model');
+const method = arg('--method', 'wanda');
+const backendName = arg('--backend', 'wasm');
+const samples = Number(arg('--samples', '128'));
+const seqlen = Number(arg('--seqlen', '128'));
+const blocksArg = arg('--blocks');
+const batch = Number(arg('--batch', '8'));
+const out = arg('--out');
+const jsonOut = arg('--json');
+if (!modelDir || !arg('--ids')) throw new Error('usage: topiary_run.mjs --model DIR --ids FILE [--method M] [--backend B]');
+
+const idsBytes = readFileSync(arg('--ids'));
+const ids = new Int32Array(idsBytes.buffer.slice(idsBytes.byteOffset, idsBytes.byteOffset + idsBytes.byteLength));
+if (ids.length < samples * seqlen) throw new Error(`${arg('--ids')} holds ${ids.length} ids, fewer than ${samples} × ${seqlen}`);
+const windows = Array.from({ length: samples }, (_, i) => ids.slice(i * seqlen, (i + 1) * seqlen));
+
+const run = await openRun({ backend: backendName, seed: 0, plugin: [], allowPluginPath: false }, [root, join(root, 'apps', 'cli')]);
+const { backend } = await run.activateBackend();
+const started = performance.now();
+const model = await loadModel(modelDir, { residency: 'block' });
+const blockCount = blocksArg ? Math.min(Number(blocksArg), model.numBlocks) : model.numBlocks;
+const layers = Array.from({ length: blockCount }, (_, i) => i);
+const stream = out ? openStreamedPrune(model, modelDir, out, { job: { method, samples, seqlen } }) : undefined;
+const blocks = [];
+let last = performance.now();
+let heapBytes = 0;
+const hooks = {
+  resumedBlocks: new Set(),
+  blockDone(i) {
+    heapBytes = Math.max(heapBytes, tf.memory().numBytes);
+    if (stream) stream.hooks.blockDone(i);
+    else model.evict();
+    const now = performance.now();
+    blocks.push({ index: i, seconds: (now - last) / 1000 });
+    last = now;
+    process.stderr.write(`block ${i}: ${blocks.at(-1).seconds.toFixed(2)} s, RSS ${(process.memoryUsage.rss() / 2 ** 30).toFixed(2)} GiB\n`);
+  },
+};
+const env = { container: run.container, events: run.events, backend, seed: 0 };
+await runPruneStage(env, model, {
+  method,
+  options: { sparsity: 0.5, layers, batchSize: batch },
+  where: '',
+  methodWhere: '--method',
+  windows,
+  calibrationWhere: '--ids',
+  streaming: hooks,
+});
+if (stream && blockCount === model.numBlocks) stream.finish();
+model.dispose();
+const result = {
+  method,
+  backend: backend.name,
+  shape: modelDir,
+  samples,
+  seqlen,
+  blocks,
+  blocksRun: blockCount,
+  totalSeconds: (performance.now() - started) / 1000,
+  peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  heapBytes,
+  wrote: out ?? null,
+};
+if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify(result)}\n`);
+process.stdout.write(`${JSON.stringify(result)}\n`);
+run.close();
