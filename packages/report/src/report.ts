@@ -246,7 +246,8 @@ function stageTable(results: RunResults): string {
   return `<table class="stages"><thead><tr><th>stage</th><th>time</th><th>params before</th><th>params after</th><th>sparsity</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
-const CSS = `body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:1340px;color:#1a202c;padding:0 16px}
+/** The reports' look (run and sweep reports share it). */
+export const REPORT_CSS = `body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:1340px;color:#1a202c;padding:0 16px}
 h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #e2e8f0;padding-bottom:4px}
 .meta{color:#4a5568;font-size:13px}.plots{display:flex;flex-wrap:wrap;gap:12px}svg.plot{border:1px solid #e2e8f0;border-radius:6px;background:#fff;max-width:100%;height:auto}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #e2e8f0;padding:4px 8px;text-align:right}th:first-child,td:first-child{text-align:left}
@@ -274,7 +275,7 @@ export function renderReport(results: RunResults, metrics: readonly MetricEvent[
     `<section id="${id}"><h2>${heading}</h2><div class="plots">${content || '<p class="empty">Nothing to show for this run.</p>'}</div></section>`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeXml(title)} — Topiary report</title><style>${CSS}</style></head>
+<title>${escapeXml(title)} — Topiary report</title><style>${REPORT_CSS}</style></head>
 <body>
 <h1>${escapeXml(title)}</h1>
 <p class="meta">${meta} · ${status}</p>${error}

@@ -6,6 +6,11 @@
 export interface Series {
   name: string;
   points: readonly (readonly [number, number])[];
+  /**
+   * A spread drawn as a shaded band behind the line: `[x, low, high]` per x (e.g. min and max over seeds). One x
+   * alone is drawn as a vertical bar.
+   */
+  band?: readonly (readonly [number, number, number])[];
 }
 
 export interface BarGroup {
@@ -97,7 +102,9 @@ function legend(names: readonly string[]): string {
 
 /** A line plot of one or more series (e.g. loss vs step). */
 export function linePlot(title: string, series: readonly Series[], xLabel = 'step', yLabel = ''): string {
-  const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  // a band's ends count as data, so the axes cover the whole spread
+  const bandPoints = series.flatMap((s) => (s.band ?? []).flatMap(([x, lo, hi]) => [[x, lo], [x, hi]] as const));
+  const all = [...series.flatMap((s) => s.points), ...bandPoints].filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   if (all.length === 0) return frame(title, `<text x="${W / 2}" y="${H / 2}" text-anchor="middle">no data</text>`, 'plot line-plot');
   const xs = all.map((p) => p[0]);
   const ys = all.map((p) => p[1]);
@@ -108,6 +115,21 @@ export function linePlot(title: string, series: readonly Series[], xLabel = 'ste
   const sx = (v: number) => M.left + ((v - x0) / (x1 - x0 || 1)) * (W - M.left - M.right);
   const sy = (v: number) => H - M.bottom - ((v - y0) / (y1 - y0 || 1)) * (H - M.top - M.bottom);
   let body = axes(xt, yt, sx, sy, xLabel, yLabel);
+  // bands first, so every line is drawn over every band
+  series.forEach((s, i) => {
+    const band = (s.band ?? []).filter(([x, lo, hi]) => Number.isFinite(x) && Number.isFinite(lo) && Number.isFinite(hi));
+    if (band.length === 0) return;
+    const color = PALETTE[i % PALETTE.length];
+    const tip = `<title>${escapeXml(`${s.name}: spread`)}</title>`;
+    if (band.length === 1) {
+      const [x, lo, hi] = band[0]!;
+      body += `<path class="band" d="M${sx(x).toFixed(1)},${sy(lo).toFixed(1)}V${sy(hi).toFixed(1)}" stroke="${color}" stroke-opacity="0.5" stroke-width="6" fill="none">${tip}</path>`;
+      return;
+    }
+    const upper = band.map(([x, , hi], k) => `${k === 0 ? 'M' : 'L'}${sx(x).toFixed(1)},${sy(hi).toFixed(1)}`).join('');
+    const lower = [...band].reverse().map(([x, lo]) => `L${sx(x).toFixed(1)},${sy(lo).toFixed(1)}`).join('');
+    body += `<path class="band" d="${upper}${lower}Z" fill="${color}" fill-opacity="0.18" stroke="none">${tip}</path>`;
+  });
   series.forEach((s, i) => {
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     const color = PALETTE[i % PALETTE.length];

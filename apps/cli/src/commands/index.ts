@@ -13,8 +13,10 @@ import { registerReport } from './report.js';
 import { registerFinetune } from './finetune.js';
 import { registerRecipeSchema } from './recipe-schema.js';
 import { registerExport } from './export.js';
+import { registerSweep } from './sweep.js';
+import { registerWorker } from './worker.js';
 
 /** `catalog`: what the installed plugins offer (pruners and their schemas), for commands whose flags come from it. */
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions, catalog: Catalog) => void;
 
-export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune, registerTrain, registerEval, registerRun, registerFinetune, registerReport, registerRecipeSchema, registerExport];
+export const commands: readonly RegisterCommand[] = [registerPlugins, registerInspect, registerGenerate, registerPrune, registerTrain, registerEval, registerRun, registerFinetune, registerReport, registerRecipeSchema, registerExport, registerSweep, registerWorker];
