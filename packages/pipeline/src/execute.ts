@@ -248,6 +248,7 @@ export async function executeRecipe(
   };
   process.on('SIGINT', onSigint);
   options.signal?.addEventListener('abort', () => abort.abort(), { once: true });
+  if (options.signal?.aborted) abort.abort(); // aborted before the run started listening
   let current = state.completed;
   const stopMetrics = folder.recordMetrics(run.events, () => current);
   try {

@@ -12,7 +12,7 @@
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { TopiaryError, ioError, type ModelConfig } from '@topiary/kernel';
 import { makeConfig, parameterShapes, type LlamaConfig } from '../config.js';
-import type { WeightSource } from './source.js';
+import { OpenFiles, type WeightSource } from './source.js';
 import { EMBED, FINAL_NORM, LM_HEAD, inputNormName, linearName, postNormName } from '../names.js';
 
 export const LLAMA2C_MAGIC = 0x616b3432;
@@ -211,7 +211,7 @@ interface Placed {
 export class Llama2cSource implements WeightSource {
   readonly dtype = 'float32' as const;
   readonly storedBytes: number;
-  private fd: number | undefined;
+  private readonly files = new OpenFiles();
 
   private constructor(
     readonly path: string,
@@ -223,12 +223,8 @@ export class Llama2cSource implements WeightSource {
   }
 
   static open(file: string): Llama2cSource {
-    let fd: number;
-    try {
-      fd = openSync(file, 'r');
-    } catch (e) {
-      throw ioError(e, file, 'open the model file');
-    }
+    const files = new OpenFiles();
+    const fd = files.fd(file);
     try {
       const size = fstatSync(fd).size;
       const header = readLlama2cHeader(fd, size, file);
@@ -266,19 +262,8 @@ export class Llama2cSource implements WeightSource {
       }
       return new Llama2cSource(file, header, configFromLlama2c(header), placed);
     } finally {
-      closeSync(fd);
+      files.close();
     }
-  }
-
-  private handle(): number {
-    if (this.fd === undefined) {
-      try {
-        this.fd = openSync(this.path, 'r');
-      } catch (e) {
-        throw ioError(e, this.path, 'open the model file');
-      }
-    }
-    return this.fd;
   }
 
   private at(name: string): Placed {
@@ -289,7 +274,7 @@ export class Llama2cSource implements WeightSource {
 
   /** Elements [first, first + count) of a tensor, dequantised. */
   private readRange(name: string, at: Placed, first: number, count: number): Float32Array {
-    const fd = this.handle();
+    const fd = this.files.fd(this.path);
     const out = new Float32Array(count);
     if (at.scales === undefined) {
       out.set(new Float32Array(toAligned(readAt(fd, count * 4, at.offset + first * 4, this.path, `tensor ${name}`))));
@@ -320,8 +305,7 @@ export class Llama2cSource implements WeightSource {
   }
 
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
+    this.files.close();
   }
 }
 

@@ -44,7 +44,7 @@ function readExactly(fd: number, length: number, position: number, file: string,
 }
 
 /** Open file descriptors by path, opened on first use and closed together. */
-class OpenFiles {
+export class OpenFiles {
   private readonly fds = new Map<string, number>();
 
   fd(file: string): number {
