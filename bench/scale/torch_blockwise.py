@@ -49,6 +49,9 @@ import sys
 import time
 
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'reference'))
+from protocol_reference import sparsegpt_prune  # noqa: E402  (the one transcription of SparseGPT's fasterprune)
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -284,6 +287,37 @@ class WandaStats:
             indices = sort_res[1][:, :int(W_metric.shape[1] * sparsity)]
             W_mask.scatter_(1, indices, True)
         W[W_mask] = 0
+
+    def free(self):
+        self.scaler_row = None
+
+
+class SparseGPTStats:
+    """lib/sparsegpt.py SparseGPT.__init__ L14-25, add_batch L27-38 (nn.Linear branch), fasterprune L40-116."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.rows, self.columns = layer.weight.shape
+        self.H = torch.zeros((self.columns, self.columns))
+        self.nsamples = 0
+
+    def add_batch(self, inp):
+        if len(inp.shape) == 2:
+            inp = inp.unsqueeze(0)
+        tmp = inp.shape[0]
+        if len(inp.shape) == 3:
+            inp = inp.reshape((-1, inp.shape[-1]))
+        inp = inp.t()
+        self.H *= self.nsamples / (self.nsamples + tmp)
+        self.nsamples += tmp
+        inp = math.sqrt(2 / self.nsamples) * inp.float()
+        self.H += inp.matmul(inp.t())
+
+    def prune(self, sparsity, prune_n=0, prune_m=0, blocksize=128, percdamp=.01):
+        # fasterprune (lib/sparsegpt.py L40-116) as transcribed once, in bench/reference/protocol_reference.py
+        W = sparsegpt_prune(self.layer.weight, self, sparsity, (prune_n, prune_m) if prune_n else None, blocksize, percdamp)
+        del self.H
+        self.layer.weight.copy_(W)  # the original: layer.weight.data = W.reshape(...).to(dtype) (L116)
 
     def free(self):
         self.scaler_row = None
