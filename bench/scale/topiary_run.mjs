@@ -6,10 +6,12 @@
 //
 // The model is opened streamed (one block on the tensor heap), the calibration windows are the int32 ids of FILE
 // (samples × seqlen, written by generate.mjs — the same the PyTorch reference reads), and the pruner runs through the
-// pipeline's prune stage exactly as `topiary prune` runs it. With --out the pruned model is written block by block
-// (the streamed output); without it each finished block is only taken off the heap (the reference writes nothing).
+// pipeline's prune stage exactly as `topiary prune` runs it: each finished block is written into the output folder
+// (--out, else a temporary folder removed at the end) and read back from there when needed, as the command does —
+// without an output the pruned blocks would have to be kept (host memory, then spilled), which no real run does.
 // Prints and writes {blocks: [{index, seconds}], totalSeconds, peakRssBytes, backend, heapBytes}.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -30,7 +32,8 @@ const samples = Number(arg('--samples', '128'));
 const seqlen = Number(arg('--seqlen', '128'));
 const blocksArg = arg('--blocks');
 const batch = Number(arg('--batch', '8'));
-const out = arg('--out');
+const out = arg('--out') ?? mkdtempSync(join(tmpdir(), 'topiary-scale-out-'));
+const keepOut = argv.includes('--out');
 const jsonOut = arg('--json');
 if (!modelDir || !arg('--ids')) throw new Error('usage: topiary_run.mjs --model DIR --ids FILE [--method M] [--backend B]');
 
@@ -45,7 +48,7 @@ const started = performance.now();
 const model = await loadModel(modelDir, { residency: 'block' });
 const blockCount = blocksArg ? Math.min(Number(blocksArg), model.numBlocks) : model.numBlocks;
 const layers = Array.from({ length: blockCount }, (_, i) => i);
-const stream = out ? openStreamedPrune(model, modelDir, out, { job: { method, samples, seqlen } }) : undefined;
+const stream = openStreamedPrune(model, modelDir, out, { job: { method, samples, seqlen } });
 const blocks = [];
 let last = performance.now();
 let heapBytes = 0;
@@ -53,8 +56,7 @@ const hooks = {
   resumedBlocks: new Set(),
   blockDone(i) {
     heapBytes = Math.max(heapBytes, tf.memory().numBytes);
-    if (stream) stream.hooks.blockDone(i);
-    else model.evict();
+    stream.hooks.blockDone(i);
     const now = performance.now();
     blocks.push({ index: i, seconds: (now - last) / 1000 });
     last = now;
@@ -71,7 +73,7 @@ await runPruneStage(env, model, {
   calibrationWhere: '--ids',
   streaming: hooks,
 });
-if (stream && blockCount === model.numBlocks) stream.finish();
+if (blockCount === model.numBlocks) stream.finish();
 model.dispose();
 const result = {
   method,
@@ -84,8 +86,9 @@ const result = {
   totalSeconds: (performance.now() - started) / 1000,
   peakRssBytes: process.resourceUsage().maxRSS * 1024,
   heapBytes,
-  wrote: out ?? null,
+  wrote: keepOut ? out : null,
 };
 if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify(result)}\n`);
 process.stdout.write(`${JSON.stringify(result)}\n`);
 run.close();
+if (!keepOut) rmSync(out, { recursive: true, force: true });

@@ -40,13 +40,20 @@ export class Activations {
     return this.states.reduce((a, s) => a + s.data.byteLength, 0);
   }
 
-  /** Run block i over every batch (capture hooks fire meanwhile); the boundary moves past block i. */
-  advance(model: CausalLM, i: number): void {
-    this.states = this.states.map((s) => {
-      const out = tf.tidy(() => model.block(i, tf.tensor3d(s.data, s.shape)));
+  /**
+   * Run block i over every batch (capture hooks fire meanwhile); the boundary moves past block i. `visit` sees each
+   * batch's input and output of the block (Block Influence compares them). Each batch's states are replaced as soon
+   * as its output is back, so the boundary is held once, not twice.
+   */
+  advance(model: CausalLM, i: number, visit?: (batch: number, input: tf.Tensor3D, output: tf.Tensor3D) => void): void {
+    this.states.forEach((s, k) => {
+      const input = tf.tensor3d(s.data, s.shape);
+      const out = tf.tidy(() => model.block(i, input));
       try {
-        return { data: out.dataSync() as Float32Array, shape: s.shape };
+        visit?.(k, input, out);
+        this.states[k] = { data: out.dataSync() as Float32Array, shape: s.shape };
       } finally {
+        input.dispose();
         out.dispose();
       }
     });

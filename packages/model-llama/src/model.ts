@@ -641,16 +641,20 @@ export class LlamaModel implements CausalLM {
 
   private refreshMask(param: string): void {
     this.maskTensors.get(param)?.dispose();
-    const p = this.param(param);
-    this.maskTensors.set(param, tf.tensor(Float32Array.from(this.keepOf(param)), p.shape));
+    this.maskTensors.delete(param);
+    // A streamed model never trains: its masks only zero the weights once, so they do not stay on the heap beside
+    // the block (that would double it); an in-memory model keeps them to re-apply after every optimizer step.
+    if (!this.stream) this.maskTensors.set(param, tf.tensor(Float32Array.from(this.keepOf(param)), this.param(param).shape));
     this.applyMaskTo(param);
   }
 
   private applyMaskTo(param: string): void {
-    const m = this.maskTensors.get(param);
-    if (!m) return;
+    const kept = this.maskTensors.get(param);
+    if (!kept && !(this.stream && this.keep.has(param))) return;
     const p = this.param(param);
+    const m = kept ?? tf.tensor(Float32Array.from(this.keep.get(param)!), p.shape);
     tf.tidy(() => p.assign(tf.mul(p, m)));
+    if (!kept) m.dispose();
   }
 
   applyMasks(): void {

@@ -10,34 +10,42 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { CausalLM, Saliency } from '@topiary/kernel';
+import { Activations } from '@topiary/block-executor';
 import { batchWindows, collectGradients, elementScores, groupImportance, saliencyLevel, windowsTensor } from '@topiary/structured-core';
 
 export type BlockScore = 'block-influence' | 'ppl' | 'taylor';
 export const BLOCK_SCORES: readonly BlockScore[] = ['block-influence', 'ppl', 'taylor'];
 
-/** Block Influence of every block, from one pass per batch through the blocks in order. */
+/**
+ * Block Influence of every block, block by block over all calibration batches (the block executor: a streamed model
+ * reads each block once).
+ */
 export async function blockInfluence(model: CausalLM, windows: readonly Int32Array[], batchSize: number): Promise<Float64Array> {
   const n = model.numBlocks;
   const cosSum = new Float64Array(n);
-  let tokens = 0;
-  for (const batch of batchWindows(windows, batchSize)) {
-    const ids = windowsTensor(batch);
-    let h = model.embed(ids);
+  const batches = batchWindows(windows, batchSize).map((batch) => {
+    const t = batch[0]!.length;
+    const ids = new Int32Array(batch.length * t);
+    batch.forEach((w, i) => ids.set(w, i * t));
+    return { ids, b: batch.length, t };
+  });
+  const tokens = batches.reduce((a, b) => a + b.b * b.t, 0);
+  const acts = Activations.embed(model, batches);
+  try {
     for (let i = 0; i < n; i++) {
-      const next = model.block(i, h);
-      const cos = tf.tidy(() => {
-        const dot = tf.sum(tf.mul(h, next), -1);
-        const norms = tf.mul(tf.norm(h, 'euclidean', -1), tf.norm(next, 'euclidean', -1));
-        return tf.sum(tf.div(dot, tf.maximum(norms, 1e-12)));
+      acts.advance(model, i, (_k, h, next) => {
+        const cos = tf.tidy(() => {
+          const dot = tf.sum(tf.mul(h, next), -1);
+          const norms = tf.mul(tf.norm(h, 'euclidean', -1), tf.norm(next, 'euclidean', -1));
+          return tf.sum(tf.div(dot, tf.maximum(norms, 1e-12)));
+        });
+        cosSum[i]! += cos.dataSync()[0]!;
+        cos.dispose();
       });
-      cosSum[i]! += (await cos.data())[0]!;
-      cos.dispose();
-      h.dispose();
-      h = next;
+      await Promise.resolve();
     }
-    h.dispose();
-    ids.dispose();
-    tokens += batch.length * batch[0]!.length;
+  } finally {
+    acts.dispose();
   }
   return cosSum.map((s) => 1 - s / tokens);
 }
