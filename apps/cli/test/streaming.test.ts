@@ -3,7 +3,7 @@
  * in-memory (`--in-memory`) paths must give bit-identical weights, masks and perplexity — on stories260K, and on a
  * random 4-block model stored in bf16 across shards; a run stopped half-way resumes to the same bytes.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -61,6 +61,18 @@ describe('streamed prune = in-memory prune, bit for bit', () => {
       });
     }
   }
+});
+
+describe('streamed prune under a tiny memory budget', () => {
+  it('calibration hidden states and modified blocks spill to --spill-dir: the same bytes as in memory, the folder left clean', async () => {
+    const spill = join(work, 'spill');
+    const a = await prune(STORIES, join(work, 'tiny-budget'), 'sparsegpt', ['--max-memory', '0.00005', '--spill-dir', spill]);
+    const b = await prune(STORIES, join(work, 'tiny-budget-memory'), 'sparsegpt', ['--in-memory']);
+    expect(a.code, a.stderr).toBe(0);
+    expect(bytes(join(work, 'tiny-budget')).equals(bytes(join(work, 'tiny-budget-memory')))).toBe(true);
+    expect(a.json!.perplexity).toEqual(b.json!.perplexity);
+    expect(readdirSync(spill)).toEqual([]);
+  });
 });
 
 describe('interrupted streamed prune', () => {

@@ -1,6 +1,13 @@
-/** Hidden states of a set of batches at one block boundary, kept in host memory (Float32Array per batch). */
+/**
+ * Hidden states of a set of batches at one block boundary, kept off the tensor heap: in host memory (a Float32Array
+ * per batch) up to a budget, and beyond it in a temporary file (each batch at a fixed offset, read when its turn
+ * comes and written back in place), so calibration sets larger than memory still run block by block.
+ */
+import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { CausalLM } from '@topiary/kernel';
+import { ioError, type CausalLM } from '@topiary/kernel';
 
 /** Token ids of one batch: b sequences of t tokens, row-major. */
 export interface Batch {
@@ -9,35 +16,114 @@ export interface Batch {
   t: number;
 }
 
+export interface ActivationOptions {
+  /** Bytes of hidden states kept in host memory; the batches beyond go to a temporary file (default: no limit). */
+  budget?: number;
+  /** Folder for that file (default: the OS temp folder); created when needed, the file removed on dispose. */
+  spillDir?: string;
+}
+
 interface HostStates {
-  data: Float32Array;
+  /** In memory, or undefined when spilled (then at `offset` in the spill file). */
+  data?: Float32Array;
+  offset: number;
   shape: [number, number, number];
 }
 
+/** The spill file: fixed-size slots written and read in place. */
+class SpillFile {
+  private readonly dir: string;
+  private readonly path: string;
+  private readonly fd: number;
+  size = 0;
+
+  constructor(parent: string | undefined) {
+    const base = parent ?? tmpdir();
+    try {
+      mkdirSync(base, { recursive: true });
+      this.dir = mkdtempSync(join(base, 'topiary-activations-'));
+      this.path = join(this.dir, 'hidden.f32');
+      this.fd = openSync(this.path, 'w+');
+    } catch (e) {
+      throw ioError(e, base, 'spill hidden states into');
+    }
+  }
+
+  write(offset: number, data: Float32Array): void {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    try {
+      for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done, bytes.length - done, offset + done);
+    } catch (e) {
+      throw ioError(e, this.path, 'write spilled hidden states');
+    }
+  }
+
+  read(offset: number, count: number): Float32Array {
+    const out = new Float32Array(count);
+    const bytes = new Uint8Array(out.buffer);
+    for (let done = 0; done < bytes.length; ) {
+      const n = readSync(this.fd, bytes, done, bytes.length - done, offset + done);
+      if (n === 0) throw ioError(new Error('the spill file is shorter than written'), this.path, 'read spilled hidden states');
+      done += n;
+    }
+    return out;
+  }
+
+  dispose(): void {
+    closeSync(this.fd);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+const count = (shape: readonly number[]): number => shape.reduce((a, d) => a * d, 1);
+
 export class Activations {
+  private spill: SpillFile | undefined;
+
   private constructor(private states: HostStates[]) {}
 
-  /** The embeddings of every batch (block 0's inputs). */
-  static embed(model: CausalLM, batches: readonly Batch[]): Activations {
-    return new Activations(
-      batches.map(({ ids, b, t }) => {
-        const h = tf.tidy(() => model.embed(tf.tensor2d(ids, [b, t], 'int32')));
-        try {
-          return { data: h.dataSync() as Float32Array, shape: h.shape as [number, number, number] };
-        } finally {
-          h.dispose();
+  /** The embeddings of every batch (block 0's inputs); batches past the budget go to the spill file. */
+  static embed(model: CausalLM, batches: readonly Batch[], options: ActivationOptions = {}): Activations {
+    const acts = new Activations([]);
+    let inMemory = 0;
+    for (const { ids, b, t } of batches) {
+      const h = tf.tidy(() => model.embed(tf.tensor2d(ids, [b, t], 'int32')));
+      try {
+        const data = h.dataSync() as Float32Array;
+        const shape = h.shape as [number, number, number];
+        if (options.budget === undefined || inMemory + data.byteLength <= options.budget) {
+          acts.states.push({ data, offset: -1, shape });
+          inMemory += data.byteLength;
+        } else {
+          acts.spill ??= new SpillFile(options.spillDir);
+          const offset = acts.spill.size;
+          acts.spill.write(offset, data);
+          acts.spill.size += data.byteLength;
+          acts.states.push({ offset, shape });
         }
-      }),
-    );
+      } finally {
+        h.dispose();
+      }
+    }
+    return acts;
   }
 
   get batches(): number {
     return this.states.length;
   }
 
-  /** Bytes the hidden states take in host memory. */
+  /** Bytes of hidden states held in host memory (the spilled ones are on disk). */
   get bytes(): number {
-    return this.states.reduce((a, s) => a + s.data.byteLength, 0);
+    return this.states.reduce((a, s) => a + (s.data?.byteLength ?? 0), 0);
+  }
+
+  /** How many batches live in the spill file. */
+  get spilled(): number {
+    return this.states.filter((s) => s.data === undefined).length;
+  }
+
+  private hidden(s: HostStates): tf.Tensor3D {
+    return tf.tensor3d(s.data ?? this.spill!.read(s.offset, count(s.shape)), s.shape);
   }
 
   /**
@@ -47,11 +133,13 @@ export class Activations {
    */
   advance(model: CausalLM, i: number, visit?: (batch: number, input: tf.Tensor3D, output: tf.Tensor3D) => void): void {
     this.states.forEach((s, k) => {
-      const input = tf.tensor3d(s.data, s.shape);
+      const input = this.hidden(s);
       const out = tf.tidy(() => model.block(i, input));
       try {
         visit?.(k, input, out);
-        this.states[k] = { data: out.dataSync() as Float32Array, shape: s.shape };
+        const data = out.dataSync() as Float32Array;
+        if (s.data) this.states[k] = { ...s, data };
+        else this.spill!.write(s.offset, data);
       } finally {
         input.dispose();
         out.dispose();
@@ -61,13 +149,19 @@ export class Activations {
 
   /** Run block i over every batch for its side effects only (capture hooks); the boundary stays where it is. */
   visit(model: CausalLM, i: number): void {
-    for (const s of this.states) tf.tidy(() => void model.block(i, tf.tensor3d(s.data, s.shape)));
+    for (const s of this.states) {
+      const input = this.hidden(s);
+      try {
+        tf.tidy(() => void model.block(i, input));
+      } finally {
+        input.dispose();
+      }
+    }
   }
 
   /** Call `fn` with batch k's hidden states as a tensor (disposed after). */
   withBatch<T>(k: number, fn: (hidden: tf.Tensor3D) => T): T {
-    const s = this.states[k]!;
-    const h = tf.tensor3d(s.data, s.shape);
+    const h = this.hidden(this.states[k]!);
     try {
       return fn(h);
     } finally {
@@ -77,5 +171,7 @@ export class Activations {
 
   dispose(): void {
     this.states = [];
+    this.spill?.dispose();
+    this.spill = undefined;
   }
 }

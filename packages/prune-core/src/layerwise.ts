@@ -177,7 +177,7 @@ export function owlBlockSparsities(
   const windows = needCalibration(ctx, 'OWL');
   const saliency = ctx.saliency(options.saliency);
   const ratios: number[] = [];
-  const boundary = Activations.embed(model, calibrationBatches(windows, options.batchSize));
+  const boundary = Activations.embed(model, calibrationBatches(windows, options.batchSize), { budget: ctx.activationBytes, spillDir: ctx.spillDir });
   try {
     for (let i = 0; i < model.numBlocks; i++) {
       if (options.blocks.includes(i)) {
@@ -216,7 +216,7 @@ export async function pruneLayerwise(model: CausalLM, method: LayerwiseMethod, o
   }
   const calibrated = method.collect !== 'none';
   const windows = calibrated ? needCalibration(ctx, `${method.name}`) : undefined;
-  const boundary = windows ? Activations.embed(model, calibrationBatches(windows, options.batchSize)) : undefined;
+  const boundary = windows ? Activations.embed(model, calibrationBatches(windows, options.batchSize), { budget: ctx.activationBytes, spillDir: ctx.spillDir }) : undefined;
   const last = Math.max(...blocks);
   const layers: LayerReport[] = [];
   try {

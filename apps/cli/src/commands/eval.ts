@@ -116,7 +116,7 @@ Examples:
       if (flags.stride !== undefined && flags.seqlen !== undefined && flags.stride > flags.seqlen) {
         throw new TopiaryError('E_USAGE', `must not exceed --seqlen ${flags.seqlen}, got ${flags.stride}`, { where: '--stride' });
       }
-      const activationBytes = flags.maxMemory === undefined ? undefined : Math.round(checkNumber(flags.maxMemory, '--max-memory', { min: 0.001 }) * 1024 ** 3);
+      const activationBytes = flags.maxMemory === undefined ? undefined : Math.round(checkNumber(flags.maxMemory, '--max-memory', { min: 1e-6 }) * 1024 ** 3);
       const ctx = await createRunContext(g);
       try {
         const choice = await activateBackend(ctx.container, g.backend);

@@ -130,8 +130,8 @@ export function registerPrune(program: Command, globals: () => GlobalOptions, ca
     .option('--dtype <f32|f16|bf16>', DTYPE_HELP)
     .option('--in-memory', 'load the whole model instead of streaming it block by block (block-by-block methods stream by default)')
     .option('--resume', 'continue a streamed prune that was interrupted, into the same --out folder')
-    .option('--max-memory <GiB>', 'streamed: host memory for modified blocks before they spill to disk, and for hidden states per pass (default 2 GiB, 1 GiB)')
-    .option('--spill-dir <dir>', 'streamed: folder for spilled blocks (default: a temporary folder, removed afterwards)')
+    .option('--max-memory <GiB>', 'streamed: host memory for calibration hidden states and for modified blocks before either spills to disk (default: hidden states all in memory, 2 GiB of blocks), and per evaluation pass (1 GiB)')
+    .option('--spill-dir <dir>', 'streamed: folder for what spills (default: a temporary folder, removed afterwards)')
     .option('--dump-calibration <file>', 'write the exact calibration windows as JSON (for reference implementations)')
     .addHelpText('after', () => {
       const only = catalog.method;
@@ -201,7 +201,7 @@ Examples:
       for (const [flag, path] of [['--calibration', flags.calibration], ['--eval', flags.eval]] as const) {
         if (path !== undefined && !existsSync(path)) throw new TopiaryError('E_IO', `no such file or folder: ${path}`, { where: flag });
       }
-      const maxMemory = flags.maxMemory === undefined ? undefined : Math.round(checkNumber(flags.maxMemory, '--max-memory', { min: 0.001 }) * 1024 ** 3);
+      const maxMemory = flags.maxMemory === undefined ? undefined : Math.round(checkNumber(flags.maxMemory, '--max-memory', { min: 1e-6 }) * 1024 ** 3);
       const run = await createRunContext(g);
       let model: CausalLM | undefined;
       try {
@@ -258,7 +258,7 @@ Examples:
           methodWhere: '--method',
           calibration: calibrationSpec,
           calibrationWhere: '--calibration',
-          ...(stream ? { streaming: stream.hooks } : {}),
+          ...(stream ? { streaming: { ...stream.hooks, activationBytes: maxMemory, spillDir: flags.spillDir } } : {}),
         };
         // validate and draw the calibration windows before spending time on the "before" evaluation
         let out;

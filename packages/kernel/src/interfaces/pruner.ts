@@ -25,8 +25,12 @@ export interface PruneContext {
    * block-by-block method runs them forward only, to get the inputs of the first block left, and prunes the rest.
    */
   resumedBlocks?: ReadonlySet<number>;
-  /** Bytes of hidden states a block-by-block pass keeps between blocks (host memory); default 1 GiB. */
+  /**
+   * Bytes of calibration hidden states kept in host memory between blocks; the rest go to a temporary file in
+   * `spillDir` (default: no limit).
+   */
   activationBytes?: number;
+  spillDir?: string;
 }
 
 export interface LayerReport {

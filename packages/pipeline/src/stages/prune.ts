@@ -57,7 +57,7 @@ export interface PruneStageInput {
   /** The recipe file, for errors. */
   file?: string;
   /** A streamed run's hooks (write each finished block; skip blocks an interrupted run wrote). */
-  streaming?: Pick<PruneContext, 'blockDone' | 'resumedBlocks'>;
+  streaming?: Pick<PruneContext, 'blockDone' | 'resumedBlocks' | 'activationBytes' | 'spillDir'>;
 }
 
 /** Resolve a pruner and validate its options against its schema, before anything runs. */
