@@ -257,14 +257,27 @@ export class LlamaModel implements CausalLM {
     return this.param(param).dataSync() as Float32Array;
   }
 
-  writeWeight(param: string, data: Float32Array): void {
+  writeWeight(param: string, data: Float32Array, keep?: Uint8Array): void {
     const p = this.param(param);
     if (data.length !== p.size) {
       throw new TopiaryError('E_USAGE', `writeWeight: ${data.length} values for "${param}" of shape [${p.shape.join(', ')}]`, { where: param });
     }
-    tf.tidy(() => p.assign(tf.tensor(data, p.shape)));
     this.stream?.dirty.add(param);
-    this.applyMaskTo(param);
+    if (keep === undefined) {
+      tf.tidy(() => p.assign(tf.tensor(data, p.shape)));
+      this.applyMaskTo(param);
+      return;
+    }
+    // the same products, in the same order, as writing then masking with the old and then the new keep mask
+    const before = this.keep.get(param);
+    const next = this.combinedKeep(param, keep);
+    const masked = new Float32Array(data.length);
+    for (let i = 0; i < data.length; i++) masked[i] = before ? data[i]! * before[i]! * next[i]! : data[i]! * next[i]!;
+    tf.tidy(() => p.assign(tf.tensor(masked, p.shape)));
+    this.keep.set(param, next);
+    this.maskTensors.get(param)?.dispose();
+    this.maskTensors.delete(param);
+    if (!this.stream) this.maskTensors.set(param, tf.tensor(Float32Array.from(next), p.shape));
   }
 
   // ------------------------------------------------------------------ forward
@@ -584,17 +597,26 @@ export class LlamaModel implements CausalLM {
   }
 
   setElementMask(param: string, keep: Uint8Array): void {
-    const p = this.param(param);
+    this.param(param);
     this.stream?.dirty.add(param);
-    if (keep.length !== p.size) {
-      throw new TopiaryError('E_USAGE', `mask for "${param}" has ${keep.length} entries, the weight has ${p.size}`, { where: param });
+    this.keep.set(param, this.combinedKeep(param, keep));
+    this.refreshMask(param);
+  }
+
+  /** An element mask (1 keep) combined with the group masks: an element stays pruned if either says so. */
+  private combinedKeep(param: string, keep: Uint8Array): Uint8Array {
+    const size = this.param(param).size;
+    if (keep.length !== size) {
+      throw new TopiaryError('E_USAGE', `mask for "${param}" has ${keep.length} entries, the weight has ${size}`, { where: param });
     }
-    // Element masks combine with group masks: an element stays pruned if either says so.
     const k = new Uint8Array(keep.length);
     for (let i = 0; i < keep.length; i++) k[i] = keep[i] ? 1 : 0;
+    const previous = this.keep.get(param);
     this.keep.set(param, k);
     for (const id of this.masked) this.zeroGroupInKeep(id, param);
-    this.refreshMask(param);
+    if (previous) this.keep.set(param, previous);
+    else this.keep.delete(param);
+    return k;
   }
 
   maskGroups(groupIds: readonly string[]): void {

@@ -235,8 +235,7 @@ export async function pruneLayerwise(model: CausalLM, method: LayerwiseMethod, o
           }
           // a copy: the method may modify it in place, and readWeight may hand out the engine's own buffer
           const out = method.apply({ linear, weight: model.readWeight(linear.param).slice(), stats: layerStats, sparsity }, ctx);
-          model.writeWeight(linear.param, out.weight);
-          model.setElementMask(linear.param, out.keep);
+          model.writeWeight(linear.param, out.weight, out.keep);
           layers.push(layerReport(linear, out.weight, out.keep));
         }
       }

@@ -102,6 +102,12 @@ export function recordMasks(model: CausalLM): Map<string, Uint8Array> {
     masks.set(param, keep.slice());
     set(param, keep);
   };
+  // a mask can also come with the weight it masks (writeWeight with keep)
+  const write = model.writeWeight.bind(model);
+  model.writeWeight = (param: string, data: Float32Array, keep?: Uint8Array): void => {
+    if (keep) masks.set(param, keep.slice());
+    write(param, data, keep);
+  };
   return masks;
 }
 

@@ -116,7 +116,11 @@ export interface CausalLM {
   slim(): CausalLM;
   /** Read a weight as a host array (row-major) and write one back. */
   readWeight(param: string): Float32Array;
-  writeWeight(param: string, data: Float32Array): void;
+  /**
+   * With `keep`: exactly `writeWeight(param, data)` then `setElementMask(param, keep)`, in one write — the masked
+   * weight is formed on the host, so no mask-sized tensors are made (a streamed 7B layer is 180 MB).
+   */
+  writeWeight(param: string, data: Float32Array, keep?: Uint8Array): void;
   /** A deep copy (for distillation teachers, before/after comparisons). */
   clone(): CausalLM;
   dispose(): void;
