@@ -60,7 +60,14 @@ const hooks = {
     const now = performance.now();
     blocks.push({ index: i, seconds: (now - last) / 1000 });
     last = now;
-    process.stderr.write(`block ${i}: ${blocks.at(-1).seconds.toFixed(2)} s, RSS ${(process.memoryUsage.rss() / 2 ** 30).toFixed(2)} GiB\n`);
+    const mem = process.memoryUsage();
+    const wasmHeap = tf.backend()?.wasm?.HEAPU8?.byteLength;
+    const gib = (n) => (n / 2 ** 30).toFixed(2);
+    // where the resident set goes: live tensors, the wasm heap (never shrinks), JS array buffers, the JS heap
+    process.stderr.write(
+      `block ${i}: ${blocks.at(-1).seconds.toFixed(2)} s, RSS ${gib(mem.rss)} GiB (tensors ${gib(tf.memory().numBytes)}, ` +
+        `${wasmHeap === undefined ? '' : `wasm heap ${gib(wasmHeap)}, `}array buffers ${gib(mem.arrayBuffers)}, JS heap ${gib(mem.heapUsed)})\n`,
+    );
   },
 };
 const env = { container: run.container, events: run.events, backend, seed: 0 };
