@@ -8,6 +8,7 @@ export { LlamaModel, createLlama, parameterShapes, type CreateOptions, type KvCa
 export { openWeights } from './io.js';
 export { MemorySource, SafetensorsSource, openShard, type WeightSource } from './formats/source.js';
 export { ShardedWriter, PROGRESS_FILE, SINGLE_FILE_BYTES, type ShardedWriterOptions } from './formats/sharded.js';
+export { isWeightFile, shardName } from './formats/layout.js';
 export { Overlay, prepareSpillDir, DEFAULT_MAX_MEMORY, type SpillOptions } from './residency.js';
 export {
   makeConfig,

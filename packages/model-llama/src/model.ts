@@ -134,7 +134,7 @@ export class LlamaModel implements CausalLM {
     if (this.stream) {
       throw new TopiaryError('E_USAGE', `${what} needs the whole model in memory, and this model is streamed block by block`, {
         where: 'residency',
-        hint: 'load the model in memory (no --stream) to train, fine-tune, slim or copy it',
+        hint: 'load the model whole (--in-memory) to train, fine-tune, slim or copy it',
       });
     }
   }
@@ -275,9 +275,7 @@ export class LlamaModel implements CausalLM {
     for (let i = 0; i < data.length; i++) masked[i] = before ? data[i]! * before[i]! * next[i]! : data[i]! * next[i]!;
     tf.tidy(() => p.assign(tf.tensor(masked, p.shape)));
     this.keep.set(param, next);
-    this.maskTensors.get(param)?.dispose();
-    this.maskTensors.delete(param);
-    if (!this.stream) this.maskTensors.set(param, tf.tensor(Float32Array.from(next), p.shape));
+    this.storeMaskTensor(param);
   }
 
   // ------------------------------------------------------------------ forward
@@ -400,7 +398,7 @@ export class LlamaModel implements CausalLM {
       return linear2d(h, weight);
     }
     const h = rmsNorm(x, this.param(FINAL_NORM) as tf.Variable<tf.Rank.R1>, this.config.normEps, this.activeDim);
-    const parts = this.headChunks(0).map(([start, count]) => linear2d(h, this.headChunk(start, count)));
+    const parts = this.headChunks(x.shape[0]).map(([start, count]) => linear2d(h, this.headChunk(start, count)));
     return parts.length === 1 ? parts[0]! : (tf.concat(parts, 1) as tf.Tensor2D);
   }
 
@@ -611,11 +609,8 @@ export class LlamaModel implements CausalLM {
     }
     const k = new Uint8Array(keep.length);
     for (let i = 0; i < keep.length; i++) k[i] = keep[i] ? 1 : 0;
-    const previous = this.keep.get(param);
-    this.keep.set(param, k);
-    for (const id of this.masked) this.zeroGroupInKeep(id, param);
-    if (previous) this.keep.set(param, previous);
-    else this.keep.delete(param);
+    const byId = this.masked.size > 0 ? new Map(this.groups().map((g) => [g.id, g])) : undefined;
+    for (const id of this.masked) for (const m of byId!.get(id)!.members) if (m.param === param) this.zeroMember(k, param, m.axis, m.indices);
     return k;
   }
 
@@ -630,7 +625,7 @@ export class LlamaModel implements CausalLM {
     const touched = new Set<string>();
     for (const id of groupIds) {
       for (const m of byId.get(id)!.members) {
-        this.zeroMember(m.param, m.axis, m.indices);
+        this.zeroMember(this.keepOf(m.param), m.param, m.axis, m.indices);
         touched.add(m.param);
       }
     }
@@ -642,13 +637,8 @@ export class LlamaModel implements CausalLM {
     return [...this.masked];
   }
 
-  private zeroGroupInKeep(id: string, param: string): void {
-    const g = this.groups().find((x) => x.id === id);
-    for (const m of g?.members ?? []) if (m.param === param) this.zeroMember(m.param, m.axis, m.indices);
-  }
-
-  private zeroMember(param: string, axis: number, indices: readonly number[]): void {
-    const k = this.keepOf(param);
+  /** Zero one group member's slice (`indices` along `axis` of `param`) in the keep mask `k`. */
+  private zeroMember(k: Uint8Array, param: string, axis: number, indices: readonly number[]): void {
     const shape = this.param(param).shape;
     if (shape.length === 1) {
       for (const i of indices) k[i] = 0;
@@ -662,12 +652,19 @@ export class LlamaModel implements CausalLM {
   }
 
   private refreshMask(param: string): void {
+    this.storeMaskTensor(param);
+    this.applyMaskTo(param);
+  }
+
+  /**
+   * The mask tensor of `param` from its keep mask. A streamed model never trains: its masks only zero the weights
+   * once, so they do not stay on the heap beside the block (that would double it); an in-memory model keeps them to
+   * re-apply after every optimizer step.
+   */
+  private storeMaskTensor(param: string): void {
     this.maskTensors.get(param)?.dispose();
     this.maskTensors.delete(param);
-    // A streamed model never trains: its masks only zero the weights once, so they do not stay on the heap beside
-    // the block (that would double it); an in-memory model keeps them to re-apply after every optimizer step.
     if (!this.stream) this.maskTensors.set(param, tf.tensor(Float32Array.from(this.keepOf(param)), this.param(param).shape));
-    this.applyMaskTo(param);
   }
 
   private applyMaskTo(param: string): void {

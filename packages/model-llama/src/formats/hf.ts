@@ -8,14 +8,14 @@ import { dirname, join } from 'node:path';
 import { TopiaryError, ioError } from '@topiary/kernel';
 import { writeJsonAtomic } from '@topiary/files';
 import { configFromHf, configToHf, parameterShapes, type LlamaConfig } from '../config.js';
-import { writeSafetensors } from './safetensors.js';
-import { openSafetensors, type SafetensorsSource } from './source.js';
+import { DTYPE_BYTES, writeSafetensors } from './safetensors.js';
+import { openSafetensors, readAll, type SafetensorsSource } from './source.js';
 import { loadedDtype, rememberDtype, safetensorsDtype, type StorageDtype } from './dtype.js';
 import { TOPIARY_SPARSITY_KEY, analyseSparsity } from './sparsity.js';
 
-export const CONFIG_FILE = 'config.json';
-export const WEIGHTS_FILE = 'model.safetensors';
-export const INDEX_FILE = 'model.safetensors.index.json';
+import { CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, shardName } from './layout.js';
+
+export { CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE };
 
 function readJson(file: string): Record<string, unknown> {
   let text: string;
@@ -56,13 +56,7 @@ export function openHf(path: string): SafetensorsSource {
 /** Read the HF folder `dir` (or the given .safetensors file with config.json beside it), every tensor as float32. */
 export function readHf(path: string): HfCheckpoint {
   const source = openHf(path);
-  try {
-    const weights = new Map<string, Float32Array>();
-    for (const name of parameterShapes(source.config).keys()) weights.set(name, source.read(name));
-    return { config: source.config, weights };
-  } finally {
-    source.close();
-  }
+  return { config: source.config, weights: readAll(source) };
 }
 
 export interface SaveOptions {
@@ -87,7 +81,7 @@ export function writeHf(dir: string, config: LlamaConfig, weights: ReadonlyMap<s
     return { name, shape, data };
   });
   const st = safetensorsDtype(dtype);
-  const width = st === 'F32' ? 4 : 2;
+  const width = DTYPE_BYTES[st];
   const total = tensors.reduce((a, t) => a + t.data.length * width, 0);
   if (options.maxShardBytes === undefined || total <= options.maxShardBytes) {
     writeSafetensors(join(dir, WEIGHTS_FILE), tensors, st);
@@ -105,7 +99,7 @@ export function writeHf(dir: string, config: LlamaConfig, weights: ReadonlyMap<s
     }
     const weightMap: Record<string, string> = {};
     shards.forEach((list, k) => {
-      const file = `model-${String(k + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
+      const file = shardName(k + 1, shards.length);
       writeSafetensors(join(dir, file), list, st);
       for (const t of list) weightMap[t.name] = file;
     });

@@ -9,10 +9,10 @@
  * llama2.c rotates adjacent pairs (2i, 2i+1) of each head; our model (like Hugging Face) rotates i with i + d/2, so
  * q and k rows are permuted at load time: within each head the even rows first, then the odd ones.
  */
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
-import { TopiaryError, ioError, type ModelConfig } from '@topiary/kernel';
-import { makeConfig, parameterShapes, type LlamaConfig } from '../config.js';
-import { OpenFiles, type WeightSource } from './source.js';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { TopiaryError, type ModelConfig } from '@topiary/kernel';
+import { makeConfig, type LlamaConfig } from '../config.js';
+import { OpenFiles, readAll, type WeightSource } from './source.js';
 import { EMBED, FINAL_NORM, LM_HEAD, inputNormName, linearName, postNormName } from '../names.js';
 
 export const LLAMA2C_MAGIC = 0x616b3432;
@@ -210,7 +210,6 @@ interface Placed {
  */
 export class Llama2cSource implements WeightSource {
   readonly dtype = 'float32' as const;
-  readonly storedBytes: number;
   private readonly files = new OpenFiles();
 
   private constructor(
@@ -218,9 +217,7 @@ export class Llama2cSource implements WeightSource {
     readonly header: Llama2cHeader,
     readonly config: LlamaConfig,
     private readonly placed: ReadonlyMap<string, Placed>,
-  ) {
-    this.storedBytes = statSync(path).size - header.dataStart;
-  }
+  ) {}
 
   static open(file: string): Llama2cSource {
     const files = new OpenFiles();
@@ -317,13 +314,7 @@ function toAligned(buf: Buffer): ArrayBuffer {
 /** Read a llama2.c checkpoint into HF-named float32 weights (q/k rows in rotate-half order). */
 export function readLlama2c(file: string): Llama2cCheckpoint {
   const source = Llama2cSource.open(file);
-  try {
-    const weights = new Map<string, Float32Array>();
-    for (const name of parameterShapes(source.config).keys()) weights.set(name, source.read(name));
-    return { header: source.header, config: source.config, weights };
-  } finally {
-    source.close();
-  }
+  return { header: source.header, config: source.config, weights: readAll(source) };
 }
 
 /** Whether the first bytes look like a llama2.c checkpoint (magic, or a plausible legacy header). */

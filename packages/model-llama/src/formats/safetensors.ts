@@ -9,7 +9,9 @@ import { TopiaryError, ioError } from '@topiary/kernel';
 import { writeFileAtomic } from '@topiary/files';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64';
-const BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+/** Bytes per value of each dtype. */
+export const DTYPE_BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+const BYTES = DTYPE_BYTES;
 /** Dtypes the format defines that we recognise but cannot turn into model weights. */
 const KNOWN_UNSUPPORTED = new Set(['I8', 'U8', 'I16', 'U16', 'I32', 'U32', 'I64', 'U64', 'BOOL', 'F8_E4M3', 'F8_E5M2']);
 /** Headers beyond this are refused before allocation (real ones are a few hundred KB at most). */
@@ -34,8 +36,9 @@ function formatError(file: string, where: string, message: string, hint?: string
   return new TopiaryError('E_FORMAT', message, { file, where, ...(hint ? { hint } : {}) });
 }
 
-function readExactly(fd: number, length: number, position: number, file: string, what: string): Buffer {
-  const buf = Buffer.alloc(length);
+/** `length` bytes at `position`, or E_FORMAT naming the file and what was being read when it ends first. */
+export function readExactly(fd: number, length: number, position: number, file: string, what: string): Buffer {
+  const buf = Buffer.allocUnsafe(length); // every byte is filled below, or the read fails
   let got = 0;
   while (got < length) {
     const n = readSync(fd, buf, got, length - got, position + got);

@@ -16,15 +16,12 @@ import { writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import { configToHf, parameterShapes, type LlamaConfig } from '../config.js';
 import { EMBED, FINAL_NORM, LM_HEAD, blockParamNames } from '../names.js';
 import { safetensorsDtype, type StorageDtype } from './dtype.js';
-import { encodeTensor, floatToHalf, halfToFloat, type WritableDtype } from './safetensors.js';
+import { DTYPE_BYTES as BYTES, encodeTensor, floatToHalf, halfToFloat, type WritableDtype } from './safetensors.js';
 import { openShard, type SafetensorsSource } from './source.js';
-
-const WEIGHTS_FILE = 'model.safetensors';
-const INDEX_FILE = 'model.safetensors.index.json';
+import { CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, isWeightFile, shardName } from './layout.js';
 import { combineSparsity, isLinearWeight, layerSparsity, TOPIARY_SPARSITY_KEY, type LayerSparsity } from './sparsity.js';
 
 export const PROGRESS_FILE = 'topiary-progress.json';
-const BYTES: Record<WritableDtype, number> = { F32: 4, F16: 2, BF16: 2 };
 /** Rows encoded per write: a few MB at a time. */
 const ROW_CHUNK_ELEMENTS = 1 << 22;
 
@@ -43,10 +40,6 @@ interface Progress {
   /** Finished blocks and the shard each went to. */
   blocks: Record<string, string>;
   sparsity: Record<string, LayerSparsity>;
-}
-
-function shardName(k: number, n: number): string {
-  return `model-${String(k).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
 }
 
 /** One safetensors file from tensors given with their shapes; the header first (offsets follow from the shapes). */
@@ -154,9 +147,9 @@ export class ShardedWriter {
     if (existsSync(dir)) {
       if (!statSync(dir).isDirectory()) throw new TopiaryError('E_USAGE', `${dir} exists and is not a folder`, { where: '--out' });
       // an earlier complete output is replaced (its files only: anything else in the folder is left alone)
-      const stale = readdirSync(dir).filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f) || f === 'model.safetensors' || f === 'model.safetensors.index.json');
+      const stale = readdirSync(dir).filter(isWeightFile);
       for (const f of stale) if (statSync(join(dir, f)).isFile()) rmSync(join(dir, f));
-      rmSync(join(dir, 'config.json'), { force: true });
+      rmSync(join(dir, CONFIG_FILE), { force: true });
     }
     const writer = new ShardedWriter(dir, config, fresh, options.singleFileBytes ?? SINGLE_FILE_BYTES);
     writer.saveProgress();
@@ -238,7 +231,7 @@ export class ShardedWriter {
     json.torch_dtype = this.progress.dtype;
     const sparsity = combineSparsity(new Map(Object.entries(this.progress.sparsity)));
     if (sparsity) json[TOPIARY_SPARSITY_KEY] = sparsity;
-    writeJsonAtomic(join(this.dir, 'config.json'), json);
+    writeJsonAtomic(join(this.dir, CONFIG_FILE), json);
     rmSync(join(this.dir, PROGRESS_FILE), { force: true });
   }
 }

@@ -5,13 +5,14 @@
  * f16 stay in the file until a block needs them). Reading a whole model eagerly (`readHf`, `readLlama2c`) is this
  * source read tensor by tensor, so the eager and the streamed paths decode every value with the same code.
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { TopiaryError, ioError } from '@topiary/kernel';
 import { parameterShapes, type LlamaConfig } from '../config.js';
 import { LM_HEAD } from '../names.js';
 import { storageDtypeOf, type StorageDtype } from './dtype.js';
-import { decodeTensor, readSafetensorsIndex, type SafetensorsDtype, type SafetensorsIndex, type TensorEntry } from './safetensors.js';
+import { DTYPE_BYTES, decodeTensor, readExactly, readSafetensorsIndex, type SafetensorsIndex, type TensorEntry } from './safetensors.js';
+import { INDEX_FILE, WEIGHTS_FILE } from './layout.js';
 
 /** Tensors of one checkpoint by Hugging Face name, read when asked for. */
 export interface WeightSource {
@@ -20,27 +21,12 @@ export interface WeightSource {
   readonly config: LlamaConfig;
   /** The storage dtype of the checkpoint's tensors (mixed or F64 files count as float32). */
   readonly dtype: StorageDtype;
-  /** Bytes the tensors take in the checkpoint. */
-  readonly storedBytes: number;
   /** The whole tensor as float32 (a fresh array the caller owns). */
   read(name: string): Float32Array;
   /** Rows [start, start + count) of a 2-D tensor [rows, cols] as float32 (row-major). */
   readRows(name: string, start: number, count: number): Float32Array;
   /** Close open files (the source can still be read afterwards: files are reopened on demand). */
   close(): void;
-}
-
-const BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
-
-function readExactly(fd: number, length: number, position: number, file: string, what: string): Buffer {
-  const buf = Buffer.allocUnsafe(length);
-  let got = 0;
-  while (got < length) {
-    const n = readSync(fd, buf, got, length - got, position + got);
-    if (n === 0) throw new TopiaryError('E_FORMAT', `file ends before ${what} (needed ${length} bytes at offset ${position})`, { file, where: what, hint: 'the file is truncated' });
-    got += n;
-  }
-  return buf;
 }
 
 /** Open file descriptors by path, opened on first use and closed together. */
@@ -75,12 +61,22 @@ function checkRows(path: string, name: string, shape: readonly number[], start: 
   return cols;
 }
 
+/** Every tensor of the config read as float32 (an eager load), the source closed after. */
+export function readAll(source: WeightSource): Map<string, Float32Array> {
+  try {
+    const weights = new Map<string, Float32Array>();
+    for (const name of parameterShapes(source.config).keys()) weights.set(name, source.read(name));
+    return weights;
+  } finally {
+    source.close();
+  }
+}
+
 // ----------------------------------------------------------------------------- safetensors (single file or sharded)
 
 /** Where each tensor of an HF folder is, checked against the config before any data is read. */
 export class SafetensorsSource implements WeightSource {
   readonly dtype: StorageDtype;
-  readonly storedBytes: number;
   private readonly files = new OpenFiles();
 
   constructor(
@@ -90,15 +86,8 @@ export class SafetensorsSource implements WeightSource {
     /** Whether it holds every tensor of the config (a checkpoint), or some (one shard). */
     complete = true,
   ) {
-    const dtypes: SafetensorsDtype[] = [];
-    let bytes = 0;
-    for (const name of complete ? parameterShapes(config).keys() : location.keys()) {
-      const at = location.get(name)!;
-      dtypes.push(at.entry.dtype);
-      bytes += at.entry.end - at.entry.begin;
-    }
-    this.dtype = storageDtypeOf(dtypes);
-    this.storedBytes = bytes;
+    const names = complete ? [...parameterShapes(config).keys()] : [...location.keys()];
+    this.dtype = storageDtypeOf(names.map((name) => location.get(name)!.entry.dtype));
   }
 
   private at(name: string): { index: SafetensorsIndex; entry: TensorEntry } {
@@ -116,7 +105,7 @@ export class SafetensorsSource implements WeightSource {
   readRows(name: string, start: number, count: number): Float32Array {
     const { index, entry } = this.at(name);
     const cols = checkRows(this.path, name, entry.shape, start, count);
-    const width = BYTES[entry.dtype];
+    const width = DTYPE_BYTES[entry.dtype];
     const bytes = count * cols * width;
     return decodeTensor(readExactly(this.files.fd(index.file), bytes, entry.begin + start * cols * width, index.file, `rows of tensor "${name}"`), entry.dtype, count * cols);
   }
@@ -130,9 +119,9 @@ export class SafetensorsSource implements WeightSource {
 export function openSafetensors(path: string, config: LlamaConfig, readJson: (file: string) => Record<string, unknown>): SafetensorsSource {
   const isFile = existsSync(path) && statSync(path).isFile();
   const dir = isFile ? dirname(path) : path;
-  const indexFile = join(dir, 'model.safetensors.index.json');
+  const indexFile = join(dir, INDEX_FILE);
   const location = new Map<string, { index: SafetensorsIndex; entry: TensorEntry }>();
-  const single = isFile && path.endsWith('.safetensors') ? path : existsSync(join(dir, 'model.safetensors')) ? join(dir, 'model.safetensors') : undefined;
+  const single = isFile && path.endsWith('.safetensors') ? path : existsSync(join(dir, WEIGHTS_FILE)) ? join(dir, WEIGHTS_FILE) : undefined;
   if (single) {
     const index = readSafetensorsIndex(single);
     for (const entry of index.entries.values()) location.set(entry.name, { index, entry });
@@ -157,7 +146,7 @@ export function openSafetensors(path: string, config: LlamaConfig, readJson: (fi
       location.set(name, { index, entry });
     }
   } else {
-    throw new TopiaryError('E_IO', `no model.safetensors or model.safetensors.index.json in ${dir}`, { where: dir });
+    throw new TopiaryError('E_IO', `no ${WEIGHTS_FILE} or ${INDEX_FILE} in ${dir}`, { where: dir });
   }
   // every tensor the config implies: present, with its shape — before any data is read
   for (const [name, shape] of parameterShapes(config)) {
@@ -193,18 +182,12 @@ export function openShard(file: string, config: LlamaConfig): SafetensorsSource 
 
 /** Host weights already in memory (a created or converted model). */
 export class MemorySource implements WeightSource {
-  readonly storedBytes: number;
-
   constructor(
     readonly path: string,
     readonly config: LlamaConfig,
     private readonly weights: ReadonlyMap<string, Float32Array>,
     readonly dtype: StorageDtype = 'float32',
-  ) {
-    let n = 0;
-    for (const w of weights.values()) n += w.length * 4;
-    this.storedBytes = n;
-  }
+  ) {}
 
   private get(name: string): Float32Array {
     const w = this.weights.get(name);
