@@ -7,13 +7,30 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { ioError, type CausalLM } from '@topiary/kernel';
+import { TopiaryError, ioError, type CausalLM } from '@topiary/kernel';
 
 /** Token ids of one batch: b sequences of t tokens, row-major. */
 export interface Batch {
   ids: Int32Array;
   b: number;
   t: number;
+}
+
+/** Equal-length windows (calibration) stacked `batchSize` at a time into batches. */
+export function windowBatches(windows: readonly Int32Array[], batchSize: number): Batch[] {
+  const len = windows[0]?.length ?? 0;
+  for (const w of windows) {
+    if (w.length !== len) throw new TopiaryError('E_DATA', `calibration windows differ in length (${w.length} vs ${len})`, { where: 'calibration' });
+  }
+  const batches: Batch[] = [];
+  for (let s = 0; s < windows.length; s += batchSize) {
+    const batch = windows.slice(s, s + batchSize);
+    const t = batch[0]!.length;
+    const ids = new Int32Array(batch.length * t);
+    batch.forEach((w, i) => ids.set(w, i * t));
+    batches.push({ ids, b: batch.length, t });
+  }
+  return batches;
 }
 
 export interface ActivationOptions {
@@ -145,18 +162,6 @@ export class Activations {
         out.dispose();
       }
     });
-  }
-
-  /** Run block i over every batch for its side effects only (capture hooks); the boundary stays where it is. */
-  visit(model: CausalLM, i: number): void {
-    for (const s of this.states) {
-      const input = this.hidden(s);
-      try {
-        tf.tidy(() => void model.block(i, input));
-      } finally {
-        input.dispose();
-      }
-    }
   }
 
   /** Call `fn` with batch k's hidden states as a tensor (disposed after). */

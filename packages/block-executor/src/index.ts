@@ -4,5 +4,5 @@
  * batch before the next block starts. A streamed model (`residency: 'block'`) then holds only the block being
  * computed; an in-memory model computes exactly the same numbers (each batch runs the same operations either way).
  */
-export { Activations, type ActivationOptions, type Batch } from './activations.js';
+export { Activations, windowBatches, type ActivationOptions, type Batch } from './activations.js';
 export { passes, DEFAULT_ACTIVATION_BYTES } from './passes.js';

@@ -5,10 +5,10 @@
  * whatever the model's size (see the README's memory table).
  */
 import { createHash } from 'node:crypto';
-import { realpathSync, statSync } from 'node:fs';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { TopiaryError, type PruneContext } from '@topiary/kernel';
-import { ShardedWriter, blockParamNames, loadedDtype, openShard, type LlamaModel, type StorageDtype } from '@topiary/model-llama';
+import { ShardedWriter, blockParamNames, isWeightFile, loadedDtype, openShard, type LlamaModel, type StorageDtype } from '@topiary/model-llama';
 
 export interface StreamedPruneOptions {
   /** Output dtype (default: the input's). */
@@ -29,11 +29,11 @@ export interface StreamedPrune {
   finish(): void;
 }
 
-/** The input's identity for resume: its real path, and the size and time of its weight files. */
+/** The input's identity for resume: its real path, and the size and time of its config and weight files. */
 function inputIdentity(path: string): string {
   const real = realpathSync(path);
-  const st = statSync(real);
-  return `${real}:${st.size}:${st.mtimeMs}`;
+  const files = statSync(real).isDirectory() ? readdirSync(real).filter((f) => f === 'config.json' || isWeightFile(f)).sort().map((f) => join(real, f)) : [real];
+  return files.map((f) => `${f}:${statSync(f).size}:${statSync(f).mtimeMs}`).join('|');
 }
 
 /**

@@ -22,7 +22,7 @@ import {
 } from '@topiary/kernel';
 import { outlierRatio, owlSparsities, type OwlOptions } from './owl.js';
 import { layerReport, layerReports, overallSparsity } from './report.js';
-import { Activations, type Batch } from '@topiary/block-executor';
+import { Activations, windowBatches } from '@topiary/block-executor';
 
 /** What calibration told us about one linear layer's inputs. */
 export interface LayerStatistics {
@@ -99,17 +99,9 @@ function needCalibration(ctx: PruneContext, why: string): readonly Int32Array[] 
   return windows;
 }
 
-/** The calibration windows in batches of `batchSize`, as the block executor takes them. */
-function calibrationBatches(windows: readonly Int32Array[], batchSize: number): Batch[] {
-  const t = windows[0]!.length;
-  const batches: Batch[] = [];
-  for (let s = 0; s < windows.length; s += batchSize) {
-    const batch = windows.slice(s, s + batchSize);
-    const ids = new Int32Array(batch.length * t);
-    batch.forEach((w, i) => ids.set(w, i * t));
-    batches.push({ ids, b: batch.length, t });
-  }
-  return batches;
+/** The calibration windows at block 0, held off the heap (spilled past the context's activation budget). */
+function calibrationActivations(model: CausalLM, windows: readonly Int32Array[], batchSize: number, ctx: PruneContext): Activations {
+  return Activations.embed(model, windowBatches(windows, batchSize), { budget: ctx.activationBytes, spillDir: ctx.spillDir });
 }
 
 /**
@@ -177,7 +169,7 @@ export function owlBlockSparsities(
   const windows = needCalibration(ctx, 'OWL');
   const saliency = ctx.saliency(options.saliency);
   const ratios: number[] = [];
-  const boundary = Activations.embed(model, calibrationBatches(windows, options.batchSize), { budget: ctx.activationBytes, spillDir: ctx.spillDir });
+  const boundary = calibrationActivations(model, windows, options.batchSize, ctx);
   try {
     for (let i = 0; i < model.numBlocks; i++) {
       if (options.blocks.includes(i)) {
@@ -216,7 +208,7 @@ export async function pruneLayerwise(model: CausalLM, method: LayerwiseMethod, o
   }
   const calibrated = method.collect !== 'none';
   const windows = calibrated ? needCalibration(ctx, `${method.name}`) : undefined;
-  const boundary = windows ? Activations.embed(model, calibrationBatches(windows, options.batchSize), { budget: ctx.activationBytes, spillDir: ctx.spillDir }) : undefined;
+  const boundary = windows ? calibrationActivations(model, windows, options.batchSize, ctx) : undefined;
   const last = Math.max(...blocks);
   const layers: LayerReport[] = [];
   try {

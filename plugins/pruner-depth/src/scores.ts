@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { CausalLM, Saliency } from '@topiary/kernel';
-import { Activations } from '@topiary/block-executor';
+import { Activations, windowBatches } from '@topiary/block-executor';
 import { batchWindows, collectGradients, elementScores, groupImportance, saliencyLevel, windowsTensor } from '@topiary/structured-core';
 
 export type BlockScore = 'block-influence' | 'ppl' | 'taylor';
@@ -23,12 +23,7 @@ export const BLOCK_SCORES: readonly BlockScore[] = ['block-influence', 'ppl', 't
 export async function blockInfluence(model: CausalLM, windows: readonly Int32Array[], batchSize: number): Promise<Float64Array> {
   const n = model.numBlocks;
   const cosSum = new Float64Array(n);
-  const batches = batchWindows(windows, batchSize).map((batch) => {
-    const t = batch[0]!.length;
-    const ids = new Int32Array(batch.length * t);
-    batch.forEach((w, i) => ids.set(w, i * t));
-    return { ids, b: batch.length, t };
-  });
+  const batches = windowBatches(windows, batchSize);
   const tokens = batches.reduce((a, b) => a + b.b * b.t, 0);
   const acts = Activations.embed(model, batches);
   try {
