@@ -1,13 +1,15 @@
 /**
  * The wasm backend: tfjs with its WebAssembly engine (XNNPACK kernels, SIMD), no native build. What actually
  * runs under Node is reported by `capabilities()` after `init()`: the SIMD build on one thread (tfjs-wasm 4.22
- * hard-wires multithreading off under Node; see README "Threads").
+ * hard-wires multithreading off under Node; see README "Threads"). The runtime (Node, or a browser page) is the
+ * GEMM's platform seam (gemm/platform.ts), given to the constructor; Node is the default.
  */
-import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { TopiaryError, z, type BackendAvailability, type BackendCapabilities, type OptionsOf, type TensorBackend } from '@topiary/kernel';
 import { installFastBatchMatMul, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
 import { relaxedSimdAvailable, resolveThreads } from './gemm/pool.js';
+import type { GemmPlatform } from './gemm/platform.js';
+import { nodeGemmPlatform } from './gemm/platform-node.js';
 import { installSharedIdentity } from './kernels/identity.js';
 import { installSoftmaxCrossEntropy, uninstallSoftmaxCrossEntropy } from './kernels/softmax-cross-entropy.js';
 import { installMissingKernels } from './kernels/unsorted-segment-sum.js';
@@ -27,8 +29,6 @@ export const wasmBackendOptions = z
 
 export type WasmBackendOptions = OptionsOf<typeof wasmBackendOptions>;
 
-const require = createRequire(import.meta.url);
-
 export class WasmBackend implements TensorBackend {
   readonly name = 'wasm';
   readonly engine = 'wasm';
@@ -45,9 +45,13 @@ export class WasmBackend implements TensorBackend {
   private fma = false;
   private readonly added: string[] = [];
 
-  constructor(options: WasmBackendOptions = {}) {
+  constructor(
+    options: WasmBackendOptions = {},
+    /** The runtime the GEMM runs on (default Node; a page passes `browserGemmPlatform()`). */
+    readonly platform: GemmPlatform = nodeGemmPlatform,
+  ) {
     this.fastMatMul = options.fastMatMul ?? true;
-    this.gemmThreads = resolveThreads(options.threads);
+    this.gemmThreads = resolveThreads(options.threads, platform);
     this.wantFma = options.fma ?? true;
   }
 
@@ -55,16 +59,12 @@ export class WasmBackend implements TensorBackend {
     if (typeof (globalThis as { WebAssembly?: unknown }).WebAssembly !== 'object') {
       return { ok: false, reason: 'this JavaScript runtime has no WebAssembly', fix: 'use Node.js 20 or newer' };
     }
-    try {
-      require.resolve('@tensorflow/tfjs-backend-wasm');
-      return { ok: true };
-    } catch {
-      return {
-        ok: false,
-        reason: '@tensorflow/tfjs-backend-wasm is not installed',
-        fix: 'reinstall @topiary/backend-wasm (it depends on @tensorflow/tfjs-backend-wasm 4.22.0): `pnpm install`',
-      };
-    }
+    if (this.platform.tfjsWasmInstalled()) return { ok: true };
+    return {
+      ok: false,
+      reason: '@tensorflow/tfjs-backend-wasm is not installed',
+      fix: 'reinstall @topiary/backend-wasm (it depends on @tensorflow/tfjs-backend-wasm 4.22.0): `pnpm install`',
+    };
   }
 
   async init(): Promise<void> {
@@ -76,8 +76,8 @@ export class WasmBackend implements TensorBackend {
       installSharedIdentity();
       // The kernel registry is process-wide: the last backend initialised decides which BatchMatMul runs.
       if (this.fastMatMul) {
-        this.fma = this.wantFma && relaxedSimdAvailable();
-        installFastBatchMatMul({ threads: this.gemmThreads, fma: this.fma });
+        this.fma = this.wantFma && relaxedSimdAvailable(this.platform);
+        installFastBatchMatMul({ threads: this.gemmThreads, fma: this.fma, ...(this.platform === nodeGemmPlatform ? {} : { platform: this.platform }) });
         installSoftmaxCrossEntropy();
       } else {
         uninstallFastBatchMatMul();
@@ -107,7 +107,7 @@ export class WasmBackend implements TensorBackend {
       this.simd === undefined
         ? 'not initialised yet: call init() to find out the SIMD build'
         : `other ops: tfjs-backend-wasm-${build}.wasm (XNNPACK) on ${this.threaded ? 'several threads' : '1 thread'}`,
-      "tfjs-wasm's own multithreading: hard-wired off under Node (its pthread workers load from a blob: URL Node cannot import); our GEMM uses worker_threads instead",
+      this.platform.tfjsThreadsNote,
       'UnsortedSegmentSum added (gradient of gather / embedding lookup)',
       ...(this.fastMatMul ? ['softmax cross-entropy (the LM-head loss): one fused SIMD pass per row on the GEMM threads'] : []),
       `primitives: accumulateGram and matmul through BatchMatMul (${this.fastMatMul ? 'the GEMM' : 'XNNPACK'}; float32 blocks of 1024 rows summed in float64); the rest generic`,

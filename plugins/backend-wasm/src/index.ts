@@ -8,6 +8,8 @@ export { WasmBackend, wasmBackendOptions, type WasmBackendOptions } from './back
 export { installFastBatchMatMul, uninstallFastBatchMatMul, gemmInfo, productSpec, sharedGemmPool } from './kernels/batch-matmul.js';
 export { installSoftmaxCrossEntropy, uninstallSoftmaxCrossEntropy } from './kernels/softmax-cross-entropy.js';
 export { GemmPool, defaultThreads, relaxedSimdAvailable, type GemmPoolOptions } from './gemm/pool.js';
+export { nodeGemmPlatform } from './gemm/platform-node.js';
+export type { GemmPlatform, GemmWorkerData, GemmWorkerEvents, GemmWorkerHandle } from './gemm/platform.js';
 export type { ProductSpec } from './gemm/plan.js';
 export { installSharedIdentity, uninstallSharedIdentity } from './kernels/identity.js';
 export { wasmPrimitives, GRAM_BLOCK_ROWS } from './primitives.js';

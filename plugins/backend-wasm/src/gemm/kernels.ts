@@ -298,7 +298,7 @@ function execList(): FunctionBuilder {
 }
 
 /** The GEMM module's bytes for a tile shape, with or without fused multiply-add. */
-export function gemmModuleBytes(tile: TileShape, fma: boolean): Uint8Array {
+export function gemmModuleBytes(tile: TileShape, fma: boolean, shared = true): Uint8Array {
   if (tile.nr % 4 !== 0) throw new Error(`GEMM tile: nr must be a multiple of 4, got ${tile.nr}`);
   return encodeModule(
     [
@@ -309,6 +309,7 @@ export function gemmModuleBytes(tile: TileShape, fma: boolean): Uint8Array {
       { name: 'softmaxRows', params: 7, body: softmaxRows() },
     ],
     MAX_PAGES,
+    shared,
   );
 }
 

@@ -1,7 +1,9 @@
 /**
  * Runs the generated GEMM on several threads. tfjs-wasm's own threaded build does not start under Node (its
  * pthread workers load from a `blob:` URL), so this is our own: one WebAssembly memory shared by the main thread
- * and `threads − 1` worker_threads, each with an instance of the same compiled module.
+ * and `threads − 1` workers (worker_threads under Node, Web Workers in a browser: the platform seam, platform.ts),
+ * each with an instance of the same compiled module. Where memory cannot be shared (a page that is not
+ * cross-origin isolated) the pool has one thread and an unshared memory.
  *
  * A product goes: copy A and B from the tfjs heap into the shared memory → write each thread's operation list
  * (plan.ts) → bump a sequence number and wake the workers (Atomics.notify) → the main thread runs its own list
@@ -9,13 +11,12 @@
  * the shared memory, so the handshake is a few Atomics calls (tens of µs); products too small to repay it run
  * on the main thread alone.
  */
-import v8 from 'node:v8';
-import os from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { gemmModuleBytes, MAX_PAGES, OP_SOFTMAX_ROWS, OP_WORDS, TILE, type GemmExports, type TileShape } from './kernels.js';
 import { TopiaryError } from '@topiary/kernel';
 import { wasmApi, type WasmMemory } from './wasm-api.js';
 import { BLOCKS, outputFloats, planProduct, roundUp, scratchFloats, type BlockSizes, type ProductSpec } from './plan.js';
+import type { GemmPlatform, GemmWorkerHandle } from './platform.js';
+import { nodeGemmPlatform } from './platform-node.js';
 
 /** Control words at the start of the shared memory. */
 const SEQ = 0;
@@ -38,12 +39,10 @@ const WORKER_TIMEOUT_MS = 300_000;
 const WORKER_START_MS = 30_000;
 
 /**
- * The worker's whole program. It is plain JavaScript evaluated by worker_threads (`eval: true`), so it runs the
- * same from the TypeScript sources under test and from dist/.
+ * The worker's whole program, with `module`, `memory` and `index` in scope (the platform starts it: platform.ts).
+ * Plain JavaScript, so it runs the same from the TypeScript sources under test, from dist/ and from a bundle.
  */
-const WORKER_SOURCE = `
-const { workerData } = require('node:worker_threads');
-const { module, memory, index } = workerData;
+const WORKER_BODY = `
 const { exec } = new WebAssembly.Instance(module, { env: { memory } }).exports;
 const control = new Int32Array(memory.buffer, 0, ${CONTROL_BYTES / 4});
 Atomics.add(control, ${READY}, 1);
@@ -70,22 +69,22 @@ const RELAXED_SIMD_PROBE = new Uint8Array([
 
 /**
  * Whether fused multiply-add (relaxed SIMD) can be used. Node 20's V8 has relaxed SIMD behind a flag that is
- * safe to switch on at run time (it only widens what wasm validation accepts); TOPIARY_WASM_FMA=0 keeps it off.
+ * safe to switch on at run time (the platform does it); TOPIARY_WASM_FMA=0 keeps it off.
  */
-export function relaxedSimdAvailable(): boolean {
-  if (process.env['TOPIARY_WASM_FMA'] === '0') return false;
+export function relaxedSimdAvailable(platform: GemmPlatform = nodeGemmPlatform): boolean {
+  if (platform.setting('TOPIARY_WASM_FMA') === '0') return false;
   if (wasmApi.validate(RELAXED_SIMD_PROBE)) return true;
-  try {
-    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
-  } catch {
-    return false;
-  }
+  if (!platform.enableRelaxedSimd()) return false;
   return wasmApi.validate(RELAXED_SIMD_PROBE);
 }
 
-/** Threads to use by default: TOPIARY_WASM_THREADS if set, else the cores Node reports (at most 16). */
-export function defaultThreads(): number {
-  const env = process.env['TOPIARY_WASM_THREADS'];
+/**
+ * Threads to use by default: TOPIARY_WASM_THREADS if set, else the cores the runtime reports (at most 16); 1
+ * where memory cannot be shared.
+ */
+export function defaultThreads(platform: GemmPlatform = nodeGemmPlatform): number {
+  if (!platform.sharedMemory()) return 1;
+  const env = platform.setting('TOPIARY_WASM_THREADS');
   if (env !== undefined && env !== '') {
     const n = Number(env);
     if (!Number.isInteger(n) || n < 1) {
@@ -93,17 +92,16 @@ export function defaultThreads(): number {
     }
     return Math.min(n, MAX_THREADS);
   }
-  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.max(1, Math.min(cores, MAX_THREADS));
+  return Math.max(1, Math.min(platform.cores(), MAX_THREADS));
 }
 
-/** A thread count as asked (or the default), checked and capped at MAX_THREADS. */
-export function resolveThreads(threads: number | undefined): number {
-  const n = threads ?? defaultThreads();
+/** A thread count as asked (or the default), checked and capped at MAX_THREADS (1 where memory cannot be shared). */
+export function resolveThreads(threads: number | undefined, platform: GemmPlatform = nodeGemmPlatform): number {
+  const n = threads ?? defaultThreads(platform);
   if (!Number.isInteger(n) || n < 1) {
     throw new TopiaryError('E_CONFIG', `backend-wasm: threads must be a whole number ≥ 1, got ${String(n)}`, { where: 'backend wasm option threads' });
   }
-  return Math.min(n, MAX_THREADS);
+  return platform.sharedMemory() ? Math.min(n, MAX_THREADS) : 1;
 }
 
 export interface GemmPoolOptions {
@@ -113,6 +111,8 @@ export interface GemmPoolOptions {
   fma?: boolean;
   /** Cache block sizes (default plan.ts BLOCKS; for tuning). */
   blocks?: BlockSizes;
+  /** The runtime (default: Node; `browserGemmPlatform()` in a page). */
+  platform?: GemmPlatform;
 }
 
 export class GemmPool {
@@ -122,30 +122,57 @@ export class GemmPool {
   readonly blocks: BlockSizes;
   private readonly memory: WasmMemory;
   private readonly gemm: GemmExports;
-  private readonly workers: Worker[] = [];
+  readonly platform: GemmPlatform;
+  private readonly workers: GemmWorkerHandle[] = [];
   private readonly control: Int32Array;
   private disposed = false;
   private failure: string | undefined;
 
   constructor(options: GemmPoolOptions = {}) {
-    this.threads = resolveThreads(options.threads);
-    this.fma = (options.fma ?? true) && relaxedSimdAvailable();
+    this.platform = options.platform ?? nodeGemmPlatform;
+    this.threads = resolveThreads(options.threads, this.platform);
+    this.fma = (options.fma ?? true) && relaxedSimdAvailable(this.platform);
     this.blocks = options.blocks ?? BLOCKS;
-    const module = new wasmApi.Module(gemmModuleBytes(this.tile, this.fma));
+    const shared = this.platform.sharedMemory();
+    const module = new wasmApi.Module(gemmModuleBytes(this.tile, this.fma, shared));
     const scratchBytes = this.threads * 4 * scratchFloats(this.tile, this.blocks);
-    this.memory = new wasmApi.Memory({ initial: Math.ceil((HEAP_START + scratchBytes) / 65536) + 16, maximum: MAX_PAGES, shared: true });
+    this.memory = new wasmApi.Memory({ initial: Math.ceil((HEAP_START + scratchBytes) / 65536) + 16, maximum: MAX_PAGES, shared });
     this.gemm = new wasmApi.Instance(module, { env: { memory: this.memory } }).exports as unknown as GemmExports;
     this.control = new Int32Array(this.memory.buffer, 0, CONTROL_BYTES / 4);
     for (let index = 1; index < this.threads; index++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory: this.memory, index } });
-      // Blocked in Atomics.wait, a worker would otherwise keep the process alive.
-      worker.unref();
-      // Without a listener a worker's error would end the process; with one, the pool is marked broken (the
+      // Without listeners a worker's error would end the process; with them, the pool is marked broken (the
       // kernels then carry on without workers). These events arrive between products, never during one.
-      worker.on('error', (err: Error) => this.fail(`worker ${index}: ${err.message}`));
-      worker.on('exit', (code: number) => this.fail(`worker ${index} exited (code ${code})`));
+      const worker = this.platform.startWorker(WORKER_BODY, { module, memory: this.memory, index }, {
+        error: (message) => this.fail(`worker ${index}: ${message}`),
+        exit: (code) => this.fail(`worker ${index} exited (code ${code})`),
+      });
       this.workers.push(worker);
     }
+  }
+
+  /** Whether every worker has started (a browser starts workers only while the creating thread is not blocked). */
+  get started(): boolean {
+    return Atomics.load(this.control, READY) >= this.workers.length;
+  }
+
+  /**
+   * Resolves once every worker has started. Products before that run on the calling thread alone where the
+   * platform cannot start workers while the caller blocks (a browser); under Node they wait for the workers.
+   */
+  async ready(timeoutMs = WORKER_START_MS): Promise<void> {
+    const start = Date.now();
+    while (!this.started) {
+      if (this.failure) throw new Error(`GEMM worker threads failed: ${this.failure}`);
+      if (Date.now() - start > timeoutMs) throw new Error(`GEMM worker threads did not start within ${timeoutMs / 1000} s`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  /** Threads a product of `work` multiply-adds runs on now. */
+  private threadsFor(work: number): number {
+    if (work < SERIAL_MACS) return 1;
+    if (!this.platform.startsWorkersWhileBlocked && !this.started) return 1;
+    return this.threads;
   }
 
   /**
@@ -166,7 +193,7 @@ export class GemmPool {
       return;
     }
     const macs = batch * m * n * k;
-    const threads = macs < SERIAL_MACS ? 1 : this.threads;
+    const threads = this.threadsFor(macs);
     // Layout: per-thread scratch (fixed), then A, B, C, then the operation lists.
     const aAddr = this.operandBase();
     const bAddr = roundUp(aAddr + 4 * a.length, 64);
@@ -207,7 +234,7 @@ export class GemmPool {
     const statsAddr = roundUp(tAddr + 4 * rows, 64);
     const gAddr = roundUp(statsAddr + 8 * rows, 64);
     const listAddr = roundUp(gAddr + (grad ? 4 * logits.length : 0), 64);
-    const threads = rows * vocab < SERIAL_MACS ? 1 : Math.min(this.threads, rows);
+    const threads = Math.min(this.threadsFor(rows * vocab), rows);
     const scaleBits = new Int32Array(new Float32Array([scale]).buffer)[0]!;
     const lists = Array.from({ length: threads }, (_, t) => {
       const r0 = Math.floor((rows * t) / threads);

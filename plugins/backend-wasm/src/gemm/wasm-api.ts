@@ -3,14 +3,15 @@
  * library (where TypeScript declares `WebAssembly`), and Node's types do not declare it.
  */
 export interface WasmMemory {
-  readonly buffer: SharedArrayBuffer;
+  /** A SharedArrayBuffer when the memory is shared. */
+  readonly buffer: SharedArrayBuffer | ArrayBuffer;
   grow(pages: number): number;
 }
 export type WasmModule = object;
 export interface WasmApi {
   Module: new (bytes: Uint8Array) => WasmModule;
   Instance: new (module: WasmModule, imports: { env: { memory: WasmMemory } }) => { exports: object };
-  Memory: new (descriptor: { initial: number; maximum: number; shared: true }) => WasmMemory;
+  Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => WasmMemory;
   validate(bytes: Uint8Array): boolean;
 }
 

@@ -191,17 +191,18 @@ export interface ExportedFunction {
 }
 
 /**
- * A module importing `env.memory` (shared, up to `maxPages` 64 KiB pages) and exporting `functions` in order
- * (function index = position, so bodies can `call` each other by index).
+ * A module importing `env.memory` (shared unless `shared` is false, up to `maxPages` 64 KiB pages) and exporting
+ * `functions` in order (function index = position, so bodies can `call` each other by index). An unshared memory
+ * is for engines without shared memory (a browser page that is not cross-origin isolated): one thread only.
  */
-export function encodeModule(functions: ExportedFunction[], maxPages: number): Uint8Array {
+export function encodeModule(functions: ExportedFunction[], maxPages: number, shared = true): Uint8Array {
   const arities = [...new Set(functions.map((f) => f.params))];
   const types = arities.map((n) => [0x60, ...vector(new Array<number[]>(n).fill([I32])), 0]);
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vector(types)),
-    // import env.memory: kind 0x02 (memory), limits 0x03 (shared, with maximum)
-    ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x03, ...uleb(1), ...uleb(maxPages)]])),
+    // import env.memory: kind 0x02 (memory), limits 0x03 (shared, with maximum) or 0x01 (unshared, with maximum)
+    ...section(2, vector([[...name('env'), ...name('memory'), 0x02, shared ? 0x03 : 0x01, ...uleb(1), ...uleb(maxPages)]])),
     ...section(3, vector(functions.map((f) => uleb(arities.indexOf(f.params))))),
     ...section(7, vector(functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]))),
     ...section(10, vector(functions.map((f) => f.body.encode()))),

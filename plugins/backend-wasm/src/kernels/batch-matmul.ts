@@ -118,7 +118,7 @@ type Marked = KernelConfig & { [GEMM]?: Installed };
  */
 function poolOf(state: Installed): GemmPool {
   if (state.pool?.broken) {
-    process.emitWarning(`the wasm GEMM's worker threads failed (${state.pool.broken}); products continue on one thread`, { code: 'TOPIARY_WASM_THREADS' });
+    state.pool.platform.warn(`the wasm GEMM's worker threads failed (${state.pool.broken}); products continue on one thread`, 'TOPIARY_WASM_THREADS');
     state.pool.dispose();
     state.pool = new GemmPool({ ...state.options, threads: 1 });
   }
@@ -134,7 +134,7 @@ export function installFastBatchMatMul(options: GemmPoolOptions = {}): KernelCon
   const current = tf.getKernel('BatchMatMul', 'wasm') as Marked | undefined;
   if (!current) throw new Error('the wasm backend has no BatchMatMul kernel registered');
   const installed = current[GEMM];
-  if (installed && installed.options.threads === options.threads && installed.options.fma === options.fma) return installed.stock;
+  if (installed && installed.options.threads === options.threads && installed.options.fma === options.fma && installed.options.platform === options.platform) return installed.stock;
   if (installed) uninstallFastBatchMatMul();
   const stock = installed?.stock ?? current;
   const state: Installed = { stock, options: { ...options }, pool: undefined };
