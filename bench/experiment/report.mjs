@@ -56,6 +56,17 @@ function runRecords(dir) {
   return found;
 }
 
+/** The shape in a written model's config.json (per-layer sizes in `topiary_layers` when they differ). */
+function shapeFromConfig(file) {
+  const c = readJson(file);
+  if (!c) return undefined;
+  const layers = Array.from({ length: c.num_hidden_layers }, (_, i) => {
+    const l = c.topiary_layers?.[i] ?? {};
+    return { heads: l.num_attention_heads ?? c.num_attention_heads, kvHeads: l.num_key_value_heads ?? c.num_key_value_heads, ffn: l.intermediate_size ?? c.intermediate_size };
+  });
+  return { hidden: c.hidden_size, layers };
+}
+
 const shapeOf = (arch) =>
   `d=${arch.hidden}; heads ${arch.layers.map((l) => l.heads).join('/')}; kv ${arch.layers.map((l) => l.kvHeads).join('/')}; ffn ${arch.layers.map((l) => l.ffn).join('/')}`;
 
@@ -82,6 +93,7 @@ function collect(record) {
   const folder = record.status === 0 ? trainFolder(record.dir) : null;
   if (!folder) return run;
   const summary = readJson(join(folder, 'summary.json'));
+  if (!summary.architecture?.layers?.length) summary.architecture = shapeFromConfig(join(folder, 'model', 'config.json')) ?? summary.architecture;
   const metrics = readLines(join(folder, 'metrics.jsonl'));
   const perStep = summary.tokens / Math.max(1, summary.steps);
   Object.assign(run, {
