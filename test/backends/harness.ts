@@ -5,13 +5,13 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TensorBackend } from '@topiary/kernel';
 import { createCpuBackend } from '@topiary/backend-cpu';
-import { createGpujsBackend } from '@topiary/backend-gpujs';
+import { createGpujsBackend, ensureWebGL } from '@topiary/backend-gpujs';
 import { createNodeBackend } from '@topiary/backend-node';
 import { createNodeGpuBackend } from '@topiary/backend-node-gpu';
 import { createWasmBackend } from '@topiary/backend-wasm';
 
 export interface BackendUnderTest {
-  /** Label in test names (`gpujs-cpu` is the gpujs plugin in gpu.js's cpu mode). */
+  /** Label in test names (`gpujs-cpu` is the gpujs plugin in gpu.js's cpu mode, `gpujs-webgl` in its WebGL mode). */
   label: string;
   backend: TensorBackend;
   /** Why it is skipped here, or undefined when it runs. */
@@ -19,10 +19,16 @@ export interface BackendUnderTest {
 }
 
 export async function backendsUnderTest(): Promise<BackendUnderTest[]> {
+  // gpujs-webgl needs a WebGL context: the X display in DISPLAY, or an Xvfb started here (Mesa llvmpipe); it ends
+  // with this test process. Without headless-gl built or Xvfb installed, gpujs-webgl skips with the reason.
+  const { probe } = await ensureWebGL();
+  if (probe.ok) console.log(`conformance: gpujs-webgl runs on ${probe.version}, DISPLAY=${probe.display}, renderer ${probe.renderer}`);
   const all: BackendUnderTest[] = [
     { label: 'wasm', backend: createWasmBackend() },
     { label: 'cpu', backend: createCpuBackend() },
     { label: 'gpujs-cpu', backend: createGpujsBackend({ mode: 'cpu' }) },
+    // mode webgl: WebGL or an error, never gpu.js's silent CPU fallback
+    { label: 'gpujs-webgl', backend: createGpujsBackend({ mode: 'webgl' }) },
     { label: 'node', backend: createNodeBackend() },
     { label: 'node-gpu', backend: createNodeGpuBackend() },
   ];

@@ -9,7 +9,7 @@
  *   masks                                                                            exact counts and positions
  */
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TopiaryError } from '@topiary/kernel';
 import { backendsUnderTest, hostMatMul, hostTranspose, maxAbsDiff, relDiff, uniform } from './harness.js';
 
@@ -55,6 +55,12 @@ for (const { label, backend, skip } of backends) {
 
     it('runs with its engine active', () => {
       expect(tf.getBackend()).toBe(backend.engine);
+    });
+
+    // gpujs-webgl: after each primitive, the gpu.js kernel that really ran is a WebGL one (never the CPU fallback)
+    const gpuMode = (): string | undefined => (backend as { gpuMode?: string }).gpuMode;
+    afterEach(() => {
+      if (label === 'gpujs-webgl') expect(gpuMode()).toBe('headlessgl');
     });
 
     it('accumulateGram equals the explicit XᵀX and accumulates across calls (several 256-row blocks)', () => {

@@ -5,7 +5,8 @@ import { definePlugin, provide, Tokens } from '@topiary/kernel';
 import { GpujsBackend, gpujsBackendOptions, type GpujsBackendOptions } from './backend.js';
 
 export { GpujsBackend, gpujsBackendOptions, type GpujsBackendOptions } from './backend.js';
-export { GpuKernels, GRAM_BLOCK_ROWS } from './kernels.js';
+export { GpuKernels, GRAM_BLOCK_ROWS, type GpuJsMode } from './kernels.js';
+export { ensureWebGL, hasXvfb, loadHeadlessGl, probeWebGL, startVirtualDisplay, type VirtualDisplay, type WebGLProbe } from './webgl.js';
 
 export function createGpujsBackend(options: GpujsBackendOptions = {}): GpujsBackend {
   return new GpujsBackend(options);

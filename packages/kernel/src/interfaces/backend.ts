@@ -12,7 +12,11 @@ export interface BackendCapabilities {
   notes: readonly string[];
 }
 
-export type BackendAvailability = { ok: true } | { ok: false; reason: string; fix: string };
+/**
+ * Whether a backend can run here. `detail` says how it will run when that is worth knowing (e.g. gpujs: WebGL on
+ * which renderer, or its CPU fallback and why); `reason` and `fix` say why it cannot and what to do.
+ */
+export type BackendAvailability = { ok: true; detail?: string } | { ok: false; reason: string; fix: string };
 
 /**
  * Host-side primitives on plain typed arrays, row-major. A generic implementation lives once in the kernel
