@@ -50,7 +50,14 @@ export function loadHeadlessGl(): { ok: true; gl: GlFactory; version: string } |
     const version = (fromGpuJs('gl/package.json') as { version: string }).version;
     return { ok: true, gl, version };
   } catch (err) {
-    return { ok: false, reason: `headless-gl (the \`gl\` package) is not built here: ${firstLine(err)}` };
+    const msg = firstLine(err);
+    const notBuilt = /Could not locate the bindings file/.test(msg);
+    return {
+      ok: false,
+      reason: notBuilt
+        ? 'headless-gl (the `gl` package) is installed but its native addon is not built (its build was not allowed, or failed: see the `pnpm install` log)'
+        : `headless-gl (the \`gl\` package) does not load here: ${msg}`,
+    };
   }
 }
 
