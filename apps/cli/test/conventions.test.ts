@@ -1,13 +1,24 @@
 /** Flags and listings as a careful Unix tool has them: unknown flags first, files named, plugins that cannot load, no Hub ids. */
 import { createRequire } from 'node:module';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './helpers.js';
 
 const repo = resolve(__dirname, '../../..');
 const model = join(repo, 'assets/models/stories260K-hf');
+
+// The gpujs backend's WebGL helpers (from the repository: the CLI itself does not depend on backend-gpujs)
+interface GpujsHelpers {
+  hasXvfb(): boolean;
+  loadHeadlessGl(): { ok: boolean };
+  startVirtualDisplay(): Promise<{ stop(): void } | string>;
+}
+const gpujs = (await import(pathToFileURL(join(repo, 'plugins/backend-gpujs/src/index.ts')).href)) as GpujsHelpers;
+const webglHere = process.platform === 'linux' && gpujs.hasXvfb() && gpujs.loadHeadlessGl().ok;
+if (!webglHere) console.log('skipped: topiary plugins with WebGL for gpujs — needs headless-gl built and Xvfb installed (see .ci/run)');
 
 /** A plugin folder (package.json with a "topiary" field) that brings a backend which cannot load here. */
 function unavailableBackendPlugin(): string {
@@ -95,6 +106,36 @@ describe('topiary plugins', () => {
     expect(node).toBeDefined();
     expect(node!.available).toBe(tfjsNode);
     if (!tfjsNode) expect(node!.reason).toContain('@tensorflow/tfjs-node is not installed');
+  });
+
+  it('ends with a backends table: every backend, whether it can run here, and how or why not (with the fix)', async () => {
+    const r = await runCli(['plugins']);
+    expect(r.code, r.stderr).toBe(0);
+    const table = r.stdout.slice(r.stdout.indexOf('backends (can each run here?'));
+    expect(table).toMatch(/^backends \(can each run here\?/);
+    const row = (name: string): string => table.split('\n').find((l) => new RegExp(`^  ${name} +\\d+ `).test(l)) ?? '';
+    for (const name of ['wasm', 'cpu', 'gpujs', 'native', 'node', 'node-gpu']) expect(row(name), `row for ${name} in\n${table}`).not.toBe('');
+    expect(row('wasm')).toMatch(/ yes/);
+    expect(row('cpu')).toMatch(/ yes/);
+    // gpujs runs everywhere; the row says on what: WebGL (headless-gl + an X display) or gpu.js's fallback and why
+    expect(row('gpujs')).toMatch(/ yes +(WebGL through headless-gl on .+|gpu\.js WebAssembly\/JavaScript fallback, no GPU \(.+\))$/);
+    const nativeBuilt = existsSync(join(repo, 'plugins/backend-native/native/build/Release/topiary_blas.node'));
+    if (!nativeBuilt) expect(row('native')).toMatch(/ no +the native addon is not built .* — fix: /);
+    const j = await runCli(['--json', 'plugins']);
+    const { plugins } = JSON.parse(j.stdout) as { plugins: { name: string; backends?: { name: string; available: boolean; detail?: string }[] }[] };
+    expect(plugins.find((p) => p.name === 'backend-gpujs')?.backends?.[0]).toMatchObject({ name: 'gpujs', available: true, detail: expect.any(String) });
+  });
+
+  it.skipIf(!webglHere)('gpujs with an X display that has WebGL (an Xvfb started here): the row names the renderer', async () => {
+    const started = await gpujs.startVirtualDisplay();
+    if (typeof started === 'string') throw new Error(started);
+    try {
+      const r = await runCli(['plugins']);
+      const line = r.stdout.split('\n').find((l) => /^  gpujs +\d+ /.test(l));
+      expect(line).toMatch(/ yes +WebGL through headless-gl on ANGLE \(.*llvmpipe.*\) — a software rasteriser: real WebGL shaders, on the CPU$/);
+    } finally {
+      started.stop();
+    }
   });
 
   it('an unknown saliency lists each known name once, though two plugins register "wanda"', async () => {

@@ -57,6 +57,8 @@ export interface BackendStatus {
   name: string;
   priority: number;
   available: boolean;
+  /** How it runs here, when the backend says (e.g. gpujs: WebGL on which renderer, or its CPU fallback and why). */
+  detail?: string;
   reason?: string;
   fix?: string;
 }
@@ -74,7 +76,21 @@ export async function backendStatuses(container: DependencyContainer): Promise<M
   const out = new Map<string, BackendStatus>();
   for (const backend of resolveAllOrNone(container, Tokens.TensorBackend)) {
     const a = await availability(backend);
-    out.set(backend.name, { name: backend.name, priority: backend.priority, available: a.ok, ...(a.ok ? {} : { reason: a.reason, fix: a.fix }) });
+    out.set(backend.name, { name: backend.name, priority: backend.priority, available: a.ok, ...(a.ok ? (a.detail ? { detail: a.detail } : {}) : { reason: a.reason, fix: a.fix }) });
+  }
+  return out;
+}
+
+/** Every backend, one row each: can it run here, and how — or why not and the fix. Highest priority first. */
+export function backendTable(statuses: readonly BackendStatus[]): string {
+  if (statuses.length === 0) return '';
+  const rows = [...statuses].sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
+  const width = Math.max(7, ...rows.map((b) => b.name.length));
+  let out = `backends (can each run here? \`--backend NAME\`; auto takes the highest priority that can):\n`;
+  out += `  ${'backend'.padEnd(width)}  priority  here  how / why not\n`;
+  for (const b of rows) {
+    const how = b.available ? (b.detail ?? '') : `${b.reason} — fix: ${b.fix}`;
+    out += `  ${b.name.padEnd(width)}  ${String(b.priority).padStart(8)}  ${(b.available ? 'yes' : 'no').padEnd(4)}  ${how}\n`.replace(/ +\n$/, '\n');
   }
   return out;
 }
@@ -99,7 +115,9 @@ export function registerPlugins(program: Command, globals: () => GlobalOptions):
       'after',
       `
 A backend that cannot load here (e.g. backend-node without @tensorflow/tfjs-node installed) is listed with
-"unavailable" and its reason; --json gives "available": false, "reason" and "fix" under "backends".
+"unavailable" and its reason; the closing "backends" table says for every backend whether it can run here and
+how (gpujs: WebGL through headless-gl on which renderer, or gpu.js's CPU fallback and why) or why not, with the
+fix. --json gives "available", "detail" or "reason" and "fix" under "backends".
 
 Examples:
   $ topiary plugins
@@ -143,6 +161,7 @@ Examples:
           }
         }
         if (listed.length === 0) process.stdout.write('  install plugins with your package manager, e.g. npm i @topiary/backend-wasm\n');
+        else process.stdout.write(backendTable([...backends.values()]));
       } finally {
         run.close();
       }
