@@ -1,5 +1,5 @@
 // The JavaScript side of bench/backends: one backend per process (a fresh tfjs engine each), same workloads as
-// torch_bench.py. Usage: node js_bench.mjs <wasm|wasm-1thread|wasm-stock|cpu|gpujs|node|node-gpu>. Prints one JSON
+// torch_bench.py. Usage: node js_bench.mjs <wasm|wasm-1thread|wasm-stock|cpu|gpujs|gpujs-webgl|node|node-gpu>. Prints one JSON
 // object. `wasm` runs its GEMM on BENCH_THREADS threads (run.mjs passes its --threads), like torch.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -23,6 +23,12 @@ async function makeBackend() {
       return (await plugin('backend-cpu')).createCpuBackend();
     case 'gpujs':
       return (await plugin('backend-gpujs')).createGpujsBackend();
+    case 'gpujs-webgl': {
+      // WebGL or nothing (never gpu.js's fallback); with no DISPLAY, an Xvfb (Mesa llvmpipe) is started for it
+      const gpujs = await plugin('backend-gpujs');
+      await gpujs.ensureWebGL();
+      return gpujs.createGpujsBackend({ mode: 'webgl' });
+    }
     case 'node':
       return (await plugin('backend-node')).createNodeBackend();
     case 'node-gpu':
@@ -138,7 +144,7 @@ async function main() {
       result.matmuls.push({ name, flops, ...skipped(flops) });
       continue;
     }
-    if (label === 'gpujs') {
+    if (label.startsWith('gpujs')) {
       // gpujs accelerates the host-side primitives, not tfjs ops (those run on tfjs's cpu engine).
       const a = Float32Array.from({ length: m * k }, () => Math.random() - 0.5);
       const b = Float32Array.from({ length: k * n }, () => Math.random() - 0.5);
@@ -165,10 +171,26 @@ async function main() {
     result.matmuls.push({ name, flops, ms: t.ms, reps: t.reps, note: t.note, transposedB_ms: tt.ms });
     tf.dispose([a, b, bt]);
   }
+  if (label.startsWith('gpujs')) {
+    // the pruning primitive gpujs exists for: SparseGPT's Hessian, XᵀX over calibration rows (2048 × 768 here)
+    const [n, d] = [2048, 768];
+    const flops = 2 * n * d * d;
+    if (estimate(flops) > BUDGET_MS) result.gram = { name: `accumulateGram ${n}x${d}`, flops, ...skipped(flops) };
+    else {
+      const x = Float32Array.from({ length: n * d }, () => Math.random() - 0.5);
+      const acc = new Float64Array(d * d);
+      const t = timeit(() => backend.primitives.accumulateGram(x, n, d, acc), { minMs: 500, minReps: 1, slowMs: 2000 });
+      result.gram = { name: `accumulateGram ${n}x${d}`, flops, ms: t.ms, reps: t.reps, note: t.note };
+    }
+    // what really ran: the gpu.js kernel kind and, on WebGL, the renderer
+    result.gpuMode = backend.gpuMode;
+    result.renderer = backend.renderer ?? null;
+    result.capabilities = backend.capabilities();
+  }
   const { total, fwd } = blockFlops();
-  if (label !== 'gpujs' && estimate(total) > BUDGET_MS * 2) {
+  if (!label.startsWith('gpujs') && estimate(total) > BUDGET_MS * 2) {
     result.block = { name: 'llama block fwd+bwd', flops: total, ...skipped(total) };
-  } else if (label !== 'gpujs') {
+  } else if (!label.startsWith('gpujs')) {
     const step = makeBlock();
     const t = timeit(step, { minMs: 2000, minReps: 2, slowMs: 8000 });
     result.block = { name: 'llama block fwd+bwd (dim 288, 6 heads, seq 256, batch 8)', flops: total, forward_flops: fwd, ms: t.ms, reps: t.reps, note: t.note };
