@@ -6,6 +6,7 @@
 export * from './backend-select.js';
 export * from './run.js';
 export * from './model-io.js';
+export { ggufVocab } from './gguf-vocab.js';
 export * from './streaming.js';
 export * from './hub-cache.js';
 export * from './run-folder.js';

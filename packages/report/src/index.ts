@@ -1,4 +1,4 @@
-export { groupScoresOf, renderReport, REPORT_CSS, stageTick, writeReport, type RenderOptions } from './report.js';
+export { groupScoresOf, renderReport, REPORT_CSS, sparsityBars, stageTick, widthBars, writeReport, type RenderOptions } from './report.js';
 export { readMetrics, readResults } from './results.js';
 export { recipeNameFromText, recipeNameOf } from './recipe-name.js';
 export type { ArchitectureSnapshot, EvalSummary, LayerWidths, RunResults, StageResult } from './results.js';

@@ -126,7 +126,8 @@ function curves(metrics: readonly MetricEvent[], stages: readonly StageResult[])
   return [...families.entries()].map(([title, series]) => linePlot(title, series, 'optimiser step', title.toLowerCase())).join('\n');
 }
 
-function sparsityBars(stages: readonly StageResult[]): string {
+/** Per-layer sparsity bars (one chart per stage that pruned elements); the page's Compare view draws them too. */
+export function sparsityBars(stages: readonly StageResult[]): string {
   const parts: string[] = [];
   for (const s of stages) {
     if (!s.layers || s.layers.length === 0) continue;
@@ -144,7 +145,8 @@ function sparsityBars(stages: readonly StageResult[]): string {
   return parts.join('\n');
 }
 
-function widthBars(stages: readonly StageResult[]): string {
+/** Heads and FFN width per layer, before and after (one pair per stage that changed widths). */
+export function widthBars(stages: readonly StageResult[]): string {
   const parts: string[] = [];
   for (const s of stages) {
     const before = s.architectureBefore;

@@ -15,12 +15,14 @@ function product(pool: GemmPool, n: number): Float32Array {
 
 describe('the GEMM platform seam', () => {
   it('without shared memory (a page that is not cross-origin isolated): one thread, unshared memory, same numbers', async () => {
-    const unshared = platform({ sharedMemory: () => false });
+    const unshared = platform({ sharedMemory: () => false, startsWorkersWhileBlocked: false });
     expect(defaultThreads(unshared)).toBe(1);
     const pool = new GemmPool({ threads: 4, platform: unshared });
     expect(pool.threads).toBe(1);
     const reference = new GemmPool({ threads: 1 });
     expect(product(pool, 200)).toEqual(product(reference, 200));
+    // large enough to grow the memory (an unshared memory's buffer is replaced when it grows)
+    expect(product(pool, 700)).toEqual(product(reference, 700));
     pool.dispose();
     reference.dispose();
   });

@@ -124,7 +124,7 @@ export class GemmPool {
   private readonly gemm: GemmExports;
   readonly platform: GemmPlatform;
   private readonly workers: GemmWorkerHandle[] = [];
-  private readonly control: Int32Array;
+  private controlView: Int32Array;
   private disposed = false;
   private failure: string | undefined;
 
@@ -138,7 +138,7 @@ export class GemmPool {
     const scratchBytes = this.threads * 4 * scratchFloats(this.tile, this.blocks);
     this.memory = new wasmApi.Memory({ initial: Math.ceil((HEAP_START + scratchBytes) / 65536) + 16, maximum: MAX_PAGES, shared });
     this.gemm = new wasmApi.Instance(module, { env: { memory: this.memory } }).exports as unknown as GemmExports;
-    this.control = new Int32Array(this.memory.buffer, 0, CONTROL_BYTES / 4);
+    this.controlView = new Int32Array(this.memory.buffer, 0, CONTROL_BYTES / 4);
     for (let index = 1; index < this.threads; index++) {
       // Without listeners a worker's error would end the process; with them, the pool is marked broken (the
       // kernels then carry on without workers). These events arrive between products, never during one.
@@ -148,6 +148,12 @@ export class GemmPool {
       });
       this.workers.push(worker);
     }
+  }
+
+  /** The control words. An unshared memory's buffer is replaced when it grows, so the view follows it. */
+  private get control(): Int32Array {
+    if (this.controlView.buffer !== this.memory.buffer) this.controlView = new Int32Array(this.memory.buffer, 0, CONTROL_BYTES / 4);
+    return this.controlView;
   }
 
   /** Whether every worker has started (a browser starts workers only while the creating thread is not blocked). */
