@@ -1,6 +1,7 @@
 /**
  * @topiary/finetune — recovery fine-tuning after pruning: full fine-tuning with a short warmup + cosine/linear
- * schedule, optionally distilling the dense model's logits (KL with temperature, mixed with CE).
+ * schedule, optionally distilling the dense model's logits (KL with temperature, mixed with CE), run in the
+ * trainer's one training loop.
  */
 export {
   DECAY_KINDS,
@@ -16,5 +17,4 @@ export {
   type LrScheduleInput,
 } from './schedule.js';
 export { finetuneOptions, resolveFinetuneOptions, type FinetuneDefaults, type FinetuneOptionsInput, type ResolvedFinetuneOptions } from './options.js';
-export { crossEntropyLoss, distillationKl, recoveryLoss, type DistillOptions } from './distill.js';
-export { finetune, type FinetuneOptions, type FinetuneReport, type RecoveryOptimizer } from './finetune.js';
+export { finetune, type FinetuneOptions, type FinetuneReport } from './finetune.js';

@@ -2,16 +2,8 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { createContainer, optionFields, optionsJsonSchema, PluginHost, TopiaryError, type DependencyContainer } from '@topiary/kernel';
 import schedulerBasic from '@topiary/scheduler-basic';
-import {
-  checkSchedule,
-  crossEntropyLoss,
-  distillationKl,
-  finetuneOptions,
-  lrSchedule,
-  recoveryLoss,
-  resolveFinetuneOptions,
-  type LrScheduleInput,
-} from '../src/index.js';
+import { linearCrossEntropy } from '@topiary/model-llama';
+import { checkSchedule, finetuneOptions, lrSchedule, resolveFinetuneOptions, type LrScheduleInput } from '../src/index.js';
 
 tf.setBackend('cpu');
 
@@ -146,7 +138,8 @@ function logSoftmax(z: number[]): number[] {
   return z.map((x) => x - lse);
 }
 
-describe('recovery losses', () => {
+describe('recovery losses (the LM head\'s chunked loss, distilled)', () => {
+  // logits = h Wᵀ with W = I: the rows of h are the logits, so the closed forms below apply directly
   const student = [
     [1, 2, 0.5],
     [0, -1, 3],
@@ -156,11 +149,12 @@ describe('recovery losses', () => {
     [0.5, 0.5, 2],
   ];
   const targets = [1, 2];
+  const eye = (): tf.Tensor2D => tf.eye(3) as tf.Tensor2D;
   const S = (): tf.Tensor2D => tf.tensor2d(student);
-  const Tt = (): tf.Tensor2D => tf.tensor2d(teacher);
   const y = (): tf.Tensor1D => tf.tensor1d(targets, 'int32');
+  const head = (T: number, alpha: number, rows = teacher) => ({ h: tf.tensor2d(rows), weight: eye(), temperature: T, alpha });
 
-  const ce = (student.map((z, i) => -logSoftmax(z)[targets[i]!]!).reduce((a, b) => a + b) / 2);
+  const ce = student.map((z, i) => -logSoftmax(z)[targets[i]!]!).reduce((a, b) => a + b) / 2;
   const kl = (T: number): number =>
     student
       .map((z, i) => {
@@ -169,21 +163,33 @@ describe('recovery losses', () => {
         return lt.reduce((a, l, k) => a + Math.exp(l) * (l - ls[k]!), 0);
       })
       .reduce((a, b) => a + b) / 2;
+  /** ∂L/∂z = ((1 − α)(p − y) + α·T·(q_s − q_t)) / n, in float64. */
+  const gradient = (T: number, alpha: number): number[][] =>
+    student.map((z, i) => {
+      const p = logSoftmax(z).map(Math.exp);
+      const qs = logSoftmax(z.map((x) => x / T)).map(Math.exp);
+      const qt = logSoftmax(teacher[i]!.map((x) => x / T)).map(Math.exp);
+      return z.map((_, k) => ((1 - alpha) * (p[k]! - (k === targets[i] ? 1 : 0)) + alpha * T * (qs[k]! - qt[k]!)) / 2);
+    });
 
-  it('cross-entropy matches the closed form', () => {
-    expect(crossEntropyLoss(S(), y()).dataSync()[0]).toBeCloseTo(ce, 5);
+  it('plain: cross-entropy matches the closed form', () => {
+    expect(linearCrossEntropy(S(), eye(), y()).dataSync()[0]).toBeCloseTo(ce, 5);
   });
-  it('KL with temperature matches the closed form and is 0 against itself', () => {
-    expect(distillationKl(S(), Tt(), 2).dataSync()[0]).toBeCloseTo(kl(2), 5);
-    expect(distillationKl(S(), S(), 3).dataSync()[0]).toBeCloseTo(0, 6);
+  it('distilled: α·T²·KL + (1 − α)·CE, in one chunk and row by row', () => {
+    for (const chunk of [undefined, 3]) {
+      expect(linearCrossEntropy(S(), eye(), y(), chunk, head(2, 0.3)).dataSync()[0]).toBeCloseTo(0.3 * 4 * kl(2) + 0.7 * ce, 5);
+      expect(linearCrossEntropy(S(), eye(), y(), chunk, head(2, 1)).dataSync()[0]).toBeCloseTo(4 * kl(2), 5);
+    }
+    // against itself the KL term is 0
+    expect(linearCrossEntropy(S(), eye(), y(), undefined, head(3, 1, student)).dataSync()[0]).toBeCloseTo(0, 6);
   });
-  it('mixes α·T²·KL + (1 − α)·CE', () => {
-    const got = recoveryLoss(S(), y(), Tt(), { temperature: 2, alpha: 0.3 }).dataSync()[0]!;
-    expect(got).toBeCloseTo(0.3 * 4 * kl(2) + 0.7 * ce, 5);
-    expect(recoveryLoss(S(), y(), null, { temperature: 2, alpha: 0.3 }).dataSync()[0]).toBeCloseTo(ce, 5);
-  });
-  it('the distillation gradient is (p_s − p_t)·T/… : zero when student equals teacher', () => {
-    const g = tf.grad((z) => distillationKl(z as tf.Tensor2D, Tt(), 2))(Tt());
-    expect(Math.max(...Array.from(g.dataSync()).map(Math.abs))).toBeLessThan(1e-6);
+  it('the fused gradient is ((1 − α)(p − y) + α·T·(q_s − q_t)) / n, chunked or not; zero at α = 1 against itself', () => {
+    for (const chunk of [undefined, 3]) {
+      const g = tf.grad((h) => linearCrossEntropy(h as tf.Tensor2D, eye(), y(), chunk, head(2, 0.3)))(S());
+      const want = gradient(2, 0.3).flat();
+      Array.from(g.dataSync()).forEach((v, k) => expect(v).toBeCloseTo(want[k]!, 5));
+    }
+    const self = tf.grad((h) => linearCrossEntropy(h as tf.Tensor2D, eye(), y(), undefined, head(2, 1, student)))(S());
+    expect(Math.max(...Array.from(self.dataSync()).map(Math.abs))).toBeLessThan(1e-6);
   });
 });

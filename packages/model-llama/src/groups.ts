@@ -19,6 +19,18 @@ function range(start: number, n: number): number[] {
   return Array.from({ length: n }, (_, i) => start + i);
 }
 
+/**
+ * The model's names for its groups. Ids are stable within one architecture; after `slim()` units renumber, and
+ * `slimGroupMapping` says where each id went. Nothing outside this package builds an id from its parts.
+ */
+export const groupId = {
+  head: (layer: number, h: number): string => `layers.${layer}.head.${h}`,
+  kv: (layer: number, g: number): string => `layers.${layer}.kv.${g}`,
+  ffn: (layer: number, c: number): string => `layers.${layer}.ffn.${c}`,
+  hidden: (c: number): string => `hidden.${c}`,
+  block: (layer: number): string => `layers.${layer}`,
+};
+
 export function computeGroups(config: LlamaConfig): ParameterGroup[] {
   const shapes = parameterShapes(config);
   const sizeOf = (members: readonly GroupMember[]): number =>
@@ -47,14 +59,21 @@ export function computeGroups(config: LlamaConfig): ParameterGroup[] {
     const kvMembers = (g: number): GroupMember[] => [...rows('k', g), ...rows('v', g)];
     for (let h = 0; h < l.nHeads; h++) {
       const own = readers(map[h]!).length === 1;
-      push({ id: `layers.${i}.head.${h}`, kind: 'head', layer: i, index: h, members: [...queryMembers(h), ...(own ? kvMembers(map[h]!) : [])] });
+      push({
+        id: groupId.head(i, h),
+        kind: 'head',
+        layer: i,
+        index: h,
+        members: [...queryMembers(h), ...(own ? kvMembers(map[h]!) : [])],
+        kvGroup: groupId.kv(i, map[h]!),
+      });
     }
     for (let g = 0; g < l.nKvHeads; g++) {
-      push({ id: `layers.${i}.kv.${g}`, kind: 'kv-group', layer: i, index: g, members: [...kvMembers(g), ...readers(g).flatMap(queryMembers)] });
+      push({ id: groupId.kv(i, g), kind: 'kv-group', layer: i, index: g, members: [...kvMembers(g), ...readers(g).flatMap(queryMembers)] });
     }
     for (let c = 0; c < l.hiddenDim; c++) {
       push({
-        id: `layers.${i}.ffn.${c}`,
+        id: groupId.ffn(i, c),
         kind: 'ffn-channel',
         layer: i,
         index: c,
@@ -78,11 +97,11 @@ export function computeGroups(config: LlamaConfig): ParameterGroup[] {
     }
     members.push({ param: FINAL_NORM, axis: 0, indices: [c] });
     if (!config.tiedEmbeddings) members.push({ param: LM_HEAD, axis: 1, indices: [c] });
-    push({ id: `hidden.${c}`, kind: 'hidden-channel', layer: null, index: c, members });
+    push({ id: groupId.hidden(c), kind: 'hidden-channel', layer: null, index: c, members });
   }
   for (let i = 0; i < config.nLayers; i++) {
     const members = blockParamNames(i, withBias).map((param) => ({ param, axis: 0, indices: range(0, shapes.get(param)![0]!) }));
-    push({ id: `layers.${i}`, kind: 'block', layer: i, index: i, members });
+    push({ id: groupId.block(i), kind: 'block', layer: i, index: i, members });
   }
   return groups;
 }
@@ -119,6 +138,45 @@ function selectBytes(data: Uint8Array, cols: number, rows: readonly number[], ke
   return out;
 }
 
+/** What survives slimming, per kept block (in order) and for the residual stream: indices in the masked model. */
+interface KeptUnits {
+  hidden: number[];
+  blocks: { layer: number; heads: number[]; kvs: number[]; ffn: number[]; headKvMap: number[] }[];
+}
+
+/**
+ * The one statement of the slimming rules: masked units go, the rest keep their order; a kv head no live query
+ * head reads goes too; a masked block goes and the later blocks renumber. `slimWeights` and `slimGroupMapping`
+ * both read it.
+ */
+function keptUnits(config: LlamaConfig, masked: ReadonlySet<string>): KeptUnits {
+  const blocks: KeptUnits['blocks'] = [];
+  for (let i = 0; i < config.nLayers; i++) {
+    if (masked.has(groupId.block(i))) continue;
+    const l = layerShape(config, i);
+    const map = headKvMap(l);
+    const heads = range(0, l.nHeads).filter((h) => !masked.has(groupId.head(i, h)) && !masked.has(groupId.kv(i, map[h]!)));
+    const kvs = range(0, l.nKvHeads).filter((g) => !masked.has(groupId.kv(i, g)) && heads.some((h) => map[h] === g));
+    const ffn = range(0, l.hiddenDim).filter((c) => !masked.has(groupId.ffn(i, c)));
+    blocks.push({ layer: i, heads, kvs, ffn, headKvMap: heads.map((h) => kvs.indexOf(map[h]!)) });
+  }
+  return { hidden: range(0, config.dim).filter((c) => !masked.has(groupId.hidden(c))), blocks };
+}
+
+/** Where each group id of the masked model lands in the slimmed one (ids of removed groups are absent). */
+export function slimGroupMapping(config: LlamaConfig, masked: ReadonlySet<string>): Map<string, string> {
+  const kept = keptUnits(config, masked);
+  const out = new Map<string, string>();
+  kept.blocks.forEach((b, j) => {
+    b.heads.forEach((h, n) => out.set(groupId.head(b.layer, h), groupId.head(j, n)));
+    b.kvs.forEach((g, n) => out.set(groupId.kv(b.layer, g), groupId.kv(j, n)));
+    b.ffn.forEach((c, n) => out.set(groupId.ffn(b.layer, c), groupId.ffn(j, n)));
+    out.set(groupId.block(b.layer), groupId.block(j));
+  });
+  kept.hidden.forEach((c, n) => out.set(groupId.hidden(c), groupId.hidden(n)));
+  return out;
+}
+
 export interface SlimResult {
   config: LlamaConfig;
   weights: Map<string, Float32Array>;
@@ -138,7 +196,8 @@ export function slimWeights(
 ): SlimResult {
   const hd = config.headDim;
   const shapes = parameterShapes(config);
-  const hidden = range(0, config.dim).filter((c) => !masked.has(`hidden.${c}`));
+  const kept = keptUnits(config, masked);
+  const hidden = kept.hidden;
   const out = new Map<string, Float32Array>();
   const outKeep = new Map<string, Uint8Array>();
   const take = (oldName: string, newName: string, rows: readonly number[], cols: readonly number[] | null): void => {
@@ -158,15 +217,7 @@ export function slimWeights(
 
   take(EMBED, EMBED, range(0, config.vocabSize), hidden);
   const layers: LayerShape[] = [];
-  let j = 0;
-  for (let i = 0; i < config.nLayers; i++) {
-    if (masked.has(`layers.${i}`)) continue;
-    const l = layerShape(config, i);
-    const map = headKvMap(l);
-    const heads = range(0, l.nHeads).filter((h) => !masked.has(`layers.${i}.head.${h}`) && !masked.has(`layers.${i}.kv.${map[h]}`));
-    const kvs = range(0, l.nKvHeads).filter((g) => !masked.has(`layers.${i}.kv.${g}`) && heads.some((h) => map[h] === g));
-    const ffn = range(0, l.hiddenDim).filter((c) => !masked.has(`layers.${i}.ffn.${c}`));
-    const newMap = heads.map((h) => kvs.indexOf(map[h]!));
+  for (const [j, { layer: i, heads, kvs, ffn, headKvMap: newMap }] of kept.blocks.entries()) {
     take(inputNormName(i), inputNormName(j), hidden, null);
     take(linearName(i, 'q'), linearName(j, 'q'), headRows(heads), hidden);
     take(linearName(i, 'k'), linearName(j, 'k'), headRows(kvs), hidden);
@@ -183,7 +234,6 @@ export function slimWeights(
     take(linearName(i, 'up'), linearName(j, 'up'), ffn, hidden);
     take(linearName(i, 'down'), linearName(j, 'down'), hidden, ffn);
     layers.push({ nHeads: heads.length, nKvHeads: kvs.length, hiddenDim: ffn.length, headKvMap: newMap });
-    j++;
   }
   take(FINAL_NORM, FINAL_NORM, hidden, null);
   if (!config.tiedEmbeddings) take(LM_HEAD, LM_HEAD, range(0, config.vocabSize), hidden);

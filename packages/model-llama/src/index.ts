@@ -26,8 +26,8 @@ export {
   type ModelFamily,
   type RopeScaling,
 } from './config.js';
-export { attention, causalMask, crossEntropy, embedding, linear2d, linearCrossEntropy, rmsNorm, rope, ropeInvFreq, ropeTables, softmaxCrossEntropyRows, swiglu } from './ops.js';
-export { computeGroups, groupCounts, slimWeights, type SlimResult } from './groups.js';
+export { attention, causalMask, crossEntropy, distillationRows, embedding, linear2d, linearCrossEntropy, type Distillation, type TeacherHead, rmsNorm, rope, ropeInvFreq, ropeTables, softmaxCrossEntropyRows, swiglu } from './ops.js';
+export { computeGroups, groupCounts, groupId, slimGroupMapping, slimWeights, type SlimResult } from './groups.js';
 export { AdamW, trainStep, lossAndGrads, type AdamWOptions, type AdamWState, type StepResult } from './optim.js';
 export { generate, sampleToken, type GenerateOptions } from './generate.js';
 export { loadModel, saveModel, detectModelFormat, looksLikePickle, checkTokenizer, llama2cFormat, safetensorsFormat, type LoadOptions, type ModelFileKind } from './io.js';

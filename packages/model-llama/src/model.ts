@@ -20,8 +20,8 @@ import { TopiaryError, type TargetScores, type CaptureFn, type CausalLM, type Gr
 import { SeededRandom } from '@topiary/linalg';
 import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes, validateConfig, type CreateConfig, type LlamaConfig } from './config.js';
 import { EMBED, FINAL_NORM, LINEAR_KINDS, LM_HEAD, biasName, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
-import { causalMask, embedding, linear2d, linearCrossEntropy, rmsNorm, ropeTables } from './ops.js';
-import { computeGroups, slimWeights } from './groups.js';
+import { causalMask, embedding, linear2d, linearCrossEntropy, rmsNorm, ropeTables, type Distillation, type TeacherHead } from './ops.js';
+import { computeGroups, slimGroupMapping, slimWeights } from './groups.js';
 import { blockForward, trainableBlock, type BlockGeometry, type BlockWeights } from './block-grad.js';
 import { MemorySource, type WeightSource } from './formats/source.js';
 import { Overlay, type SpillOptions } from './residency.js';
@@ -490,17 +490,32 @@ export class LlamaModel implements CausalLM {
     return tf.tidy(() => tf.reshape(this.logits2d(ids), [b, t, this.config.vocabSize]) as tf.Tensor3D);
   }
 
-  loss(ids: tf.Tensor2D): tf.Scalar {
+  /**
+   * Mean next-token cross-entropy of ids [b, t]; with `teacher` (from the teacher's `teacherHead(ids)`), the distilled
+   * loss (1 − α)·CE + α·T²·KL against the teacher's logits. Never materialises the [b·t, vocab] logits.
+   */
+  loss(ids: tf.Tensor2D, teacher?: TeacherHead): tf.Scalar {
     this.requireResident('loss()');
     const [b, t] = ids.shape;
     if (t < 2) throw new TopiaryError('E_USAGE', `loss needs sequences of at least 2 tokens, got ${t}`, { where: 'ids' });
     return tf.tidy(() => {
       const inputs = tf.slice(ids, [0, 0], [b, t - 1]);
       const targets = tf.reshape(tf.cast(tf.slice(ids, [0, 1], [b, t - 1]), 'int32'), [-1]) as tf.Tensor1D;
-      // the loss never materialises the whole [b·t, vocab] logits (see linearCrossEntropy)
       const { h, weight } = this.headInputs(this.hidden2d(inputs));
-      return linearCrossEntropy(h, weight, targets);
+      return linearCrossEntropy(h, weight, targets, undefined, teacher);
     });
+  }
+
+  /**
+   * This model as a distillation teacher for ids [b, t]: its final-normed hidden states of every position but the
+   * last and its output projection, computed before the student's gradient tape starts (so the teacher's
+   * activations are not kept for a backward pass). The caller disposes `h`; `weight` is the model's own.
+   */
+  teacherHead(ids: tf.Tensor2D, distillation: Distillation): TeacherHead {
+    this.requireResident('a teacher pass');
+    const [b, t] = ids.shape;
+    const h = tf.tidy(() => this.headInputs(this.hidden2d(tf.slice(ids, [0, 0], [b, t - 1]))).h);
+    return { ...distillation, h, weight: this.param(this.headName) as tf.Variable<tf.Rank.R2> };
   }
 
   embed(ids: tf.Tensor2D): tf.Tensor3D {
@@ -693,6 +708,10 @@ export class LlamaModel implements CausalLM {
     const model = new LlamaModel(out.config, out.weights);
     for (const [param, keep] of out.keep) if (keep.some((v) => v === 0)) model.setElementMask(param, keep);
     return model;
+  }
+
+  slimMapping(): ReadonlyMap<string, string> {
+    return slimGroupMapping(this.config, this.masked);
   }
 
   clone(): LlamaModel {

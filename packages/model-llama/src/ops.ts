@@ -235,6 +235,44 @@ export function softmaxCrossEntropyRows(z: tf.Tensor2D, targets: tf.Tensor1D, wi
 }
 
 /**
+ * Distillation from a teacher's logits (Hinton et al. 2015), mixed with the next-token cross-entropy:
+ *   rows_i = (1 − α) · CE_i + α · T² · KL( softmax(zt_i / T) ‖ softmax(z_i / T) )
+ *   grad   = ((1 − α) · (softmax(z) − onehot(t)) + α · T · (softmax(z / T) − softmax(zt / T))) · scale
+ * (T² keeps the soft-target gradient on the scale of the hard one when T changes; α = 0 is plain CE.)
+ */
+export interface Distillation {
+  temperature: number;
+  /** Weight of the distillation term, in [0, 1]. */
+  alpha: number;
+}
+
+/** The teacher's side of a distilled loss: its final-normed hidden states [n, d_t] and output projection [vocab, d_t]. */
+export interface TeacherHead extends Distillation {
+  h: tf.Tensor2D;
+  weight: tf.Tensor2D;
+}
+
+export function distillationRows(
+  z: tf.Tensor2D,
+  zt: tf.Tensor2D,
+  targets: tf.Tensor1D,
+  d: Distillation,
+  withGrad: boolean,
+  scale = 1,
+): { rows: tf.Tensor1D; grad?: tf.Tensor2D } {
+  const { temperature: T, alpha } = d;
+  const ce = softmaxCrossEntropyRows(z, targets, withGrad, scale);
+  const logQs = tf.logSoftmax(tf.div(z, T));
+  const logQt = tf.logSoftmax(tf.div(zt, T));
+  const qt = tf.exp(logQt);
+  const kl = tf.sum(tf.mul(qt, tf.sub(logQt, logQs)), 1) as tf.Tensor1D;
+  const rows = tf.add(tf.mul(ce.rows, 1 - alpha), tf.mul(kl, alpha * T * T)) as tf.Tensor1D;
+  if (!withGrad) return { rows };
+  const soft = tf.mul(tf.sub(tf.exp(logQs), qt), alpha * T * scale);
+  return { rows, grad: tf.add(tf.mul(ce.grad!, 1 - alpha), soft) as tf.Tensor2D };
+}
+
+/**
  * Mean cross-entropy of logits [n, vocab] against integer targets [n], fused with its gradient:
  *   loss = mean_i( logsumexp(z_i) − z_i[t_i] ),   ∂loss/∂z_i = (softmax(z_i) − onehot(t_i)) / n.
  * The gradient is computed with the loss (one exp over the logits) and kept for the backward pass.
@@ -260,28 +298,35 @@ const fusedCrossEntropy = tf.customGrad(
  * When gradients are being recorded, ∂h and ∂W are computed in the same pass as the loss, chunk by chunk, and
  * kept (n·d + vocab·d floats) for the backward pass, which only scales them by the incoming gradient — so each
  * chunk's logits are computed once, not again in the backward pass. Evaluation (no tape) computes the loss only.
+ * With `teacher`, each row's loss is the distilled one (`distillationRows`), the teacher's logits of the same rows
+ * formed chunk by chunk too: recovery and pruning-aware training distil at any vocabulary size.
  * With a 32,000-word vocabulary a step of 2,048 tokens would otherwise hold several 262 MB tensors (logits, their
  * softmax, the one-hot and the gradient), which the wasm heap cannot.
  */
-export function linearCrossEntropy(h: tf.Tensor2D, weight: tf.Tensor2D, targets: tf.Tensor1D, chunkElements?: number): tf.Scalar {
+export function linearCrossEntropy(h: tf.Tensor2D, weight: tf.Tensor2D, targets: tf.Tensor1D, chunkElements?: number, teacher?: TeacherHead): tf.Scalar {
   const [n] = h.shape;
   const vocab = weight.shape[0];
   const taping = tf.engine().isTapeOn();
   // Chunks of 32M logits (128 MB) when only the loss is needed, 16M when the gradient is kept beside each chunk's
   // logits: larger products run faster (measured at 15M parameters: eval 0.70 → 0.62 s per 2,048 tokens), and the
   // training chunk stays small enough for a 42M model's step to fit tfjs-wasm's 2 GB of addressable heap.
-  chunkElements ??= taping ? 1 << 24 : 1 << 25;
+  chunkElements ??= (taping ? 1 << 24 : 1 << 25) >> (teacher ? 1 : 0); // a teacher's chunk of logits sits beside the student's
   const rows = Math.max(1, Math.floor(chunkElements / vocab));
   const chunks: [number, number][] = [];
   for (let start = 0; start < n; start += rows) chunks.push([start, Math.min(rows, n - start)]);
   const t32 = tf.cast(targets, 'int32') as tf.Tensor1D;
+  // the teacher's logits of the same rows, chunk by chunk (never whole either); constants for the gradient
+  const teacherLogits = (start: number, size: number): tf.Tensor2D =>
+    tf.matMul(tf.slice(teacher!.h, [start, 0], [size, -1]), teacher!.weight, false, true) as tf.Tensor2D;
   if (!taping) {
     return tf.tidy(() => {
       let total: tf.Tensor = tf.scalar(0);
       for (const [start, size] of chunks) {
         const next = tf.tidy(() => {
           const z = tf.matMul(tf.slice(h, [start, 0], [size, -1]), weight, false, true) as tf.Tensor2D;
-          return tf.add(total, tf.sum(softmaxCrossEntropyRows(z, tf.slice(t32, [start], [size]), false).rows));
+          const tc = tf.slice(t32, [start], [size]) as tf.Tensor1D;
+          const rows = teacher ? distillationRows(z, teacherLogits(start, size), tc, teacher, false).rows : softmaxCrossEntropyRows(z, tc, false).rows;
+          return tf.add(total, tf.sum(rows));
         });
         total.dispose();
         total = next;
@@ -301,7 +346,8 @@ export function linearCrossEntropy(h: tf.Tensor2D, weight: tf.Tensor2D, targets:
         const [nextTotal, dx, nextDwT] = tf.tidy(() => {
           const xc = tf.slice(x, [start, 0], [size, -1]) as tf.Tensor2D;
           const z = tf.matMul(xc, wT) as tf.Tensor2D;
-          const r = softmaxCrossEntropyRows(z, tf.slice(t as tf.Tensor1D, [start], [size]), true, 1 / n);
+          const tc = tf.slice(t as tf.Tensor1D, [start], [size]) as tf.Tensor1D;
+          const r = teacher ? distillationRows(z, teacherLogits(start, size), tc, teacher, true, 1 / n) : softmaxCrossEntropyRows(z, tc, true, 1 / n);
           return [tf.add(total, tf.sum(r.rows)), tf.matMul(r.grad!, w as tf.Tensor2D), tf.add(dwT, tf.matMul(xc, r.grad!, true, false))];
         });
         total.dispose();

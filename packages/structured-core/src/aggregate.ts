@@ -11,6 +11,8 @@
  *     (only the last member, i.e. the projection the group writes through: o_proj for heads, down_proj for FFN
  *     channels, in the member order `CausalLM.groups()` lists).
  *
+ * A third, `group` level (EfficientLLM's saliency during training) takes |Σ| over every member of the group at once.
+ *
  * This file is the one place that logic lives; pruners and trainers call `groupImportance`.
  */
 import { TopiaryError, type GroupAggregation, type GroupMember, type ParameterGroup, type Saliency, type SaliencyLevel } from '@topiary/kernel';
@@ -28,7 +30,7 @@ export type LeveledSaliency = Saliency;
 
 /** A criterion's level (`element` when it says none). */
 export function saliencyLevel(s: Pick<Saliency, 'level'>): SaliencyLevel {
-  return s.level === 'vector' ? 'vector' : 'element';
+  return s.level ?? 'element';
 }
 
 export function checkAggregation(value: unknown, where: string): GroupAggregation {
@@ -83,7 +85,10 @@ export function sliceSum(values: Float32Array, shape: readonly number[], member:
   return s;
 }
 
-/** Member importance: Σ of element scores (element level) or |Σ| of signed scores (vector level). */
+/**
+ * Member importance: Σ of element scores (element level), |Σ| of signed scores (vector level), or the signed Σ
+ * (group level: the |·| is taken over the whole group, in `groupImportance`).
+ */
 export function memberImportance(scores: Float32Array, shape: readonly number[], member: GroupMember, level: SaliencyLevel): number {
   const s = sliceSum(scores, shape, member);
   return level === 'vector' ? Math.abs(s) : s;
@@ -95,13 +100,23 @@ export interface ElementScores {
   shapes: ReadonlyMap<string, readonly number[]>;
 }
 
-/** One importance per group, in the order given. */
+/**
+ * One importance per group, in the order given. Element and vector levels combine member importances by
+ * `aggregation`; the group level sums its members' signed sums and takes |Σ| (the loss change of removing the whole
+ * group at once is one number: a sum over its elements), so it takes `sum` only.
+ */
 export function groupImportance(
   groups: readonly ParameterGroup[],
   elements: ElementScores,
   level: SaliencyLevel,
   aggregation: GroupAggregation,
 ): Float64Array {
+  if (level === 'group' && aggregation !== 'sum') {
+    throw new TopiaryError('E_USAGE', `a group-level criterion takes |Σ| over the whole group; aggregation "${aggregation}" does not apply`, {
+      where: 'aggregation',
+      hint: 'use aggregation: sum (the default) with group-level criteria',
+    });
+  }
   const out = new Float64Array(groups.length);
   groups.forEach((g, i) => {
     const members = g.members.map((m) => {
@@ -112,7 +127,7 @@ export function groupImportance(
       }
       return memberImportance(scores, shape, m, level);
     });
-    out[i] = aggregate(members, aggregation);
+    out[i] = level === 'group' ? Math.abs(aggregate(members, 'sum')) : aggregate(members, aggregation);
   });
   return out;
 }

@@ -1,7 +1,9 @@
 /**
- * @topiary/structured-core — what every structured pruner shares: gradients over calibration batches, group
- * importance (member sums, vector-level |Σ|, LLM-Pruner's group aggregations), layer ranges and parameter-ratio
- * selection of groups. Pruner plugins depend on this package; they never depend on each other.
+ * @topiary/structured-core — the one group-scoring stack, shared by the structured pruners and the pruning-aware
+ * trainer: gradients over calibration batches, group importance (member sums, vector-level |Σ|, group-level |Σ|,
+ * LLM-Pruner's aggregations), the training criteria (taylor-fisher, taylor), normalisation across kinds, global
+ * selection, the prune tracker, layer ranges and parameter-ratio selection. Pruner plugins and the trainer depend on
+ * this package; they never depend on each other.
  */
 export {
   GROUP_AGGREGATIONS,
@@ -30,4 +32,7 @@ export {
   type Selection,
   type SelectionRequest,
 } from './plan.js';
+export { taylorFisher, taylorGroup, taylorTerms, trainingCriteria } from './criteria.js';
+export { NORMALISATIONS, normaliseScores, selectGlobal, type GlobalSelection, type Normalisation } from './ranking.js';
+export { PruneTracker, type ArchitectureSnapshot, type LayerSnapshot, type MinKeep } from './tracker.js';
 export { aggregationField, calibrationBatchField, layerRangeField, saliencyField } from './options.js';

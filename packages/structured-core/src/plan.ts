@@ -12,9 +12,11 @@
  *   attention rounding does not throw the total off; within a block the lowest-importance units go.
  * - `global`: all candidate groups of the range are ranked together by importance per parameter
  *   (importance / group size, so a KV group and an FFN channel compare on one scale) and removed lowest first
- *   until the removed parameters reach the target; a group that would empty its layer's attention or FFN is skipped.
+ *   until the removed parameters reach the target; a group that would empty its layer's attention or FFN is skipped
+ *   (`selectGlobal`, the selection the pruning-aware trainer uses too).
  */
 import { parseBlockRange, TopiaryError, type BlockRangeSpec, type ParameterGroup } from '@topiary/kernel';
+import { selectGlobal } from './ranking.js';
 
 export type Ranking = 'per-layer' | 'global';
 
@@ -160,25 +162,28 @@ export function selectGroups(req: SelectionRequest): Selection {
       removedIn.set(l, { attention: nA, ffn: nF });
     }
   } else {
-    const ranked = [...inRange].sort(
-      (a, b) => a.importance / a.group.size - b.importance / b.group.size || (a.group.layer! - b.group.layer!) || a.group.index - b.group.index,
-    );
     for (const l of order) removedIn.set(l, { attention: 0, ffn: 0 });
-    for (const c of ranked) {
-      if (removed >= target) break;
-      const l = c.group.layer!;
-      const slot = layers.get(l)!;
-      const done = removedIn.get(l)!;
-      if (isAttention(c.group)) {
-        if (done.attention + 1 >= slot.attention.length) continue;
-        done.attention++;
-      } else {
-        if (done.ffn + 1 >= slot.ffn.length) continue;
-        done.ffn++;
-      }
-      remove.push(c.group.id);
-      removed += c.group.size;
-    }
+    const importance = new Map(inRange.map((c) => [c.group.id, c.importance] as const));
+    const taken = selectGlobal({
+      candidates: inRange.map((c) => c.group),
+      importance: (id) => importance.get(id),
+      normalise: 'per-param',
+      need: target,
+      take: (g) => {
+        const slot = layers.get(g.layer!)!;
+        const done = removedIn.get(g.layer!)!;
+        if (isAttention(g)) {
+          if (done.attention + 1 >= slot.attention.length) return null;
+          done.attention++;
+        } else {
+          if (done.ffn + 1 >= slot.ffn.length) return null;
+          done.ffn++;
+        }
+        return g.size;
+      },
+    });
+    remove.push(...taken.ids);
+    removed = taken.removed;
     if (removed < target) {
       throw new TopiaryError('E_USAGE', `ratio ${req.ratio} cannot be reached without removing every attention head or FFN channel of a block in ${rangeText}`, {
         where,

@@ -53,6 +53,17 @@ export function loadTokenBlocks(path: string, tokenizer: Tokenizer, seqLen: numb
   return blocksFromTokens(encodeText(text, tokenizer), seqLen, validFraction, path);
 }
 
+/**
+ * The blocks of a training job: with a held-out file (`valid`), every block of `train` trains and the held-out
+ * blocks come from that file (whole documents never trained on); else the last `validFraction` of `train` is held out.
+ */
+export function loadTrainingBlocks(data: { train: string; valid?: string; seqLen: number; validFraction: number }, tokenizer: Tokenizer): TokenBlocks {
+  if (data.valid === undefined) return loadTokenBlocks(data.train, tokenizer, data.seqLen, data.validFraction);
+  const train = loadTokenBlocks(data.train, tokenizer, data.seqLen, 0);
+  const valid = loadTokenBlocks(data.valid, tokenizer, data.seqLen, 0);
+  return { ...train, valid: valid.train, tokens: train.tokens + valid.tokens };
+}
+
 /** Deterministic batches over the training blocks. */
 export class BatchSampler {
   private permutation: { epoch: number; order: number[] } | null = null;

@@ -2,7 +2,9 @@
  * @topiary/trainer — plain and pruning-aware pretraining of LLaMA models, with crash-safe checkpoints, exact
  * resume, NaN/Inf guards and export of the auto-designed architecture.
  */
-export { train, heldOutLoss, slimWithState, type TrainDeps, type TrainHooks, type TrainResult } from './trainer.js';
+export { train, heldOutLoss, type TrainDeps, type TrainHooks, type TrainResult } from './trainer.js';
+export { TrainingLoop, numericError, type BatchSource, type LoopControl, type LoopEnd, type LoopParts, type StepOutcome, type Teacher } from './loop.js';
+export { PruningPlan, findCriterion, scoreLiveGroups, slimWithState, type PruneEvent, type PruneState } from './pruning.js';
 export {
   resolveTrainOptions,
   trainOptions,
@@ -13,6 +15,7 @@ export {
   type TrainOptionsInput,
   type PruneSpec,
   type DataSpec,
+  type DistillSpec,
   type ModelSpec,
   type NamedOptions,
   type ScheduleSpec,
@@ -29,9 +32,7 @@ export {
   type AccumulatorFactory,
   type SaliencyAccumulator,
 } from './accumulators.js';
-export { builtinScorers, scorerFromSaliency, taylorFisherScorer, taylorScorerFirstOrder, sliceSums, groupSums, type GroupScorer } from './saliency.js';
-export { PruneTracker, selectGroups, normaliseScores, slimIdMapping, NORMALISATIONS, type Normalisation, type MinKeep, type ArchitectureSnapshot } from './prune.js';
-export { BatchSampler, blocksFromTokens, encodeText, loadTokenBlocks, type TokenBlocks } from './data.js';
+export { BatchSampler, blocksFromTokens, encodeText, loadTokenBlocks, loadTrainingBlocks, type TokenBlocks } from './data.js';
 export {
   writeCheckpoint,
   loadCheckpoint,

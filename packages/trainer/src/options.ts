@@ -30,6 +30,7 @@ import {
   TopiaryError,
   z,
   type DependencyContainer,
+  type GroupAggregation,
   type GroupKind,
   type OptionsOf,
   type Raw,
@@ -37,7 +38,7 @@ import {
   type Scheduler,
 } from '@topiary/kernel';
 import type { AdamWOptions } from './optimizer.js';
-import { NORMALISATIONS, type MinKeep, type Normalisation } from './prune.js';
+import { aggregationField, NORMALISATIONS, type MinKeep, type Normalisation } from '@topiary/structured-core';
 
 export interface ModelSpec {
   /** Raw config fields for createLlama (dim, nLayers, nHeads, nKvHeads, hiddenDim, vocabSize, ...). */
@@ -50,9 +51,18 @@ export interface ModelSpec {
 
 export interface DataSpec {
   train: string;
+  /** A held-out text file (every block of `train` then trains); else the last `validFraction` of `train`. */
+  valid?: string;
   tokenizer: string;
   seqLen: number;
   validFraction: number;
+}
+
+/** Distillation while training: the teacher (`source`: the stage's starting model) and the loss mix. */
+export interface DistillSpec {
+  from: string;
+  temperature: number;
+  alpha: number;
 }
 
 /** A plugin picked by name with its options (`{ name: x, ...options }` or a bare name in a recipe). */
@@ -73,6 +83,8 @@ export interface PruneSpec {
   /** A sparsity schedule; the trainer adds `from: 0` (unless given) and `to` (from the target) when it starts. */
   schedule: ScheduleSpec;
   saliency: string;
+  /** How member importances combine (`sum` for group-level criteria such as taylor-fisher). */
+  aggregation: GroupAggregation;
   saliencyEvery: number;
   accumulator: NamedOptions;
   kinds: GroupKind[];
@@ -101,6 +113,7 @@ export interface TrainSpec {
   guardEvery: number;
   resume: boolean;
   prune?: PruneSpec;
+  distill?: DistillSpec;
   out: string;
 }
 
@@ -170,6 +183,7 @@ const modelOptions = z
 const dataOptions = z
   .object({
     train: z.string().min(1).optional().meta({ description: "the text file to train on (default: the recipe's data.train)", path: true }),
+    valid: z.string().min(1).optional().meta({ description: 'a held-out text file for the held-out loss (then all of train trains and validFraction is unused)', path: true }),
     tokenizer: z.string().min(1).optional().meta({ description: "a tokenizer file, or `bytes` (default: the recipe model's tokenizer)", path: true, keywords: ['bytes'] }),
     seqLen: z.number().int().min(2).default(64).meta({ description: 'tokens per training sequence' }),
     validFraction: z.number().min(0).lt(1).default(0.05).meta({ description: 'share of the text held out for validation' }),
@@ -194,6 +208,7 @@ const pruneOptions = z
       description: 'the size schedule: { name, ...its options } (linear, cubic, one-shot ...); steps may be shares of the run ("10%"); `to` comes from the target',
     }),
     saliency: z.string().min(1).default('taylor-fisher').meta({ description: 'the group criterion, from the training gradients' }),
+    aggregation: aggregationField('how member importances combine into a group importance (group-level criteria take sum)'),
     saliencyEvery: count().default(1).meta({ description: 'fold saliency into the accumulator every this many steps' }),
     accumulator: z
       .preprocess(bareName('name'), z.object({ name: nameField().default('ema') }).catchall(z.unknown()))
@@ -263,6 +278,15 @@ export const trainOptions = z
     guardEvery: count().default(1).meta({ description: 'check every weight for NaN/Inf every this many steps' }),
     resume: z.boolean().default(true).meta({ description: 'resume from the newest complete checkpoint in the run folder' }),
     prune: pruneOptions.optional().meta({ description: 'pruning-aware pretraining: { targetRatio | targetParams, schedule, saliency, ... }' }),
+    distill: z
+      .object({
+        from: z.string().min(1).default('source').meta({ description: "the teacher: `source` (the stage's starting model, before any pruning) or a model path", path: true, keywords: ['source'] }),
+        temperature: z.number().positive().default(2).meta({ description: 'distillation temperature' }),
+        alpha: z.number().min(0).max(1).default(0.5).meta({ description: 'weight of the distillation term: α·T²·KL + (1 − α)·CE' }),
+      })
+      .strict()
+      .optional()
+      .meta({ description: 'distil from a teacher while training: { from: source | path, temperature, alpha }' }),
     out: z.string().min(1).optional().meta({ description: "the run folder (default: the recipe's output)", path: true }),
   })
   .strict()
@@ -339,6 +363,7 @@ export function resolveTrainOptions(raw: unknown, where: string, container: Depe
   const tokenizer = o.data.tokenizer ?? defaults.tokenizer;
   if (!tokenizer) fail(path(dataWhere, 'tokenizer'), 'is required (a tokenizer file, or `bytes`)');
   const data: DataSpec = { train, tokenizer, seqLen: o.data.seqLen, validFraction: o.data.validFraction };
+  if (o.data.valid !== undefined) data.valid = o.data.valid;
 
   const tokensPerStep = o.batchSize * o.accumulate * data.seqLen;
   const steps = o.tokens !== undefined ? Math.ceil(o.tokens / tokensPerStep) : (o.steps ?? 100);
@@ -369,6 +394,12 @@ export function resolveTrainOptions(raw: unknown, where: string, container: Depe
     resume: o.resume,
     out: o.out ?? defaults.out ?? fail(path(where, 'out'), 'is required (the run folder): set `output` in the recipe or pass --out'),
   };
+  if (o.distill !== undefined) {
+    if (o.distill.from === 'source' && model.from === undefined) {
+      fail(path(where, 'distill', 'from'), 'is `source`, but this stage does not start from a model', 'start from a model (model: { from: path }) or name the teacher: distill: { from: path }');
+    }
+    spec.distill = { from: o.distill.from === 'source' ? model.from! : o.distill.from, temperature: o.distill.temperature, alpha: o.distill.alpha };
+  }
   if (o.prune !== undefined) spec.prune = resolvePrune(o.prune, (rawRecord.prune ?? {}) as Raw, path(where, 'prune'), steps, container);
   return spec;
 }
@@ -401,6 +432,7 @@ function resolvePrune(p: NonNullable<TrainOptions['prune']>, raw: Raw, where: st
     targetRatio: p.targetRatio,
     schedule: { name: named.name, scheduler: sizeScheduler, options, where: scheduleWhere },
     saliency: p.saliency,
+    aggregation: p.aggregation,
     saliencyEvery: p.saliencyEvery,
     accumulator: { name: accumulator, options: accumulatorOptions, where: accumulatorWhere },
     kinds: p.kinds,

@@ -1,35 +1,29 @@
 /**
- * The training loop: plain pretraining, and pruning-aware pretraining (EfficientLLM-style) of a LLaMA model.
- *
- *   for each step:
- *     [prune]  the size schedule says how many parameters may remain; groups ranked globally by accumulated
- *              saliency (normalised per parameter) are masked until the live count is at or just below it; their
- *              optimiser state is zeroed; once enough is masked (or the target is reached) the model is slimmed
- *              and the optimiser moments / accumulator are carried to the smaller shapes by kept indices
- *     forward/backward over `accumulate` micro-batches; NaN/Inf guard on the loss and every gradient
- *     gradients of masked elements zeroed → masked groups receive no update
- *     [prune]  fold this step's group saliency (from these same gradients) into the accumulator
- *     AdamW update with global-norm clipping; masks re-applied; weights guarded
- *     metrics.jsonl line; progress event; periodic held-out perplexity and checkpoint
+ * A training job: plain pretraining, and pruning-aware pretraining (EfficientLLM-style) of a LLaMA model, with
+ * distillation from the source when asked. The steps run in the one training loop (`loop.ts`); pruning decisions
+ * are `PruningPlan`'s (`pruning.ts`, on structured-core's group-scoring stack). This file sets a job up (data,
+ * model or the newest verified checkpoint, plan, teacher), records what the loop does (metrics.jsonl, progress,
+ * held-out loss, checkpoints) and finishes it (slim, save, architecture.json, summary.json).
  *
  * Resume restores weights, masks, optimiser moments and step, accumulator, and the data cursor, so the loss curve
  * equals an uninterrupted run's. Local OBS-style compensation of the touched layers after masking is not
- * implemented yet (the EfficientLLM summary mentions it; marked *unverified* there).
+ * implemented (the EfficientLLM summary mentions it; marked *unverified* there).
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { ioError, parseOptions, resolveAllOrNone, Tokens, TopiaryError, EventBus, type CausalLM, type DependencyContainer, type ModelConfig, type Raw, type Schedule } from '@topiary/kernel';
+import { ioError, parseOptions, resolveAllOrNone, TopiaryError, EventBus, type CausalLM, type DependencyContainer, type ModelConfig, type Raw, type Schedule, type Tokenizer } from '@topiary/kernel';
 import { writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import { loadTokenizer } from '@topiary/corpus';
-import { configToHf, readHfConfig, createLlama, LlamaModel, loadModel, makeConfig, saveModel, slimWeights, type CreateConfig } from '@topiary/model-llama';
+import { configToHf, readHfConfig, createLlama, LlamaModel, loadModel, makeConfig, saveModel, type CreateConfig } from '@topiary/model-llama';
+import { PruneTracker, type ArchitectureSnapshot } from '@topiary/structured-core';
 import { AccumulatorToken, builtinAccumulators, createAccumulator, type SaliencyAccumulator } from './accumulators.js';
 import { cleanCheckpointLeftovers, loadLatestCheckpoint, pruneOldCheckpoints, writeCheckpoint, type CheckpointData } from './checkpoint.js';
-import { BatchSampler, loadTokenBlocks, type TokenBlocks } from './data.js';
-import { AdamW, firstNonFinite, gradientNorm, type AdamWOptions } from './optimizer.js';
+import { BatchSampler, loadTrainingBlocks, type TokenBlocks } from './data.js';
+import { numericError, TrainingLoop, type StepOutcome, type Teacher } from './loop.js';
+import { AdamW, firstNonFinite } from './optimizer.js';
 import type { NamedOptions, ScheduleSpec, TrainSpec } from './options.js';
-import { PruneTracker, selectGroups, slimIdMapping, type ArchitectureSnapshot } from './prune.js';
-import { builtinScorers, scorerFromSaliency, type GroupScorer } from './saliency.js';
+import { findCriterion, PruningPlan, type PruneState } from './pruning.js';
 
 export interface TrainHooks {
   /** Called after each optimiser update (before the guards): tests inject faults here. */
@@ -67,6 +61,7 @@ export interface TrainResult {
   out: string;
 }
 
+/** What a checkpoint restores besides weights and optimiser state. */
 interface RunState {
   step: number;
   tokens: number;
@@ -77,34 +72,9 @@ interface RunState {
   targetParams: number | null;
 }
 
-function numericError(step: number, what: string): TopiaryError {
-  return new TopiaryError('E_NUMERIC', `non-finite value at step ${step} in ${what}; training stopped`, {
-    where: `step ${step}: ${what}`,
-    hint: 'the last good checkpoint was kept; lower the learning rate or check the data, then resume',
-  });
-}
-
 /** The schedule a resolved spec describes, its options (plus what the trainer sets) checked by the scheduler's schema. */
 function createSchedule(spec: ScheduleSpec, options: Raw = spec.options): Schedule {
   return spec.scheduler.create(parseOptions(spec.scheduler.options, options, spec.where));
-}
-
-function findScorer(container: DependencyContainer | undefined, name: string, where: string): GroupScorer {
-  const builtin = builtinScorers.find((s) => s.name === name);
-  if (builtin) return builtin;
-  const sal = container ? resolveAllOrNone(container, Tokens.Saliency).find((s) => s.name === name) : undefined;
-  if (sal) {
-    const unsupported = sal.needs.filter((n) => n !== 'weights' && n !== 'grads');
-    if (unsupported.length) {
-      throw new TopiaryError('E_RECIPE', `saliency "${name}" needs ${unsupported.join(', ')}, which training steps do not collect`, {
-        where,
-        hint: 'during training only weights and gradients (and their squares) are available',
-      });
-    }
-    return scorerFromSaliency(sal);
-  }
-  const known = [...builtinScorers.map((s) => s.name), ...(container ? resolveAllOrNone(container, Tokens.Saliency).map((s) => s.name) : [])];
-  throw new TopiaryError('E_PLUGIN_UNKNOWN', `unknown saliency "${name}"`, { where, hint: `known: ${known.join(', ')}` });
 }
 
 function findAccumulator(container: DependencyContainer | undefined, spec: NamedOptions): SaliencyAccumulator {
@@ -118,21 +88,6 @@ function hostWeights(model: CausalLM): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const name of model.parameters().keys()) out.set(name, model.readWeight(name));
   return out;
-}
-
-/**
- * Physically remove the masked groups and carry the optimiser moments to the smaller shapes by kept indices
- * (the same `slimWeights` rules the model uses). Returns the new model and optimiser and how group ids moved;
- * the caller disposes the old ones.
- */
-export function slimWithState(model: CausalLM, opt: AdamW, options: AdamWOptions): { model: CausalLM; opt: AdamW; mapping: Map<string, string> } {
-  const masked = new Set(model.maskedGroups());
-  const state = opt.exportState(model.parameters());
-  const mapping = slimIdMapping(model.config, masked);
-  const m = slimWeights(model.config, state.m, masked, new Map()).weights;
-  const v = slimWeights(model.config, state.v, masked, new Map()).weights;
-  const slimmed = model.slim();
-  return { model: slimmed, opt: new AdamW(options, { t: state.t, m, v }), mapping };
 }
 
 /** Mean loss over up to `batches` held-out batches. */
@@ -152,30 +107,60 @@ export function heldOutLoss(model: CausalLM, blocks: TokenBlocks, batchSize: num
   return sum / count;
 }
 
-/** Run (or resume) one training job described by a validated spec. */
-export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<TrainResult> {
-  const started = Date.now();
-  const events = deps.events ?? new EventBus();
-  const out = spec.out;
-  const ckRoot = join(out, 'checkpoints');
-  const metricsPath = join(out, 'metrics.jsonl');
-  try {
-    mkdirSync(out, { recursive: true });
-  } catch (e) {
-    throw ioError(e, out, 'create the run folder');
-  }
-  cleanCheckpointLeftovers(ckRoot);
 
+/**
+ * The tokenizer must be the source model's: the same vocabulary size, and — when the model folder carries its own
+ * tokenizer — the same token for every id (a different 512-token vocabulary would train garbage silently).
+ */
+async function checkSourceTokenizer(model: CausalLM, from: string, tokenizer: Tokenizer, tokenizerFile: string): Promise<void> {
+  let dir: string;
+  try {
+    dir = statSync(from).isDirectory() ? from : dirname(from);
+  } catch {
+    return;
+  }
+  const own = ['tokenizer.json', 'tokenizer.model'].map((f) => join(dir, f)).find((f) => existsSync(f) && f !== tokenizerFile);
+  if (!own) return;
+  let theirs: Tokenizer;
+  try {
+    theirs = await loadTokenizer(own);
+  } catch {
+    return; // a tokenizer file we cannot read says nothing either way
+  }
+  const n = Math.min(model.config.vocabSize, theirs.vocabSize, tokenizer.vocabSize);
+  for (let id = 0; id < n; id++) {
+    if (theirs.decode([id]) !== tokenizer.decode([id])) {
+      throw new TopiaryError('E_CONFIG', `the tokenizer does not match the source model's: token ${id} is ${JSON.stringify(tokenizer.decode([id]))} here and ${JSON.stringify(theirs.decode([id]))} in ${own}`, {
+        file: tokenizerFile,
+        where: 'data.tokenizer',
+        hint: `use the tokenizer the source was trained with (${own})`,
+      });
+    }
+  }
+}
+
+/** A job set up: the loop over its model, its data, plan and state — fresh, or from the newest verified checkpoint. */
+interface Job {
+  loop: TrainingLoop;
+  blocks: TokenBlocks;
+  plan: PruningPlan | null;
+  accumulator: SaliencyAccumulator | null;
+  teacher: Teacher | null;
+  st: RunState;
+  resumedFrom: number | null;
+}
+
+async function openJob(spec: TrainSpec, deps: TrainDeps, events: EventBus, ckRoot: string, metricsPath: string): Promise<Job> {
   // ---- everything that can be checked before a tensor exists
   const lrSchedule = createSchedule(spec.lr);
   const tokenizer = await loadTokenizer(spec.data.tokenizer);
-  const blocks = loadTokenBlocks(spec.data.train, tokenizer, spec.data.seqLen, spec.data.validFraction);
+  const blocks = loadTrainingBlocks(spec.data, tokenizer);
   const sampler = new BatchSampler(blocks, spec.batchSize, spec.seed);
   const prune = spec.prune;
-  const scorer = prune ? findScorer(deps.container, prune.saliency, `${prune.schedule.where.replace(/\.schedule$/, '')}.saliency`) : null;
+  const pruneWhere = prune ? prune.schedule.where.replace(/\.schedule$/, '') : '';
+  const criterion = prune ? findCriterion(deps.container, prune.saliency, `${pruneWhere}.saliency`) : null;
   const accumulator = prune ? findAccumulator(deps.container, prune.accumulator) : null;
 
-  // ---- model and state: fresh, or from the newest verified checkpoint
   let model: CausalLM;
   let opt: AdamW;
   let resumedFrom: number | null = null;
@@ -185,7 +170,7 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
     : null;
   if (ck) {
     const s = ck.state as { config: ModelConfig; masked: string[]; run: RunState; accumulator?: unknown; optimizerStep: number };
-    model = new LlamaModel(s.config, ck.weights, ck.params.length ? 'checkpoint' : 'checkpoint');
+    model = new LlamaModel(s.config, ck.weights, 'checkpoint');
     if (s.masked.length) model.maskGroups(s.masked);
     opt = new AdamW(spec.optimizer, { t: s.optimizerStep, m: ck.m, v: ck.v });
     Object.assign(st, s.run);
@@ -207,19 +192,26 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
     }
     events.log('info', `resumed from checkpoint step ${ck.step}`);
   } else {
-    if (spec.model.from) model = await loadModel(spec.model.from, { tokenizer, tokenizerFile: spec.data.tokenizer });
-    else if (spec.model.architecture) {
+    if (spec.model.from) {
+      model = await loadModel(spec.model.from, { tokenizer, tokenizerFile: spec.data.tokenizer });
+      await checkSourceTokenizer(model, spec.model.from, tokenizer, spec.data.tokenizer).catch((e: unknown) => {
+        model.dispose();
+        throw e;
+      });
+    } else if (spec.model.architecture) {
       const file = spec.model.architecture;
       if (!existsSync(file)) throw new TopiaryError('E_IO', 'architecture config not found', { where: file, hint: 'give a config.json or a model folder (e.g. <run>/model)' });
       model = createLlama(readHfConfig(statSync(file).isDirectory() ? file : dirname(file)), { seed: spec.seed });
     } else model = createLlama(makeConfig(spec.model.config as unknown as CreateConfig, 'model'), { seed: spec.seed });
     if (model.config.vocabSize !== tokenizer.vocabSize) {
+      model.dispose();
       throw new TopiaryError('E_CONFIG', `the model's vocabulary (${model.config.vocabSize}) differs from the tokenizer's (${tokenizer.vocabSize})`, {
         where: 'model.vocabSize',
         hint: `set vocabSize: ${tokenizer.vocabSize}`,
       });
     }
     if (model.config.maxSeqLen < spec.data.seqLen + 1) {
+      model.dispose();
       throw new TopiaryError('E_CONFIG', `seqLen ${spec.data.seqLen} (+1) exceeds the model's maxSeqLen ${model.config.maxSeqLen}`, { where: 'data.seqLen' });
     }
     opt = new AdamW(spec.optimizer);
@@ -228,23 +220,62 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
   }
 
   // ---- pruning plan
-  let tracker = new PruneTracker(model);
-  let sizeSchedule: Schedule | null = null;
+  let plan: PruningPlan | null = null;
   if (prune) {
     if (st.targetParams === null) {
       const target = prune.targetParams ?? Math.round(st.sourceParams * prune.targetRatio!);
       if (target >= st.sourceParams) {
+        model.dispose();
+        opt.dispose();
         throw new TopiaryError('E_RECIPE', `target size ${target} is not smaller than the source model (${st.sourceParams} parameters)`, {
-          where: prune.schedule.where.replace(/\.schedule$/, '.targetParams'),
+          where: `${pruneWhere}.${prune.targetParams !== undefined ? 'targetParams' : 'targetRatio'}`,
           hint: 'prune to fewer parameters than the source has, or train without `prune`',
         });
       }
       st.targetParams = target;
     }
-    const finalSparsity = 1 - st.targetParams / st.sourceParams;
-    sizeSchedule = createSchedule(prune.schedule, { from: 0, ...prune.schedule.options, to: finalSparsity });
+    const sizeSchedule = createSchedule(prune.schedule, { from: 0, ...prune.schedule.options, to: 1 - st.targetParams / st.sourceParams });
+    // the plan's state is the run state's own fields (one copy: checkpoints save `st`)
+    const state = st as unknown as PruneState;
+    plan = new PruningPlan(prune, criterion!, accumulator!, sizeSchedule, state, spec.optimizer, model);
   }
-  let keep = tracker.keepTensors();
+
+  // ---- teacher: the unpruned source, frozen
+  let teacher: Teacher | null = null;
+  if (spec.distill) {
+    const t = await loadModel(spec.distill.from, { tokenizer, tokenizerFile: spec.data.tokenizer });
+    teacher = { model: t, temperature: spec.distill.temperature, alpha: spec.distill.alpha };
+  }
+
+  const loop = new TrainingLoop({
+    model,
+    optimizer: opt,
+    batches: sampler,
+    lr: lrSchedule,
+    accumulate: spec.accumulate,
+    teacher,
+    keep: plan?.keepTensors(),
+    observe: plan ? (step, _params, grads) => plan.observe(step, grads) : undefined,
+    afterUpdate: deps.hooks?.afterUpdate,
+  });
+  return { loop, blocks, plan, accumulator, teacher, st, resumedFrom };
+}
+
+/** Run (or resume) one training job described by a validated spec. */
+export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<TrainResult> {
+  const started = Date.now();
+  const events = deps.events ?? new EventBus();
+  const out = spec.out;
+  const ckRoot = join(out, 'checkpoints');
+  const metricsPath = join(out, 'metrics.jsonl');
+  try {
+    mkdirSync(out, { recursive: true });
+  } catch (e) {
+    throw ioError(e, out, 'create the run folder');
+  }
+  cleanCheckpointLeftovers(ckRoot);
+  const job = await openJob(spec, deps, events, ckRoot, metricsPath);
+  const { loop, blocks, plan, accumulator, st } = job;
 
   const metric = (record: Record<string, unknown>): void => {
     try {
@@ -253,13 +284,13 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
       throw ioError(e, metricsPath, 'append to metrics.jsonl');
     }
   };
+  const architecture = (): ArchitectureSnapshot => plan?.architecture() ?? new PruneTracker(loop.model).architecture();
   const snapshot = (step: number, reason: string): void => {
-    const arch = tracker.architecture();
-    metric({ step, type: 'architecture', reason, physicalParams: model.parameterCount(), ...arch });
+    if (plan) metric({ step, type: 'architecture', reason, tokens: st.tokens, physicalParams: loop.model.parameterCount(), ...plan.architecture() });
   };
-
   const writeCk = (step: number): void => {
-    const state = opt.exportState(model.parameters());
+    const model = loop.model;
+    const state = loop.optimizer.exportState(model.parameters());
     const params = [...model.parameters()].map(([name, v]) => ({ name, shape: [...v.shape] }));
     const weights = hostWeights(model);
     // a checkpoint is the last good state: never write one holding NaN/Inf (guardEvery may be > 1)
@@ -272,177 +303,95 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
       weights,
       m: state.m,
       v: state.v,
-      state: {
-        config: model.config,
-        masked: [...model.maskedGroups()],
-        run: { ...st, step },
-        optimizerStep: state.t,
-        accumulator: accumulator?.toJSON(),
-        seed: spec.seed,
-      },
+      state: { config: model.config, masked: [...model.maskedGroups()], run: { ...st, step }, optimizerStep: state.t, accumulator: accumulator?.toJSON(), seed: spec.seed },
     });
     pruneOldCheckpoints(ckRoot, spec.keepCheckpoints);
+    lastCheckpoint = step;
     events.emit({ type: 'checkpoint', path, step });
   };
+  let lastCheckpoint: number | null = job.resumedFrom;
 
-  const slim = (): void => {
-    if (model.maskedGroups().length === 0) return;
-    const next = slimWithState(model, opt, spec.optimizer);
-    opt.dispose();
-    model.dispose();
-    ({ model, opt } = next);
-    accumulator?.remap(next.mapping);
-    for (const k of keep.values()) k.dispose();
-    tracker = new PruneTracker(model);
-    keep = tracker.keepTensors();
-  };
-
-  const maybePrune = (step: number): void => {
-    if (!prune || !sizeSchedule || st.targetReached) return;
-    const target = Math.max(st.targetParams!, Math.round(st.sourceParams * (1 - sizeSchedule(step))));
-    const need = tracker.effectiveCount() - target;
-    if (need > 0) {
-      const { ids, removed } = selectGroups(tracker, {
-        kinds: prune.kinds,
-        normalise: prune.normalise,
-        minKeep: prune.minKeep,
-        need,
-        score: (id) => accumulator!.value(id),
-      });
-      if (ids.length === 0) {
-        throw new TopiaryError('E_RECIPE', `cannot remove ${need} more parameters: every remaining group is at its minimum`, {
-          where: prune.schedule.where.replace(/\.schedule$/, '.minKeep'),
-          hint: 'lower minKeep, add group kinds, or choose a larger target',
-        });
-      }
-      model.maskGroups(ids);
-      for (const k of keep.values()) k.dispose();
-      keep = tracker.keepTensors();
-      opt.maskState(keep);
-      st.pruneEvents++;
-      const byKind: Record<string, number> = {};
-      for (const id of ids) {
-        const kind = tracker.group(id).kind;
-        byKind[kind] = (byKind[kind] ?? 0) + 1;
-      }
-      metric({ step, type: 'prune', scheduleTarget: target, params: tracker.effectiveCount(), removed, groups: ids.length, byKind });
-      snapshot(step, 'prune');
-    }
-    if (tracker.effectiveCount() <= st.targetParams!) st.targetReached = true;
-    const maskedFraction = 1 - tracker.effectiveCount() / tracker.total;
-    if (st.targetReached || (need > 0 && maskedFraction >= prune.slimAt)) {
-      slim();
-      snapshot(step, 'slim');
-      events.log('info', `step ${step}: slimmed to ${model.parameterCount()} parameters${st.targetReached ? ' (target reached)' : ''}`);
-    }
-  };
-
-  // ---- the loop
   const tokensPerStep = spec.batchSize * spec.accumulate * spec.data.seqLen;
-  if (st.step === 0 && resumedFrom === null) snapshot(0, 'start');
+  if (st.step === 0 && job.resumedFrom === null) {
+    snapshot(0, 'start');
+    // the curve's first point: the held-out loss of the starting model (a pretrained source is not at chance)
+    const start = heldOutLoss(loop.model, blocks, spec.batchSize, spec.evalBatches);
+    if (Number.isFinite(start)) metric({ step: -1, type: 'eval', tokens: 0, validLoss: start, validPerplexity: Math.exp(start) });
+  }
   let lastLoss = Number.NaN;
   let validLoss = Number.NaN;
-  let stepsThisCall = 0;
   const loopStart = Date.now();
   const startStep = st.step;
+  let stepsThisCall = 0;
+  let end;
   try {
-    for (let step = st.step; step < spec.steps; step++) {
-      if (deps.stopAfter !== undefined && stepsThisCall >= deps.stopAfter) break;
-      if (deps.signal?.aborted) {
-        if (st.step % spec.checkpointEvery !== 0 && stepsThisCall > 0) writeCk(st.step);
-        break;
-      }
-      maybePrune(step);
-      const params = model.parameters();
-      const names = [...params.keys()];
-      const vars = names.map((n) => params.get(n)!);
-      const grads = new Map<string, tf.Tensor>();
-      let lossSum = 0;
-      for (let micro = 0; micro < spec.accumulate; micro++) {
-        const ids = sampler.batch(st.cursor++);
-        const { value, grads: g } = tf.variableGrads(() => model.loss(ids), vars);
-        ids.dispose();
-        lossSum += value.dataSync()[0]!;
-        value.dispose();
-        names.forEach((name, i) => {
-          const gi = g[vars[i]!.name];
-          if (!gi) return;
-          const prev = grads.get(name);
-          if (prev) {
-            grads.set(name, tf.add(prev, gi));
-            prev.dispose();
-            gi.dispose();
-          } else grads.set(name, gi);
-        });
-      }
-      const loss = lossSum / spec.accumulate;
-      try {
-        if (!Number.isFinite(loss)) throw numericError(step, 'the loss');
-        for (const [name, g] of grads) {
-          const k = keep.get(name);
-          if (spec.accumulate === 1 && !k) continue;
-          const scaled = tf.tidy(() => {
-            const mean = spec.accumulate === 1 ? g : tf.div(g, spec.accumulate);
-            return k ? tf.mul(mean, k) : mean;
-          });
-          g.dispose();
-          grads.set(name, scaled);
+    end = loop.run({
+      from: st.step,
+      to: spec.steps,
+      cursor: st.cursor,
+      stopAfter: deps.stopAfter,
+      signal: deps.signal,
+      beforeStep: (step) => {
+        if (!plan) return;
+        const { event, slimmed } = plan.beforeStep(step, loop);
+        if (event) {
+          metric({ type: 'prune', ...event });
+          snapshot(step, 'prune');
         }
-        const { norm, nonFinite } = gradientNorm(grads);
-        if (nonFinite) throw numericError(step, `the gradient of ${nonFinite}`);
-        if (prune && scorer && !st.targetReached && step % prune.saliencyEvery === 0) {
-          const live = tracker.allGroups(prune.kinds).filter((g) => !tracker.masked.has(g.id));
-          accumulator!.fold(scorer.score(live, params, grads));
+        if (slimmed) {
+          snapshot(step, 'slim');
+          events.log('info', `step ${step}: slimmed to ${loop.model.parameterCount()} parameters${st.targetReached ? ' (target reached)' : ''}`);
         }
-        const lr = lrSchedule(step);
-        opt.step(params, grads, lr, norm);
-        model.applyMasks();
-        deps.hooks?.afterUpdate?.(step, model);
+      },
+      afterStep: (step, o: StepOutcome, cursor) => {
         if ((step + 1) % spec.guardEvery === 0 || step + 1 === spec.steps) {
-          const bad = firstNonFinite(params);
+          const bad = firstNonFinite(loop.model.parameters());
           if (bad) throw numericError(step, `the weight ${bad}`);
         }
         st.tokens += tokensPerStep;
-        lastLoss = loss;
+        st.cursor = cursor;
+        st.step = step + 1;
+        lastLoss = o.loss;
         stepsThisCall++;
         const seconds = (Date.now() - loopStart) / 1000;
         const tokPerSec = (stepsThisCall * tokensPerStep) / Math.max(seconds, 1e-9);
-        metric({ step, type: 'train', tokens: st.tokens, loss, lr, gradNorm: norm, params: tracker.effectiveCount(), physicalParams: model.parameterCount(), tokPerSec: Math.round(tokPerSec) });
+        const params = plan ? plan.tracker.effectiveCount() : loop.model.parameterCount();
+        metric({ step, type: 'train', tokens: st.tokens, loss: o.loss, lr: o.lr, gradNorm: o.gradNorm, params, physicalParams: loop.model.parameterCount(), tokPerSec: Math.round(tokPerSec) });
         const eta = ((spec.steps - step - 1) * tokensPerStep) / Math.max(tokPerSec, 1e-9);
-        events.progress('train', step + 1, spec.steps, `loss ${loss.toFixed(3)} · ${Math.round(tokPerSec)} tok/s · eta ${Math.round(eta)}s`, 'steps');
-      } finally {
-        for (const g of grads.values()) g.dispose();
-      }
-      st.step = step + 1;
-      if (st.step % spec.evalEvery === 0 || st.step === spec.steps) {
-        validLoss = heldOutLoss(model, blocks, spec.batchSize, spec.evalBatches);
-        metric({ step, type: 'eval', tokens: st.tokens, validLoss, validPerplexity: Math.exp(validLoss) });
-        events.metric('valid_perplexity', Math.exp(validLoss), st.step);
-      }
-      if (st.step % spec.checkpointEvery === 0 || st.step === spec.steps) writeCk(st.step);
-    }
+        events.progress('train', step + 1, spec.steps, `loss ${o.loss.toFixed(3)} · ${Math.round(tokPerSec)} tok/s · eta ${Math.round(eta)}s`, 'steps');
+        if (st.step % spec.evalEvery === 0 || st.step === spec.steps) {
+          validLoss = heldOutLoss(loop.model, blocks, spec.batchSize, spec.evalBatches);
+          metric({ step, type: 'eval', tokens: st.tokens, validLoss, validPerplexity: Math.exp(validLoss) });
+          events.metric('valid_perplexity', Math.exp(validLoss), st.step);
+        }
+        if (st.step % spec.checkpointEvery === 0 || st.step === spec.steps) writeCk(st.step);
+      },
+    });
+    // Ctrl-C: the current step is checkpointed first, so nothing is lost
+    if (end.reason === 'signal' && st.step % spec.checkpointEvery !== 0 && stepsThisCall > 0) writeCk(st.step);
   } catch (e) {
     if (e instanceof TopiaryError && e.code === 'E_NUMERIC') {
-      metric({ step: st.step, type: 'fault', code: e.code, message: e.message });
-      events.log('error', e.message);
+      const kept = lastCheckpoint === null ? 'no checkpoint was written yet' : `the last good checkpoint is step ${lastCheckpoint} (resume continues from it)`;
+      metric({ step: st.step, type: 'fault', code: e.code, message: e.message, lastCheckpoint });
+      events.log('error', `${e.message}; ${kept}`);
+      closeJob(job);
+      throw new TopiaryError('E_NUMERIC', `${e.message}; ${kept}`, { where: e.where, hint: e.hint, cause: e });
     }
-    for (const k of keep.values()) k.dispose();
-    opt.dispose();
-    model.dispose();
+    closeJob(job);
     throw e;
   }
 
   const finished = st.step >= spec.steps;
   if (finished) {
-    if (model.maskedGroups().length > 0) slim();
-    if (Number.isNaN(validLoss)) validLoss = heldOutLoss(model, blocks, spec.batchSize, spec.evalBatches);
-    await saveModel(model, join(out, 'model'));
+    if (plan) plan.slim(loop);
+    if (Number.isNaN(validLoss)) validLoss = heldOutLoss(loop.model, blocks, spec.batchSize, spec.evalBatches);
+    await saveModel(loop.model, join(out, 'model'));
     writeJsonAtomic(join(out, 'architecture.json'), {
-      params: model.parameterCount(),
+      params: loop.model.parameterCount(),
       sourceParams: st.sourceParams,
-      config: configToHf(model.config, 'float32'),
-      layers: tracker.architecture().layers,
-      hidden: model.config.dim,
+      config: configToHf(loop.model.config, 'float32'),
+      layers: architecture().layers,
+      hidden: loop.model.config.dim,
     });
   }
   const result: TrainResult = {
@@ -451,18 +400,23 @@ export async function train(spec: TrainSpec, deps: TrainDeps = {}): Promise<Trai
     finalLoss: lastLoss,
     validLoss,
     validPerplexity: Math.exp(validLoss),
-    params: model.parameterCount(),
+    params: loop.model.parameterCount(),
     sourceParams: st.sourceParams,
-    architecture: tracker.architecture(),
-    config: model.config,
-    resumedFrom,
+    architecture: architecture(),
+    config: loop.model.config,
+    resumedFrom: job.resumedFrom,
     seconds: (Date.now() - started) / 1000,
     finished,
     out,
   };
   if (finished) writeJsonAtomic(join(out, 'summary.json'), { ...result, stepsThisCall, startStep });
-  for (const k of keep.values()) k.dispose();
-  opt.dispose();
-  model.dispose();
+  closeJob(job);
   return result;
+}
+
+function closeJob(job: Job): void {
+  for (const k of job.loop.keep.values()) k.dispose();
+  job.loop.optimizer.dispose();
+  job.loop.model.dispose();
+  job.teacher?.model.dispose();
 }

@@ -8,13 +8,13 @@ import {
   EmaAccumulator,
   gradientNorm,
   loadLatestCheckpoint,
-  PruneTracker,
-  selectGroups,
+  scoreLiveGroups,
   slimWithState,
   SumAccumulator,
-  taylorFisherScorer,
   writeCheckpoint,
 } from '../src/index.js';
+import { groupImportance, PruneTracker, selectGroups as selectForRatio, taylorFisher } from '@topiary/structured-core';
+import { taylorVector } from '@topiary/saliency-taylor';
 import { repoRoot, tempDir, useCpu } from './helpers.js';
 
 beforeAll(useCpu);
@@ -101,8 +101,9 @@ describe('group saliency and global selection', () => {
     const model = createLlama({ vocabSize: 40, dim: 16, nLayers: 2, nHeads: 4, nKvHeads: 2, hiddenDim: 24, maxSeqLen: 16 }, { seed: 3 });
     const ids = tf.tensor2d([[1, 5, 9, 33, 2, 17, 20, 11]], [1, 8], 'int32');
     const { grads } = lossAndGrads(model, ids);
-    const groups = model.groups(['head', 'kv-group', 'ffn-channel', 'hidden-channel']);
-    const scores = taylorFisherScorer.score(groups, model.parameters(), grads);
+    const kinds = ['head', 'kv-group', 'ffn-channel', 'hidden-channel'] as const;
+    const groups = model.groups([...kinds]);
+    const scores = scoreLiveGroups(new PruneTracker(model), [...kinds], taylorFisher, 'sum', grads);
     const host = new Map([...model.parameters()].map(([n, v]) => [n, { w: v.dataSync(), g: grads.get(n)!.dataSync(), shape: v.shape }]));
     for (const g of [groups[0]!, groups.find((x) => x.kind === 'kv-group')!, groups.find((x) => x.kind === 'ffn-channel')!, groups.find((x) => x.kind === 'hidden-channel')!]) {
       let s1 = 0;
@@ -144,17 +145,61 @@ describe('group saliency and global selection', () => {
     const ffn = tracker.allGroups(['ffn-channel'])[0]!;
     const score = (id: string) => (id === hidden.id ? 5 : id.includes('.ffn.') ? 1 : 100);
     expect(hidden.size / ffn.size).toBeGreaterThan(5);
-    const { ids, removed } = selectGroups(tracker, { kinds: ['head', 'ffn-channel', 'hidden-channel'], normalise: 'per-param', minKeep: { heads: 1, ffn: 1, hidden: 4 }, need: 1, score });
+    const { ids, removed } = tracker.select({ kinds: ['head', 'ffn-channel', 'hidden-channel'], normalise: 'per-param', minKeep: { heads: 1, ffn: 1, hidden: 4 }, need: 1, importance: score });
     expect(ids).toEqual([hidden.id]);
     expect(removed).toBe(hidden.size);
     // the next FFN channel overlaps the removed hidden channel: only its other elements count
-    const next = selectGroups(tracker, { kinds: ['ffn-channel'], normalise: 'none', minKeep: { heads: 1, ffn: 1, hidden: 4 }, need: 1, score });
+    const next = tracker.select({ kinds: ['ffn-channel'], normalise: 'none', minKeep: { heads: 1, ffn: 1, hidden: 4 }, need: 1, importance: score });
     expect(next.removed).toBe(ffn.size - 3);
     expect(tracker.effectiveCount()).toBe(total - hidden.size - (ffn.size - 3));
     model.maskGroups([...ids, ...next.ids]);
     const slim = model.slim();
     expect(slim.parameterCount()).toBe(tracker.effectiveCount());
     slim.dispose();
+    model.dispose();
+  });
+
+  it('the trainer and LLM-Pruner score and choose the same groups from the same gradients (taylor-vector: Σ|Σ_slice w·g|)', () => {
+    const model = createLlama({ vocabSize: 40, dim: 16, nLayers: 3, nHeads: 4, nKvHeads: 2, hiddenDim: 24, maxSeqLen: 16 }, { seed: 11 });
+    const ids = tf.tensor2d([[1, 5, 9, 33, 2, 17, 20, 11, 3, 8]], [1, 10], 'int32');
+    const { grads } = lossAndGrads(model, ids);
+    const kinds = ['kv-group', 'ffn-channel'] as const;
+    // the trainer's path: one step's gradients → group importances
+    const trainer = scoreLiveGroups(new PruneTracker(model), [...kinds], taylorVector, 'sum', grads);
+    // LLM-Pruner's path: element scores from the same gradients → structured-core's groupImportance
+    const groups = model.groups([...kinds]);
+    const scores = new Map<string, Float32Array>();
+    const shapes = new Map<string, readonly number[]>();
+    for (const [name, g] of grads) {
+      const w = model.readWeight(name);
+      const gr = g.dataSync() as Float32Array;
+      scores.set(name, taylorVector.score({ param: name, rows: g.shape[0]!, cols: g.shape[1] ?? 1, weight: w, grad: gr }));
+      shapes.set(name, g.shape);
+    }
+    const pruner = groupImportance(groups, { scores, shapes }, 'vector', 'sum');
+    groups.forEach((g, i) => expect(trainer.get(g.id)).toBe(pruner[i]));
+    // and the level is honoured: a member's |Σ| — not the signed Σ over the group the old trainer ranked by
+    const signedSum = (id: string): number => {
+      const g = groups.find((x) => x.id === id)!;
+      let s = 0;
+      for (const m of g.members) {
+        const w = model.readWeight(m.param);
+        const gr = grads.get(m.param)!.dataSync();
+        const cols = grads.get(m.param)!.shape[1] ?? 1;
+        for (let e = 0; e < w.length; e++) if (m.axis === 0 ? m.indices.includes(Math.floor(e / cols)) : m.indices.includes(e % cols)) s += w[e]! * gr[e]!;
+      }
+      return s;
+    };
+    expect(groups.some((g) => Math.abs(trainer.get(g.id)! - signedSum(g.id)) > 1e-6)).toBe(true);
+    for (const v of trainer.values()) expect(v).toBeGreaterThanOrEqual(0);
+    // global selection: the same candidates, importances and target give the same removals
+    const total = model.parameterCount();
+    const range = { start: 0, end: 3 };
+    const llm = selectForRatio({ candidates: groups.map((group, i) => ({ group, importance: pruner[i]! })), totalParameters: total, ratio: 0.2, ranking: 'global', range });
+    const tracker = new PruneTracker(model);
+    const mine = tracker.select({ kinds: [...kinds], normalise: 'per-param', minKeep: { heads: 1, ffn: 1, hidden: 1 }, need: llm.targetParameters, importance: (id) => trainer.get(id) });
+    expect(mine.ids).toEqual(llm.remove);
+    for (const t of grads.values()) t.dispose();
     model.dispose();
   });
 

@@ -52,6 +52,11 @@ export interface ParameterGroup {
   members: readonly GroupMember[];
   /** Number of parameters the group removes. */
   size: number;
+  /**
+   * For a query head: the id of the kv-group whose k/v rows it reads. When several heads share one kv head, the
+   * group holds only the head's q rows and o columns; removing its last reader removes the kv head as well.
+   */
+  kvGroup?: string;
 }
 
 export type LinearKind = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
@@ -114,6 +119,11 @@ export interface CausalLM {
   applyMasks(): void;
   /** A new, physically smaller model without the masked groups; computes exactly what the masked model computes. */
   slim(): CausalLM;
+  /**
+   * Where each group id of this model lands in the model `slim()` would return now (masked groups and kv heads no
+   * live query head reads are absent; blocks renumber). Accumulated per-group state follows its group through this.
+   */
+  slimMapping(): ReadonlyMap<string, string>;
   /** Read a weight as a host array (row-major) and write one back. */
   readWeight(param: string): Float32Array;
   /**

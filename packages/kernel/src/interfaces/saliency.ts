@@ -19,10 +19,12 @@ export interface SaliencyStats {
 }
 
 /**
- * How a criterion's element scores become the score of a slice (a head's rows, an FFN channel's column ...):
- * `element` scores are non-negative and summed; `vector` scores are signed and the slice scores |Σ| (taylor-vector).
+ * How a criterion's element scores become the score of a slice (a head's rows, an FFN channel's column ...) and of
+ * a group: `element` scores are non-negative and summed; `vector` scores are signed and each slice scores |Σ|
+ * (taylor-vector: LLM-Pruner's member importance); `group` scores are signed and the whole group scores |Σ| over all
+ * its members — the Taylor estimate of the loss change when the group is removed at once (EfficientLLM's saliency).
  */
-export type SaliencyLevel = 'element' | 'vector';
+export type SaliencyLevel = 'element' | 'vector' | 'group';
 
 export interface Saliency {
   /** What recipes write: `magnitude`, `wanda`, `taylor-element`, ... */
