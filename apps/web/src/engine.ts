@@ -30,8 +30,11 @@ import type { DownloadFile, EngineInfo, LayerRow, ModelSummary, PerplexitySummar
 /** The installed plugins, registered explicitly (in Node they are discovered from package.json at run time). */
 export const INSTALLED_PLUGINS = [magnitude, wanda, sparsegpt, llmPruner, depth, saliencyBasic, saliencyTaylor];
 
-/** Float32 bytes of the model the page holds at most by default (two copies: original and pruned). */
-export const DEFAULT_MEMORY_LIMIT = 1.5 * 2 ** 30;
+/**
+ * Float32 bytes of one model the page takes at most by default: the original and the pruned copy both live on
+ * tfjs's WebAssembly heap, which cannot grow past 4 GiB (wasm32), beside the activations of a pass.
+ */
+export const DEFAULT_MEMORY_LIMIT = 2 ** 30;
 
 const TOKENIZER_NAME = /^(tokenizer\.(json|bin|model)|tok[^/]*\.bin)$/i;
 

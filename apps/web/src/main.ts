@@ -63,7 +63,11 @@ function clearMessage(): void {
 
 function report(e: unknown): void {
   if (e instanceof Cancelled) return; // the Cancel button tells what happened
-  if (e instanceof WorkerFailure) return showMessage(e.failure.message, { ...(e.failure.file ? { file: e.failure.file } : {}), ...(e.failure.hint ? { hint: e.failure.hint } : {}) });
+  if (e instanceof WorkerFailure) {
+    const { message, file, where, hint } = e.failure;
+    // a field at fault is named as the CLI names its flag, beside the file when there is one
+    return showMessage(where && !file ? `${where}: ${message}` : message, { ...(file ? { file } : {}), ...(hint ? { hint } : {}) });
+  }
   showMessage(e instanceof Error ? e.message : String(e));
 }
 

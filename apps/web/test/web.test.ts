@@ -5,7 +5,9 @@
  * (to 1e-6); the pruned model's greedy story must equal the CLI's from its own pruned output. Bad input (a file
  * that is not a model, a damaged .bin, a model over the page's memory limit) gives a message naming the file;
  * Cancel stops a running prune and leaves the page usable; the download is a loadable safetensors folder. The
- * same page served without COOP/COEP (not cross-origin isolated) runs single-threaded with the same numbers.
+ * same page served without COOP/COEP (not cross-origin isolated) runs single-threaded with the same numbers. Every
+ * other installed method runs in the page too (magnitude, SparseGPT, 2:4, OWL, depth, LLM-Pruner), and a slimmed
+ * model downloads as GGUF.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -49,6 +51,13 @@ async function ready(page: Page): Promise<{ threads: number; isolated: boolean; 
   }));
 }
 
+/** Load a text file through one of the page's file fields and wait until the page shows its name. */
+async function loadText(page: Page, field: 'calibration-file' | 'eval-file', file: string): Promise<void> {
+  await ((await page.$(`#${field}`)) as ElementHandle<HTMLInputElement>).uploadFile(file);
+  const label = field === 'calibration-file' ? 'calibration-name' : 'eval-name';
+  await page.waitForFunction((id: string) => document.getElementById(id)!.textContent !== '' && !document.getElementById(id)!.textContent!.startsWith('default'), {}, label);
+}
+
 async function openExample(page: Page): Promise<void> {
   await page.click('#example');
   const opened = await settled(page);
@@ -72,25 +81,23 @@ describe.skipIf(!chromium || missingBuild)('apps/web in headless Chromium', () =
   const work = mkdtempSync(join(tmpdir(), 'topiary-web-'));
   /** What the CLI prints for the same job (started before the browser, read when needed). */
   let reference: Promise<{ before: number; after: number; story: string }>;
-  /** The CLI's perplexity of the original on a short text (the head of the bundled one). */
-  let shortReference: Promise<number>;
-  const short = join(work, 'short.txt');
+  /**
+   * The calibration and evaluation text, loaded into the page from a file: the head of the bundled TinyStories text
+   * (~50,000 tokens; tokenizing all 800 KB takes the tokenizer library seconds each time a worker starts).
+   */
+  const head = join(work, 'tinystories-head.txt');
 
   beforeAll(async () => {
+    const bundled = readFileSync(text);
+    writeFileSync(head, bundled.subarray(0, bundled.lastIndexOf(0x0a, 100_000) + 1));
     reference = (async () => {
       const out = join(work, 'cli-wanda50');
-      const pruned = await run(process.execPath, [cli, 'prune', '--model', model, '--method', 'wanda', '--sparsity', '0.5', '--calibration', text, '--samples', '32', '--seqlen', '256', '--eval', text, '--eval-limit', '32', '--out', out, '--json']);
+      const pruned = await run(process.execPath, [cli, 'prune', '--model', model, '--method', 'wanda', '--sparsity', '0.5', '--calibration', head, '--samples', '32', '--seqlen', '256', '--eval', head, '--eval-limit', '32', '--out', out, '--json']);
       const result = JSON.parse(pruned.stdout.trim().split('\n').pop()!) as { perplexity: { before: number; after: number } };
       const story = await run(process.execPath, [cli, 'generate', '--model', out, '--prompt', 'Once upon a time', '--max-tokens', '80', '--json']);
       return { ...result.perplexity, story: (JSON.parse(story.stdout) as { fullText: string }).fullText };
     })();
-    reference.catch(() => {}); // awaited in the test that uses it
-    writeFileSync(short, readFileSync(text).subarray(0, 40_000));
-    shortReference = reference.then(async () => {
-      const evaluated = await run(process.execPath, [cli, 'eval', '--model', model, '--perplexity', short, '--seqlen', '256', '--limit', '32', '--json']);
-      return (JSON.parse(evaluated.stdout) as { perplexity: Record<string, { ppl: number }> }).perplexity[short]!.ppl;
-    });
-    shortReference.catch(() => {});
+    reference.catch(() => {}); // awaited in the tests that use it
     isolated = await serveStatic(dist, { isolated: true });
     plain = await serveStatic(dist, { isolated: false });
     browser = await puppeteer.launch({ executablePath: chromium!, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', `--user-data-dir=${join(work, 'profile')}`] });
@@ -117,13 +124,16 @@ describe.skipIf(!chromium || missingBuild)('apps/web in headless Chromium', () =
     expect(await page.$eval('#layers table', (t) => (t as HTMLTableElement).rows.length)).toBe(1 + 5); // header + 5 blocks
     expect(await page.$eval('#layers', (el) => el.textContent)).toContain('q_proj [64, 64]');
 
-    // Wanda 50 % with the quickstart's calibration (bundled TinyStories, 32 × 256, seed 0) — the page's defaults
+    // Wanda 50 % with the quickstart's settings (32 × 256 calibration tokens, seed 0: the page's defaults), on a
+    // text file loaded for calibration and evaluation
+    await loadText(page, 'calibration-file', head);
+    await loadText(page, 'eval-file', head);
     expect(await page.$eval('#method', (el) => (el as HTMLSelectElement).value)).toBe('wanda');
     expect(await page.$eval('#option-sparsity', (el) => (el as HTMLInputElement).value)).toBe('0.5');
     await page.click('#prune');
     expect(await settled(page, 90_000)).toEqual({ text: 'pruned with wanda', kind: 'ok' });
     const summary = await page.$eval('#prune-summary', (el) => el.textContent ?? '');
-    expect(summary).toMatch(/sparsity 50\.0 % · parameters 260,032 → 146,752 · calibration 32 × 256 tokens/);
+    expect(summary).toMatch(/sparsity 50\.0 % · parameters 260,032 → 146,752 · calibration 32 × 256 tokens from tinystories-head\.txt$/);
     // the report's per-layer sparsity chart: one bar per block, every one at 0.5
     const bars = await page.$$eval('#charts svg.bar-chart rect.bar title', (ts) => ts.map((t) => t.textContent ?? ''));
     expect(bars).toEqual([0, 1, 2, 3, 4].map((i) => `L${i} sparsity: 0.5`));
@@ -175,6 +185,51 @@ describe.skipIf(!chromium || missingBuild)('apps/web in headless Chromium', () =
     await page.close();
   }, 120_000);
 
+  it('every installed method runs in the page: magnitude, SparseGPT, N:M, OWL, depth, LLM-Pruner; GGUF download', async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(isolated.url);
+    await ready(page);
+    await openExample(page);
+    await loadText(page, 'calibration-file', head);
+    const prune = async (method: string, options: Record<string, string | boolean>) => {
+      await page.select('#method', method);
+      await page.evaluate((values: Record<string, string | boolean>) => {
+        for (const [key, value] of Object.entries(values)) {
+          const field = document.getElementById(`option-${key}`) as HTMLInputElement;
+          if (typeof value === 'boolean') field.checked = value;
+          else field.value = value;
+        }
+        (document.getElementById('samples') as HTMLInputElement).value = '8';
+        (document.getElementById('seqlen') as HTMLInputElement).value = '128';
+        (document.getElementById('message') as HTMLElement).hidden = true;
+      }, options);
+      await page.click('#prune');
+      const done = await settled(page);
+      return { ...done, summary: await page.$eval('#prune-summary', (el) => el.textContent ?? '').catch(() => ''), charts: await page.$$eval('#charts svg', (svgs) => svgs.map((svg) => svg.querySelector('text')?.textContent ?? '')) };
+    };
+    const magnitude = await prune('magnitude', { sparsity: '0.5' });
+    expect(magnitude.summary).toMatch(/^magnitude: .* · sparsity 50\.0 % · parameters 260,032 → 146,752$/);
+    expect((await prune('sparsegpt', { sparsity: '0.5' })).summary).toMatch(/^sparsegpt: .* · sparsity 50\.0 % · parameters 260,032 → 146,752 · calibration 8 × 128 tokens/);
+    expect((await prune('wanda', { sparsity: '', pattern: '2:4' })).summary).toMatch(/^wanda: .* · sparsity 50\.0 % · parameters 260,032 → 146,752/);
+    expect((await prune('wanda', { pattern: '', sparsity: '0.7', owl: true })).summary).toMatch(/ · sparsity 69\.\d % · /);
+    // a required option left empty is named, as the CLI names its flag
+    expect(await prune('depth', {})).toMatchObject({ text: 'remove: is required', kind: 'error' });
+    const depth = await prune('depth', { remove: '1' });
+    expect(depth.summary).toMatch(/^depth: .* · parameters 260,032 → 214,592/); // one block of 45,440 gone
+    const llm = await prune('llm-pruner', { ratio: '0.2' });
+    expect(llm.summary).toMatch(/^llm-pruner: .* · parameters 260,032 → 208,192/);
+    expect(llm.charts).toEqual(['Attention heads per layer — 1. prune (llm-pruner)', 'FFN width per layer — 1. prune (llm-pruner)']);
+    // the slimmed (non-uniform) model as one GGUF file
+    await page.click('#download-gguf');
+    await page.waitForFunction(() => document.body.dataset.busy === undefined && (document.getElementById('download-text') as HTMLElement).dataset.files === 'model.gguf', { timeout: 30_000 });
+    const magic = await page.$eval('#download-text a', async (a) => new TextDecoder().decode((await (await fetch((a as HTMLAnchorElement).href)).arrayBuffer()).slice(0, 4)));
+    expect(magic).toBe('GGUF');
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 90_000);
+
   it('bad input: a message in the page names the file and the reason', async () => {
     const page = await browser.newPage();
     await page.goto(isolated.url);
@@ -213,11 +268,9 @@ describe.skipIf(!chromium || missingBuild)('apps/web in headless Chromium', () =
     const engine = await ready(page);
     expect(engine).toMatchObject({ isolated: false, threads: 1 });
     await openExample(page);
-    // a short evaluation text loaded from a file (tokenizing the whole bundled text takes seconds)
-    await ((await page.$('#eval-file')) as ElementHandle<HTMLInputElement>).uploadFile(short);
-    await page.waitForFunction(() => document.getElementById('eval-name')!.textContent === 'short.txt');
+    await loadText(page, 'eval-file', head);
     const ppl = await perplexities(page);
-    expect(Math.abs(ppl.original - (await shortReference))).toBeLessThan(1e-6);
+    expect(Math.abs(ppl.original - (await reference).before)).toBeLessThan(1e-6);
     await page.close();
   }, 60_000);
 });
