@@ -7,7 +7,7 @@
  */
 import type { GPU, IKernelFunctionThis, IKernelRunShortcut } from 'gpu.js';
 import { TopiaryError } from '@topiary/kernel';
-import { accumulateGramInBlocks } from '@topiary/linalg';
+import { accumulateGramInBlocks, genericPrimitives } from '@topiary/linalg';
 
 /** gpu.js's kernel kinds, by the mode names `new GPU({ mode })` takes. */
 export type GpuJsMode = 'headlessgl' | 'webgl2' | 'webgl' | 'webgpu' | 'webasm' | 'cpu';
@@ -61,6 +61,28 @@ function columnSquaresKernel(this: KernelThis<{ rows: number; d: number }>, x: n
   return s;
 }
 
+/** out[i][j] = Σ_r xi[r·di + i] · xj[r·dj + j]: one tile of a Gram block whose output would be too large at once. */
+function gramTileKernel(this: KernelThis<{ rows: number; di: number; dj: number }>, xi: number[], xj: number[]): number {
+  let s = 0;
+  for (let r = 0; r < this.constants.rows; r++) {
+    s += xi[r * this.constants.di + this.thread.y] * xj[r * this.constants.dj + this.thread.x];
+  }
+  return s;
+}
+
+/** out[r][g] = Σ w[r·cols + c]² over the columns c of segment g (segments of `seg` columns): rows too long for one loop. */
+function rowSegmentSquaresKernel(this: KernelThis<{ cols: number; seg: number }>, w: number[]): number {
+  let s = 0;
+  for (let j = 0; j < this.constants.seg; j++) {
+    const c = this.thread.x * this.constants.seg + j;
+    if (c < this.constants.cols) {
+      const v = w[this.thread.y * this.constants.cols + c];
+      s += v * v;
+    }
+  }
+  return s;
+}
+
 /** out[i] = ‖w[i, :]‖₂. */
 function rowNormKernel(this: KernelThis<{ cols: number }>, w: number[]): number {
   let s = 0;
@@ -74,9 +96,25 @@ function rowNormKernel(this: KernelThis<{ cols: number }>, w: number[]): number 
 /** Rows per Gram block: each block's sum is float32 on the device, blocks are added in float64 on the host. */
 export const GRAM_BLOCK_ROWS = 256;
 
+/**
+ * The most elements one kernel argument or output may have. gpu.js on WebGL addresses elements through float32
+ * texture coordinates, exact only below 2^24: past it, reads land on neighbouring elements (measured on
+ * headless-gl/llvmpipe: row norms of a 2000×9000 matrix off by 2.5e-4 relative). Larger work goes in pieces.
+ */
+export const MAX_KERNEL_ELEMENTS = 1 << 24;
+
+/**
+ * The longest reduction loop one kernel runs. WebGL loops stop at 65536 iterations (measured: the norm of a row of
+ * 100000 elements summed only the first 65536); longer reductions go in segments summed in float64 on the host.
+ */
+export const MAX_KERNEL_LOOP = 16384;
+
 export interface GpuKernelsOptions {
   /** When false, a kernel gpu.js moved to its CPU fallback is an error (E_BACKEND) instead of a slow success. */
   allowFallback?: boolean;
+  /** Lower limits than WebGL's (tests: the pieces' bookkeeping on small shapes). */
+  maxElements?: number;
+  maxLoop?: number;
 }
 
 export class GpuKernels {
@@ -85,12 +123,16 @@ export class GpuKernels {
   /** How many kernel runs completed (on any kind of kernel). */
   runs = 0;
   private readonly allowFallback: boolean;
+  private readonly maxElements: number;
+  private readonly maxLoop: number;
 
   constructor(
     private readonly gpu: GPU,
     options: GpuKernelsOptions = {},
   ) {
     this.allowFallback = options.allowFallback ?? true;
+    this.maxElements = Math.min(options.maxElements ?? MAX_KERNEL_ELEMENTS, MAX_KERNEL_ELEMENTS);
+    this.maxLoop = Math.min(options.maxLoop ?? MAX_KERNEL_LOOP, MAX_KERNEL_LOOP);
   }
 
   /** The mode of the kernel that ran last, or before any ran the kernel class gpu.js chose. */
@@ -130,6 +172,26 @@ export class GpuKernels {
   }
 
   matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
+    if (n > this.maxElements) return genericPrimitives.matmul(a, b, m, k, n);
+    // k in chunks (loop length; b's rows kc·n), m in chunks (a's rows mc·kc, the output's mc·n)
+    const kc = Math.max(1, Math.min(k, this.maxLoop, Math.floor(this.maxElements / n)));
+    const mc = Math.max(1, Math.min(m, Math.floor(this.maxElements / Math.max(kc, n))));
+    if (kc === k && mc === m) return this.matmulPiece(a, b, m, k, n);
+    const out = new Float64Array(m * n);
+    for (let p0 = 0; p0 < k; p0 += kc) {
+      const kp = Math.min(kc, k - p0);
+      const bPart = b.subarray(p0 * n, (p0 + kp) * n);
+      for (let i0 = 0; i0 < m; i0 += mc) {
+        const mp = Math.min(mc, m - i0);
+        const aPart = kp === k ? a.subarray(i0 * k, (i0 + mp) * k) : columns(a, k, i0, mp, p0, kp);
+        const c = this.matmulPiece(aPart, bPart, mp, kp, n);
+        for (let i = 0; i < mp * n; i++) out[i0 * n + i]! += c[i]!;
+      }
+    }
+    return Float32Array.from(out);
+  }
+
+  private matmulPiece(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
     const run = this.kernel(`mm:${m}:${k}:${n}`, () =>
       this.gpu.createKernel(matmulKernel).setOutput([n, m]).setConstants({ k, n }).setPrecision('single').setTactic('precision'),
     );
@@ -137,19 +199,48 @@ export class GpuKernels {
   }
 
   accumulateGram(x: Float32Array, n: number, d: number, acc: Float64Array): void {
+    const blockRows = this.blockRows(d);
+    if (blockRows < 1) return genericPrimitives.accumulateGram(x, n, d, acc);
     // blocks of rows on the device in float32, summed (and symmetrised) in float64 by the kernel's shared loop
-    accumulateGramInBlocks(x, n, d, acc, GRAM_BLOCK_ROWS, (block, rows) => {
-      const run = this.kernel(`gram:${rows}:${d}`, () =>
-        this.gpu.createKernel(gramKernel).setOutput([d, d]).setConstants({ rows, d }).setPrecision('single').setTactic('precision'),
-      );
-      return flatten(this.run<Float32Array[]>(run, block), d, d);
+    accumulateGramInBlocks(x, n, d, acc, blockRows, (block, rows) => {
+      if (d * d <= this.maxElements) {
+        const run = this.kernel(`gram:${rows}:${d}`, () =>
+          this.gpu.createKernel(gramKernel).setOutput([d, d]).setConstants({ rows, d }).setPrecision('single').setTactic('precision'),
+        );
+        return flatten(this.run<Float32Array[]>(run, block), d, d);
+      }
+      // a d×d output past the element limit: square tiles of at most 2^24 outputs, the upper ones mirrored
+      const t = Math.floor(Math.sqrt(this.maxElements));
+      const g = new Float32Array(d * d);
+      for (let i0 = 0; i0 < d; i0 += t) {
+        const di = Math.min(t, d - i0);
+        const xi = columns(block, d, 0, rows, i0, di);
+        for (let j0 = i0; j0 < d; j0 += t) {
+          const dj = Math.min(t, d - j0);
+          const xj = j0 === i0 ? xi : columns(block, d, 0, rows, j0, dj);
+          const run = this.kernel(`gramtile:${rows}:${di}:${dj}`, () =>
+            this.gpu.createKernel(gramTileKernel).setOutput([dj, di]).setConstants({ rows, di, dj }).setPrecision('single').setTactic('precision'),
+          );
+          const tile = this.run<Float32Array[]>(run, xi, xj);
+          for (let i = 0; i < di; i++) {
+            const row = tile[i]!;
+            for (let j = 0; j < dj; j++) {
+              g[(i0 + i) * d + j0 + j] = row[j]!;
+              g[(j0 + j) * d + i0 + i] = row[j]!;
+            }
+          }
+        }
+      }
+      return g;
     });
   }
 
   accumulateColumnSquares(x: Float32Array, n: number, d: number, acc: Float64Array): void {
+    const blockRows = this.blockRows(d);
+    if (blockRows < 1) return genericPrimitives.accumulateColumnSquares(x, n, d, acc);
     // as the Gram: float32 sums over blocks of rows on the device, the blocks added in float64 here
-    for (let start = 0; start < n; start += GRAM_BLOCK_ROWS) {
-      const rows = Math.min(GRAM_BLOCK_ROWS, n - start);
+    for (let start = 0; start < n; start += blockRows) {
+      const rows = Math.min(blockRows, n - start);
       const run = this.kernel(`colsq:${rows}:${d}`, () =>
         this.gpu.createKernel(columnSquaresKernel).setOutput([d]).setConstants({ rows, d }).setPrecision('single').setTactic('precision'),
       );
@@ -158,17 +249,53 @@ export class GpuKernels {
     }
   }
 
+  /** Rows per block of a Gram / column-squares pass: 256, fewer where a block of d columns would pass the limits. */
+  private blockRows(d: number): number {
+    return Math.min(GRAM_BLOCK_ROWS, this.maxLoop, Math.floor(this.maxElements / d));
+  }
+
   rowNorms(w: Float32Array, rows: number, cols: number): Float32Array {
-    const run = this.kernel(`norm:${rows}:${cols}`, () =>
-      this.gpu.createKernel(rowNormKernel).setOutput([rows]).setConstants({ cols }).setPrecision('single').setTactic('precision'),
-    );
-    return Float32Array.from(this.run<Float32Array>(run, w));
+    if (cols > this.maxElements) return genericPrimitives.rowNorms(w, rows, cols);
+    const out = new Float32Array(rows);
+    // rows in chunks of at most 2^24 elements
+    const rc = Math.max(1, Math.min(rows, Math.floor(this.maxElements / cols)));
+    for (let r0 = 0; r0 < rows; r0 += rc) {
+      const rp = Math.min(rc, rows - r0);
+      const part = w.subarray(r0 * cols, (r0 + rp) * cols);
+      if (cols <= this.maxLoop) {
+        const run = this.kernel(`norm:${rp}:${cols}`, () =>
+          this.gpu.createKernel(rowNormKernel).setOutput([rp]).setConstants({ cols }).setPrecision('single').setTactic('precision'),
+        );
+        out.set(this.run<Float32Array>(run, part), r0);
+        continue;
+      }
+      // rows longer than one loop: squared sums of segments on the device, added in float64 here
+      const seg = this.maxLoop;
+      const segments = Math.ceil(cols / seg);
+      const run = this.kernel(`normseg:${rp}:${cols}`, () =>
+        this.gpu.createKernel(rowSegmentSquaresKernel).setOutput([segments, rp]).setConstants({ cols, seg }).setPrecision('single').setTactic('precision'),
+      );
+      const sums = this.run<Float32Array[]>(run, part);
+      for (let r = 0; r < rp; r++) {
+        let s = 0;
+        for (let g = 0; g < segments; g++) s += sums[r]![g]!;
+        out[r0 + r] = Math.sqrt(s);
+      }
+    }
+    return out;
   }
 
   destroy(): void {
     for (const k of this.cache.values()) k.destroy?.();
     this.cache.clear();
   }
+}
+
+/** The contiguous copy of rows [r0, r0 + rn) × columns [c0, c0 + cn) of a row-major matrix with `cols` columns. */
+function columns(x: Float32Array, cols: number, r0: number, rn: number, c0: number, cn: number): Float32Array {
+  const out = new Float32Array(rn * cn);
+  for (let r = 0; r < rn; r++) out.set(x.subarray((r0 + r) * cols + c0, (r0 + r) * cols + c0 + cn), r * cn);
+  return out;
 }
 
 function flatten(rows: Float32Array[], m: number, n: number): Float32Array {

@@ -7,7 +7,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { TopiaryError } from '@topiary/kernel';
 import { genericPrimitives } from '@topiary/linalg';
-import { createGpujsBackend, ensureWebGL } from '../src/index.js';
+import { createRequire } from 'node:module';
+import type { GPU } from 'gpu.js';
+import { createGpujsBackend, ensureWebGL, GpuKernels } from '../src/index.js';
 
 const { probe, started } = await ensureWebGL();
 if (probe.ok) console.log(`webgl: ${probe.version} on DISPLAY=${probe.display}${started ? ' (Xvfb started by this test)' : ''}: ${probe.renderer}`);
@@ -30,9 +32,9 @@ function relDiff(x: ArrayLike<number>, y: ArrayLike<number>): number {
   return d / scale;
 }
 
-describe.skipIf(!probe.ok)('backend-gpujs on WebGL (headless-gl)', () => {
-  afterAll(() => started?.stop());
+afterAll(() => started?.stop());
 
+describe.skipIf(!probe.ok)('backend-gpujs on WebGL (headless-gl)', () => {
   it('the WebGL context is headless-gl WebGL 1.0 over ANGLE, and the renderer is named', () => {
     if (!probe.ok) return;
     expect(probe.version).toMatch(/^WebGL 1\.0 stack-gl /);
@@ -93,6 +95,66 @@ describe.skipIf(!probe.ok)('backend-gpujs on WebGL (headless-gl)', () => {
     expect(relDiff(got, want)).toBeLessThan(1e-5);
     expect(b.gpuMode).toBe('headlessgl');
     b.dispose();
+  });
+});
+
+describe.skipIf(!probe.ok)('backend-gpujs on WebGL past its limits (65536-iteration loops, 2^24-element arrays): in pieces', () => {
+  it('rowNorms of rows longer than a loop (100000) and of a matrix past 2^24 elements (2000 × 9000)', async () => {
+    const b = createGpujsBackend({ mode: 'webgl' });
+    await b.init();
+    for (const [rows, cols] of [
+      [1, 100_000],
+      [2000, 9000],
+    ] as const) {
+      const w = rand(rows * cols, rows + cols);
+      // relative to each row's own norm: one wrong element read shows
+      const got = b.primitives.rowNorms(w, rows, cols);
+      const want = genericPrimitives.rowNorms(w, rows, cols);
+      let worst = 0;
+      for (let i = 0; i < rows; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / want[i]!);
+      expect(worst, `${rows}×${cols}`).toBeLessThan(1e-5);
+    }
+    expect(b.gpuMode).toBe('headlessgl');
+    b.dispose();
+  });
+
+  // the same bookkeeping with the limits lowered (64 elements per kernel argument, loops of 16), on small shapes
+  it('matmul, Gram (tiles), column squares and row norms in pieces agree with the generic primitives (lowered limits)', async () => {
+    const gpuJs = createRequire(import.meta.url)('gpu.js') as { GPU: new (o: { mode: string }) => GPU };
+    const k = new GpuKernels(new gpuJs.GPU({ mode: 'headlessgl' }), { allowFallback: false, maxElements: 64, maxLoop: 16 });
+    for (const [m, kk, n] of [
+      [5, 40, 3], // k in chunks of 16, m in chunks
+      [3, 9, 7], // m in chunks only
+      [1, 70, 1],
+    ] as const) {
+      const A = rand(m * kk, m + kk);
+      const B = rand(kk * n, n + kk);
+      expect(relDiff(k.matmul(A, B, m, kk, n), genericPrimitives.matmul(A, B, m, kk, n)), `matmul ${m}×${kk}×${n}`).toBeLessThan(1e-5);
+    }
+    for (const [n, d] of [
+      [37, 11], // 11² > 64: tiles of 8, blocks of 5 rows
+      [20, 6],
+    ] as const) {
+      const x = rand(n * d, n * d);
+      const [want, got] = [new Float64Array(d * d), new Float64Array(d * d)];
+      genericPrimitives.accumulateGram(x, n, d, want);
+      k.accumulateGram(x, n, d, got);
+      expect(relDiff(got, want), `Gram ${n}×${d}`).toBeLessThan(1e-5);
+      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) expect(got[i * d + j]).toBe(got[j * d + i]);
+      const [sqWant, sqGot] = [new Float64Array(d), new Float64Array(d)];
+      genericPrimitives.accumulateColumnSquares(x, n, d, sqWant);
+      k.accumulateColumnSquares(x, n, d, sqGot);
+      expect(relDiff(sqGot, sqWant), `column squares ${n}×${d}`).toBeLessThan(1e-5);
+    }
+    for (const [rows, cols] of [
+      [9, 7], // rows in chunks
+      [3, 50], // rows longer than a loop: segments
+    ] as const) {
+      const w = rand(rows * cols, rows * cols + 1);
+      expect(relDiff(k.rowNorms(w, rows, cols), genericPrimitives.rowNorms(w, rows, cols)), `rowNorms ${rows}×${cols}`).toBeLessThan(1e-5);
+    }
+    expect(k.mode).toBe('headlessgl');
+    k.destroy();
   });
 });
 
