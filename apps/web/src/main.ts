@@ -190,9 +190,15 @@ function showModel(m: ModelSummary): void {
 
 async function generateInto(which: 'original' | 'pruned', prompt: string, target: HTMLElement): Promise<void> {
   target.textContent = prompt;
+  let chunks = 0;
   const answer = await client.request(
     { kind: 'generate', which, prompt, maxTokens: numberOf('max-tokens') ?? 80, temperature: numberOf('temperature') ?? 0, seed: 0 },
-    { token: (text) => (target.textContent += text) },
+    {
+      token: (text) => {
+        target.textContent += text;
+        target.dataset.chunks = String(++chunks);
+      },
+    },
   );
   target.textContent = prompt + answer.text;
   target.dataset.tokens = String(answer.tokens);

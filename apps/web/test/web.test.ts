@@ -152,6 +152,8 @@ describe.skipIf(!chromium || missingBuild)('apps/web in headless Chromium', () =
     expect(stories.original).toMatch(/^Once upon a time, there was a little girl named Lily\./);
     expect(stories.pruned).toBe(cli.story);
     expect(stories.pruned).not.toBe(stories.original);
+    // streamed: the story arrived token by token, not at the end
+    expect(Number(await page.$eval('#story-pruned', (el) => (el as HTMLElement).dataset.chunks))).toBeGreaterThan(20);
 
     // download: safetensors + config (+ the tokenizer), written by the worker, saved by the browser
     const downloads = join(work, 'downloads');
@@ -230,7 +232,7 @@ describe.skipIf(!chromium || missingBuild)('apps/web in headless Chromium', () =
     await page.close();
   }, 90_000);
 
-  it('bad input: a message in the page names the file and the reason', async () => {
+  it('a llama2.c .bin + tokenizer picked as files opens; bad input: a message in the page names the file and the reason', async () => {
     const page = await browser.newPage();
     await page.goto(isolated.url);
     await ready(page);
@@ -244,6 +246,10 @@ describe.skipIf(!chromium || missingBuild)('apps/web in headless Chromium', () =
       await field.uploadFile(...files);
       return settled(page);
     };
+    // a llama2.c .bin picked as files with its tokenizer opens
+    const llama2c = join(root, 'assets', 'models', 'stories260K');
+    expect(await pick(join(llama2c, 'stories260K.bin'), join(llama2c, 'tok512.bin'))).toEqual({ text: 'opened stories260K.bin + tok512.bin: 260,032 parameters', kind: 'ok' });
+    expect(await page.$eval('#summary', (el) => el.textContent)).toContain('llama2c (float32)');
     const notModel = await pick(notes);
     expect(notModel.kind).toBe('error');
     expect(notModel.text).toMatch(/^notes\.txt: notes\.txt is not a model/);
