@@ -89,4 +89,4 @@ else
   say "no DISPLAY and no Xvfb: gpujs's WebGL rows will say why they are skipped"
 fi
 
-cd "$root" && exec "$node_bin" bench/gpu/check.mjs --driver "$driver" "${pass[@]}"
+cd "$root" && exec "$node_bin" bench/gpu/check.mjs --driver "$driver" ${pass[@]+"${pass[@]}"}
