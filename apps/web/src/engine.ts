@@ -24,7 +24,7 @@ import depth from '@topiary/pruner-depth';
 import saliencyBasic from '@topiary/saliency-basic';
 import saliencyTaylor from '@topiary/saliency-taylor';
 import { sparsityBars, widthBars } from '@topiary/report';
-import { bytesUnder, existsSync, putFile, readdirSync, rmSync, takeFile } from './platform/node/fs.js';
+import { putFile, readdirSync, rmSync, takeFile } from './platform/node/fs.js';
 import type { DownloadFile, EngineInfo, LayerRow, ModelSummary, PerplexitySummary, PickedFile, PruneSummary } from './protocol.js';
 
 /** The installed plugins, registered explicitly (in Node they are discovered from package.json at run time). */
@@ -46,6 +46,8 @@ export interface Reporter {
 
 interface Loaded {
   label: string;
+  /** The folder of the worker's file system holding the picked files. */
+  dir: string;
   format: string;
   model: LlamaModel;
   tokenizer: Tokenizer;
@@ -106,12 +108,26 @@ export class Engine {
     };
   }
 
-  /** Put the picked files in a folder of their own and load the model (and its tokenizer) from it. */
+  /**
+   * Put the picked files in a folder of their own and load the model (and its tokenizer) from it. The model open
+   * before stays open until this one has loaded: a file that fails leaves the page as it was.
+   */
   async open(files: readonly PickedFile[], label: string, memoryLimit = DEFAULT_MEMORY_LIMIT): Promise<ModelSummary> {
-    this.release();
     const dir = `/models/${++this.opened}`;
     for (const f of files) putFile(`${dir}/${f.name}`, new Uint8Array(f.bytes));
-    const names = files.map((f) => f.name);
+    let loaded: Loaded;
+    try {
+      loaded = await this.load(dir, files.map((f) => f.name), label, memoryLimit);
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+    this.release();
+    this.original = loaded;
+    return this.summary(loaded.model, label);
+  }
+
+  private async load(dir: string, names: readonly string[], label: string, memoryLimit: number): Promise<Loaded> {
     const failFor = (file: string | undefined, message: string, hint?: string): TopiaryError => new TopiaryError('E_FORMAT', message, { ...(file ? { file } : {}), ...(hint ? { hint } : {}) });
     const HINT = 'pick an HF folder (config.json, model.safetensors, tokenizer.json) or a llama2.c .bin with its tokenizer (tok512.bin, tokenizer.bin or tokenizer.json)';
     let modelPath: string;
@@ -162,16 +178,18 @@ export class Engine {
       }
       throw withFileName(e, modelPath);
     }
-    this.original = { label, format: loaded.format, model: loaded.model, tokenizer: loaded.tokenizer!, tokenizerPath: loaded.tokenizerPath!, modelPath: loaded.modelPath };
-    return this.summary(loaded.model, label);
+    return { label, dir, format: loaded.format, model: loaded.model, tokenizer: loaded.tokenizer!, tokenizerPath: loaded.tokenizerPath!, modelPath: loaded.modelPath };
   }
 
+  /** Close the open model (and its pruned copy) and drop its files. */
   private release(): void {
     this.pruned?.dispose();
     this.pruned = undefined;
-    this.original?.model.dispose();
+    if (this.original) {
+      this.original.model.dispose();
+      rmSync(this.original.dir, { recursive: true, force: true });
+    }
     this.original = undefined;
-    for (const dir of ['/models', '/out', '/data']) if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
   }
 
   private need(): Loaded {
@@ -323,11 +341,6 @@ export class Engine {
     });
     rmSync(dir, { recursive: true, force: true });
     return files;
-  }
-
-  /** Bytes the in-memory file system holds (the picked files, texts). */
-  heldBytes(): number {
-    return bytesUnder('/');
   }
 }
 

@@ -258,6 +258,10 @@ describe.skipIf(!chromium || missingBuild)('apps/web in headless Chromium', () =
     expect(damaged.text).toMatch(/^junk\.bin: /);
     const mismatch = await pick(join(root, 'assets', 'models', 'stories260K', 'stories260K.bin'), join(here, 'fixtures', 'tok32.bin'));
     expect(mismatch.text).toMatch(/^tok32\.bin: tokenizer has 32 tokens but the model's vocabulary is 512/);
+    // a failed open leaves the model that was open working
+    await page.click('#generate');
+    await page.waitForFunction(() => document.body.dataset.busy === undefined && (document.getElementById('generated') as HTMLElement).dataset.tokens !== undefined, { timeout: 30_000 });
+    expect(await page.$eval('#generated', (el) => el.textContent)).toMatch(/^Once upon a time, there was a little girl named Lily/);
     await page.goto(`${isolated.url}?memory=0.5`); // a per-model limit of 0.5 MiB: stories260K (1 MiB as float32) is too big
     await ready(page);
     await page.evaluate(() => ((document.getElementById('message') as HTMLElement).hidden = true));

@@ -128,14 +128,6 @@ export function takeFile(path: string): Uint8Array {
   return f.data.slice(0, f.size);
 }
 
-/** Bytes held by files under a folder (for the memory line in the page). */
-export function bytesUnder(path: string): number {
-  const at = key(path);
-  let total = 0;
-  for (const [p, n] of tree) if (n.kind === 'file' && (p === at || p.startsWith(`${at}/`))) total += n.size;
-  return total;
-}
-
 // ----------------------------------------------------------------------------- node:fs
 
 export function existsSync(path: PathLike): boolean {
