@@ -101,6 +101,14 @@ export interface ElementScores {
 }
 
 /**
+ * The signed Σ of element scores over each whole group (a group-level criterion's |·| is taken from this): what a
+ * trainer accumulates over steps when it estimates the expected loss change (`estimate: expected`).
+ */
+export function groupSums(groups: readonly ParameterGroup[], elements: ElementScores): Float64Array {
+  return groupImportance(groups, elements, 'element', 'sum');
+}
+
+/**
  * One importance per group, in the order given. Element and vector levels combine member importances by
  * `aggregation`; the group level sums its members' signed sums and takes |Σ| (the loss change of removing the whole
  * group at once is one number: a sum over its elements), so it takes `sum` only.

@@ -10,6 +10,7 @@ export {
   aggregate,
   checkAggregation,
   groupImportance,
+  groupSums,
   memberImportance,
   saliencyLevel,
   sliceSum,

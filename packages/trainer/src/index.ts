@@ -8,7 +8,9 @@ export { PruningPlan, findCriterion, scoreLiveGroups, slimWithState, type PruneE
 export {
   resolveTrainOptions,
   trainOptions,
+  ESTIMATES,
   GROUP_KINDS,
+  type Estimate,
   type TrainSpec,
   type TrainDefaults,
   type TrainOptions,

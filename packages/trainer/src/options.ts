@@ -85,6 +85,8 @@ export interface PruneSpec {
   saliency: string;
   /** How member importances combine (`sum` for group-level criteria such as taylor-fisher). */
   aggregation: GroupAggregation;
+  /** How a group-level criterion's steps add up (see `ESTIMATES`). */
+  estimate: Estimate;
   saliencyEvery: number;
   accumulator: NamedOptions;
   kinds: GroupKind[];
@@ -125,6 +127,19 @@ export interface TrainDefaults {
   trainData?: string;
   tokenizer?: string;
 }
+
+/**
+ * How the per-step Taylor terms of a group-level criterion become its score:
+ *  - `expected` (default): the accumulator averages the signed terms (−Σw·g + ½Σw²g²) over steps and the group scores
+ *    |average| — the Taylor estimate of the expected loss change: gradient noise averages out of the first-order term
+ *    and the second-order term becomes the Fisher diagonal E[g²], which adds up over a group's elements, so scores
+ *    per parameter compare groups of any size.
+ *  - `per-step`: each step's |ΔL| is accumulated. The |·| of a one-batch sum over n noisy terms grows like √n, not n,
+ *    so per parameter it favours removing big groups (hidden channels span every layer) — kept for comparison.
+ * Element- and vector-level criteria are non-negative per member either way.
+ */
+export const ESTIMATES = ['expected', 'per-step'] as const;
+export type Estimate = (typeof ESTIMATES)[number];
 
 export const GROUP_KINDS = ['head', 'kv-group', 'ffn-channel', 'hidden-channel'] as const satisfies readonly GroupKind[];
 const DEFAULT_KINDS: (typeof GROUP_KINDS)[number][] = ['head', 'ffn-channel', 'hidden-channel'];
@@ -209,6 +224,7 @@ const pruneOptions = z
     }),
     saliency: z.string().min(1).default('taylor-fisher').meta({ description: 'the group criterion, from the training gradients' }),
     aggregation: aggregationField('how member importances combine into a group importance (group-level criteria take sum)'),
+    estimate: z.enum(ESTIMATES).default('expected').meta({ description: 'group-level criteria: accumulate the signed Taylor terms and score |mean| (expected), or accumulate each step\'s |ΔL| (per-step)' }),
     saliencyEvery: count().default(1).meta({ description: 'fold saliency into the accumulator every this many steps' }),
     accumulator: z
       .preprocess(bareName('name'), z.object({ name: nameField().default('ema') }).catchall(z.unknown()))
@@ -433,6 +449,7 @@ function resolvePrune(p: NonNullable<TrainOptions['prune']>, raw: Raw, where: st
     schedule: { name: named.name, scheduler: sizeScheduler, options, where: scheduleWhere },
     saliency: p.saliency,
     aggregation: p.aggregation,
+    estimate: p.estimate,
     saliencyEvery: p.saliencyEvery,
     accumulator: { name: accumulator, options: accumulatorOptions, where: accumulatorWhere },
     kinds: p.kinds,

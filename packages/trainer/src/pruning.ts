@@ -4,7 +4,9 @@
  * selection under minimum widths (`PruneTracker.select`) — is @topiary/structured-core's, shared with LLM-Pruner;
  * group ids and where they go when the model is slimmed are the model's (`groups()`, `slimMapping()`).
  *
- *   every `saliencyEvery` steps   group scores from this step's gradients fold into the accumulator
+ *   every `saliencyEvery` steps   group scores from this step's gradients fold into the accumulator (with
+ *                                 `estimate: expected`, a group-level criterion's signed terms: the score is
+ *                                 |accumulated|, the expected loss change)
  *   before a step                 the size schedule says how many parameters may remain; the least salient live
  *                                 groups are masked until the live count is at or just below it; their optimiser
  *                                 state is zeroed; once `slimAt` of the model is masked (or the target is reached)
@@ -14,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { resolveAllOrNone, Tokens, TopiaryError, type CausalLM, type DependencyContainer, type GroupAggregation, type Saliency, type Schedule } from '@topiary/kernel';
 import { slimWeights } from '@topiary/model-llama';
-import { elementScores, groupImportance, PruneTracker, saliencyLevel, trainingCriteria, type ArchitectureSnapshot, type ParameterGradients } from '@topiary/structured-core';
+import { elementScores, groupImportance, groupSums, PruneTracker, saliencyLevel, trainingCriteria, type ArchitectureSnapshot, type ParameterGradients } from '@topiary/structured-core';
 import type { SaliencyAccumulator } from './accumulators.js';
 import type { TrainingLoop } from './loop.js';
 import { AdamW, type AdamWOptions } from './optimizer.js';
@@ -40,7 +42,8 @@ export function findCriterion(container: DependencyContainer | undefined, name: 
 
 /**
  * One importance per live group of `kinds` from one step's gradients: the criterion's element scores (H ≈ g², the
- * one-batch Fisher, for second-order criteria), combined per group by its level and `aggregation`.
+ * one-batch Fisher, for second-order criteria), combined per group by its level and `aggregation` — or, `signed`,
+ * the signed Σ over each group (a group-level criterion's terms before the |·|, for `estimate: expected`).
  */
 export function scoreLiveGroups(
   tracker: PruneTracker,
@@ -48,6 +51,7 @@ export function scoreLiveGroups(
   criterion: Saliency,
   aggregation: GroupAggregation,
   grads: ReadonlyMap<string, tf.Tensor>,
+  signed = false,
 ): Map<string, number> {
   const live = tracker.liveGroups(kinds);
   const params = new Set(live.flatMap((g) => g.members.map((m) => m.param)));
@@ -58,7 +62,8 @@ export function scoreLiveGroups(
     const grad = g.dataSync() as Float32Array;
     gradients.set(p, { grad, gradSquared: Float32Array.from(grad, (x) => x * x), shape: g.shape });
   }
-  const importance = groupImportance(live, elementScores(tracker.model, criterion, gradients), saliencyLevel(criterion), aggregation);
+  const scores = elementScores(tracker.model, criterion, gradients);
+  const importance = signed ? groupSums(live, scores) : groupImportance(live, scores, saliencyLevel(criterion), aggregation);
   return new Map(live.map((g, i) => [g.id, importance[i]!] as const));
 }
 
@@ -116,7 +121,18 @@ export class PruningPlan {
   /** Fold this step's group scores into the accumulator (every `saliencyEvery` steps, until the target). */
   observe(step: number, grads: ReadonlyMap<string, tf.Tensor>): void {
     if (this.state.targetReached || step % this.spec.saliencyEvery !== 0) return;
-    this.accumulator.fold(scoreLiveGroups(this.tracker, this.spec.kinds, this.criterion, this.spec.aggregation, grads));
+    this.accumulator.fold(scoreLiveGroups(this.tracker, this.spec.kinds, this.criterion, this.spec.aggregation, grads, this.signed));
+  }
+
+  /** Whether the accumulator holds signed Taylor terms (their |·| is the score). */
+  private get signed(): boolean {
+    return this.spec.estimate === 'expected' && saliencyLevel(this.criterion) === 'group';
+  }
+
+  /** A group's accumulated score (undefined: never observed). */
+  importance(id: string): number | undefined {
+    const v = this.accumulator.value(id);
+    return v === undefined ? undefined : this.signed ? Math.abs(v) : v;
   }
 
   /** Keep masks for the loop (1 live); the caller disposes the previous ones. */
@@ -140,7 +156,7 @@ export class PruningPlan {
         normalise: this.spec.normalise,
         minKeep: this.spec.minKeep,
         need,
-        importance: (id) => this.accumulator.value(id),
+        importance: (id) => this.importance(id),
       });
       if (ids.length === 0) {
         throw new TopiaryError('E_RECIPE', `cannot remove ${need} more parameters: every remaining group is at its minimum`, {

@@ -110,9 +110,11 @@ export function heldOutLoss(model: CausalLM, blocks: TokenBlocks, batchSize: num
 
 /**
  * The tokenizer must be the source model's: the same vocabulary size, and — when the model folder carries its own
- * tokenizer — the same token for every id (a different 512-token vocabulary would train garbage silently).
+ * tokenizer — the same text for the same ids (a different 512-token vocabulary would train garbage silently). The
+ * probe is the training text itself: encoded with the given tokenizer, decoded by both, it must read the same
+ * (single ids are not compared: formats differ in how a lone token's leading space is shown).
  */
-async function checkSourceTokenizer(model: CausalLM, from: string, tokenizer: Tokenizer, tokenizerFile: string): Promise<void> {
+async function checkSourceTokenizer(from: string, tokenizer: Tokenizer, tokenizerFile: string, probe: string): Promise<void> {
   let dir: string;
   try {
     dir = statSync(from).isDirectory() ? from : dirname(from);
@@ -127,16 +129,17 @@ async function checkSourceTokenizer(model: CausalLM, from: string, tokenizer: To
   } catch {
     return; // a tokenizer file we cannot read says nothing either way
   }
-  const n = Math.min(model.config.vocabSize, theirs.vocabSize, tokenizer.vocabSize);
-  for (let id = 0; id < n; id++) {
-    if (theirs.decode([id]) !== tokenizer.decode([id])) {
-      throw new TopiaryError('E_CONFIG', `the tokenizer does not match the source model's: token ${id} is ${JSON.stringify(tokenizer.decode([id]))} here and ${JSON.stringify(theirs.decode([id]))} in ${own}`, {
-        file: tokenizerFile,
-        where: 'data.tokenizer',
-        hint: `use the tokenizer the source was trained with (${own})`,
-      });
-    }
-  }
+  const ids = tokenizer.encode(probe);
+  const mine = tokenizer.decode(ids);
+  const read = theirs.decode(ids);
+  if (mine === read) return;
+  let at = 0;
+  while (at < mine.length && mine[at] === read[at]) at++;
+  throw new TopiaryError('E_CONFIG', `the tokenizer does not match the source model's (${own}): the same ids read ${JSON.stringify(mine.slice(at, at + 24))} here and ${JSON.stringify(read.slice(at, at + 24))} there`, {
+    file: tokenizerFile,
+    where: 'data.tokenizer',
+    hint: `use the tokenizer the source was trained with (${own})`,
+  });
 }
 
 /** A job set up: the loop over its model, its data, plan and state — fresh, or from the newest verified checkpoint. */
@@ -194,7 +197,7 @@ async function openJob(spec: TrainSpec, deps: TrainDeps, events: EventBus, ckRoo
   } else {
     if (spec.model.from) {
       model = await loadModel(spec.model.from, { tokenizer, tokenizerFile: spec.data.tokenizer });
-      await checkSourceTokenizer(model, spec.model.from, tokenizer, spec.data.tokenizer).catch((e: unknown) => {
+      await checkSourceTokenizer(spec.model.from, tokenizer, spec.data.tokenizer, tokenizer.decode(Array.from(blocks.train[0]!))).catch((e: unknown) => {
         model.dispose();
         throw e;
       });

@@ -1,11 +1,11 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TopiaryError } from '@topiary/kernel';
 import { loadModel } from '@topiary/model-llama';
 import { linearSparsity } from '@topiary/scheduler-basic';
 import { listCheckpoints, loadLatestCheckpoint, train } from '../src/index.js';
-import { metrics, resolveStage, smallCorpus, spec, tempDir, tok512, tinyModel, useCpu } from './helpers.js';
+import { metrics, repoRoot, resolveStage, smallCorpus, spec, tempDir, tok512, tinyModel, useCpu } from './helpers.js';
 
 beforeAll(useCpu);
 
@@ -101,6 +101,54 @@ describe('checkpoints and resume', () => {
     for (const w of ck.weights.values()) expect(w.every(Number.isFinite)).toBe(true);
     const fault = metrics(out).find((r) => r.type === 'fault');
     expect(fault?.message).toMatch(/step 5/);
+    expect(fault?.lastCheckpoint).toBe(4);
+    await expect(run).rejects.toMatchObject({ message: expect.stringMatching(/the last good checkpoint is step 4/) });
+  });
+});
+
+describe('continued pretraining of a pretrained source', () => {
+  const source = join(repoRoot, 'assets', 'models', 'stories260K', 'stories260K.bin');
+
+  it('held-out text from its own file; distillation from the source: α = 1 against itself starts at KL = 0, and the plain and distilled runs differ', async () => {
+    const dir = tempDir();
+    const text = readFileSync(smallCorpus(dir, 30_000), 'utf8');
+    const train_ = join(dir, 'train.txt');
+    const valid = join(dir, 'valid.txt');
+    writeFileSync(train_, text.slice(0, 24_000));
+    writeFileSync(valid, text.slice(24_000));
+    const base = { model: { from: source }, data: { train: train_, valid, tokenizer: tok512, seqLen: 32 }, batchSize: 4, steps: 3, lr: { schedule: 'constant', lr: 1e-3 }, eval: { every: 3, batches: 2 } };
+    const plain = await train(resolveStage({ ...base, out: join(dir, 'plain') }, 'train'));
+    const kd = await train(resolveStage({ ...base, out: join(dir, 'kd'), distill: { from: 'source', alpha: 1, temperature: 2 } }, 'train'));
+    const losses = (out: string) => metrics(out).filter((r) => r.type === 'train').map((r) => r.loss as number);
+    // the student starts as the teacher: the pure-distillation loss of the first step is KL(p ‖ p) = 0
+    expect(Math.abs(losses(join(dir, 'kd'))[0]!)).toBeLessThan(1e-5);
+    expect(losses(join(dir, 'plain'))[0]!).toBeGreaterThan(0.5);
+    // the held-out curve starts at the source (step −1) and is measured on valid.txt only
+    const evals = (out: string) => metrics(out).filter((r) => r.type === 'eval');
+    expect(evals(join(dir, 'plain'))[0]).toMatchObject({ step: -1, tokens: 0 });
+    expect(evals(join(dir, 'plain'))[0]!.validLoss).toBeCloseTo(evals(join(dir, 'kd'))[0]!.validLoss as number, 10);
+    expect(plain.validLoss).not.toBe(kd.validLoss);
+  });
+
+  it('refuses distill: source without a source model, and a tokenizer that differs from the source folder\'s own', async () => {
+    const dir = tempDir();
+    expect(() => spec(join(dir, 'r'), smallCorpus(dir), { distill: { from: 'source' } })).toThrow(
+      expect.objectContaining({ where: 'stages[0].train.distill.from', message: expect.stringMatching(/does not start from a model/) }),
+    );
+    // an HF folder whose tokenizer.json is not the tokenizer given: same size, different tokens
+    const hf = join(repoRoot, 'assets', 'models', 'stories260K-hf');
+    const folder = join(dir, 'model');
+    mkdirSync(folder);
+    for (const f of readdirSync(hf)) copyFileSync(join(hf, f), join(folder, f));
+    const same = resolveStage({ model: { from: folder }, data: { train: smallCorpus(dir), tokenizer: tok512, seqLen: 16 }, batchSize: 4, steps: 1, out: join(dir, 'ok') }, 'train');
+    expect((await train(same)).steps).toBe(1); // the same vocabulary in another format is accepted
+    const tj = JSON.parse(readFileSync(join(folder, 'tokenizer.json'), 'utf8'));
+    const vocab = tj.model.vocab as Record<string, number>;
+    const [a, b] = ['▁the', '▁and']; // two tokens every story uses, swapped
+    [vocab[a!], vocab[b!]] = [vocab[b!]!, vocab[a!]!];
+    writeFileSync(join(folder, 'tokenizer.json'), JSON.stringify(tj));
+    const s = resolveStage({ model: { from: folder }, data: { train: smallCorpus(dir), tokenizer: tok512, seqLen: 16 }, batchSize: 4, steps: 1, out: join(dir, 'r') }, 'train');
+    await expect(train(s)).rejects.toMatchObject({ code: 'E_CONFIG', where: 'data.tokenizer', message: expect.stringMatching(/does not match the source model's/) });
   });
 });
 
