@@ -159,7 +159,7 @@ export class Engine {
       config = source.config;
       source.close();
     } catch (e) {
-      throw withFileName(e, modelPath);
+      throw withFileName(e, modelPath, modelPath === dir ? label : basename(modelPath));
     }
     const parameters = [...parameterShapes(config).values()].reduce((s, shape) => s + shape.reduce((a, d) => a * d, 1), 0);
     const bytes = parameters * 4;
@@ -176,7 +176,7 @@ export class Engine {
       if (e instanceof RangeError || (e instanceof Error && /memory|allocation/i.test(e.message) && !(e instanceof TopiaryError))) {
         throw new TopiaryError('E_USAGE', `the page ran out of memory loading the model: ${e.message}`, { file: basename(modelPath), hint: 'use the CLI for models this size' });
       }
-      throw withFileName(e, modelPath);
+      throw withFileName(e, modelPath, modelPath === dir ? label : basename(modelPath));
     }
     return { label, dir, format: loaded.format, model: loaded.model, tokenizer: loaded.tokenizer!, tokenizerPath: loaded.tokenizerPath!, modelPath: loaded.modelPath };
   }
@@ -361,7 +361,11 @@ function safeName(name: string): string {
  * Anything that is not a TopiaryError becomes one naming the file it happened on.
  */
 export function withFileName(e: unknown, path: string, shown = basename(path)): TopiaryError {
-  const rename = (text: string | undefined): string | undefined => text?.replaceAll(/\/(models|data|out)\/[^\s'"]*\//g, '').replaceAll(path, shown);
+  const rename = (text: string | undefined): string | undefined =>
+    text
+      ?.replaceAll(path, shown)
+      .replaceAll(/\/(models|data|out)\/[^\s'"]*\//g, '')
+      .replaceAll(/\/models\/\d+\b/g, 'the picked folder');
   if (e instanceof TopiaryError) {
     const file = e.file ? (e.file === path ? shown : basename(e.file)) : undefined;
     return new TopiaryError(e.code, rename(e.message) ?? e.message, { ...(file ? { file } : {}), ...(e.where ? { where: rename(e.where) } : {}), ...(e.hint ? { hint: rename(e.hint) } : {}), cause: e });

@@ -256,6 +256,12 @@ describe.skipIf(!chromium || missingBuild)('apps/web in headless Chromium', () =
     const damaged = await pick(junk, join(root, 'assets', 'models', 'stories260K', 'tok512.bin'));
     expect(damaged.kind).toBe('error');
     expect(damaged.text).toMatch(/^junk\.bin: /);
+    const hfJunk = join(work, 'hf-junk');
+    mkdirSync(hfJunk);
+    writeFileSync(join(hfJunk, 'model.safetensors'), Buffer.alloc(64, 7));
+    const damagedHf = await pick(join(model, 'config.json'), join(hfJunk, 'model.safetensors'), join(model, 'tokenizer.json'));
+    expect(damagedHf.kind).toBe('error');
+    expect(damagedHf.text).toMatch(/^model\.safetensors: /);
     const mismatch = await pick(join(root, 'assets', 'models', 'stories260K', 'stories260K.bin'), join(here, 'fixtures', 'tok32.bin'));
     expect(mismatch.text).toMatch(/^tok32\.bin: tokenizer has 32 tokens but the model's vocabulary is 512/);
     // a failed open leaves the model that was open working
