@@ -34,6 +34,7 @@ export {
   type SelectionRequest,
 } from './plan.js';
 export { taylorFisher, taylorGroup, taylorTerms, trainingCriteria } from './criteria.js';
+export { kindScales, type KindScales } from './calibrate.js';
 export { NORMALISATIONS, normaliseScores, selectGlobal, type GlobalSelection, type Normalisation } from './ranking.js';
 export { PruneTracker, type ArchitectureSnapshot, type LayerSnapshot, type MinKeep } from './tracker.js';
 export { aggregationField, calibrationBatchField, layerRangeField, saliencyField } from './options.js';

@@ -90,7 +90,9 @@ export interface PruneSpec {
   saliencyEvery: number;
   accumulator: NamedOptions;
   kinds: GroupKind[];
-  normalise: Normalisation;
+  normalise: TrainNormalisation;
+  /** With `normalise: calibrated`: groups per kind whose loss change is measured at each pruning step. */
+  calibrationGroups: number;
   /** Slim when at least this fraction of the physical model is masked (and always when the target is reached). */
   slimAt: number;
   minKeep: MinKeep;
@@ -139,6 +141,14 @@ export interface TrainDefaults {
  * Element- and vector-level criteria are non-negative per member either way.
  */
 export const ESTIMATES = ['expected', 'per-step'] as const;
+
+/**
+ * How scores of different kinds are compared: structured-core's `per-param`, `zscore`, `none`, or `calibrated` —
+ * per parameter after each kind's estimates are scaled by its measured / estimated loss change at the margin
+ * (`kindScales`: the cheapest `calibrationGroups` groups of each kind removed one at a time on a held-out batch).
+ */
+export const TRAIN_NORMALISATIONS = [...NORMALISATIONS, 'calibrated'] as const;
+export type TrainNormalisation = Normalisation | 'calibrated';
 export type Estimate = (typeof ESTIMATES)[number];
 
 export const GROUP_KINDS = ['head', 'kv-group', 'ffn-channel', 'hidden-channel'] as const satisfies readonly GroupKind[];
@@ -235,7 +245,11 @@ const pruneOptions = z
       .min(1, { message: `must be a non-empty list of: ${GROUP_KINDS.join(', ')}` })
       .default(DEFAULT_KINDS)
       .meta({ description: 'the group kinds that may be removed' }),
-    normalise: z.enum(NORMALISATIONS).default('per-param').meta({ description: 'how scores of groups of different sizes are compared' }),
+    normalise: z
+      .enum(TRAIN_NORMALISATIONS)
+      .default('calibrated')
+      .meta({ description: 'how scores of groups of different kinds and sizes are compared: calibrated (per parameter, each kind scaled to measured loss changes), per-param, zscore, none' }),
+    calibrationGroups: count().default(6).meta({ description: 'normalise: calibrated — groups per kind measured at each pruning step' }),
     slimAt: z.number().min(0).max(1).default(0.1).meta({ description: 'slim the model once this fraction of it is masked (and at the target)' }),
     minKeep: z
       .object({
@@ -454,6 +468,7 @@ function resolvePrune(p: NonNullable<TrainOptions['prune']>, raw: Raw, where: st
     accumulator: { name: accumulator, options: accumulatorOptions, where: accumulatorWhere },
     kinds: p.kinds,
     normalise: p.normalise,
+    calibrationGroups: p.calibrationGroups,
     slimAt: p.slimAt,
     minKeep: p.minKeep,
   };

@@ -11,12 +11,13 @@
  *                                 groups are masked until the live count is at or just below it; their optimiser
  *                                 state is zeroed; once `slimAt` of the model is masked (or the target is reached)
  *                                 the model is slimmed and the optimiser moments and the accumulator follow the kept
- *                                 units
+ *                                 units. With `normalise: calibrated`, each kind's scores are first scaled to the
+ *                                 loss changes measured at the margin (`kindScales`), so kinds compare per parameter
  */
 import * as tf from '@tensorflow/tfjs';
 import { resolveAllOrNone, Tokens, TopiaryError, type CausalLM, type DependencyContainer, type GroupAggregation, type Saliency, type Schedule } from '@topiary/kernel';
 import { slimWeights } from '@topiary/model-llama';
-import { elementScores, groupImportance, groupSums, PruneTracker, saliencyLevel, trainingCriteria, type ArchitectureSnapshot, type ParameterGradients } from '@topiary/structured-core';
+import { elementScores, groupImportance, groupSums, kindScales, PruneTracker, saliencyLevel, trainingCriteria, type ArchitectureSnapshot, type ParameterGradients } from '@topiary/structured-core';
 import type { SaliencyAccumulator } from './accumulators.js';
 import type { TrainingLoop } from './loop.js';
 import { AdamW, type AdamWOptions } from './optimizer.js';
@@ -97,6 +98,8 @@ export interface PruneEvent {
   removed: number;
   groups: number;
   byKind: Record<string, number>;
+  /** With `normalise: calibrated`: the measured / estimated scale of each kind at this step. */
+  kindScales?: Record<string, number>;
 }
 
 export class PruningPlan {
@@ -110,6 +113,8 @@ export class PruningPlan {
     readonly state: PruneState,
     private readonly optimizerOptions: AdamWOptions,
     model: CausalLM,
+    /** The loss of a model on a fixed held-out batch (for `normalise: calibrated`). */
+    private readonly probeLoss: (m: CausalLM) => number,
   ) {
     this.tracker = new PruneTracker(model);
   }
@@ -151,12 +156,24 @@ export class PruningPlan {
     const need = this.tracker.effectiveCount() - scheduleTarget;
     let event: PruneEvent | null = null;
     if (need > 0) {
+      let importance = (id: string): number | undefined => this.importance(id);
+      let scales: Record<string, number> | undefined;
+      if (this.spec.normalise === 'calibrated') {
+        const candidates = this.tracker.liveGroups(this.spec.kinds).filter((g) => g.kind !== 'block');
+        const measured = kindScales(loop.model, candidates, importance, this.probeLoss, this.spec.calibrationGroups).scales;
+        const raw = importance;
+        importance = (id) => {
+          const v = raw(id);
+          return v === undefined ? undefined : v * (measured.get(this.tracker.group(id).kind) ?? 1);
+        };
+        scales = Object.fromEntries(measured);
+      }
       const { ids, removed } = this.tracker.select({
         kinds: this.spec.kinds,
-        normalise: this.spec.normalise,
+        normalise: this.spec.normalise === 'calibrated' ? 'per-param' : this.spec.normalise,
         minKeep: this.spec.minKeep,
         need,
-        importance: (id) => this.importance(id),
+        importance,
       });
       if (ids.length === 0) {
         throw new TopiaryError('E_RECIPE', `cannot remove ${need} more parameters: every remaining group is at its minimum`, {
@@ -173,7 +190,7 @@ export class PruningPlan {
         const kind = this.tracker.group(id).kind;
         byKind[kind] = (byKind[kind] ?? 0) + 1;
       }
-      event = { step, scheduleTarget, params: this.tracker.effectiveCount(), removed, groups: ids.length, byKind };
+      event = { step, scheduleTarget, params: this.tracker.effectiveCount(), removed, groups: ids.length, byKind, ...(scales ? { kindScales: scales } : {}) };
     }
     if (this.tracker.effectiveCount() <= st.targetParams) st.targetReached = true;
     const maskedFraction = 1 - this.tracker.effectiveCount() / this.tracker.total;

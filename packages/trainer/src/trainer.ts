@@ -240,7 +240,10 @@ async function openJob(spec: TrainSpec, deps: TrainDeps, events: EventBus, ckRoo
     const sizeSchedule = createSchedule(prune.schedule, { from: 0, ...prune.schedule.options, to: 1 - st.targetParams / st.sourceParams });
     // the plan's state is the run state's own fields (one copy: checkpoints save `st`)
     const state = st as unknown as PruneState;
-    plan = new PruningPlan(prune, criterion!, accumulator!, sizeSchedule, state, spec.optimizer, model);
+    // the calibration probe: a fixed batch of held-out blocks (the training blocks when nothing is held out)
+    const probeBlocks = (blocks.valid.length > 0 ? blocks.valid : blocks.train).slice(0, spec.batchSize);
+    const probe = { ...blocks, valid: probeBlocks };
+    plan = new PruningPlan(prune, criterion!, accumulator!, sizeSchedule, state, spec.optimizer, model, (m) => heldOutLoss(m, probe, spec.batchSize, 1));
   }
 
   // ---- teacher: the unpruned source, frozen

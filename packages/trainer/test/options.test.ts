@@ -52,7 +52,7 @@ describe('train options: defaults', () => {
       saliencyEvery: 1,
       accumulator: { name: 'ema', options: {} },
       kinds: ['head', 'ffn-channel', 'hidden-channel'],
-      normalise: 'per-param',
+      normalise: 'calibrated',
       slimAt: 0.1,
       minKeep: { heads: 1, ffn: 1, hidden: 8 },
     });
