@@ -260,8 +260,9 @@ function optionValues(): Record<string, string | boolean> {
 }
 
 async function calibrationText(): Promise<{ name: string; text: string }> {
+  // pasted text wins; loading a file empties the box
   const pasted = $<HTMLTextAreaElement>('calibration-text').value;
-  if (pasted.trim() !== '' && (!calibration || pasted !== calibration.text.slice(0, pasted.length))) return { name: 'pasted.txt', text: pasted };
+  if (pasted.trim() !== '') return { name: 'pasted.txt', text: pasted };
   return calibration ?? { name: 'tinystories_val_head.txt', text: await bundledTinyStories() };
 }
 

@@ -185,9 +185,9 @@ describe.skipIf(!chromium || missingBuild)('apps/web in headless Chromium', () =
     await page.waitForFunction(() => document.body.dataset.busy === undefined && (document.getElementById('generated') as HTMLElement).dataset.tokens === '80', { timeout: 30_000 });
     expect(errors).toEqual([]);
     await page.close();
-  }, 120_000);
+  }, 180_000);
 
-  it('every installed method runs in the page: magnitude, SparseGPT, N:M, OWL, depth, LLM-Pruner; GGUF download', async () => {
+  it('every installed method runs in the page (magnitude, SparseGPT, N:M, OWL, depth, LLM-Pruner) on pasted calibration text; GGUF download', async () => {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));
@@ -213,7 +213,10 @@ describe.skipIf(!chromium || missingBuild)('apps/web in headless Chromium', () =
     };
     const magnitude = await prune('magnitude', { sparsity: '0.5' });
     expect(magnitude.summary).toMatch(/^magnitude: .* · sparsity 50\.0 % · parameters 260,032 → 146,752$/);
-    expect((await prune('sparsegpt', { sparsity: '0.5' })).summary).toMatch(/^sparsegpt: .* · sparsity 50\.0 % · parameters 260,032 → 146,752 · calibration 8 × 128 tokens/);
+    // calibration text pasted into the page (from here on)
+    const pasted = readFileSync(head, 'utf8').slice(0, 20_000);
+    await page.$eval('#calibration-text', (el, value) => ((el as HTMLTextAreaElement).value = value), pasted);
+    expect((await prune('sparsegpt', { sparsity: '0.5' })).summary).toMatch(/^sparsegpt: .* · sparsity 50\.0 % · parameters 260,032 → 146,752 · calibration 8 × 128 tokens from pasted\.txt$/);
     expect((await prune('wanda', { sparsity: '', pattern: '2:4' })).summary).toMatch(/^wanda: .* · sparsity 50\.0 % · parameters 260,032 → 146,752/);
     expect((await prune('wanda', { pattern: '', sparsity: '0.7', owl: true })).summary).toMatch(/ · sparsity 69\.\d % · /);
     // a required option left empty is named, as the CLI names its flag
@@ -230,7 +233,7 @@ describe.skipIf(!chromium || missingBuild)('apps/web in headless Chromium', () =
     expect(magic).toBe('GGUF');
     expect(errors).toEqual([]);
     await page.close();
-  }, 90_000);
+  }, 120_000);
 
   it('a llama2.c .bin + tokenizer picked as files opens; bad input: a message in the page names the file and the reason', async () => {
     const page = await browser.newPage();
@@ -276,7 +279,7 @@ describe.skipIf(!chromium || missingBuild)('apps/web in headless Chromium', () =
     expect(big.kind).toBe('error');
     expect(big.text).toMatch(/^model\.safetensors: the model is too big for this page's memory: 260,032 parameters need 1\.0 MiB as float32, and the page holds at most 0\.5 MiB/);
     await page.close();
-  }, 60_000);
+  }, 120_000);
 
   it('without cross-origin isolation: one thread, the same perplexity', async () => {
     const page = await browser.newPage();
@@ -288,5 +291,5 @@ describe.skipIf(!chromium || missingBuild)('apps/web in headless Chromium', () =
     const ppl = await perplexities(page);
     expect(Math.abs(ppl.original - (await reference).before)).toBeLessThan(1e-6);
     await page.close();
-  }, 60_000);
+  }, 120_000);
 });
