@@ -43,7 +43,7 @@ async function settled(page: Page, timeout = 60_000): Promise<{ text: string; ki
 }
 
 async function ready(page: Page): Promise<{ threads: number; isolated: boolean; cores: number }> {
-  await page.waitForFunction(() => document.body.dataset.ready === 'true', { timeout: 30_000 });
+  await page.waitForFunction(() => document.body.dataset.ready === 'true', { timeout: 60_000 });
   return page.evaluate(() => ({
     threads: Number((document.getElementById('engine') as HTMLElement).dataset.threads),
     isolated: globalThis.crossOriginIsolated,
