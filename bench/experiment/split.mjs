@@ -18,6 +18,8 @@
  * ever split between train and held-out. The blocks before the first certain start (the file begins mid-story)
  * go to train.
  *
+ * Format: paragraphs inside a segment are joined by one newline, segments by a blank line (see `writeSplit`).
+ *
  * Next-word items: one per held-out segment except the file's last (the head may cut its final story short).
  * lm-eval's lambada rule is applied: text.split(' '), the last word is the target. The last word has its trailing
  * punctuation and closing quotes stripped (LAMBADA's passages end on a bare word); segments whose last word is then
@@ -63,8 +65,13 @@ export function writeSplit(source, dir, heldoutFraction) {
   const nHeld = Math.max(2, Math.round(segs.length * heldoutFraction));
   const train = segs.slice(0, segs.length - nHeld);
   const held = segs.slice(segs.length - nHeld);
-  const join2 = (ss) => `${ss.map((s) => s.join('\n\n')).join('\n\n')}\n`;
-  const items = held.slice(0, -1).map((s) => nextWordItem(s.join('\n\n')));
+  // a segment's paragraphs are joined by one newline, segments by a blank line: the trainer then reads each segment
+  // as one document with BOS and its paragraph breaks as "\n" tokens — the format stories260K was pretrained on
+  // (llama2.c tinystories.py encodes each story whole with BOS; its greedy text breaks paragraphs with one "\n").
+  // Blank lines between paragraphs would make every paragraph a BOS-prefixed document the source never saw.
+  const story = (s) => s.join('\n');
+  const join2 = (ss) => `${ss.map(story).join('\n\n')}\n`;
+  const items = held.slice(0, -1).map((s) => nextWordItem(story(s)));
   const kept = items.filter((x) => x !== null);
   const files = {
     'train.txt': join2(train),
