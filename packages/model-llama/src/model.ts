@@ -21,7 +21,7 @@ import { SeededRandom } from '@topiary/linalg';
 import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes, validateConfig, type CreateConfig, type LlamaConfig } from './config.js';
 import { EMBED, FINAL_NORM, LINEAR_KINDS, LM_HEAD, biasName, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
 import { causalMask, embedding, linear2d, linearCrossEntropy, rmsNorm, ropeTables, type Distillation, type TeacherHead } from './ops.js';
-import { computeGroups, slimGroupMapping, slimWeights } from './groups.js';
+import { computeGroups, groupId, slimGroupMapping, slimWeights } from './groups.js';
 import { blockForward, trainableBlock, type BlockGeometry, type BlockWeights } from './block-grad.js';
 import { MemorySource, type WeightSource } from './formats/source.js';
 import { Overlay, type SpillOptions } from './residency.js';
@@ -287,7 +287,7 @@ export class LlamaModel implements CausalLM {
   }
 
   private blockMasked(i: number): boolean {
-    return this.masked.has(`layers.${i}`);
+    return this.masked.has(groupId.block(i));
   }
 
   /** Block i's weights, by half (a half is absent when the layer has no heads / no feed-forward channels). */
