@@ -28,7 +28,7 @@ from the newest complete checkpoint. Relative paths in the recipe are relative t
 
 Examples:
   $ topiary train recipes/efficientllm-a-pruning-aware.yaml
-  $ topiary train recipes/efficientllm-b-direct.yaml --out runs/b --json
+  $ topiary train recipes/efficientllm-c-uniform.yaml --out runs/b --json
   $ topiary --backend cpu train my-recipe.yaml --steps 50 --no-resume`,
     )
     .action(async (recipePath: string, flags: TrainFlags) => {
