@@ -75,17 +75,9 @@ function grow(target: FileNode, size: number): void {
   target.data = bigger;
 }
 
-export class Stats {
-  constructor(private readonly at: Node) {}
-  get size(): number {
-    return this.at.kind === 'file' ? this.at.size : 0;
-  }
-  get mtimeMs(): number {
-    return this.at.mtimeMs;
-  }
-  get mtime(): Date {
-    return new Date(this.at.mtimeMs);
-  }
+/** What Node's `Stats` and `Dirent` both answer about an entry: its kind (this file system has no links). */
+abstract class EntryKind {
+  constructor(protected readonly at: Node) {}
   isFile(): boolean {
     return this.at.kind === 'file';
   }
@@ -97,19 +89,24 @@ export class Stats {
   }
 }
 
-export class Dirent {
+export class Stats extends EntryKind {
+  get size(): number {
+    return this.at.kind === 'file' ? this.at.size : 0;
+  }
+  get mtimeMs(): number {
+    return this.at.mtimeMs;
+  }
+  get mtime(): Date {
+    return new Date(this.at.mtimeMs);
+  }
+}
+
+export class Dirent extends EntryKind {
   constructor(
     readonly name: string,
-    private readonly at: Node,
-  ) {}
-  isFile(): boolean {
-    return this.at.kind === 'file';
-  }
-  isDirectory(): boolean {
-    return this.at.kind === 'dir';
-  }
-  isSymbolicLink(): boolean {
-    return false;
+    at: Node,
+  ) {
+    super(at);
   }
 }
 
