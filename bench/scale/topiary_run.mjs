@@ -42,14 +42,66 @@ const ids = new Int32Array(idsBytes.buffer.slice(idsBytes.byteOffset, idsBytes.b
 if (ids.length < samples * seqlen) throw new Error(`${arg('--ids')} holds ${ids.length} ids, fewer than ${samples} × ${seqlen}`);
 const windows = Array.from({ length: samples }, (_, i) => ids.slice(i * seqlen, (i + 1) * seqlen));
 
+// --trace: where the resident set grows. The work is synchronous (no timer fires), so the model's steps are wrapped:
+// after each, the kernel's high-water mark (VmHWM) is read, and each rise is charged to the step that caused it.
+const phases = new Map();
+let lastHwm = 0;
+let lastHeap = 0;
+function vm(key) {
+  const m = readFileSync('/proc/self/status', 'utf8').match(new RegExp(`${key}:\\s+(\\d+) kB`));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+function note(phase) {
+  const hwm = vm('VmHWM');
+  const mem = process.memoryUsage();
+  const heap = tf.backend()?.wasm?.HEAPU8?.byteLength ?? 0;
+  const p = phases.get(phase) ?? { calls: 0, hwmRise: 0, heapRise: 0, maxRss: 0, maxArrayBuffers: 0, maxWasmHeap: 0 };
+  p.calls++;
+  p.heapRise += Math.max(0, heap - lastHeap);
+  if (heap > lastHeap && process.env.TRACE_HEAP) process.stderr.write(`heap ${(heap / 2 ** 20).toFixed(0)} MB after ${phase} (live tensors ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MB)\n`);
+  lastHeap = Math.max(lastHeap, heap);
+  p.hwmRise += Math.max(0, hwm - lastHwm);
+  p.maxRss = Math.max(p.maxRss, mem.rss);
+  p.maxArrayBuffers = Math.max(p.maxArrayBuffers, mem.arrayBuffers);
+  p.maxWasmHeap = Math.max(p.maxWasmHeap, heap);
+  phases.set(phase, p);
+  lastHwm = Math.max(lastHwm, hwm);
+}
+function traced(phase, fn) {
+  return function (...args) {
+    const r = fn.apply(this, args);
+    note(phase);
+    return r;
+  };
+}
+function traceMemory(m) {
+  note('start (runtime + backend)');
+  const st = m.stream;
+  st.source.read = traced('weight read (file → float32)', st.source.read.bind(st.source));
+  m.materialise = traced('upload to the tensor heap', m.materialise.bind(m));
+  m.block = traced('forward (one batch)', m.block.bind(m));
+  m.embed = traced('embed', m.embed.bind(m));
+  m.readWeight = traced('readWeight (statistics, mask, write)', m.readWeight.bind(m));
+  m.writeWeight = traced('writeWeight (masked)', m.writeWeight.bind(m));
+  m.evict = traced('evict', m.evict.bind(m));
+}
+function printTrace() {
+  const mb = (n) => (n / 2 ** 20).toFixed(0);
+  process.stderr.write('phase | calls | VmHWM rise MB | wasm heap rise MB | max RSS MB | max arrayBuffers MB | max wasm heap MB\n');
+  for (const [k, p] of phases) process.stderr.write(`${k} | ${p.calls} | ${mb(p.hwmRise)} | ${mb(p.heapRise)} | ${mb(p.maxRss)} | ${mb(p.maxArrayBuffers)} | ${mb(p.maxWasmHeap)}\n`);
+}
+
 const run = await openRun({ backend: backendName, seed: 0, plugin: [], allowPluginPath: false }, [root, join(root, 'apps', 'cli')]);
 const { backend } = await run.activateBackend();
 const started = performance.now();
 const model = await loadModel(modelDir, { residency: 'block' });
+if (argv.includes('--trace')) traceMemory(model);
 const blockCount = blocksArg ? Math.min(Number(blocksArg), model.numBlocks) : model.numBlocks;
 const layers = Array.from({ length: blockCount }, (_, i) => i);
 const stream = openStreamedPrune(model, modelDir, out, { job: { method, samples, seqlen } });
+if (argv.includes('--trace')) stream.hooks.blockDone = traced('write shard', stream.hooks.blockDone);
 const blocks = [];
+
 let last = performance.now();
 let heapBytes = 0;
 const hooks = {
@@ -81,6 +133,7 @@ await runPruneStage(env, model, {
   streaming: hooks,
 });
 if (blockCount === model.numBlocks) stream.finish();
+if (argv.includes('--trace')) printTrace();
 model.dispose();
 const result = {
   method,

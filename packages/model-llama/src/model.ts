@@ -332,7 +332,8 @@ export class LlamaModel implements CausalLM {
     // With capture hooks or a kv cache under a tape, tfjs autodiff differentiates the same forward instead.
     if (tf.engine().isTapeOn() && !hooked && cache === null && start === 0) return trainableBlock(x, weights, geometry);
     const tap = hooked ? (kind: LinearKind, input: tf.Tensor2D) => this.runHooks(i, kind, input) : undefined;
-    const out = blockForward(x, weights, geometry, { tap, ...(cache ? { cache: { past: cache.layers[i] } } : {}) });
+    // lean: nothing here reads the saved intermediates, so each half frees its temporaries as it ends
+    const out = blockForward(x, weights, geometry, { tap, lean: true, ...(cache ? { cache: { past: cache.layers[i] } } : {}) });
     if (cache && out.kv) cache.layers[i] = { k: tf.keep(out.kv.k), v: tf.keep(out.kv.v) };
     return out.y;
   }
