@@ -12,6 +12,7 @@ import type { GemmPlatform } from './gemm/platform.js';
 import { nodeGemmPlatform } from './gemm/platform-node.js';
 import { installSharedIdentity } from './kernels/identity.js';
 import { installSoftmaxCrossEntropy, uninstallSoftmaxCrossEntropy } from './kernels/softmax-cross-entropy.js';
+import { installInPlaceFusedKernels, uninstallInPlaceFusedKernels } from './fused/install.js';
 import { installMissingKernels } from './kernels/unsorted-segment-sum.js';
 import { wasmPrimitives } from './primitives.js';
 
@@ -24,6 +25,10 @@ export const wasmBackendOptions = z
       .meta({ description: "run BatchMatMul on Topiary's multithreaded WebAssembly GEMM (default true; false keeps tfjs's stock kernel, for comparisons)" }),
     threads: z.number().int().min(1).optional().meta({ description: "threads for the GEMM, the caller's included (default: TOPIARY_WASM_THREADS, else every core, at most 16)" }),
     fma: z.boolean().optional().meta({ description: 'fused multiply-add in the GEMM where the engine allows it (default true; TOPIARY_WASM_FMA=0 also turns it off)' }),
+    fused: z
+      .boolean()
+      .optional()
+      .meta({ description: "RMSNorm, RoPE, attention softmax, SwiGLU (and their gradients) and AdamW as Topiary's fused WebAssembly SIMD kernels, in place on the tfjs heap (default true; TOPIARY_WASM_FUSED=0 also turns them off; false runs tfjs's composite ops, for comparisons)" }),
   })
   .strict();
 
@@ -41,6 +46,9 @@ export class WasmBackend implements TensorBackend {
   private readonly fastMatMul: boolean;
   private readonly gemmThreads: number;
   private readonly wantFma: boolean;
+  private readonly wantFused: boolean;
+  /** Whether the in-place fused kernels are installed: known after init(). */
+  private fused = false;
   /** Whether the GEMM really uses FMA: known after init(). */
   private fma = false;
   private readonly added: string[] = [];
@@ -53,6 +61,7 @@ export class WasmBackend implements TensorBackend {
     this.fastMatMul = options.fastMatMul ?? true;
     this.gemmThreads = resolveThreads(options.threads, platform);
     this.wantFma = options.fma ?? true;
+    this.wantFused = (options.fused ?? true) && platform.setting('TOPIARY_WASM_FUSED') !== '0';
   }
 
   async available(): Promise<BackendAvailability> {
@@ -86,6 +95,9 @@ export class WasmBackend implements TensorBackend {
       const ok = await tf.setBackend('wasm');
       if (!ok) throw new Error('tf.setBackend("wasm") returned false');
       await tf.ready();
+      // after setBackend: they run on the active wasm backend's heap
+      uninstallInPlaceFusedKernels();
+      this.fused = this.wantFused && installInPlaceFusedKernels();
       this.simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
       this.threaded = Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
     } catch (err) {
@@ -110,6 +122,9 @@ export class WasmBackend implements TensorBackend {
       this.platform.tfjsThreadsNote,
       'UnsortedSegmentSum added (gradient of gather / embedding lookup)',
       ...(this.fastMatMul ? ['softmax cross-entropy (the LM-head loss): one fused SIMD pass per row on the GEMM threads'] : []),
+      this.fused
+        ? 'RMSNorm, RoPE + head transpose, causal softmax, SwiGLU, their gradients and AdamW: fused WebAssembly SIMD kernels in place on the tfjs heap (1 thread, no copies)'
+        : 'RMSNorm, RoPE, softmax, SwiGLU, AdamW: tfjs composite ops (fused kernels off)',
       `primitives: accumulateGram and matmul through BatchMatMul (${this.fastMatMul ? 'the GEMM' : 'XNNPACK'}; float32 blocks of 1024 rows summed in float64); the rest generic`,
     ];
     return { device: 'cpu', threads: this.fastMatMul ? this.gemmThreads : this.threaded ? 2 : 1, simd, float64: false, notes };

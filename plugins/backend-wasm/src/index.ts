@@ -11,6 +11,7 @@ export { GemmPool, defaultThreads, relaxedSimdAvailable, type GemmPoolOptions } 
 export { nodeGemmPlatform } from './gemm/platform-node.js';
 export type { GemmPlatform, GemmWorkerData, GemmWorkerEvents, GemmWorkerHandle } from './gemm/platform.js';
 export type { ProductSpec } from './gemm/plan.js';
+export { installInPlaceFusedKernels, uninstallInPlaceFusedKernels, IN_PLACE_FUSED } from './fused/install.js';
 export { installSharedIdentity, uninstallSharedIdentity } from './kernels/identity.js';
 export { wasmPrimitives, GRAM_BLOCK_ROWS } from './primitives.js';
 export { installMissingKernels, unsortedSegmentSumConfig } from './kernels/unsorted-segment-sum.js';

@@ -163,7 +163,7 @@ function packPanels(width: number): FunctionBuilder {
  * e^r by its degree-6 Taylor polynomial (truncation < 1.2e-7 relative, about float32's ε), 2^n by writing n + 127
  * into the exponent bits. Below −87 the result is clamped to ~2^−126 (a probability of e^−87 is 0 to float32).
  */
-function emitExp(f: FunctionBuilder, x: number, k: ExpConstants): void {
+export function emitExp(f: FunctionBuilder, x: number, k: ExpConstants): void {
   const { n, r, p } = k.scratch;
   f.get(x).get(k.min).f32x4Max().set(r);
   f.get(r).get(k.log2e).f32x4Mul().f32x4Nearest().set(n);
@@ -173,12 +173,12 @@ function emitExp(f: FunctionBuilder, x: number, k: ExpConstants): void {
   f.get(p).get(n).i32x4FromF32x4().get(k.bias).i32x4Add().i32(23).i32x4Shl().f32x4Mul();
 }
 
-interface ExpConstants {
+export interface ExpConstants {
   min: number; log2e: number; ln2hi: number; ln2lo: number; bias: number; taylor: number[];
   scratch: { n: number; r: number; p: number };
 }
 
-function expConstants(f: FunctionBuilder): ExpConstants {
+export function expConstants(f: FunctionBuilder): ExpConstants {
   const splat = (x: number): number => { const l = f.local(V128); f.f32(x).f32x4Splat().set(l); return l; };
   const bias = f.local(V128);
   f.i32(127).i32x4Splat().set(bias);

@@ -54,14 +54,16 @@ const OP = {
   localGet: 0x20, localSet: 0x21, localTee: 0x22,
   i32Load: 0x28, f32Load: 0x2a, f32Store: 0x38, i32Const: 0x41, f32Const: 0x43,
   i32Eq: 0x46, i32LtS: 0x48, i32LtU: 0x49, i32GtS: 0x4a, i32GeS: 0x4e,
-  i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32And: 0x71, i32Shl: 0x74,
-  f32Add: 0x92, f32Sub: 0x93, f32Mul: 0x94, f32Div: 0x95, f32Max: 0x97, f32ReinterpretI32: 0xbe,
+  i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32RemU: 0x70, i32And: 0x71, i32Shl: 0x74, i32ShrU: 0x76,
+  f32Sqrt: 0x91, f32Add: 0x92, f32Sub: 0x93, f32Mul: 0x94, f32Div: 0x95, f32Max: 0x97, f32ReinterpretI32: 0xbe,
   simd: 0xfd,
 } as const;
 
 const SIMD = {
   load: 0x00, load32Splat: 0x09, store: 0x0b, const: 0x0c, i32x4Splat: 0x11, f32x4Splat: 0x13, f32x4ExtractLane: 0x1f,
-  f32x4Nearest: 0x6a, i32x4Shl: 0xab, i32x4Add: 0xae, f32x4Add: 0xe4, f32x4Sub: 0xe5, f32x4Mul: 0xe6, f32x4Max: 0xe9,
+  f32x4Ge: 0x46, v128Bitselect: 0x52,
+  f32x4Nearest: 0x6a, i32x4Shl: 0xab, i32x4Add: 0xae, f32x4Abs: 0xe0, f32x4Neg: 0xe1, f32x4Sqrt: 0xe3,
+  f32x4Add: 0xe4, f32x4Sub: 0xe5, f32x4Mul: 0xe6, f32x4Div: 0xe7, f32x4Max: 0xe9,
   i32x4TruncSatF32x4S: 0xf8, f32x4RelaxedMadd: 0x105,
 } as const;
 
@@ -86,6 +88,7 @@ export class FunctionBuilder {
   sub(): this { return this.emit(OP.i32Sub); }
   mul(): this { return this.emit(OP.i32Mul); }
   shl(): this { return this.emit(OP.i32Shl); }
+  shrU(): this { return this.emit(OP.i32ShrU); }
   and(): this { return this.emit(OP.i32And); }
   eq(): this { return this.emit(OP.i32Eq); }
   ltS(): this { return this.emit(OP.i32LtS); }
@@ -112,6 +115,14 @@ export class FunctionBuilder {
   /** a·b + c in one fused step where the CPU has FMA (relaxed SIMD; stack: a b c). */
   f32x4Madd(): this { return this.simd(SIMD.f32x4RelaxedMadd); }
   f32x4Sub(): this { return this.simd(SIMD.f32x4Sub); }
+  f32x4Div(): this { return this.simd(SIMD.f32x4Div); }
+  f32x4Sqrt(): this { return this.simd(SIMD.f32x4Sqrt); }
+  f32x4Abs(): this { return this.simd(SIMD.f32x4Abs); }
+  f32x4Neg(): this { return this.simd(SIMD.f32x4Neg); }
+  /** Lane-wise a ≥ b as an all-ones / all-zeros mask (stack: a b). */
+  f32x4Ge(): this { return this.simd(SIMD.f32x4Ge); }
+  /** (a & mask) | (b & ~mask) (stack: a b mask). */
+  v128Bitselect(): this { return this.simd(SIMD.v128Bitselect); }
   f32x4Max(): this { return this.simd(SIMD.f32x4Max); }
   f32x4Nearest(): this { return this.simd(SIMD.f32x4Nearest); }
   f32x4Splat(): this { return this.simd(SIMD.f32x4Splat); }
@@ -131,6 +142,9 @@ export class FunctionBuilder {
   f32Mul(): this { return this.emit(OP.f32Mul); }
   f32Div(): this { return this.emit(OP.f32Div); }
   f32Max(): this { return this.emit(OP.f32Max); }
+  f32Sqrt(): this { return this.emit(OP.f32Sqrt); }
+  /** Unsigned remainder of two i32s. */
+  remU(): this { return this.emit(OP.i32RemU); }
   /** The i32 on the stack, its bits read as an f32. */
   f32FromBits(): this { return this.emit(OP.f32ReinterpretI32); }
   /** Unsigned a < b (so a negative index is out of range too). */
@@ -191,18 +205,22 @@ export interface ExportedFunction {
 }
 
 /**
- * A module importing `env.memory` (shared unless `shared` is false, up to `maxPages` 64 KiB pages) and exporting
- * `functions` in order (function index = position, so bodies can `call` each other by index). An unshared memory
- * is for engines without shared memory (a browser page that is not cross-origin isolated): one thread only.
+ * A module importing `env.memory` (shared unless `shared` is false, up to `maxPages` 64 KiB pages; an unshared
+ * memory may leave the maximum open, `maxPages` undefined, so that any memory can be imported — tfjs's own heap,
+ * for kernels that work in place on it) and exporting `functions` in order (function index = position, so bodies
+ * can `call` each other by index). An unshared memory is for engines without shared memory (a browser page that
+ * is not cross-origin isolated) or for another module's heap: one thread only.
  */
-export function encodeModule(functions: ExportedFunction[], maxPages: number, shared = true): Uint8Array {
+export function encodeModule(functions: ExportedFunction[], maxPages: number | undefined, shared = true): Uint8Array {
+  if (shared && maxPages === undefined) throw new Error('encodeModule: a shared memory needs a maximum');
   const arities = [...new Set(functions.map((f) => f.params))];
   const types = arities.map((n) => [0x60, ...vector(new Array<number[]>(n).fill([I32])), 0]);
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vector(types)),
-    // import env.memory: kind 0x02 (memory), limits 0x03 (shared, with maximum) or 0x01 (unshared, with maximum)
-    ...section(2, vector([[...name('env'), ...name('memory'), 0x02, shared ? 0x03 : 0x01, ...uleb(1), ...uleb(maxPages)]])),
+    // import env.memory: kind 0x02 (memory), limits 0x03 (shared, with maximum), 0x01 (unshared, with maximum) or
+    // 0x00 (unshared, no maximum)
+    ...section(2, vector([[...name('env'), ...name('memory'), 0x02, ...(maxPages === undefined ? [0x00, ...uleb(1)] : [shared ? 0x03 : 0x01, ...uleb(1), ...uleb(maxPages)])]])),
     ...section(3, vector(functions.map((f) => uleb(arities.indexOf(f.params))))),
     ...section(7, vector(functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]))),
     ...section(10, vector(functions.map((f) => f.body.encode()))),

@@ -1,0 +1,214 @@
+/**
+ * The kernel's `FusedKernel`s for the wasm engine (all but the softmax cross-entropy, which runs on the GEMM's
+ * threads: ../kernels/softmax-cross-entropy.ts), computed **in place on tfjs-wasm's heap** by the generated SIMD
+ * module (module.ts), instantiated on tfjs's own WebAssembly.Memory. Outputs are allocated with `makeOutput`
+ * first; the addresses of inputs and outputs are then their byte offsets in that memory (the memory may grow and
+ * move its buffer; offsets do not change).
+ *
+ * Why on the calling thread and not on the GEMM's workers: tfjs-wasm's heap is not shared memory under Node (its
+ * threaded build does not start there), so a worker could only see a copy. These kernels do 1–3 float operations per
+ * byte they touch (exp-heavy ones ~20), so copying operands in and results out would cost as much as the work the
+ * second thread takes away; in place they make one pass where tfjs takes one dispatch and one allocation per op.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import { FusedKernel } from '@topiary/kernel';
+import { wasmApi, type WasmMemory } from '../gemm/wasm-api.js';
+import { fusedModuleBytes, type FusedExports } from './module.js';
+
+interface WasmHeapBackend {
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array;
+  disposeData(dataId: object): boolean;
+  /** The Emscripten module: its exports (`asm`) include the heap's WebAssembly.Memory. */
+  wasm?: { asm?: { memory?: WasmMemory } };
+}
+
+/** The names installed here (the softmax cross-entropy is installed with the GEMM). */
+export const IN_PLACE_FUSED = [
+  FusedKernel.adamw,
+  FusedKernel.ropeHeads,
+  FusedKernel.causalSoftmax,
+  FusedKernel.softmaxGrad,
+  FusedKernel.swiglu,
+  FusedKernel.swigluGrad,
+  FusedKernel.rmsNorm,
+  FusedKernel.rmsNormGrad,
+] as const;
+
+let compiled: object | undefined;
+/** One instance per tfjs heap (a WebAssembly.Memory), made on first use. */
+const instances = new WeakMap<object, FusedExports>();
+
+/** The heap's memory, or undefined when this tfjs-wasm build does not expose it (then nothing is installed). */
+function heapMemory(backend: unknown): WasmMemory | undefined {
+  return (backend as WasmHeapBackend).wasm?.asm?.memory;
+}
+
+function exportsFor(backend: WasmHeapBackend): FusedExports {
+  const memory = heapMemory(backend);
+  if (!memory) throw new Error('the tfjs-wasm heap memory is not reachable (backend.wasm.asm.memory)');
+  let inst = instances.get(memory);
+  if (!inst) {
+    compiled ??= new wasmApi.Module(fusedModuleBytes());
+    inst = new wasmApi.Instance(compiled, { env: { memory } }).exports as unknown as FusedExports;
+    instances.set(memory, inst);
+  }
+  return inst;
+}
+
+const bitsView = new DataView(new ArrayBuffer(4));
+/** A number as the bits of the nearest float32 (how float attributes reach the module). */
+function f32Bits(x: number): number {
+  bitsView.setFloat32(0, x, true);
+  return bitsView.getInt32(0, true);
+}
+
+function size(shape: readonly number[]): number {
+  return shape.reduce((p, d) => p * d, 1);
+}
+
+function float32(name: string, ...xs: TensorInfo[]): void {
+  for (const x of xs) if (x.dtype !== 'float32') throw new Error(`${name}: expected float32 inputs, got ${x.dtype} [${x.shape}]`);
+}
+
+function sameSize(name: string, xs: TensorInfo[]): number {
+  const n = size(xs[0]!.shape);
+  for (const x of xs) if (size(x.shape) !== n) throw new Error(`${name}: inputs of different sizes ([${xs.map((t) => t.shape).join('], [')}])`);
+  return n;
+}
+
+/**
+ * Allocate the outputs, then run `body` with the byte address of each input and output; on a failure the outputs
+ * are freed (a trap must not leak heap memory).
+ */
+function inPlace(backend: unknown, inputs: TensorInfo[], outShapes: number[][], body: (k: FusedExports, inAddr: number[], outAddr: number[]) => void): TensorInfo[] {
+  const b = backend as WasmHeapBackend;
+  const k = exportsFor(b);
+  const outs = outShapes.map((s) => b.makeOutput(s, 'float32'));
+  try {
+    // addresses after every allocation (an allocation may grow the heap; offsets stay valid, views would not)
+    const address = (t: TensorInfo): number => b.typedArrayFromHeap(t).byteOffset;
+    if (outs.some((o) => size(o.shape) > 0)) body(k, inputs.map(address), outs.map(address));
+  } catch (err) {
+    for (const o of outs) b.disposeData(o.dataId);
+    throw err;
+  }
+  return outs;
+}
+
+const swiglu: KernelFunc = ({ inputs, backend }) => {
+  const g = inputs['gate'] as TensorInfo;
+  const u = inputs['up'] as TensorInfo;
+  float32(FusedKernel.swiglu, g, u);
+  const n = sameSize(FusedKernel.swiglu, [g, u]);
+  return inPlace(backend, [g, u], [[...g.shape]], (k, [ga, ua], [ma]) => k.swiglu(ga!, ua!, ma!, n))[0]!;
+};
+
+const swigluGrad: KernelFunc = ({ inputs, backend }) => {
+  const ins = ['gate', 'up', 'dm'].map((name) => inputs[name] as TensorInfo);
+  float32(FusedKernel.swigluGrad, ...ins);
+  const n = sameSize(FusedKernel.swigluGrad, ins);
+  const shape = [...ins[0]!.shape];
+  return inPlace(backend, ins, [shape, shape], (k, [g, u, dm], [dg, du]) => k.swigluGrad(g!, u!, dm!, dg!, du!, n));
+};
+
+const rmsNorm: KernelFunc = ({ inputs, attrs, backend }) => {
+  const x = inputs['x'] as TensorInfo;
+  const w = inputs['weight'] as TensorInfo;
+  float32(FusedKernel.rmsNorm, x, w);
+  const { eps, activeDim } = attrs as unknown as { eps: number; activeDim: number };
+  const d = x.shape[x.shape.length - 1] ?? 0;
+  if (d < 1 || size(w.shape) !== d || !(activeDim > 0)) throw new Error(`${FusedKernel.rmsNorm}: x [${x.shape}], weight [${w.shape}], activeDim ${activeDim} do not fit`);
+  const rows = size(x.shape) / d;
+  return inPlace(backend, [x, w], [[...x.shape], [...x.shape.slice(0, -1), 1]], (k, [xa, wa], [oa, ra]) =>
+    k.rmsNorm(xa!, wa!, oa!, ra!, rows, d, f32Bits(eps), f32Bits(1 / activeDim)),
+  );
+};
+
+const rmsNormGrad: KernelFunc = ({ inputs, attrs, backend }) => {
+  const [dh, x, r, w] = ['dh', 'x', 'r', 'weight'].map((name) => inputs[name] as TensorInfo);
+  const res = inputs['residual'] as TensorInfo | undefined;
+  float32(FusedKernel.rmsNormGrad, dh!, x!, r!, w!, ...(res ? [res] : []));
+  const { activeDim } = attrs as unknown as { activeDim: number };
+  const d = x!.shape[x!.shape.length - 1] ?? 0;
+  const rows = d > 0 ? size(x!.shape) / d : 0;
+  if (d < 1 || size(w!.shape) !== d || size(dh!.shape) !== rows * d || size(r!.shape) !== rows || (res && size(res.shape) !== rows * d) || !(activeDim > 0)) {
+    throw new Error(`${FusedKernel.rmsNormGrad}: dh [${dh!.shape}], x [${x!.shape}], r [${r!.shape}], weight [${w!.shape}]${res ? `, residual [${res.shape}]` : ''} do not fit`);
+  }
+  const ins = res ? [dh!, x!, r!, w!, res] : [dh!, x!, r!, w!];
+  return inPlace(backend, ins, [[...x!.shape], [...w!.shape]], (k, [dha, xa, ra, wa, resa], [dxa, dwa]) =>
+    k.rmsNormGrad(dha!, xa!, ra!, wa!, resa ?? 0, dxa!, dwa!, rows, d, f32Bits(1 / activeDim)),
+  );
+};
+
+const causalSoftmax: KernelFunc = ({ inputs, attrs, backend }) => {
+  const s = inputs['scores'] as TensorInfo;
+  float32(FusedKernel.causalSoftmax, s);
+  if (s.shape.length !== 3) throw new Error(`${FusedKernel.causalSoftmax}: expected scores [items, rows, cols], got [${s.shape}]`);
+  const { seq, scale } = attrs as unknown as { seq: number; scale: number };
+  const [items, rows, cols] = s.shape as [number, number, number];
+  if (!(seq >= 1) || cols < 1) throw new Error(`${FusedKernel.causalSoftmax}: seq ${seq} and scores [${s.shape}] do not fit`);
+  return inPlace(backend, [s], [[items, rows, cols]], (k, [sa], [pa]) => k.causalSoftmax(sa!, pa!, items * rows, rows, cols, seq, f32Bits(scale)))[0]!;
+};
+
+const softmaxGrad: KernelFunc = ({ inputs, attrs, backend }) => {
+  const p = inputs['probs'] as TensorInfo;
+  const dp = inputs['dProbs'] as TensorInfo;
+  float32(FusedKernel.softmaxGrad, p, dp);
+  if (p.shape.join() !== dp.shape.join() || p.shape.length < 1) throw new Error(`${FusedKernel.softmaxGrad}: probs [${p.shape}] and dProbs [${dp.shape}] differ`);
+  const { scale } = attrs as unknown as { scale: number };
+  const cols = p.shape[p.shape.length - 1]!;
+  return inPlace(backend, [p, dp], [[...p.shape]], (k, [pa, da], [oa]) => k.softmaxGrad(pa!, da!, oa!, size(p.shape) / cols, cols, f32Bits(scale)))[0]!;
+};
+
+const ropeHeads: KernelFunc = ({ inputs, attrs, backend }) => {
+  const [x, cos, sin] = ['x', 'cos', 'sin'].map((name) => inputs[name] as TensorInfo);
+  float32(FusedKernel.ropeHeads, x!, cos!, sin!);
+  const { batch, seq, heads, headDim, backward } = attrs as unknown as { batch: number; seq: number; heads: number; headDim: number; backward: boolean };
+  if (size(x!.shape) !== batch * seq * heads * headDim || size(cos!.shape) !== seq * headDim || size(sin!.shape) !== seq * headDim || headDim % 2 !== 0) {
+    throw new Error(`${FusedKernel.ropeHeads}: x [${x!.shape}], cos [${cos!.shape}], sin [${sin!.shape}] do not match batch ${batch}, seq ${seq}, heads ${heads}, headDim ${headDim}`);
+  }
+  const shape = backward ? [batch * seq, heads * headDim] : [batch, heads, seq, headDim];
+  return inPlace(backend, [x!, cos!, sin!], [shape], (k, [xa, ca, sa], [oa]) => k.ropeHeads(xa!, oa!, batch, seq, heads, headDim, ca!, sa!, backward ? 1 : 0))[0]!;
+};
+
+const adamw: KernelFunc = ({ inputs, attrs, backend }) => {
+  const ins = ['param', 'grad', 'm', 'v'].map((name) => inputs[name] as TensorInfo);
+  float32(FusedKernel.adamw, ...ins);
+  const n = sameSize(FusedKernel.adamw, ins);
+  const a = attrs as unknown as { lr: number; beta1: number; beta2: number; eps: number; decay: number; gradScale: number; bc1: number; bc2: number };
+  const shape = [...ins[0]!.shape];
+  return inPlace(backend, ins, [shape, shape, shape], (k, [p, g, m, v], [po, mo, vo]) =>
+    k.adamw(p!, g!, m!, v!, po!, mo!, vo!, n, f32Bits(a.lr), f32Bits(a.beta1), f32Bits(a.beta2), f32Bits(a.eps), f32Bits(1 - a.decay), f32Bits(a.gradScale), f32Bits(1 / a.bc1), f32Bits(1 / a.bc2)),
+  );
+};
+
+const KERNELS: Record<(typeof IN_PLACE_FUSED)[number], KernelFunc> = {
+  [FusedKernel.adamw]: adamw,
+  [FusedKernel.ropeHeads]: ropeHeads,
+  [FusedKernel.causalSoftmax]: causalSoftmax,
+  [FusedKernel.softmaxGrad]: softmaxGrad,
+  [FusedKernel.swiglu]: swiglu,
+  [FusedKernel.swigluGrad]: swigluGrad,
+  [FusedKernel.rmsNorm]: rmsNorm,
+  [FusedKernel.rmsNormGrad]: rmsNormGrad,
+};
+
+/**
+ * Register the in-place fused kernels for the wasm engine (replacing other registrations of those names), once the
+ * wasm backend is active. Returns false, registering nothing, when this tfjs-wasm build does not expose its heap.
+ */
+export function installInPlaceFusedKernels(): boolean {
+  if (!heapMemory(tf.findBackend('wasm'))) return false;
+  for (const name of IN_PLACE_FUSED) {
+    if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: KERNELS[name] });
+  }
+  return true;
+}
+
+/** Remove them: the model computes those steps with composite ops again. */
+export function uninstallInPlaceFusedKernels(): void {
+  for (const name of IN_PLACE_FUSED) if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
+}
