@@ -48,7 +48,7 @@ interface HostStates {
 }
 
 /** The spill file: fixed-size slots written and read in place. */
-class SpillFile {
+export class SpillFile {
   private readonly dir: string;
   private readonly path: string;
   private readonly fd: number;

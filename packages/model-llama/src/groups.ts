@@ -184,34 +184,34 @@ export interface SlimResult {
   keep: Map<string, Uint8Array>;
 }
 
+/** One tensor of the slim model: rows (and, for matrices, columns) of a tensor of the model it comes from. */
+export interface SlimTake {
+  /** The parameter it is cut from (old name). */
+  from: string;
+  rows: readonly number[];
+  /** Kept columns of a 2-D tensor; null for a 1-D one. */
+  cols: readonly number[] | null;
+}
+
+/** The slim model's config and where each of its tensors comes from: what `slimWeights` cuts, without any weight. */
+export interface SlimPlan {
+  config: LlamaConfig;
+  /** By new parameter name, in the slim model's parameter order. */
+  takes: Map<string, SlimTake>;
+}
+
 /**
- * Remove masked groups: the result computes exactly what the masked model computes. Kv heads no remaining query
- * head reads are removed too; blocks are renumbered; per-layer sizes go to config.layers when they differ.
+ * Plan the removal of masked groups (see `slimWeights`): kv heads no remaining query head reads are removed too;
+ * blocks are renumbered; per-layer sizes go to config.layers when they differ. A streamed model slims by this plan
+ * tensor by tensor (streamed-slim.ts); `slimWeights` materialises it at once — one plan, so both cut the same values.
  */
-export function slimWeights(
-  config: LlamaConfig,
-  weights: ReadonlyMap<string, Float32Array>,
-  masked: ReadonlySet<string>,
-  keep: ReadonlyMap<string, Uint8Array>,
-): SlimResult {
+export function slimPlan(config: LlamaConfig, masked: ReadonlySet<string>): SlimPlan {
   const hd = config.headDim;
-  const shapes = parameterShapes(config);
   const kept = keptUnits(config, masked);
   const hidden = kept.hidden;
-  const out = new Map<string, Float32Array>();
-  const outKeep = new Map<string, Uint8Array>();
-  const take = (oldName: string, newName: string, rows: readonly number[], cols: readonly number[] | null): void => {
-    const shape = shapes.get(oldName)!;
-    const data = weights.get(oldName)!;
-    if (shape.length === 1) {
-      out.set(newName, Float32Array.from(rows, (r) => data[r]!));
-      const k = keep.get(oldName);
-      if (k) outKeep.set(newName, Uint8Array.from(rows, (r) => k[r]!));
-      return;
-    }
-    out.set(newName, select(data, shape[1]!, rows, cols!));
-    const k = keep.get(oldName);
-    if (k) outKeep.set(newName, selectBytes(k, shape[1]!, rows, cols!));
+  const takes = new Map<string, SlimTake>();
+  const take = (from: string, to: string, rows: readonly number[], cols: readonly number[] | null): void => {
+    takes.set(to, { from, rows, cols });
   };
   const headRows = (heads: readonly number[]): number[] => heads.flatMap((h) => range(h * hd, hd));
 
@@ -246,5 +246,35 @@ export function slimWeights(
   // the slim model is stored as the model it came from was (bf16 stays bf16)
   const dtype = loadedDtype(config);
   if (dtype) rememberDtype(slimConfig, dtype);
-  return { config: slimConfig, weights: out, keep: outKeep };
+  return { config: slimConfig, takes };
+}
+
+/** Cut one planned tensor out of its source tensor `data` (shape `shape`). */
+export function cutTake(take: SlimTake, data: Float32Array, shape: readonly number[]): Float32Array {
+  if (take.cols === null || shape.length === 1) return Float32Array.from(take.rows, (r) => data[r]!);
+  return select(data, shape[1]!, take.rows, take.cols);
+}
+
+/**
+ * Remove masked groups: the result computes exactly what the masked model computes. Kv heads no remaining query
+ * head reads are removed too; blocks are renumbered; per-layer sizes go to config.layers when they differ.
+ */
+export function slimWeights(
+  config: LlamaConfig,
+  weights: ReadonlyMap<string, Float32Array>,
+  masked: ReadonlySet<string>,
+  keep: ReadonlyMap<string, Uint8Array>,
+): SlimResult {
+  const shapes = parameterShapes(config);
+  const plan = slimPlan(config, masked);
+  const out = new Map<string, Float32Array>();
+  const outKeep = new Map<string, Uint8Array>();
+  for (const [to, t] of plan.takes) {
+    const shape = shapes.get(t.from)!;
+    out.set(to, cutTake(t, weights.get(t.from)!, shape));
+    const k = keep.get(t.from);
+    if (!k) continue;
+    outKeep.set(to, t.cols === null || shape.length === 1 ? Uint8Array.from(t.rows, (r) => k[r]!) : selectBytes(k, shape[1]!, t.rows, t.cols));
+  }
+  return { config: plan.config, weights: out, keep: outKeep };
 }

@@ -27,7 +27,8 @@ export {
   type RopeScaling,
 } from './config.js';
 export { attention, causalMask, crossEntropy, distillationRows, embedding, linear2d, linearCrossEntropy, type Distillation, type TeacherHead, rmsNorm, rope, ropeInvFreq, ropeTables, softmaxCrossEntropyRows, swiglu } from './ops.js';
-export { computeGroups, groupCounts, groupId, slimGroupMapping, slimWeights, type SlimResult } from './groups.js';
+export { computeGroups, cutTake, groupCounts, groupId, slimGroupMapping, slimPlan, slimWeights, type SlimPlan, type SlimResult, type SlimTake } from './groups.js';
+export { SlimmableStream } from './streamed-slim.js';
 export { AdamW, trainStep, lossAndGrads, type AdamWOptions, type AdamWState, type StepResult } from './optim.js';
 export { generate, sampleToken, type GenerateOptions } from './generate.js';
 export { loadModel, saveModel, detectModelFormat, looksLikePickle, checkTokenizer, llama2cFormat, safetensorsFormat, type LoadOptions, type ModelFileKind } from './io.js';

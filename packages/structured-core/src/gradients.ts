@@ -1,5 +1,6 @@
 /**
- * Gradients of the model's loss over a few calibration batches, kept on the host per parameter:
+ * Calibration batches and element scores for gradient-based importance. The gradients themselves are collected block
+ * by block (`collectGradients` / `forEachBlockGradient` in block-gradients.ts), kept on the host per parameter:
  * `grad` = the gradient of the mean loss over ALL windows (each batch's mean-loss gradient weighted by its share of
  * the windows, so it does not depend on how the windows are batched), `gradSquared` = the same weighted mean of the
  * squared batch gradients (the empirical Fisher diagonal LLM-Pruner's second-order term uses; with one batch it is
@@ -55,49 +56,6 @@ export function windowsTensor(batch: readonly Int32Array[]): tf.Tensor2D {
   const flat = new Int32Array(batch.length * len);
   batch.forEach((w, i) => flat.set(w, i * len));
   return tf.tensor2d(flat, [batch.length, len], 'int32');
-}
-
-export async function collectGradients(
-  model: CausalLM,
-  windows: readonly Int32Array[],
-  options: GradientOptions = {},
-): Promise<Map<string, ParameterGradients>> {
-  if (windows.length === 0) {
-    throw new TopiaryError('E_DATA', 'gradient-based importance needs calibration windows, got none', {
-      where: 'calibration',
-      hint: 'pass calibration data (e.g. --calibration FILE --samples 10)',
-    });
-  }
-  const batches = batchWindows(windows, calibrationBatchSize(windows, options.batchSize));
-  const named = [...model.parameters()].filter(([name, v]) => v.trainable !== false && (!options.params || options.params.has(name)));
-  const byVarName = new Map(named.map(([name, v]) => [v.name, name] as const));
-  const acc = new Map<string, ParameterGradients>();
-  for (const [name, v] of named) {
-    const n = v.size;
-    acc.set(name, { grad: new Float32Array(n), gradSquared: new Float32Array(n), shape: v.shape });
-  }
-  const vars = named.map(([, v]) => v);
-  for (let b = 0; b < batches.length; b++) {
-    const ids = windowsTensor(batches[b]!);
-    const { value, grads } = tf.variableGrads(() => model.loss(ids), vars);
-    const share = batches[b]!.length / windows.length; // the batch's weight in the mean over all windows
-    for (const [varName, g] of Object.entries(grads)) {
-      const name = byVarName.get(varName);
-      if (name === undefined) continue;
-      const host = (await g.data()) as Float32Array;
-      const slot = acc.get(name)!;
-      for (let i = 0; i < host.length; i++) {
-        const x = host[i]!;
-        slot.grad[i]! += share * x;
-        slot.gradSquared[i]! += share * x * x;
-      }
-    }
-    value.dispose();
-    tf.dispose(grads);
-    ids.dispose();
-    options.events?.progress(options.task ?? 'gradients', b + 1, batches.length, undefined, 'batch');
-  }
-  return acc;
 }
 
 /** Per-parameter element scores of a saliency criterion, from weights and collected gradients. */

@@ -18,7 +18,8 @@ export {
   type LeveledSaliency,
   type SaliencyLevel,
 } from './aggregate.js';
-export { batchWindows, calibrationBatchSize, DEFAULT_BATCH_TOKENS, collectGradients, elementScores, windowsTensor, type GradientOptions, type ParameterGradients } from './gradients.js';
+export { batchWindows, calibrationBatchSize, DEFAULT_BATCH_TOKENS, elementScores, windowsTensor, type GradientOptions, type ParameterGradients } from './gradients.js';
+export { collectGradients, forEachBlockGradient, headGradient, type BlockGradientOptions } from './block-gradients.js';
 export {
   checkLayerRange,
   defaultLayerRange,

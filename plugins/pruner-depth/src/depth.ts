@@ -17,13 +17,14 @@ export async function scoreBlocks(model: CausalLM, options: DepthOptions, ctx: P
     });
   }
   const batch = calibrationBatchSize(windows, options.batchSize);
+  const spill = { ...(ctx.activationBytes !== undefined ? { budget: ctx.activationBytes } : {}), ...(ctx.spillDir !== undefined ? { spillDir: ctx.spillDir } : {}) };
   switch (options.score) {
     case 'block-influence':
-      return blockInfluence(model, windows, batch);
+      return blockInfluence(model, windows, batch, spill);
     case 'ppl':
-      return droppedLoss(model, windows, batch);
+      return droppedLoss(model, windows, batch, spill);
     case 'taylor':
-      return blockTaylor(model, windows, batch, ctx.saliency(options.saliency));
+      return blockTaylor(model, windows, batch, ctx.saliency(options.saliency), spill);
   }
 }
 

@@ -14,8 +14,8 @@ import {
   type Pruner,
 } from '@topiary/kernel';
 import {
-  collectGradients,
   elementScores,
+  forEachBlockGradient,
   groupImportance,
   resolveLayerRange,
   saliencyLevel,
@@ -38,7 +38,6 @@ export function usesGqa(model: CausalLM): boolean {
   return c.nKvHeads < c.nHeads;
 }
 
-/** Importance of every attention unit and FFN channel in the layer range (no pruning). */
 /** Importance of every scored group, by kind (`head`, `kv-group`, `ffn-channel`): what the run's report plots. */
 function groupScoresByKind(groups: readonly ParameterGroup[], importance: ArrayLike<number>): Record<string, number[]> {
   const out: Record<string, number[]> = {};
@@ -46,6 +45,7 @@ function groupScoresByKind(groups: readonly ParameterGroup[], importance: ArrayL
   return out;
 }
 
+/** Importance of every attention unit and FFN channel in the layer range (no pruning). */
 export async function scoreGroups(model: CausalLM, options: LlmPrunerOptions, ctx: PruneContext): Promise<GroupScores> {
   const range = resolveLayerRange(options.layers, model.numBlocks);
   const saliency = ctx.saliency(options.saliency);
@@ -59,7 +59,20 @@ export async function scoreGroups(model: CausalLM, options: LlmPrunerOptions, ct
   const kinds: GroupKind[] = [attentionKind, 'ffn-channel'];
   const groups = model.groups(kinds).filter((g) => g.layer !== null && g.layer >= range.start && g.layer < range.end);
   const params = new Set(groups.flatMap((g) => g.members.map((m) => m.param)));
-  let scoresFrom: Parameters<typeof elementScores>[2];
+  const level = saliencyLevel(saliency);
+  const importance = new Float64Array(groups.length);
+  // the groups of one block, with their places in `groups`: scored as soon as that block's gradients are final
+  const byLayer = new Map<number, number[]>();
+  groups.forEach((g, i) => {
+    const at = byLayer.get(g.layer!);
+    if (at) at.push(i);
+    else byLayer.set(g.layer!, [i]);
+  });
+  const scoreLayer = (layer: number, from: Parameters<typeof elementScores>[2]): void => {
+    const at = byLayer.get(layer) ?? [];
+    const scores = groupImportance(at.map((i) => groups[i]!), elementScores(model, saliency, from), level, options.aggregation);
+    at.forEach((i, k) => (importance[i] = scores[k]!));
+  };
   if (saliency.needs.includes('grads')) {
     const calibration = ctx.calibration ?? [];
     if (calibration.length === 0) {
@@ -68,19 +81,42 @@ export async function scoreGroups(model: CausalLM, options: LlmPrunerOptions, ct
         hint: 'pass --calibration FILE (LLM-Pruner uses 10 samples of 64 tokens)',
       });
     }
-    scoresFrom = await collectGradients(model, calibration, {
-      batchSize: options.batchSize,
-      params,
-      events: ctx.events,
-      task: 'llm-pruner:gradients',
-    });
+    // block by block in reverse (per-block recomputation): a streamed model holds one block and its gradients
+    await forEachBlockGradient(
+      model,
+      calibration,
+      {
+        batchSize: options.batchSize,
+        params,
+        lowest: range.start,
+        events: ctx.events,
+        task: 'llm-pruner:gradients',
+        ...(ctx.activationBytes !== undefined ? { activationBytes: ctx.activationBytes } : {}),
+        ...(ctx.spillDir !== undefined ? { spillDir: ctx.spillDir } : {}),
+      },
+      (layer, grads) => scoreLayer(layer, grads),
+    );
   } else {
-    const shapes = new Map([...model.parameters()].filter(([n]) => params.has(n)).map(([n, v]) => [n, v.shape] as const));
-    scoresFrom = new Map([...shapes].map(([n, shape]) => [n, { grad: new Float32Array(0), gradSquared: new Float32Array(0), shape }] as const));
+    // weights-only criteria: no gradient, one block's weights at a time
+    for (const layer of byLayer.keys()) {
+      const names = new Set(byLayer.get(layer)!.flatMap((i) => groups[i]!.members.map((m) => m.param)));
+      const shapes = shapesOf(model, layer, names);
+      scoreLayer(layer, new Map([...shapes].map(([n, shape]) => [n, { grad: new Float32Array(0), gradSquared: new Float32Array(0), shape }] as const)));
+    }
   }
-  const scores = elementScores(model, saliency, scoresFrom);
-  const importance = groupImportance(groups, scores, saliencyLevel(saliency), options.aggregation);
   return { range, attentionKind, groups, importance };
+}
+
+/** Shapes of block `layer`'s parameters `names`, from its block group (every row of each parameter) and its weights. */
+function shapesOf(model: CausalLM, layer: number, names: ReadonlySet<string>): Map<string, readonly number[]> {
+  const block = model.groups(['block']).find((g) => g.layer === layer);
+  const out = new Map<string, readonly number[]>();
+  for (const m of block?.members ?? []) {
+    if (!names.has(m.param)) continue;
+    const size = model.readWeight(m.param).length;
+    out.set(m.param, size === m.indices.length ? [size] : [m.indices.length, size / m.indices.length]);
+  }
+  return out;
 }
 
 /** Per-layer sizes of a model (heads, kv heads, FFN width, parameters). */

@@ -12,7 +12,7 @@ import { writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import { evaluatePerplexity } from '@topiary/eval';
 import { isExactNM, sparsityTable } from '@topiary/prune-core';
 import { calibrationWindows, copyTokenizer, DEFAULT_CALIBRATION_SAMPLES, modelPathError, openStreamedPrune, preparePruner, resolveCalibrationSize, runPruneStage, saveModelWithTokenizer, type StageEnv } from '@topiary/pipeline';
-import { loadModel, type LlamaModel } from '@topiary/model-llama';
+import { loadModel, SlimmableStream, type LlamaModel } from '@topiary/model-llama';
 import type { Catalog } from '../catalog.js';
 import { createRunContext, type GlobalOptions } from '../context.js';
 import { addModelFlags, dtypeFromFlag, DTYPE_HELP, loadModelFromFlags, MODEL_FLAGS_HELP, type ModelFlags } from '../model-args.js';
@@ -128,7 +128,7 @@ export function registerPrune(program: Command, globals: () => GlobalOptions, ca
     .option('--eval-bos', 'put one BOS in front of the --eval text (default: none)')
     .option('--eval-limit <n>', 'score at most this many perplexity windows')
     .option('--dtype <f32|f16|bf16>', DTYPE_HELP)
-    .option('--in-memory', 'load the whole model instead of streaming it block by block (block-by-block methods stream by default)')
+    .option('--in-memory', 'load the whole model instead of streaming it block by block (every method streams by default)')
     .option('--resume', 'continue a streamed prune that was interrupted, into the same --out folder')
     .option('--max-memory <GiB>', 'streamed: host memory for calibration hidden states and for modified blocks before either spills to disk (default: hidden states all in memory, 2 GiB of blocks), and per evaluation pass (1 GiB)')
     .option('--spill-dir <dir>', 'streamed: folder for what spills (default: a temporary folder, removed afterwards)')
@@ -213,18 +213,32 @@ Examples:
             throw asFlagError(e, flags.method, flagsOfPruners);
           }
         })();
-        // block-by-block methods stream the model: one block on the heap, each block written as soon as it is pruned
-        const streamed = prepared.pruner.streams === true && flags.inMemory !== true;
+        // Every method streams the model (one block on the heap) unless --in-memory: block-by-block methods write each
+        // block as soon as it is pruned (and can --resume); structured methods (group / block granularity: LLM-Pruner,
+        // depth) score block by block and slim by plan, and the smaller model is written block by block at the end.
+        const structured = prepared.pruner.granularity === 'group' || prepared.pruner.granularity === 'block';
+        const streamed = (prepared.pruner.streams === true || structured) && flags.inMemory !== true;
+        const writesBlocks = streamed && prepared.pruner.streams === true;
         if (!streamed) {
           for (const [flag, given] of [['--resume', flags.resume], ['--max-memory', flags.maxMemory], ['--spill-dir', flags.spillDir]] as const) {
             if (given !== undefined) {
               throw new TopiaryError('E_USAGE', `applies to a streamed prune, and ${flags.inMemory ? '--in-memory was given' : `--method ${flags.method} needs the whole model in memory`}`, { where: flag });
             }
           }
+        } else if (!writesBlocks && flags.resume !== undefined) {
+          throw new TopiaryError('E_USAGE', `applies to block-by-block methods; --method ${flags.method} changes the model's shape and writes it once, at the end`, {
+            where: '--resume',
+            hint: 'run the command again without --resume (into an empty --out)',
+          });
         }
         const spill = { ...(maxMemory !== undefined ? { maxMemory } : {}), ...(flags.spillDir !== undefined ? { spillDir: flags.spillDir } : {}) };
         const loaded = await loadModelFromFlags(flags, { needTokenizer: true, ...(streamed ? { model: { residency: 'block' as const, spill } } : {}) });
         model = loaded.model;
+        if (streamed && !writesBlocks) {
+          // a streamed model that can be masked by group and slimmed by plan (the slim model is cut from the checkpoint)
+          model.dispose();
+          model = SlimmableStream.open(loaded.modelPath, { spill });
+        }
         const env: StageEnv = { container: run.container, events: run.events, backend, tokenizer: loaded.tokenizer!, tokenizerPath: loaded.tokenizerPath!, seed: g.seed };
         const givenSeqLen = flags.seqlen === undefined ? undefined : checkNumber(flags.seqlen, '--seqlen', { min: 2, integer: true });
         const { samples, seqLen } = resolveCalibrationSize({ samples: givenSamples, seqLen: givenSeqLen }, model, prepared.pruner.calibrationDefaults);
@@ -246,7 +260,7 @@ Examples:
           }
         };
         const calibrationSpec = flags.calibration ? { path: flags.calibration, samples, seqLen, seed: g.seed } : undefined;
-        const stream = streamed
+        const stream = writesBlocks
           ? openStreamedPrune(model as LlamaModel, loaded.modelPath, g.out, { dtype, resume: flags.resume === true, job: { method: flags.method, options, calibration: calibrationSpec ?? null } })
           : undefined;
         if (stream && stream.resumed > 0) run.events.log('info', `resuming: ${stream.resumed} of ${model.numBlocks} blocks were written by the interrupted run`);
@@ -258,7 +272,7 @@ Examples:
           methodWhere: '--method',
           calibration: calibrationSpec,
           calibrationWhere: '--calibration',
-          ...(stream ? { streaming: { ...stream.hooks, activationBytes: maxMemory, spillDir: flags.spillDir } } : {}),
+          ...(stream ? { streaming: { ...stream.hooks, activationBytes: maxMemory, spillDir: flags.spillDir } } : streamed ? { streaming: { activationBytes: maxMemory, spillDir: flags.spillDir } } : {}),
         };
         // validate and draw the calibration windows before spending time on the "before" evaluation
         let out;
