@@ -297,8 +297,11 @@ function execList(): FunctionBuilder {
   return f;
 }
 
-/** The GEMM module's bytes for a tile shape, with or without fused multiply-add. */
-export function gemmModuleBytes(tile: TileShape, fma: boolean, shared = true): Uint8Array {
+/**
+ * The GEMM module's bytes for a tile shape, with or without fused multiply-add. `maxPages` undefined (unshared
+ * only) imports a memory of any size: tfjs's own heap, for products computed in place (in-place.ts).
+ */
+export function gemmModuleBytes(tile: TileShape, fma: boolean, shared = true, maxPages: number | undefined = MAX_PAGES): Uint8Array {
   if (tile.nr % 4 !== 0) throw new Error(`GEMM tile: nr must be a multiple of 4, got ${tile.nr}`);
   return encodeModule(
     [
@@ -308,7 +311,7 @@ export function gemmModuleBytes(tile: TileShape, fma: boolean, shared = true): U
       { name: 'exec', params: 2, body: execList() },
       { name: 'softmaxRows', params: 7, body: softmaxRows() },
     ],
-    MAX_PAGES,
+    maxPages,
     shared,
   );
 }

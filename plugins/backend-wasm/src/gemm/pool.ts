@@ -113,6 +113,8 @@ export interface GemmPoolOptions {
   blocks?: BlockSizes;
   /** The runtime (default: Node; `browserGemmPlatform()` in a page). */
   platform?: GemmPlatform;
+  /** Products the calling thread does alone run in place on tfjs's heap (default true; false copies them too). */
+  inPlace?: boolean;
 }
 
 export class GemmPool {
@@ -174,8 +176,8 @@ export class GemmPool {
     }
   }
 
-  /** Threads a product of `work` multiply-adds runs on now. */
-  private threadsFor(work: number): number {
+  /** Threads a product of `work` multiply-adds runs on now (1: the calling thread alone). */
+  threadsFor(work: number): number {
     if (work < SERIAL_MACS) return 1;
     if (!this.platform.startsWorkersWhileBlocked && !this.started) return 1;
     return this.threads;

@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { GemmPool, type GemmPoolOptions } from '../gemm/pool.js';
+import { InPlaceGemm, type EmscriptenHeap } from '../gemm/in-place.js';
 import { TILE } from '../gemm/kernels.js';
 import { outputFloats, type ProductSpec } from '../gemm/plan.js';
 
@@ -19,6 +20,8 @@ interface WasmHeapBackend {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array;
   disposeData(dataId: object): boolean;
+  /** The Emscripten module (its heap memory and allocator), for products computed in place. */
+  wasm?: EmscriptenHeap;
 }
 
 function size(shape: readonly number[]): number {
@@ -77,7 +80,7 @@ export function productSpec(a: TensorInfo, b: TensorInfo, transposeA: boolean, t
 /** Largest A + B + C (bytes) the GEMM takes; padding, packing scratch and operation lists need the rest. */
 export const MAX_GEMM_BYTES = 3 * 2 ** 30;
 
-function makeGemmBatchMatMul(stock: KernelFunc, pool: () => GemmPool): KernelFunc {
+function makeGemmBatchMatMul(stock: KernelFunc, pool: () => GemmPool, inPlace: (backend: WasmHeapBackend, fma: boolean) => InPlaceGemm | undefined): KernelFunc {
   return (args: KernelArgs) => {
     const a = args.inputs['a'] as TensorInfo;
     const b = args.inputs['b'] as TensorInfo;
@@ -93,8 +96,13 @@ function makeGemmBatchMatMul(stock: KernelFunc, pool: () => GemmPool): KernelFun
     const out = backend.makeOutput([...outBatch, rows, spec.n], 'float32');
     if (size(out.shape) === 0) return out;
     try {
+      const gemm = pool();
+      // A product the calling thread does alone reads and writes the tensors where they are (no copies).
+      const serial = spec.k > 0 && gemm.threadsFor(spec.batch * spec.m * spec.n * spec.k) === 1 ? inPlace(backend, gemm.fma) : undefined;
+      const address = (t: TensorInfo): number => backend.typedArrayFromHeap(t).byteOffset;
+      if (serial) serial.matmul(spec, address(a), address(b), address(out));
       // Views only after the output exists: allocating it may grow (and so move) the tfjs heap.
-      pool().matmul(spec, backend.typedArrayFromHeap(a), backend.typedArrayFromHeap(b), backend.typedArrayFromHeap(out));
+      else gemm.matmul(spec, backend.typedArrayFromHeap(a), backend.typedArrayFromHeap(b), backend.typedArrayFromHeap(out));
     } catch (err) {
       backend.disposeData(out.dataId);
       throw err;
@@ -109,6 +117,23 @@ interface Installed {
   stock: KernelConfig;
   options: GemmPoolOptions;
   pool: GemmPool | undefined;
+  /** The in-place GEMM per tfjs heap (one per Emscripten module), made on first use. */
+  inPlace: WeakMap<object, InPlaceGemm>;
+  /** Made ones, to free their scratch on uninstall. */
+  made: InPlaceGemm[];
+}
+
+/** The in-place GEMM on this backend's heap, or undefined where the heap is not reachable (then the pool copies). */
+function inPlaceOf(state: Installed, backend: WasmHeapBackend, fma: boolean): InPlaceGemm | undefined {
+  const heap = backend.wasm;
+  if (!heap || !InPlaceGemm.memoryOf(heap) || state.options.inPlace === false) return undefined;
+  let gemm = state.inPlace.get(heap);
+  if (!gemm || gemm.fma !== fma) {
+    gemm = new InPlaceGemm(heap, fma);
+    state.inPlace.set(heap, gemm);
+    state.made.push(gemm);
+  }
+  return gemm;
 }
 type Marked = KernelConfig & { [GEMM]?: Installed };
 
@@ -134,14 +159,14 @@ export function installFastBatchMatMul(options: GemmPoolOptions = {}): KernelCon
   const current = tf.getKernel('BatchMatMul', 'wasm') as Marked | undefined;
   if (!current) throw new Error('the wasm backend has no BatchMatMul kernel registered');
   const installed = current[GEMM];
-  if (installed && installed.options.threads === options.threads && installed.options.fma === options.fma && installed.options.platform === options.platform) return installed.stock;
+  if (installed && installed.options.threads === options.threads && installed.options.fma === options.fma && installed.options.platform === options.platform && installed.options.inPlace === options.inPlace) return installed.stock;
   if (installed) uninstallFastBatchMatMul();
   const stock = installed?.stock ?? current;
-  const state: Installed = { stock, options: { ...options }, pool: undefined };
+  const state: Installed = { stock, options: { ...options }, pool: undefined, inPlace: new WeakMap(), made: [] };
   const replacement: Marked = {
     kernelName: 'BatchMatMul',
     backendName: 'wasm',
-    kernelFunc: makeGemmBatchMatMul(stock.kernelFunc, () => poolOf(state)),
+    kernelFunc: makeGemmBatchMatMul(stock.kernelFunc, () => poolOf(state), (backend, fma) => inPlaceOf(state, backend, fma)),
     // Keep the stock setup: it binds the wasm function the stock kernel (which we still call) needs.
     ...(stock.setupFunc ? { setupFunc: stock.setupFunc } : {}),
     ...(stock.disposeFunc ? { disposeFunc: stock.disposeFunc } : {}),
@@ -157,6 +182,7 @@ export function uninstallFastBatchMatMul(): void {
   const installed = installedState();
   if (!installed) return;
   installed.pool?.dispose();
+  for (const gemm of installed.made) gemm.dispose();
   tf.unregisterKernel('BatchMatMul', 'wasm');
   tf.registerKernel(installed.stock);
 }
