@@ -4,6 +4,10 @@
  * Cholesky/inverse and float32 is not enough for ill-conditioned Hessians.
  */
 import { TopiaryError, type PruningPrimitives } from '@topiary/kernel';
+import { cholesky, choleskyInPlace, invertLower, invertLowerInPlace, notPositiveDefinite } from './factor.js';
+import { ascendingOrder, dropLowest, INDEX_RANGE } from './select.js';
+
+export { notPositiveDefinite };
 
 /**
  * acc += Σ_r x_rᵀ x_r over the rows of x [n, d]: row-by-row rank-1 updates on the upper triangle, mirrored once at
@@ -76,53 +80,6 @@ function subtractProduct64(m: number, n: number, k: number, a: Float64Array, lda
   }
 }
 
-/** The error of a Cholesky factorisation that meets a non-positive pivot (shared by the backends' versions). */
-export function notPositiveDefinite(pivot: number, value?: number): TopiaryError {
-  return new TopiaryError('E_NUMERIC', `matrix is not positive definite (pivot ${pivot}${value === undefined ? '' : ` = ${value}`})`, {
-    where: 'cholesky',
-    hint: 'increase the dampening (e.g. --dampening 0.1) or use more calibration samples',
-  });
-}
-
-function cholesky(a: Float64Array, n: number): Float64Array {
-  const l = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) {
-    let s = a[j * n + j]!;
-    for (let k = 0; k < j; k++) s -= l[j * n + k]! ** 2;
-    if (!(s > 0) || !Number.isFinite(s)) throw notPositiveDefinite(j, s);
-    const d = Math.sqrt(s);
-    l[j * n + j] = d;
-    for (let i = j + 1; i < n; i++) {
-      let t = a[i * n + j]!;
-      for (let k = 0; k < j; k++) t -= l[i * n + k]! * l[j * n + k]!;
-      l[i * n + j] = t / d;
-    }
-  }
-  return l;
-}
-
-/**
- * Inverse X of a lower-triangular matrix, row by row: from L X = I, row i of X is
- * (eᵢ − Σ_{k<i} L[i,k]·X[k,:]) / L[i,i] — every inner loop runs along a row (contiguous), which matters far more in
- * JavaScript than the operation count (the column-by-column form strode through memory: 3–5× slower at n ≥ 512).
- */
-function invertLower(l: Float64Array, n: number): Float64Array {
-  const inv = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const row = i * n;
-    for (let k = 0; k < i; k++) {
-      const lik = l[row + k]!;
-      if (lik === 0) continue;
-      const from = k * n;
-      for (let j = 0; j <= k; j++) inv[row + j]! -= lik * inv[from + j]!;
-    }
-    const d = l[row + i]!;
-    for (let j = 0; j < i; j++) inv[row + j]! /= d;
-    inv[row + i] = 1 / d;
-  }
-  return inv;
-}
-
 function choleskyInverse(a: Float64Array, n: number): Float64Array {
   // A = L Lᵀ  ⇒  A⁻¹ = L⁻ᵀ L⁻¹ = Σ_k (row k of L⁻¹)ᵀ (row k of L⁻¹): the Gram matrix of L⁻¹'s rows.
   const out = new Float64Array(n * n);
@@ -130,73 +87,47 @@ function choleskyInverse(a: Float64Array, n: number): Float64Array {
   return out;
 }
 
-/** `a` with its rows and columns in reverse order (J a J, J the reversal permutation). */
-function reversed(a: Float64Array, n: number): Float64Array {
-  const out = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[i * n + j] = a[(n - 1 - i) * n + (n - 1 - j)]!;
-  return out;
-}
-
 function upperCholeskyOfInverse(a: Float64Array, n: number): Float64Array {
-  // Want U upper with A⁻¹ = Uᵀ U, without forming A⁻¹: with M = chol(J A J) lower, A = J M Mᵀ J, so
-  // A⁻¹ = (J M⁻ᵀ J)(J M⁻¹ J) and U = J M⁻¹ J (upper, positive diagonal: the Cholesky factor, by uniqueness).
-  // One factorisation and one triangular inverse instead of two factorisations, an inverse and a product.
-  let m: Float64Array;
+  // Want U upper with A⁻¹ = Uᵀ U, without forming A⁻¹: with M = chol(J A J) lower (J the reversal permutation),
+  // A = J M Mᵀ J, so A⁻¹ = (J M⁻ᵀ J)(J M⁻¹ J) and U = J M⁻¹ J (upper, positive diagonal: the Cholesky factor, by
+  // uniqueness). One factorisation and one triangular inverse instead of two factorisations, an inverse and a
+  // product. J a J moves entry (i, j) to (n−1−i, n−1−j), i.e. flat index k to n²−1−k: the row-major array reversed
+  // end to end. All of it in one n×n array (fresh large arrays are slow to fault in here: see choleskyInPlace).
+  const m = a.slice().reverse();
   try {
-    m = cholesky(reversed(a, n), n);
+    choleskyInPlace(m, n);
   } catch (err) {
     // Name the failing pivot as every backend does, in A's own order: factorise A itself (it fails too).
     cholesky(a, n);
     throw err;
   }
-  return reversed(invertLower(m, n), n);
-}
-
-/** Sort keys below take 21 bits of index: arrays up to 2M entries sort on one numeric key each. */
-const INDEX_RANGE = 2 ** 21;
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** The float32's bits as an unsigned integer in the float's order (negatives flipped, positives above them). */
-function orderedBits(x: number): number {
-  f32[0] = x === 0 ? 0 : x; // −0 ties with +0, as in a numeric comparison
-  const u = u32[0]!;
-  return u & 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0;
-}
-
-/**
- * Indices sorted by ascending score, ties by ascending index (deterministic across runs and engines). Each entry
- * becomes one exact float64 key, orderedBits(score)·2²¹ + index (< 2⁵³), sorted by the engine's native numeric sort —
- * several times faster than a comparator callback; longer arrays fall back to the comparator.
- */
-function ascendingOrder(scores: Float32Array, offset = 0, length = scores.length): Uint32Array {
-  const idx = new Uint32Array(length);
-  if (length <= INDEX_RANGE) {
-    const keys = new Float64Array(length);
-    for (let i = 0; i < length; i++) keys[i] = orderedBits(scores[offset + i]!) * INDEX_RANGE + i;
-    keys.sort();
-    for (let i = 0; i < length; i++) idx[i] = keys[i]! % INDEX_RANGE;
-    return idx;
-  }
-  for (let i = 0; i < length; i++) idx[i] = i;
-  idx.sort((p, q) => scores[offset + p]! - scores[offset + q]! || p - q);
-  return idx;
+  return invertLowerInPlace(m, n).reverse();
 }
 
 function lowestMask(scores: Float32Array, count: number): Uint8Array {
   const keep = new Uint8Array(scores.length).fill(1);
-  const order = ascendingOrder(scores);
-  for (let i = 0; i < Math.min(count, scores.length); i++) keep[order[i]!] = 0;
+  if (scores.length > INDEX_RANGE) {
+    const order = ascendingOrder(scores);
+    for (let i = 0; i < Math.min(count, scores.length); i++) keep[order[i]!] = 0;
+    return keep;
+  }
+  dropLowest(scores, 0, scores.length, count, keep, 0, new Float64Array(scores.length), new Float64Array(scores.length));
   return keep;
 }
 
 function rowwiseMask(scores: Float32Array, rows: number, cols: number, sparsity: number): Uint8Array {
   const keep = new Uint8Array(rows * cols).fill(1);
   const prune = Math.floor(cols * sparsity);
-  for (let r = 0; r < rows; r++) {
-    const order = ascendingOrder(scores, r * cols, cols);
-    for (let i = 0; i < prune; i++) keep[r * cols + order[i]!] = 0;
+  if (cols > INDEX_RANGE) {
+    for (let r = 0; r < rows; r++) {
+      const order = ascendingOrder(scores, r * cols, cols);
+      for (let i = 0; i < prune; i++) keep[r * cols + order[i]!] = 0;
+    }
+    return keep;
   }
+  const keys = new Float64Array(cols);
+  const scratch = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) dropLowest(scores, r * cols, cols, prune, keep, r * cols, keys, scratch);
   return keep;
 }
 

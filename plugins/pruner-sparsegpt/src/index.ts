@@ -4,7 +4,7 @@
  */
 import { crossFieldIssue, definePlugin, Tokens, TopiaryError, z, type CausalLM, type OptionsOf, type PruneContext, type Pruner, type PruneResult } from '@topiary/kernel';
 import { checkPostTraining, postTrainingFields, pruneLayerwise, resolvePostTraining, type LayerwiseMethod } from '@topiary/prune-core';
-import { hessianFromGram, sparsegptPrune } from './sparsegpt.js';
+import { hessianFromGram, prepareHessian, sparsegptPrunePrepared, type PreparedHessian } from './sparsegpt.js';
 
 export * from './sparsegpt.js';
 
@@ -36,16 +36,25 @@ export type SparseGPTOptions = OptionsOf<typeof sparsegptOptions>;
 
 export function sparsegptMethod(options: SparseGPTOptions): LayerwiseMethod {
   let dead = 0;
+  // Layers fed the same input (q/k/v, gate/up) get the same Gram array from the driver: factorise it once. Keyed
+  // weakly by that array, so a block's factorisations go when its statistics do.
+  const prepared = new WeakMap<Float64Array, PreparedHessian>();
   return {
     name: 'sparsegpt',
     collect: 'gram',
     apply({ linear, weight, stats, sparsity }, ctx: PruneContext) {
       if (!stats?.gram) throw new TopiaryError('E_INTERNAL', `no Hessian for ${linear.param}`, { where: 'sparsegpt' });
-      const result = sparsegptPrune(
+      const p = ctx.backend.primitives;
+      let hessian = prepared.get(stats.gram);
+      if (!hessian) {
+        hessian = prepareHessian(hessianFromGram(stats.gram, stats.tokens), linear.inFeatures, options.dampening, p);
+        prepared.set(stats.gram, hessian);
+      }
+      const result = sparsegptPrunePrepared(
         weight,
-        hessianFromGram(stats.gram, stats.tokens),
+        hessian,
         { rows: linear.outFeatures, cols: linear.inFeatures, sparsity, pattern: options.pattern, blocksize: options.blocksize, dampening: options.dampening },
-        ctx.backend.primitives,
+        p,
       );
       if (result.deadInputs > 0) {
         dead += result.deadInputs;

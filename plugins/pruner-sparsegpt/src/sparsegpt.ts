@@ -38,87 +38,135 @@ export function hessianFromGram(gram: Float64Array, tokens: number): Float64Arra
   return h;
 }
 
-export function sparsegptPrune(weight: Float32Array, hessian: Float64Array, o: SparseGPTLayerOptions, p: PruningPrimitives): SparseGPTLayerResult {
-  const { rows, cols } = o;
-  if (weight.length !== rows * cols || hessian.length !== cols * cols) {
-    throw new TopiaryError('E_INTERNAL', `sparsegpt: weight ${weight.length} / hessian ${hessian.length} do not match ${rows}×${cols}`, { where: 'sparsegpt' });
+/**
+ * What SparseGPT takes from one layer's Hessian: the upper Cholesky factor of the dampened inverse and the dead
+ * inputs. It depends on H and the dampening only, so layers fed the same input (q/k/v, gate/up) share one —
+ * the factorisation is the costly part (O(cols³)) and is done once per distinct input.
+ */
+export interface PreparedHessian {
+  cols: number;
+  /** Upper U with (H + λI)⁻¹ = UᵀU, row-major [cols, cols]. */
+  U: Float64Array;
+  /** 1 where H_jj = 0: that input never fired, its weight column is zeroed. */
+  dead: Uint8Array;
+  deadInputs: number;
+}
+
+export function prepareHessian(hessian: Float64Array, cols: number, dampening: number, p: PruningPrimitives): PreparedHessian {
+  if (hessian.length !== cols * cols) {
+    throw new TopiaryError('E_INTERNAL', `sparsegpt: hessian ${hessian.length} does not match ${cols}×${cols}`, { where: 'sparsegpt' });
   }
-  if (o.pattern && o.blocksize % o.pattern.m !== 0) {
-    throw new TopiaryError('E_USAGE', `blocksize ${o.blocksize} must be a multiple of M = ${o.pattern.m}`, { where: '--blocksize' });
-  }
-  const W = Float64Array.from(weight);
   const H = Float64Array.from(hessian);
+  const dead = new Uint8Array(cols);
   let deadInputs = 0;
   for (let j = 0; j < cols; j++) {
     if (H[j * cols + j] === 0) {
       deadInputs++;
+      dead[j] = 1;
       H[j * cols + j] = 1;
-      for (let r = 0; r < rows; r++) W[r * cols + j] = 0;
     }
   }
   let meanDiag = 0;
   for (let j = 0; j < cols; j++) meanDiag += H[j * cols + j]!;
-  const damp = (o.dampening * meanDiag) / cols;
+  const damp = (dampening * meanDiag) / cols;
   for (let j = 0; j < cols; j++) H[j * cols + j]! += damp;
-  const U = p.upperCholeskyOfInverse(H, cols);
+  return { cols, U: p.upperCholeskyOfInverse(H, cols), dead, deadInputs };
+}
+
+export function sparsegptPrune(weight: Float32Array, hessian: Float64Array, o: SparseGPTLayerOptions, p: PruningPrimitives): SparseGPTLayerResult {
+  return sparsegptPrunePrepared(weight, prepareHessian(hessian, o.cols, o.dampening, p), o, p);
+}
+
+/**
+ * Column j's OBS step on one row segment (`at` = the row's entry in column j): the weight is dropped and its error
+ * err = w/U_jj spread over the block's later columns with row j of U (`urow` = U's index of (j, block start)).
+ * Returns err.
+ */
+function dropAndSpread(W: Float64Array, at: number, j: number, count: number, U: Float64Array, urow: number): number {
+  const err = W[at]! / U[urow + j]!;
+  W[at] = 0;
+  const base = at - j;
+  for (let c = j + 1; c < count; c++) W[base + c]! -= err * U[urow + c]!;
+  return err;
+}
+
+export function sparsegptPrunePrepared(weight: Float32Array, prepared: PreparedHessian, o: SparseGPTLayerOptions, p: PruningPrimitives): SparseGPTLayerResult {
+  const { rows, cols } = o;
+  if (weight.length !== rows * cols || prepared.cols !== cols) {
+    throw new TopiaryError('E_INTERNAL', `sparsegpt: weight ${weight.length} / hessian ${prepared.cols}² do not match ${rows}×${cols}`, { where: 'sparsegpt' });
+  }
+  if (o.pattern && o.blocksize % o.pattern.m !== 0) {
+    throw new TopiaryError('E_USAGE', `blocksize ${o.blocksize} must be a multiple of M = ${o.pattern.m}`, { where: '--blocksize' });
+  }
+  const { U, dead } = prepared;
+  const W = Float64Array.from(weight);
+  if (prepared.deadInputs > 0) {
+    for (let j = 0; j < cols; j++) if (dead[j] === 1) for (let r = 0; r < rows; r++) W[r * cols + j] = 0;
+  }
 
   const keep = new Uint8Array(rows * cols).fill(1);
+  // Block buffers, allocated once per layer: a fresh half-megabyte typed array per block cost more than the block's
+  // OBS steps (the allocator hands large arrays out as new zeroed pages).
+  const blockSize = Math.min(o.blocksize, cols);
+  const W1all = new Float64Array(rows * blockSize);
+  const Err1all = new Float64Array(rows * blockSize);
+  const scoreAll = new Float32Array(rows * blockSize);
   for (let i1 = 0; i1 < cols; i1 += o.blocksize) {
     const i2 = Math.min(i1 + o.blocksize, cols);
     const count = i2 - i1;
-    const W1 = new Float64Array(rows * count);
+    // the block's columns of W, contiguous per row: the OBS steps and the lazy update work on this copy
+    const W1 = W1all.subarray(0, rows * count);
     for (let r = 0; r < rows; r++) W1.set(W.subarray(r * cols + i1, r * cols + i2), r * count);
-    const Err1 = new Float64Array(rows * count);
-    const u = (a: number, b: number): number => U[(i1 + a) * cols + i1 + b]!;
+    const Err1 = Err1all.subarray(0, rows * count).fill(0);
+    const uAt = (j: number): number => (i1 + j) * cols + i1; // U's index of (i1 + j, i1)
 
-    let keep1: Uint8Array;
     if (!o.pattern) {
-      const score = new Float32Array(rows * count);
+      const score = scoreAll.subarray(0, rows * count);
       for (let r = 0; r < rows; r++) {
         for (let c = 0; c < count; c++) {
           const w = W1[r * count + c]!;
-          const d = u(c, c);
+          const d = U[uAt(c) + c]!;
           score[r * count + c] = (w * w) / (d * d);
         }
       }
-      keep1 = p.lowestMask(score, Math.floor(rows * count * o.sparsity));
-    } else {
-      keep1 = new Uint8Array(rows * count).fill(1);
-    }
-
-    for (let i = 0; i < count; i++) {
-      if (o.pattern && i % o.pattern.m === 0) {
-        const width = Math.min(o.pattern.m, count - i);
-        const score = new Float32Array(rows * width);
-        for (let r = 0; r < rows; r++) {
-          for (let c = 0; c < width; c++) {
-            const w = W1[r * count + i + c]!;
-            const d = u(i + c, i + c);
-            score[r * width + c] = (w * w) / (d * d);
-          }
-        }
-        const groupKeep = nmKeepMask(p, score, rows, width, o.pattern.n, o.pattern.m);
-        for (let r = 0; r < rows; r++) keep1.set(groupKeep.subarray(r * width, (r + 1) * width), r * count + i);
-      }
-      const d = u(i, i);
+      const keep1 = p.lowestMask(score, Math.floor(rows * count * o.sparsity));
+      // The mask is fixed for the whole block, so rows are independent: each row's segment (count values) stays
+      // in L1 while its columns are stepped through in order — the same operations per entry as column by column.
       for (let r = 0; r < rows; r++) {
-        const at = r * count + i;
-        if (keep1[at] === 1) continue; // q = w: no error to spread
-        const err = W1[at]! / d;
-        W1[at] = 0;
-        Err1[at] = err;
-        for (let c = i + 1; c < count; c++) W1[r * count + c]! -= err * u(i, c);
+        const base = r * count;
+        for (let j = 0; j < count; j++) if (keep1[base + j] === 0) Err1[base + j] = dropAndSpread(W1, base + j, j, count, U, uAt(j));
       }
+      for (let r = 0; r < rows; r++) keep.set(keep1.subarray(r * count, (r + 1) * count), r * cols + i1);
+    } else {
+      // N:M: each group's mask is scored on the weights as updated by the columns before it, so column by column.
+      const keep1 = new Uint8Array(rows * count).fill(1);
+      for (let i = 0; i < count; i++) {
+        if (i % o.pattern.m === 0) {
+          const width = Math.min(o.pattern.m, count - i);
+          const score = new Float32Array(rows * width);
+          for (let r = 0; r < rows; r++) {
+            for (let c = 0; c < width; c++) {
+              const w = W1[r * count + i + c]!;
+              const d = U[uAt(i + c) + i + c]!;
+              score[r * width + c] = (w * w) / (d * d);
+            }
+          }
+          const groupKeep = nmKeepMask(p, score, rows, width, o.pattern.n, o.pattern.m);
+          for (let r = 0; r < rows; r++) keep1.set(groupKeep.subarray(r * width, (r + 1) * width), r * count + i);
+        }
+        for (let r = 0; r < rows; r++) {
+          const at = r * count + i;
+          if (keep1[at] === 0) Err1[at] = dropAndSpread(W1, at, i, count, U, uAt(i)); // kept: q = w, no error to spread
+        }
+      }
+      for (let r = 0; r < rows; r++) keep.set(keep1.subarray(r * count, (r + 1) * count), r * cols + i1);
     }
 
-    for (let r = 0; r < rows; r++) {
-      W.set(W1.subarray(r * count, (r + 1) * count), r * cols + i1);
-      keep.set(keep1.subarray(r * count, (r + 1) * count), r * cols + i1);
-    }
+    for (let r = 0; r < rows; r++) W.set(W1.subarray(r * count, (r + 1) * count), r * cols + i1);
     // Lazy batch update: W[:, i2:] −= Err1 · U[i1:i2, i2:]
     if (i2 < cols) p.subtractProduct64(rows, cols - i2, count, Err1, count, U.subarray(i1 * cols + i2), cols, W.subarray(i2), cols);
   }
   const out = new Float32Array(rows * cols);
   for (let i = 0; i < out.length; i++) out[i] = keep[i] === 1 ? W[i]! : 0;
-  return { weight: out, keep, deadInputs };
+  return { weight: out, keep, deadInputs: prepared.deadInputs };
 }
