@@ -6,6 +6,7 @@ import { modelLlamaPlugin } from './plugin.js';
 
 export { LlamaModel, createLlama, parameterShapes, type CreateOptions, type KvCache, type ModelOptions, type Residency } from './model.js';
 export { openWeights } from './io.js';
+export { checkWholeModelFits, float32Bytes, WASM_HEAP_BYTES } from './fits.js';
 export { MemorySource, SafetensorsSource, openShard, type WeightSource } from './formats/source.js';
 export { ShardedWriter, PROGRESS_FILE, SINGLE_FILE_BYTES, type ShardedWriterOptions } from './formats/sharded.js';
 export { isWeightFile, shardName } from './formats/layout.js';

@@ -9,6 +9,7 @@ import { parameterShapes, type LlamaConfig } from './config.js';
 import { LlamaModel, type ModelOptions } from './model.js';
 import { ShardedWriter } from './formats/sharded.js';
 import { loadedDtype } from './formats/dtype.js';
+import { checkWholeModelFits } from './fits.js';
 
 export type ModelFileKind = 'hf' | 'safetensors' | 'llama2c';
 
