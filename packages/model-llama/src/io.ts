@@ -100,6 +100,14 @@ export function openWeights(path: string): WeightSource {
  */
 export async function loadModel(path: string, options: LoadOptions & ModelOptions = {}): Promise<LlamaModel> {
   const source = openWeights(path);
+  if ((options.residency ?? 'all') === 'all') {
+    try {
+      checkWholeModelFits(source.config, path);
+    } catch (e) {
+      source.close();
+      throw e;
+    }
+  }
   const model = new LlamaModel(source.config, source, path, options);
   if (options.tokenizer) {
     try {
