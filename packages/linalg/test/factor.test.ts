@@ -103,3 +103,25 @@ describe('per-row selection (quickselect on unique keys)', () => {
     }
   });
 });
+
+describe('subtractProduct64 (nonzero terms four at a time, column tiles)', () => {
+  it('equals the plain triple loop that skips zeros, bit for bit, with leading dimensions and sub-views', () => {
+    const rng = new SeededRandom(9);
+    for (const [m, n, k] of [[1, 1, 1], [5, 300, 7], [17, 520, 128], [3, 2, 9]] as const) {
+      const lda = k + 2, ldb = n + 3, ldc = n + 5;
+      const a = Float64Array.from({ length: m * lda }, () => (rng.next() < 0.5 ? 0 : rng.next() - 0.5));
+      const b = Float64Array.from({ length: k * ldb }, () => rng.next() - 0.5);
+      const c0 = Float64Array.from({ length: m * ldc + 1 }, () => rng.next() - 0.5);
+      const expected = c0.slice();
+      const ev = expected.subarray(1);
+      for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) {
+        const av = a[i * lda + p]!;
+        if (av === 0) continue;
+        for (let j = 0; j < n; j++) ev[i * ldc + j]! -= av * b[p * ldb + j]!;
+      }
+      const got = c0.slice();
+      P.subtractProduct64(m, n, k, a, lda, b, ldb, got.subarray(1), ldc);
+      expect(bits(got), `${m}×${n}×${k}`).toEqual(bits(expected));
+    }
+  });
+});
