@@ -19,8 +19,8 @@ export interface GenerateOptions {
   seed?: number;
   /** Stop after the EOS token (default true; the EOS id is included in the output). */
   stopAtEos?: boolean;
-  /** Called with each new token id as it is produced. */
-  onToken?: (id: number) => void;
+  /** Called with each new token id as it is produced, and the index of its prompt (0 for a single prompt). */
+  onToken?: (id: number, sequence: number) => void;
 }
 
 /** Pick the next token from one row of logits. */
@@ -58,32 +58,75 @@ export function sampleToken(logits: Float32Array, options: Pick<GenerateOptions,
   return order[order.length - 1]!;
 }
 
-/** Generate up to maxTokens new ids after `prompt` (which must be non-empty, e.g. [bosId, ...]). */
-export function generate(model: LlamaModel, prompt: readonly number[], options: GenerateOptions = {}): number[] {
-  if (prompt.length === 0) throw new TopiaryError('E_USAGE', 'generate needs at least one prompt token (e.g. BOS)', { where: 'prompt' });
+/**
+ * Generate up to maxTokens new ids after `prompt` (which must be non-empty, e.g. [bosId, ...]).
+ *
+ * Given several prompts (all of one length), the sequences are decoded together: one decode step feeds one token of
+ * every sequence ([n, 1] ids), so per-step dispatch — which dominates small models — is paid once for all of them.
+ * Sequence i samples from its own generator seeded `seed + i`, so each result equals what a call with that prompt and
+ * seed alone gives (greedy: the same tokens). A sequence that reaches EOS stops (with stopAtEos); the step loop
+ * ends when every sequence has stopped.
+ */
+export function generate(model: LlamaModel, prompt: readonly number[], options?: GenerateOptions): number[];
+export function generate(model: LlamaModel, prompts: readonly (readonly number[])[], options?: GenerateOptions): number[][];
+export function generate(model: LlamaModel, prompt: readonly number[] | readonly (readonly number[])[], options: GenerateOptions = {}): number[] | number[][] {
+  const many = prompt.length > 0 && Array.isArray(prompt[0]);
+  const prompts = (many ? prompt : [prompt]) as readonly (readonly number[])[];
+  const out = generateMany(model, prompts, options);
+  return many ? out : out[0]!;
+}
+
+function generateMany(model: LlamaModel, prompts: readonly (readonly number[])[], options: GenerateOptions): number[][] {
+  if (prompts.length === 0) throw new TopiaryError('E_USAGE', 'generate needs at least one prompt', { where: 'prompt' });
+  const length = prompts[0]!.length;
+  if (length === 0) throw new TopiaryError('E_USAGE', 'generate needs at least one prompt token (e.g. BOS)', { where: 'prompt' });
+  // one cache position per step for every sequence: prompts of other lengths would need padding and per-row masks
+  if (prompts.some((p) => p.length !== length)) {
+    throw new TopiaryError('E_USAGE', `prompts decoded together must have one length, got ${[...new Set(prompts.map((p) => p.length))].join(', ')}`, { where: 'prompt' });
+  }
   const maxTokens = options.maxTokens ?? 128;
   const { temperature = 0, topK = 0, topP = 1 } = options;
   if (!(temperature >= 0)) throw new TopiaryError('E_USAGE', `temperature must be >= 0, got ${temperature}`, { where: '--temperature' });
   if (!(topP > 0 && topP <= 1)) throw new TopiaryError('E_USAGE', `top-p must be in (0, 1], got ${topP}`, { where: '--top-p' });
   if (!(Number.isInteger(topK) && topK >= 0)) throw new TopiaryError('E_USAGE', `top-k must be a non-negative integer, got ${topK}`, { where: '--top-k' });
-  const limit = Math.min(maxTokens, model.config.maxSeqLen - prompt.length);
-  if (limit < 0) throw new TopiaryError('E_USAGE', `prompt of ${prompt.length} tokens exceeds maxSeqLen ${model.config.maxSeqLen}`, { where: 'prompt' });
-  const rng = new SeededRandom(options.seed ?? 0);
+  const limit = Math.min(maxTokens, model.config.maxSeqLen - length);
+  if (limit < 0) throw new TopiaryError('E_USAGE', `prompt of ${length} tokens exceeds maxSeqLen ${model.config.maxSeqLen}`, { where: 'prompt' });
+  const n = prompts.length;
+  const vocab = model.config.vocabSize;
+  const stopAtEos = options.stopAtEos ?? true;
+  const seed = options.seed ?? 0;
+  const rngs = prompts.map((_, i) => new SeededRandom(seed + i));
+  const out: number[][] = prompts.map(() => []);
+  const done = new Array<boolean>(n).fill(false);
+  let running = n;
   const cache = model.newCache();
-  const out: number[] = [];
   try {
-    let input = [...prompt];
-    for (let step = 0; step < limit; step++) {
-      const ids = tf.tensor2d(input, [1, input.length], 'int32');
+    let input = Int32Array.from(prompts.flat());
+    let t = length;
+    for (let step = 0; step < limit && running > 0; step++) {
+      const ids = tf.tensor2d(input, [n, t], 'int32');
       const logits = model.decode(ids, cache);
       ids.dispose();
-      const row = logits.dataSync() as Float32Array;
+      const rows = logits.dataSync() as Float32Array;
       logits.dispose();
-      const next = sampleToken(row, { temperature, topK, topP }, rng);
-      out.push(next);
-      options.onToken?.(next);
-      if (next === model.config.eosId && (options.stopAtEos ?? true)) break;
-      input = [next];
+      const next = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        // a stopped sequence is fed its last token again (the batch keeps its shape); its logits are not read
+        if (done[i]) {
+          next[i] = out[i]!.at(-1)!;
+          continue;
+        }
+        const id = sampleToken(rows.subarray(i * vocab, (i + 1) * vocab), { temperature, topK, topP }, rngs[i]!);
+        next[i] = id;
+        out[i]!.push(id);
+        options.onToken?.(id, i);
+        if (id === model.config.eosId && stopAtEos) {
+          done[i] = true;
+          running--;
+        }
+      }
+      input = next;
+      t = 1;
     }
   } finally {
     model.disposeCache(cache);

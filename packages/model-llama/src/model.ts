@@ -553,8 +553,10 @@ export class LlamaModel implements CausalLM {
     }
     const old = cache.layers.slice();
     const out = tf.tidy(() => {
-      const logits = this.logits2d(ids, cache.length, cache);
-      return tf.reshape(tf.slice(tf.reshape(logits, [b, t, -1]), [0, t - 1, 0], [b, 1, -1]), [b, -1]) as tf.Tensor2D;
+      const hidden = this.hidden2d(ids, cache.length, cache);
+      // the output projection only for each sequence's last position (a prompt's others are never read)
+      const last = t === 1 ? hidden : (tf.reshape(tf.slice(tf.reshape(hidden, [b, t, -1]), [0, t - 1, 0], [b, 1, -1]), [b, -1]) as tf.Tensor2D);
+      return this.head2d(last);
     });
     for (const entry of old) {
       entry?.k.dispose();

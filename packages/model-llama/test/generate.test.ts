@@ -75,6 +75,30 @@ describe('generate', () => {
   });
 });
 
+describe('batched generation', () => {
+  test('sequences decoded together give what each gives alone (greedy and seeded sampling), each stopping at its EOS', async () => {
+    const m = await loadModel(stories260KBin);
+    const prompts = [
+      [1, 403, 407],
+      [1, 261, 378],
+      [1, 403, 407],
+    ];
+    const greedy = generate(m, prompts, { maxTokens: 40 });
+    expect(greedy).toEqual(prompts.map((p) => generate(m, p, { maxTokens: 40 })));
+    expect(greedy[0]).toEqual(greedy[2]);
+    const sampled = generate(m, prompts, { maxTokens: 40, temperature: 1, topP: 0.9, seed: 7 });
+    expect(sampled).toEqual(prompts.map((p, i) => generate(m, p, { maxTokens: 40, temperature: 1, topP: 0.9, seed: 7 + i })));
+    const seen: [number, number][] = [];
+    const tiny = createLlama({ vocabSize: 8, dim: 8, nLayers: 1, nHeads: 2, hiddenDim: 8, maxSeqLen: 64 }, { seed: 1 });
+    const rows = generate(tiny, [[1], [1], [1], [1]], { maxTokens: 60, temperature: 2, seed: 3, onToken: (id, i) => seen.push([id, i]) });
+    rows.forEach((r, i) => expect(r).toEqual(generate(tiny, [1], { maxTokens: 60, temperature: 2, seed: 3 + i })));
+    expect(seen.length).toBe(rows.reduce((s, r) => s + r.length, 0));
+    expect(() => generate(tiny, [[1], [1, 2]])).toThrow(/one length/);
+    m.dispose();
+    tiny.dispose();
+  });
+});
+
 describe('wasm backend', () => {
   test('forward and one training gradient agree with the cpu backend', async (ctx) => {
     try {
