@@ -4,7 +4,7 @@
  */
 import { crossFieldIssue, definePlugin, Tokens, TopiaryError, z, type CausalLM, type OptionsOf, type PruneContext, type Pruner, type PruneResult } from '@topiary/kernel';
 import { checkPostTraining, postTrainingFields, pruneLayerwise, resolvePostTraining, type LayerwiseMethod } from '@topiary/prune-core';
-import { hessianFromGram, prepareHessian, sparsegptPrunePrepared, type PreparedHessian } from './sparsegpt.js';
+import { hessianFromGram, prepareHessianInPlace, SparseGPTBuffers, sparsegptPrunePrepared, type PreparedHessian } from './sparsegpt.js';
 
 export * from './sparsegpt.js';
 
@@ -36,25 +36,34 @@ export type SparseGPTOptions = OptionsOf<typeof sparsegptOptions>;
 
 export function sparsegptMethod(options: SparseGPTOptions): LayerwiseMethod {
   let dead = 0;
-  // Layers fed the same input (q/k/v, gate/up) get the same Gram array from the driver: factorise it once. Keyed
-  // weakly by that array, so a block's factorisations go when its statistics do.
-  const prepared = new WeakMap<Float64Array, PreparedHessian>();
+  // Layers of one block fed the same input (q/k/v, gate/up) get the same Gram array from the driver: factorise it
+  // once. Only the current block's factors are kept (the driver may hand the same array to a later block).
+  let block = -1;
+  const prepared = new Map<Float64Array, PreparedHessian>();
+  const buffers = new SparseGPTBuffers();
   return {
     name: 'sparsegpt',
     collect: 'gram',
     apply({ linear, weight, stats, sparsity }, ctx: PruneContext) {
       if (!stats?.gram) throw new TopiaryError('E_INTERNAL', `no Hessian for ${linear.param}`, { where: 'sparsegpt' });
       const p = ctx.backend.primitives;
+      if (linear.layer !== block) {
+        prepared.clear();
+        block = linear.layer;
+      }
       let hessian = prepared.get(stats.gram);
       if (!hessian) {
-        hessian = prepareHessian(hessianFromGram(stats.gram, stats.tokens), linear.inFeatures, options.dampening, p);
+        const cols = linear.inFeatures;
+        hessian = prepareHessianInPlace(hessianFromGram(stats.gram, stats.tokens, buffers.float64('hessian', cols * cols)), cols, options.dampening, p);
         prepared.set(stats.gram, hessian);
       }
+      // `weight` is the driver's copy, given to the method to modify: the result is written into it
       const result = sparsegptPrunePrepared(
         weight,
         hessian,
         { rows: linear.outFeatures, cols: linear.inFeatures, sparsity, pattern: options.pattern, blocksize: options.blocksize, dampening: options.dampening },
         p,
+        buffers,
       );
       if (result.deadInputs > 0) {
         dead += result.deadInputs;
