@@ -122,12 +122,11 @@ export async function forEachBlockGradient(
   if (seqLen < 2) throw new TopiaryError('E_USAGE', `gradients need windows of at least 2 tokens, got ${seqLen}`, { where: '--seqlen' });
   const batchSize = calibrationBatchSize(windows, options.batchSize);
   // inputs predict the next token: positions 0..t−2 read, 1..t−1 are the targets (as `CausalLM.loss`)
-  const grouped = batchWindows(windows, batchSize);
   const batches = windowBatches(
     windows.map((w) => w.subarray(0, seqLen - 1)),
     batchSize,
   );
-  const targets = grouped.map((batch) => {
+  const targets = batchWindows(windows, batchSize).map((batch) => {
     const out = new Int32Array(batch.length * (seqLen - 1));
     batch.forEach((w, i) => out.set(w.subarray(1), i * (seqLen - 1)));
     return out;
@@ -181,11 +180,11 @@ export async function forEachBlockGradient(
         const dy = tf.tensor3d(dys[k]!, x.shape);
         const xs: tf.Tensor[] = [x];
         const sources: string[] = [];
-        let y: tf.Tensor | undefined;
+        // The block's variables exist (a streamed block is resident) only once it has run, so they join `xs` inside
+        // the taped function: tfjs (4.22, pinned) reads `xs` when it filters the tape, after the function returns.
         const { value, grads } = tf.engine().gradients(
           () => {
-            y = model.block(i, x);
-            // the block's variables exist (a streamed block is resident) only once it has run
+            const y = model.block(i, x);
             for (const { name, variable } of names.length > 0 ? blockVariables(model, names) : []) {
               xs.push(variable);
               sources.push(name);
