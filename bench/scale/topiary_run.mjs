@@ -52,6 +52,7 @@ function vm(key) {
   return m ? Number(m[1]) * 1024 : 0;
 }
 function note(phase) {
+  if (process.env.TRACE_GC && globalThis.gc) globalThis.gc(); // experiment: how much of the peak is uncollected garbage
   const hwm = vm('VmHWM');
   const mem = process.memoryUsage();
   const heap = tf.backend()?.wasm?.HEAPU8?.byteLength ?? 0;

@@ -126,7 +126,7 @@ export async function saveModel(model: CausalLM, dir: string, options: SaveOptio
     // block by block: a streamed model is never gathered whole (the shards are merged when the model is small)
     const config = model.config;
     const writer = ShardedWriter.open(dir, config, { dtype: options.dtype ?? loadedDtype(config) ?? 'float32', fingerprint: 'save' });
-    for (let i = 0; i < config.nLayers; i++) writer.writeBlock(i, (name) => model.readWeight(name));
+    for (let i = 0; i < config.nLayers; i++) writer.writeBlock(i, (name, start, count) => model.readRows(name, start, count), (name) => model.readWeight(name));
     writer.finish((name, start, count) => model.readRows(name, start, count), (name) => model.readWeight(name));
     return;
   }

@@ -209,7 +209,9 @@ export class LlamaModel implements CausalLM {
   private hostRows(name: string, start: number, count: number): Float32Array {
     const v = this.params.get(name);
     const cols = this.shapes.get(name)![1]!;
-    if (v) return (v.dataSync() as Float32Array).slice(start * cols, (start + count) * cols);
+    // a slice on the heap, then only those rows are copied out (not the whole weight: a streamed writer reads a
+    // resident block's matrices chunk by chunk)
+    if (v) return count === this.shapes.get(name)![0] ? (v.dataSync() as Float32Array) : (tf.tidy(() => tf.slice(v, [start, 0], [count, cols]).dataSync()) as Float32Array);
     return this.stream!.overlay.getRows(name, cols, start, count) ?? this.sourceOf(name).readRows(name, start, count);
   }
 
@@ -264,7 +266,7 @@ export class LlamaModel implements CausalLM {
     }
     this.stream?.dirty.add(param);
     if (keep === undefined) {
-      tf.tidy(() => p.assign(tf.tensor(data, p.shape)));
+      this.replaceValue(param, p, data);
       this.applyMaskTo(param);
       return;
     }
@@ -273,9 +275,24 @@ export class LlamaModel implements CausalLM {
     const next = this.combinedKeep(param, keep);
     const masked = new Float32Array(data.length);
     for (let i = 0; i < data.length; i++) masked[i] = before ? data[i]! * before[i]! * next[i]! : data[i]! * next[i]!;
-    tf.tidy(() => p.assign(tf.tensor(masked, p.shape)));
+    this.replaceValue(param, p, masked);
     this.keep.set(param, next);
     this.storeMaskTensor(param);
+  }
+
+  /**
+   * Give variable `p` new values. A streamed model's block variables are its own (nothing outside holds them across
+   * calls), so the old one is disposed before the new values are uploaded: its heap space is free again for them,
+   * instead of both being on the heap at once (at Llama-2-7B an FFN weight is 180 MB, and the heap never shrinks).
+   */
+  private replaceValue(param: string, p: tf.Variable, values: Float32Array): void {
+    if (this.stream && blockOf(param) !== null) {
+      p.dispose();
+      this.params.delete(param);
+      this.materialise(param, values);
+      return;
+    }
+    tf.tidy(() => p.assign(tf.tensor(values, p.shape)));
   }
 
   // ------------------------------------------------------------------ forward

@@ -197,8 +197,8 @@ describe('ShardedWriter', () => {
       for (const singleFileBytes of [0, undefined]) {
         const out = join(tempDir(), 'out');
         const w = ShardedWriter.open(out, m.config, { dtype: 'bfloat16', fingerprint: 'job-a', input, ...(singleFileBytes === undefined ? {} : { singleFileBytes }) });
-        w.writeBlock(0, (n) => m.readWeight(n));
-        w.writeBlock(1, (n) => m.readWeight(n));
+        w.writeBlock(0, (n, s, c) => m.readRows(n, s, c), (n) => m.readWeight(n));
+        w.writeBlock(1, (n, s, c) => m.readRows(n, s, c), (n) => m.readWeight(n));
         // "killed" here: shards and progress, no config.json, no index
         expect(existsSync(join(out, PROGRESS_FILE))).toBe(true);
         expect(existsSync(join(out, 'config.json'))).toBe(false);
@@ -206,8 +206,8 @@ describe('ShardedWriter', () => {
         expect(code(() => ShardedWriter.open(out, m.config, { dtype: 'bfloat16', fingerprint: 'job-b', resume: true }))).toBe('E_USAGE'); // another job
         const resumed = ShardedWriter.open(out, m.config, { dtype: 'bfloat16', fingerprint: 'job-a', resume: true, ...(singleFileBytes === undefined ? {} : { singleFileBytes }) });
         expect([...resumed.doneBlocks].sort()).toEqual([0, 1]);
-        resumed.writeBlock(2, (n) => m.readWeight(n));
-        resumed.writeBlock(3, (n) => m.readWeight(n));
+        resumed.writeBlock(2, (n, s, c) => m.readRows(n, s, c), (n) => m.readWeight(n));
+        resumed.writeBlock(3, (n, s, c) => m.readRows(n, s, c), (n) => m.readWeight(n));
         resumed.finish((n, s, c) => m.readRows(n, s, c), (n) => m.readWeight(n));
         expect(existsSync(join(out, PROGRESS_FILE))).toBe(false);
         expect(existsSync(join(out, 'model.safetensors.index.json'))).toBe(singleFileBytes === 0);

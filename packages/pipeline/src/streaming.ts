@@ -56,7 +56,12 @@ export function openStreamedPrune(model: LlamaModel, modelPath: string, out: str
     hooks: {
       resumedBlocks: done,
       blockDone(i: number) {
-        const { file, exact } = writer.writeBlock(i, (name) => model.readWeight(name));
+        // matrices by row chunks off the heap, so the block is never copied whole into host memory
+        const { file, exact } = writer.writeBlock(
+          i,
+          (name, start, count) => model.readRows(name, start, count),
+          (name) => model.readWeight(name),
+        );
         // values the shard holds exactly are read back from it; the others stay as computed (overlay)
         if (exact.length > 0) model.redirect(exact, openShard(file, config));
         model.evict();

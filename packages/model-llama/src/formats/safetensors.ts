@@ -162,9 +162,16 @@ export function floatToHalf(value: number): number {
 /** The first `count` values of `buf` (stored as `dtype`, little-endian) as float32. */
 export function decodeTensor(buf: Buffer, dtype: SafetensorsDtype, count: number): Float32Array {
   const out = new Float32Array(count);
+  decodeInto(buf, dtype, out);
+  return out;
+}
+
+/** Decode the first `out.length` values of `buf` into `out` (which may be a view into a larger array). */
+function decodeInto(buf: Buffer, dtype: SafetensorsDtype, out: Float32Array): void {
+  const count = out.length;
   switch (dtype) {
     case 'F32':
-      new Uint8Array(out.buffer).set(buf.subarray(0, count * 4)); // little-endian host
+      new Uint8Array(out.buffer, out.byteOffset, count * 4).set(buf.subarray(0, count * 4)); // little-endian host
       break;
     case 'F64':
       for (let i = 0; i < count; i++) out[i] = buf.readDoubleLE(i * 8);
@@ -177,10 +184,46 @@ export function decodeTensor(buf: Buffer, dtype: SafetensorsDtype, count: number
     }
     case 'BF16': {
       const halves = uint16View(buf, count);
-      const bits = new Uint32Array(out.buffer);
+      const bits = new Uint32Array(out.buffer, out.byteOffset, count);
       for (let i = 0; i < count; i++) bits[i] = halves[i]! << 16;
       break;
     }
+  }
+}
+
+/** Bytes read per step by `readDecoded`: the file's bytes never sit in memory whole next to their float32 values. */
+const DECODE_CHUNK_BYTES = 1 << 23;
+let decodeScratch: Buffer | undefined;
+
+/**
+ * `count` values of `dtype` at byte `position` of an open file, decoded to float32. Float32 is read straight into
+ * the result; other dtypes through one reused 8 MB buffer, chunk by chunk — so reading a Llama-2-7B FFN weight in
+ * bf16 allocates its 180 MB of float32 and nothing else (decodeTensor on the whole read would add 90 MB of bytes).
+ * The values are decodeTensor's, bit for bit (the same per-element rule on the same bytes).
+ */
+export function readDecoded(fd: number, dtype: SafetensorsDtype, count: number, position: number, file: string, what: string): Float32Array {
+  const out = new Float32Array(count);
+  const width = DTYPE_BYTES[dtype];
+  if (dtype === 'F32') {
+    const bytes = new Uint8Array(out.buffer);
+    for (let got = 0; got < bytes.length; ) {
+      const n = readSync(fd, bytes, got, bytes.length - got, position + got);
+      if (n === 0) throw formatError(file, what, `file ends before ${what} (needed ${bytes.length} bytes at offset ${position})`, 'the file is truncated');
+      got += n;
+    }
+    return out;
+  }
+  decodeScratch ??= Buffer.allocUnsafe(DECODE_CHUNK_BYTES);
+  const per = Math.floor(DECODE_CHUNK_BYTES / width);
+  for (let done = 0; done < count; done += per) {
+    const n = Math.min(per, count - done);
+    const bytes = n * width;
+    for (let got = 0; got < bytes; ) {
+      const r = readSync(fd, decodeScratch, got, bytes - got, position + done * width + got);
+      if (r === 0) throw formatError(file, what, `file ends before ${what} (needed ${count * width} bytes at offset ${position})`, 'the file is truncated');
+      got += r;
+    }
+    decodeInto(decodeScratch, dtype, out.subarray(done, done + n));
   }
   return out;
 }

@@ -19,7 +19,7 @@ import { safetensorsDtype, type StorageDtype } from './dtype.js';
 import { DTYPE_BYTES as BYTES, encodeTensor, floatToHalf, halfToFloat, type WritableDtype } from './safetensors.js';
 import { openShard, type SafetensorsSource } from './source.js';
 import { CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, isWeightFile, shardName } from './layout.js';
-import { combineSparsity, isLinearWeight, layerSparsity, TOPIARY_SPARSITY_KEY, type LayerSparsity } from './sparsity.js';
+import { combineSparsity, followsNM, isLinearWeight, NM_PATTERNS, sparsityOfCounts, TOPIARY_SPARSITY_KEY, type LayerSparsity } from './sparsity.js';
 
 export const PROGRESS_FILE = 'topiary-progress.json';
 /** Rows encoded per write: a few MB at a time. */
@@ -172,21 +172,45 @@ export class ShardedWriter {
   }
 
   /**
-   * Write block i's tensors as its shard (read returns each as float32), then record it as done. Returns the shard's
-   * path and the tensors it stores exactly (every value representable in the output dtype): those can be read back
-   * from the shard instead of being kept.
+   * Write block i's tensors as its shard, then record it as done. Matrices come by row chunks (`rows`, a few MB at a
+   * time), vectors whole (`read`), each as float32: the block is never copied off the tensor heap whole, and each
+   * chunk is encoded, measured (zeros, N:M pattern, whether the output dtype holds it exactly) and written before the
+   * next is read. Returns the shard's path and the tensors it stores exactly (every value representable in the output
+   * dtype): those can be read back from the shard instead of being kept.
    */
-  writeBlock(i: number, read: (name: string) => Float32Array): { file: string; exact: string[] } {
+  writeBlock(i: number, rows: (name: string, start: number, count: number) => Float32Array, read: (name: string) => Float32Array): { file: string; exact: string[] } {
     const names = blockParamNames(i, this.config.attentionBias === true);
     const dtype = safetensorsDtype(this.progress.dtype);
+    const measured = new Map<string, { zeros: number; patterns: Set<string>; exact: boolean }>();
+    const watch = (name: string, data: Float32Array, chunkRows: number, cols: number): Float32Array => {
+      const m = measured.get(name)!;
+      if (m.exact && !representable(data, dtype)) m.exact = false;
+      if (isLinearWeight(name)) {
+        for (let k = 0; k < data.length; k++) if (data[k] === 0) m.zeros++;
+        for (const [n, k] of NM_PATTERNS) if (m.patterns.has(`${n}:${k}`) && !followsNM(data, chunkRows, cols, n, k)) m.patterns.delete(`${n}:${k}`);
+      }
+      return data;
+    };
+    const source = (name: string): TensorData => {
+      const shape = this.shapes.get(name)!;
+      // a pattern a matrix's width cannot hold is ruled out here, as followsNM does, even for a matrix with no rows
+      const patterns = NM_PATTERNS.filter(([, k]) => shape.length === 2 && shape[1]! % k === 0).map(([n, k]) => `${n}:${k}`);
+      measured.set(name, { zeros: 0, patterns: new Set(patterns), exact: true });
+      if (shape.length !== 2) return { read: () => watch(name, read(name), 1, shape[0]!) };
+      const cols = shape[1]!;
+      return { rows: (start, count) => watch(name, rows(name, start, count), count, cols) };
+    };
+    const file = this.writeShard(i + 1, names, source);
     const exact: string[] = [];
     for (const name of names) {
-      const shape = this.shapes.get(name)!;
-      const data = read(name);
-      if (isLinearWeight(name)) this.progress.sparsity[name] = layerSparsity(data, shape[0]!, shape[1]!);
-      if (representable(data, dtype)) exact.push(name);
+      const m = measured.get(name)!;
+      if (m.exact) exact.push(name);
+      if (isLinearWeight(name)) {
+        const [r, c] = this.shapes.get(name)! as [number, number];
+        // layerSparsity's numbers, summed over the chunks (same fraction, same rounding, same pattern order)
+        this.progress.sparsity[name] = sparsityOfCounts(m.zeros, r * c, m.patterns);
+      }
     }
-    const file = this.writeShard(i + 1, names, (name) => ({ read: () => read(name) }));
     this.progress.blocks[String(i)] = file;
     this.saveProgress();
     return { file: join(this.dir, file), exact };

@@ -11,7 +11,7 @@ import { TopiaryError, ioError } from '@topiary/kernel';
 import { parameterShapes, type LlamaConfig } from '../config.js';
 import { LM_HEAD } from '../names.js';
 import { storageDtypeOf, type StorageDtype } from './dtype.js';
-import { DTYPE_BYTES, decodeTensor, readExactly, readSafetensorsIndex, type SafetensorsIndex, type TensorEntry } from './safetensors.js';
+import { DTYPE_BYTES, readDecoded, readSafetensorsIndex, type SafetensorsIndex, type TensorEntry } from './safetensors.js';
 import { INDEX_FILE, WEIGHTS_FILE } from './layout.js';
 
 /** Tensors of one checkpoint by Hugging Face name, read when asked for. */
@@ -99,15 +99,14 @@ export class SafetensorsSource implements WeightSource {
   read(name: string): Float32Array {
     const { index, entry } = this.at(name);
     const count = entry.shape.reduce((a, d) => a * d, 1);
-    return decodeTensor(readExactly(this.files.fd(index.file), entry.end - entry.begin, entry.begin, index.file, `tensor "${name}"`), entry.dtype, count);
+    return readDecoded(this.files.fd(index.file), entry.dtype, count, entry.begin, index.file, `tensor "${name}"`);
   }
 
   readRows(name: string, start: number, count: number): Float32Array {
     const { index, entry } = this.at(name);
     const cols = checkRows(this.path, name, entry.shape, start, count);
     const width = DTYPE_BYTES[entry.dtype];
-    const bytes = count * cols * width;
-    return decodeTensor(readExactly(this.files.fd(index.file), bytes, entry.begin + start * cols * width, index.file, `rows of tensor "${name}"`), entry.dtype, count * cols);
+    return readDecoded(this.files.fd(index.file), entry.dtype, count * cols, entry.begin + start * cols * width, index.file, `rows of tensor "${name}"`);
   }
 
   close(): void {

@@ -53,8 +53,13 @@ export function isLinearWeight(name: string): boolean {
 export function layerSparsity(data: Float32Array, rows: number, cols: number): LayerSparsity {
   let zeros = 0;
   for (let i = 0; i < data.length; i++) if (data[i] === 0) zeros++;
-  const s = data.length === 0 ? 0 : zeros / data.length;
-  return { zeros: Math.round(s * 1e6) / 1e6, patterns: NM_PATTERNS.filter(([n, m]) => followsNM(data, rows, cols, n, m)).map(([n, m]) => `${n}:${m}`) };
+  return sparsityOfCounts(zeros, data.length, new Set(NM_PATTERNS.filter(([n, m]) => followsNM(data, rows, cols, n, m)).map(([n, m]) => `${n}:${m}`)));
+}
+
+/** A layer's contribution from its zero count and the patterns it follows (a writer counts them chunk by chunk). */
+export function sparsityOfCounts(zeros: number, total: number, follows: ReadonlySet<string>): LayerSparsity {
+  const s = total === 0 ? 0 : zeros / total;
+  return { zeros: Math.round(s * 1e6) / 1e6, patterns: NM_PATTERNS.map(([n, m]) => `${n}:${m}`).filter((p) => follows.has(p)) };
 }
 
 /**
