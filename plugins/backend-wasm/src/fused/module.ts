@@ -132,25 +132,33 @@ function horizontalMax(f: FunctionBuilder, v: number): void {
 }
 
 /**
- * Σ_j a_j·b_j over `count` floats at byte addresses `a`, `b` (b = a for Σ a²): four lane sums, then the tail.
- * Leaves an f32 on the stack.
+ * Σ_j a_j·b_j (·c_j when `c` is given) over `count` floats at byte addresses `a`, `b` (, `c`) — b = a for Σ a²:
+ * four lane sums, then the tail. Leaves an f32 on the stack.
  */
-function dot(f: FunctionBuilder, a: number, b: number, count: number, scratch: { p: number; q: number; j: number; quads: number; acc: number; s: number }): void {
-  const { p, q, j, quads, acc, s } = scratch;
-  f.get(a).set(p).get(b).set(q).v128Zero().set(acc).get(count).i32(-4).and().set(quads).i32(0).set(j);
+function dot(f: FunctionBuilder, a: number, b: number, count: number, scratch: DotScratch, c?: number): void {
+  const { p, q, r, j, quads, acc, s } = scratch;
+  f.get(a).set(p).get(b).set(q);
+  if (c !== undefined) f.get(c).set(r);
+  f.v128Zero().set(acc).get(count).i32(-4).and().set(quads).i32(0).set(j);
   f.forLoop(j, quads, 4, () => {
-    f.get(acc).get(p).v128Load().get(q).v128Load().f32x4Mul().f32x4Add().set(acc).bump(p, 16).bump(q, 16);
+    f.get(acc).get(p).v128Load().get(q).v128Load().f32x4Mul();
+    if (c !== undefined) f.get(r).v128Load().f32x4Mul().bump(r, 16);
+    f.f32x4Add().set(acc).bump(p, 16).bump(q, 16);
   });
   horizontalSum(f, acc);
   f.set(s);
   f.forLoop(j, count, 1, () => {
-    f.get(s).get(p).f32Load().get(q).f32Load().f32Mul().f32Add().set(s).bump(p, 4).bump(q, 4);
+    f.get(s).get(p).f32Load().get(q).f32Load().f32Mul();
+    if (c !== undefined) f.get(r).f32Load().f32Mul().bump(r, 4);
+    f.f32Add().set(s).bump(p, 4).bump(q, 4);
   });
   f.get(s);
 }
 
-function dotScratch(f: FunctionBuilder): { p: number; q: number; j: number; quads: number; acc: number; s: number } {
-  return { p: f.local(I32), q: f.local(I32), j: f.local(I32), quads: f.local(I32), acc: f.local(V128), s: f.local(F32) };
+interface DotScratch { p: number; q: number; r: number; j: number; quads: number; acc: number; s: number }
+
+function dotScratch(f: FunctionBuilder): DotScratch {
+  return { p: f.local(I32), q: f.local(I32), r: f.local(I32), j: f.local(I32), quads: f.local(I32), acc: f.local(V128), s: f.local(F32) };
 }
 
 function rmsNorm(): FunctionBuilder {
@@ -201,23 +209,9 @@ function rmsNormGrad(): FunctionBuilder {
   f.forLoop(i, rows, 1, () => {
     f.get(r).get(i).i32(2).shl().add().f32Load().set(ri);
     f.get(ri).f32x4Splat().set(rv);
-    // c = Σ_j dn_j·n_j · invActive = r·Σ_j dh_j·w_j·x_j · invActive: one pass of Σ (dh·w)·x
-    {
-      const { p, q, j, quads, acc, s } = scratch;
-      const t = f.local(I32);
-      f.get(dhr).set(p).get(xr).set(q).get(w).set(t).v128Zero().set(acc).get(d).i32(-4).and().set(quads).i32(0).set(j);
-      f.forLoop(j, quads, 4, () => {
-        f.get(acc).get(p).v128Load().get(t).v128Load().f32x4Mul().get(q).v128Load().f32x4Mul().f32x4Add().set(acc);
-        f.bump(p, 16).bump(q, 16).bump(t, 16);
-      });
-      horizontalSum(f, acc);
-      f.set(s);
-      f.forLoop(j, d, 1, () => {
-        f.get(s).get(p).f32Load().get(t).f32Load().f32Mul().get(q).f32Load().f32Mul().f32Add().set(s);
-        f.bump(p, 4).bump(q, 4).bump(t, 4);
-      });
-      f.get(s).get(ri).f32Mul().get(invBits).f32FromBits().f32Mul().set(c);
-    }
+    // c = Σ_j dn_j·n_j · invActive = r·Σ_j dh_j·w_j·x_j · invActive: one pass of Σ dh·w·x
+    dot(f, dhr, w, d, scratch, xr);
+    f.get(ri).f32Mul().get(invBits).f32FromBits().f32Mul().set(c);
     f.get(c).f32x4Splat().set(cv);
     // dx = r·(dh·w − x·r·c) (+ res); dw += dh·x·r
     const body = (withRes: boolean) => (): void => {
