@@ -50,7 +50,8 @@ JSON lines with --json or --log-format json. NO_COLOR is honoured. A closed stdo
 Models are local paths (HF folder, .safetensors, llama2.c .bin); Hub ids are not fetched. There is no --device:
 the backend decides where tensors live (--backend node-gpu for CUDA, --backend auto for the fastest that loads).
 TOPIARY_WASM_THREADS=N sets the threads of the wasm backend's matrix products (default: all cores);
-TOPIARY_WASM_FMA=0 turns off their fused multiply-add.
+TOPIARY_WASM_FMA=0 turns off their fused multiply-add; TOPIARY_WASM_FUSED=0 runs RMSNorm, RoPE, softmax, SwiGLU
+and AdamW as tfjs's composite ops instead of the fused kernels (for comparisons).
 
 Examples:
   $ topiary plugins
