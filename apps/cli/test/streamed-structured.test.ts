@@ -84,6 +84,17 @@ describe('streamed structured prune = in-memory prune, bit for bit', () => {
     expect(existsSync(spill) ? readdirSync(spill) : []).toEqual([]);
   });
 
+  it('a llama2.c .bin input: the same bytes streamed and in memory (its block tensors are read whole, cut, then by rows)', async () => {
+    const bin = join(root, 'assets', 'models', 'stories260K');
+    const method = ['--method', 'llm-pruner', '--ratio', '0.2', '--tokenizer', join(bin, 'tok512.bin')];
+    const a = await prune(join(bin, 'stories260K.bin'), join(work, 'l2c'), method);
+    const b = await prune(join(bin, 'stories260K.bin'), join(work, 'l2c-memory'), method, ['--in-memory']);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    expect(a.json!.streamed).toBe(true);
+    expect(bytes(join(work, 'l2c')).equals(bytes(join(work, 'l2c-memory')))).toBe(true);
+  });
+
   it('--resume is refused for methods that change the shape, naming the flag', async () => {
     const r = await prune(STORIES, join(work, 'resume'), ['--method', 'depth', '--remove', '1'], ['--resume']);
     expect(r.code).toBe(2);

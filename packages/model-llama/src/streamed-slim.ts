@@ -17,12 +17,15 @@ import type { WeightSource } from './formats/source.js';
 import { cutTake, slimGroupMapping, slimPlan, type SlimTake } from './groups.js';
 import { openWeights } from './io.js';
 import { LlamaModel, type ModelOptions } from './model.js';
+import { EMBED, LM_HEAD } from './names.js';
 
 /** A checkpoint seen through a slimming plan: each tensor is cut from the checkpoint's when it is read. */
 class SlimSource implements WeightSource {
   readonly path: string;
   readonly dtype: StorageDtype;
   private readonly rootShapes: Map<string, number[]>;
+  /** The block matrix `readRows` serves rows from (one at a time). */
+  private lastCut: { name: string; data: Float32Array } | undefined;
 
   constructor(
     private readonly root: WeightSource,
@@ -45,18 +48,29 @@ class SlimSource implements WeightSource {
     return cutTake(t, this.root.read(t.from), this.rootShapes.get(t.from)!);
   }
 
-  /** Rows of the embedding or head: a contiguous run of the checkpoint's rows, its kept columns. */
+  /**
+   * Rows of a 2-D tensor. The embedding and the head (the large ones) are read by rows from the checkpoint, a
+   * contiguous run at a time; a block's matrix is cut whole once and its rows served from that cut while the caller
+   * walks through it (a writer encodes a tensor row chunk by row chunk) — a checkpoint need not read block tensors
+   * by rows (llama2.c's cannot).
+   */
   readRows(name: string, start: number, count: number): Float32Array {
     const t = this.take(name);
-    const rows = t.rows.slice(start, start + count);
     const shape = this.rootShapes.get(t.from)!;
+    if (t.cols === null) throw new TopiaryError('E_INTERNAL', `readRows: "${name}" is not a matrix`, { file: this.path, where: name });
+    const cols = t.cols.length;
+    if (t.from !== EMBED && t.from !== LM_HEAD) {
+      if (this.lastCut?.name !== name) this.lastCut = { name, data: this.read(name) };
+      return this.lastCut.data.slice(start * cols, (start + count) * cols);
+    }
+    const rows = t.rows.slice(start, start + count);
     const contiguous = rows.every((r, k) => r === rows[0]! + k);
-    if (!contiguous || t.cols === null) return cutTake({ ...t, rows }, this.root.read(t.from), shape);
-    const local = rows.map((_, k) => k);
-    return cutTake({ from: t.from, rows: local, cols: t.cols }, this.root.readRows(t.from, rows[0]!, rows.length), [rows.length, shape[1]!]);
+    if (!contiguous) return cutTake({ ...t, rows }, this.root.read(t.from), shape);
+    return cutTake({ from: t.from, rows: rows.map((_, k) => k), cols: t.cols }, this.root.readRows(t.from, rows[0]!, rows.length), [rows.length, shape[1]!]);
   }
 
   close(): void {
+    this.lastCut = undefined;
     this.root.close();
   }
 }
