@@ -11,7 +11,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { TopiaryError, type ModelConfig } from '@topiary/kernel';
-import { makeConfig, type LlamaConfig } from '../config.js';
+import { makeConfig, parameterShapes, type LlamaConfig } from '../config.js';
 import { OpenFiles, readAll, type WeightSource } from './source.js';
 import { EMBED, FINAL_NORM, LM_HEAD, inputNormName, linearName, postNormName } from '../names.js';
 
@@ -211,6 +211,8 @@ interface Placed {
 export class Llama2cSource implements WeightSource {
   readonly dtype = 'float32' as const;
   private readonly files = new OpenFiles();
+  /** Tensor shapes by name, for reads by rows. */
+  private shapes: Map<string, number[]> | undefined;
 
   private constructor(
     readonly path: string,
@@ -296,8 +298,16 @@ export class Llama2cSource implements WeightSource {
   }
 
   readRows(name: string, start: number, count: number): Float32Array {
-    if (name !== EMBED && name !== LM_HEAD) throw new TopiaryError('E_INTERNAL', `readRows: only the embedding and the head are read by rows, not "${name}"`, { file: this.path, where: name });
-    const cols = this.config.dim;
+    const shape = (this.shapes ??= parameterShapes(this.config)).get(name);
+    const [rows, cols] = shape?.length === 2 ? (shape as [number, number]) : [0, 0];
+    if (!shape || cols === 0 || !Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > rows) {
+      throw new TopiaryError('E_INTERNAL', `readRows: rows [${start}, ${start + count}) of "${name}" ${shape ? `[${shape.join(', ')}]` : '(not a tensor of this model)'}`, { file: this.path, where: name });
+    }
+    const { nLayers } = this.config;
+    for (let i = 0; i < nLayers; i++) {
+      // q and k rows are permuted within each head on the way in (interleaved → rotate-half): read whole, then cut
+      if (name === linearName(i, 'q') || name === linearName(i, 'k')) return this.read(name).slice(start * cols, (start + count) * cols);
+    }
     return this.readRange(name, this.at(name), start * cols, count * cols);
   }
 
