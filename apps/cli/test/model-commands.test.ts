@@ -64,6 +64,22 @@ describe('topiary generate', () => {
     expect(ja.ids).toEqual((JSON.parse(b.stdout) as { ids: number[] }).ids);
   });
 
+  it('--samples N decodes N continuations together; sample i is what --seed (seed + i) gives alone', async () => {
+    const base = ['--json', '--backend', 'wasm', 'generate', '--model', hf, '--prompt', 'Lily', '--temperature', '0.9', '--top-p', '0.9', '--max-tokens', '12'];
+    const many = await run([...base, '--seed', '5', '--samples', '3']);
+    expect(many.code, many.stderr).toBe(0);
+    const j = JSON.parse(many.stdout) as { samples: { ids: number[]; fullText: string }[]; tokens: number };
+    expect(j.samples).toHaveLength(3);
+    expect(j.tokens).toBe(j.samples.reduce((s, x) => s + x.ids.length, 0));
+    for (const [i, sample] of j.samples.entries()) {
+      const one = JSON.parse((await run([...base, '--seed', String(5 + i)])).stdout) as { ids: number[] };
+      expect(sample.ids).toEqual(one.ids);
+    }
+    const text = await run(['--backend', 'wasm', 'generate', '--model', hf, '--prompt', 'Lily', '--max-tokens', '8', '--samples', '2']);
+    expect(text.stdout).toMatch(/^--- sample 0\nLily[^]*--- sample 1\nLily/);
+    expect((await run(['generate', '--model', hf, '--samples', '0'])).code).toBe(2);
+  });
+
   it('a llama2.c .bin without a tokenizer beside it needs --tokenizer', () => {
     expect(resolveTokenizerPath('/tmp/nowhere/model.bin')).toBeUndefined();
     expect(resolveTokenizerPath(bin)).toBe(tok);

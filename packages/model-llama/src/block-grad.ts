@@ -265,6 +265,9 @@ function ropeHeadsBackward(d: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): 
 function causalSoftmax(scores: tf.Tensor3D, scale: number, mask: tf.Tensor2D, t: number, fused: CanFuse): tf.Tensor3D {
   const [, rowsPerItem, tk] = scores.shape;
   if (tk === t && fused(FusedKernel.causalSoftmax)) return tf.engine().runKernel(FusedKernel.causalSoftmax, { scores }, { seq: t, scale }) as tf.Tensor3D;
+  // one new position per sequence (a kv-cache decode step) sees every key: its mask row is all zeros, and adding it
+  // (after tiling it to every head) would be two ops per block and step for nothing
+  if (t === 1) return tf.softmax(tf.mul(scores, scale)) as tf.Tensor3D;
   const m = rowsPerItem === t ? mask : tf.tile(mask, [rowsPerItem / t, 1]);
   return tf.softmax(tf.add(tf.mul(scores, scale), m)) as tf.Tensor3D;
 }
