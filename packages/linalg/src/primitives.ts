@@ -4,10 +4,8 @@
  * Cholesky/inverse and float32 is not enough for ill-conditioned Hessians.
  */
 import { TopiaryError, type PruningPrimitives } from '@topiary/kernel';
-import { cholesky, choleskyInPlace, invertLower, invertLowerInPlace, notPositiveDefinite } from './factor.js';
+import { cholesky, choleskyInPlace, invertLower, invertLowerInPlace } from './factor.js';
 import { ascendingOrder, dropLowest, INDEX_RANGE } from './select.js';
-
-export { notPositiveDefinite };
 
 /**
  * acc += Σ_r x_rᵀ x_r over the rows of x [n, d]: row-by-row rank-1 updates on the upper triangle, mirrored once at

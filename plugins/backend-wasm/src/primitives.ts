@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type PruningPrimitives } from '@topiary/kernel';
 import { accumulateGramInBlocks, genericPrimitives } from '@topiary/linalg';
+import { accumulateGramOnPool } from './gram-on-pool.js';
 
 /** Rows per product: each block's XᵀX is float32, the blocks are summed in float64 on the host. */
 export const GRAM_BLOCK_ROWS = 1024;
@@ -31,6 +32,7 @@ function valuesOf(build: () => tf.Tensor): Float32Array {
 
 function accumulateGram(x: Float32Array, n: number, d: number, acc: Float64Array): void {
   if (!wasmActive()) return genericPrimitives.accumulateGram(x, n, d, acc);
+  if (accumulateGramOnPool(x, n, d, acc, GRAM_BLOCK_ROWS)) return; // gram-on-pool.ts: no tensors, a reused buffer
   accumulateGramInBlocks(x, n, d, acc, GRAM_BLOCK_ROWS, (block, rows) =>
     valuesOf(() => {
       const xb = tf.tensor2d(block, [rows, d]);
