@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describeCandidates, kernelCandidates, kernelJson, kernelSummary, PYTHON } from '../lib/openblas.mjs';
-import { topiaryPrune, torchPrune } from './runners.mjs';
+import { PRUNE_TARGETS as targets, topiaryPrune, torchPrune } from './runners.mjs';
 
 const root = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..');
 const arg = (flag, dflt) => (process.argv.includes(flag) ? process.argv[process.argv.indexOf(flag) + 1] : dflt);
@@ -41,7 +41,6 @@ for (const method of ['wanda', 'sparsegpt']) {
 }
 const mb = (b) => `${(b / 2 ** 20).toFixed(0)} MB`;
 console.log(`model ${model}; calibration ${samples} × ${seqlen} tokens; one run each (shared machine: noisy)`);
-const targets = { wanda: 1.0, sparsegpt: 1.5 };
 for (const l of describeCandidates(kernels, threads)) console.log(l);
 console.log(`Topiary processes keep this environment: OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}, OPENBLAS_L2_SIZE=${process.env.OPENBLAS_L2_SIZE ?? '(unset)'}`);
 console.log('method     | backend | topiary s | torch s | torch kernel | time ratio | topiary peak RSS | torch peak RSS | memory ratio | target');

@@ -7,6 +7,9 @@ import { beforeMeasurement, fastestKernel } from '../lib/openblas.mjs';
 
 const root = resolve(new URL('.', import.meta.url).pathname, '..', '..');
 
+/** Time ratio to PyTorch each method must stay within (issue 23: both ≤ 1.0×; issue 12 had allowed SparseGPT 1.5×). */
+export const PRUNE_TARGETS = { wanda: 1.0, sparsegpt: 1.0 };
+
 /**
  * `topiary --backend B prune … --in-memory` with the calibration windows written to `calib`; the CLI's JSON result
  * ({ seconds, peakRssBytes, … }), or { unavailable: reason } when the backend does not load or the run fails.

@@ -9,7 +9,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describeCandidates, kernelCandidates, kernelJson, kernelSummary } from '../lib/openblas.mjs';
 import { fitExponent } from '../train/driver.mjs';
-import { topiaryPrune, torchPrune } from './runners.mjs';
+import { PRUNE_TARGETS, topiaryPrune, torchPrune } from './runners.mjs';
 
 const root = resolve(new URL('.', import.meta.url).pathname, '..', '..');
 const arg = (flag, dflt) => (process.argv.includes(flag) ? process.argv[process.argv.indexOf(flag) + 1] : dflt);
@@ -62,7 +62,7 @@ for (const l of describeCandidates(kernels, threads)) console.log(l);
 console.log('| method | backend | dim | params | topiary s | torch s | torch kernel | time ratio | target |\n|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   const ratio = r.tsSeconds / r.pySeconds;
-  const target = r.method === 'wanda' ? 1.0 : 1.5;
+  const target = PRUNE_TARGETS[r.method];
   console.log(`| ${r.method} | ${r.backend} | ${r.dim} | ${(r.params / 1e6).toFixed(2)}M | ${r.tsSeconds.toFixed(2)} | ${r.pySeconds.toFixed(2)} | ${r.torchKernel} | ${ratio.toFixed(2)}× | ≤ ${target}× ${ratio <= target ? 'MET' : 'NOT MET'} |`);
 }
 const exps = {};
