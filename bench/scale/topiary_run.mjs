@@ -11,6 +11,7 @@
 // without an output the pruned blocks would have to be kept (host memory, then spilled), which no real run does.
 // Prints and writes {blocks: [{index, seconds}], totalSeconds, peakRssBytes, backend, heapBytes}.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,14 +69,42 @@ function note(phase) {
   phases.set(phase, p);
   lastHwm = Math.max(lastHwm, hwm);
 }
+// A worker samples VmRSS every 20 ms while the main thread works (it is blocked in synchronous code most of the
+// time): the step running at each sample is read from shared memory, so a peak inside a step is charged to it.
+const phaseNames = [];
+const current = new Int32Array(new SharedArrayBuffer(4));
+const peaks = new Float64Array(new SharedArrayBuffer(8 * 64));
+let sampler;
+function phaseId(name) {
+  if (!phaseNames.includes(name)) phaseNames.push(name);
+  return phaseNames.indexOf(name);
+}
+function startSampler() {
+  sampler = new Worker(
+    `const { workerData } = require('node:worker_threads'); const fs = require('node:fs');
+     const [cur, peaks] = [new Int32Array(workerData.cur), new Float64Array(workerData.peaks)];
+     setInterval(() => { const m = fs.readFileSync('/proc/self/status', 'utf8').match(/VmRSS:\\s+(\\d+) kB/);
+       const rss = Number(m[1]) * 1024; const id = Atomics.load(cur, 0); if (rss > peaks[id]) peaks[id] = rss; }, 20);`,
+    { eval: true, workerData: { cur: current.buffer, peaks: peaks.buffer } },
+  );
+  sampler.unref();
+}
 function traced(phase, fn) {
+  const id = phaseId(phase);
   return function (...args) {
-    const r = fn.apply(this, args);
-    note(phase);
-    return r;
+    const outer = Atomics.load(current, 0);
+    Atomics.store(current, 0, id);
+    try {
+      return fn.apply(this, args);
+    } finally {
+      Atomics.store(current, 0, outer);
+      note(phase);
+    }
   };
 }
 function traceMemory(m) {
+  phaseId('other (between the steps below)');
+  startSampler();
   note('start (runtime + backend)');
   const st = m.stream;
   st.source.read = traced('weight read (file → float32)', st.source.read.bind(st.source));
@@ -85,11 +114,14 @@ function traceMemory(m) {
   m.readWeight = traced('readWeight (statistics, mask, write)', m.readWeight.bind(m));
   m.writeWeight = traced('writeWeight (masked)', m.writeWeight.bind(m));
   m.evict = traced('evict', m.evict.bind(m));
+  m.readRows = traced('readRows (shard writer)', m.readRows.bind(m));
 }
 function printTrace() {
   const mb = (n) => (n / 2 ** 20).toFixed(0);
   process.stderr.write('phase | calls | VmHWM rise MB | wasm heap rise MB | max RSS MB | max arrayBuffers MB | max wasm heap MB\n');
   for (const [k, p] of phases) process.stderr.write(`${k} | ${p.calls} | ${mb(p.hwmRise)} | ${mb(p.heapRise)} | ${mb(p.maxRss)} | ${mb(p.maxArrayBuffers)} | ${mb(p.maxWasmHeap)}\n`);
+  process.stderr.write('peak RSS sampled every 20 ms while each step ran (innermost step):\n');
+  phaseNames.forEach((k, id) => process.stderr.write(`  ${k}: ${mb(peaks[id])} MB\n`));
 }
 
 const run = await openRun({ backend: backendName, seed: 0, plugin: [], allowPluginPath: false }, [root, join(root, 'apps', 'cli')]);
