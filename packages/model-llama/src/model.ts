@@ -217,7 +217,16 @@ export class LlamaModel implements CausalLM {
     const cols = this.shapes.get(name)![1]!;
     // a slice on the heap, then only those rows are copied out (not the whole weight: a streamed writer reads a
     // resident block's matrices chunk by chunk)
-    if (v) return count === this.shapes.get(name)![0] ? (v.dataSync() as Float32Array) : (tf.tidy(() => tf.slice(v, [start, 0], [count, cols]).dataSync()) as Float32Array);
+    // (not inside tf.tidy: tidy walks whatever it returns, element by element for a typed array — seconds per block)
+    if (v && count === this.shapes.get(name)![0]) return v.dataSync() as Float32Array;
+    if (v) {
+      const rows = tf.slice(v, [start, 0], [count, cols]);
+      try {
+        return rows.dataSync() as Float32Array;
+      } finally {
+        rows.dispose();
+      }
+    }
     return this.stream!.overlay.getRows(name, cols, start, count) ?? this.sourceOf(name).readRows(name, start, count);
   }
 
