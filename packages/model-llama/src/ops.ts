@@ -76,11 +76,14 @@ export function rmsScale(x: tf.Tensor, eps: number, activeDim: number): tf.Tenso
 
 /** [b·t, count·hd] → [b, count, t, hd]: the heads of a projection as a batch axis. */
 export function splitHeads(y: tf.Tensor, b: number, t: number, count: number, hd: number): tf.Tensor4D {
+  // one position (a kv-cache decode step): swapping an axis of length 1 moves no data, so a reshape is the transpose
+  if (t === 1) return tf.reshape(y, [b, count, 1, hd]);
   return tf.transpose(tf.reshape(y, [b, t, count, hd]), [0, 2, 1, 3]);
 }
 
 /** The inverse of splitHeads: [b, count, t, hd] → [b·t, count·hd]. */
 export function mergeHeads(y: tf.Tensor, b: number, t: number, count: number, hd: number): tf.Tensor2D {
+  if (t === 1) return tf.reshape(y, [b, count * hd]); // as in splitHeads: no transpose for one position
   return tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [b * t, count * hd]);
 }
 
