@@ -5,10 +5,10 @@
 //
 //   node bench/scale/inspect.mjs [--shapes smollm-135m,smollm-360m,tinyllama-1.1b,llama-2-7b,llama-3-8b]
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, truncateSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SHAPES, shapeConfig, tensorList, parameterCounts } from './shapes.mjs';
-import { loadModel } from '../../packages/model-llama/dist/index.js';
+import { loadModel, writeHeaderOnlySafetensors } from '../../packages/model-llama/dist/index.js';
 import { describeModel } from '../../apps/cli/dist/commands/inspect.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -23,21 +23,8 @@ function sparseCheckpoint(name) {
   const dir = join(root, 'bench', 'out', 'scale-sparse', name);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, torch_dtype: 'bfloat16' }));
-  const header = {};
-  let offset = 0;
-  for (const t of tensorList(config)) {
-    const bytes = t.shape.reduce((a, d) => a * d, 1) * 2;
-    header[t.name] = { dtype: 'BF16', shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  const head = Buffer.from(JSON.stringify(header));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(head.length));
   const file = join(dir, 'model.safetensors');
-  if (!existsSync(file)) {
-    writeFileSync(file, Buffer.concat([len, head]));
-    truncateSync(file, 8 + head.length + offset);
-  }
+  if (!existsSync(file)) writeHeaderOnlySafetensors(file, tensorList(config), 'BF16');
   return { dir, config };
 }
 

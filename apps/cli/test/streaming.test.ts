@@ -7,7 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createLlama, writeHf, PROGRESS_FILE } from '@topiary/model-llama';
+import { createLlama, parameterShapes, readHfConfig, writeHeaderOnlySafetensors, writeHf, PROGRESS_FILE } from '@topiary/model-llama';
 import { runCli } from './helpers.js';
 
 const root = resolve(__dirname, '..', '..', '..');
@@ -144,27 +144,8 @@ describe('inspect reads headers only', () => {
       rope_theta: 10000, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, torch_dtype: 'bfloat16',
     };
     writeFileSync(join(dir, 'config.json'), JSON.stringify(hf));
-    const shapes: [string, number[]][] = [['model.embed_tokens.weight', [32000, 4096]], ['model.norm.weight', [4096]], ['lm_head.weight', [32000, 4096]]];
-    for (let i = 0; i < 32; i++) {
-      const p = `model.layers.${i}`;
-      shapes.push([`${p}.input_layernorm.weight`, [4096]], [`${p}.post_attention_layernorm.weight`, [4096]]);
-      for (const k of ['q', 'k', 'v', 'o']) shapes.push([`${p}.self_attn.${k}_proj.weight`, [4096, 4096]]);
-      shapes.push([`${p}.mlp.gate_proj.weight`, [11008, 4096]], [`${p}.mlp.up_proj.weight`, [11008, 4096]], [`${p}.mlp.down_proj.weight`, [4096, 11008]]);
-    }
-    const header: Record<string, unknown> = {};
-    let offset = 0;
-    for (const [name, shape] of shapes) {
-      const bytes = shape.reduce((a, d) => a * d, 1) * 2;
-      header[name] = { dtype: 'BF16', shape, data_offsets: [offset, offset + bytes] };
-      offset += bytes;
-    }
-    const head = Buffer.from(JSON.stringify(header));
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(head.length));
-    const file = join(dir, 'model.safetensors');
-    writeFileSync(file, Buffer.concat([len, head]));
-    const { truncateSync } = await import('node:fs');
-    truncateSync(file, 8 + head.length + offset); // sparse: the weights are holes
+    // a sparse 13.5 GB file: the header names every tensor, the weights are holes
+    writeHeaderOnlySafetensors(join(dir, 'model.safetensors'), [...parameterShapes(readHfConfig(dir))].map(([name, shape]) => ({ name, shape })));
     const r = await runCli(['--json', 'inspect', '--model', dir]);
     expect(r.code, r.stderr).toBe(0);
     const info = JSON.parse(r.stdout);

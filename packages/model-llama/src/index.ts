@@ -45,6 +45,7 @@ export {
   floatToBf16,
   bf16ToFloat,
   encodeTensor,
+  writeHeaderOnlySafetensors,
   type WritableDtype,
   type SafetensorsIndex,
   type TensorEntry,

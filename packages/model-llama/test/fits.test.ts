@@ -2,45 +2,26 @@
  * A whole-model load that cannot fit the wasm engine's heap is refused from the headers, before any weight is read;
  * a streamed open of the same checkpoint is not.
  */
-import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TopiaryError } from '@topiary/kernel';
-import { float32Bytes, loadModel } from '../src/index.js';
+import { float32Bytes, loadModel, parameterShapes, readHfConfig, writeHeaderOnlySafetensors } from '../src/index.js';
 
 let work: string;
 
 /** A TinyLlama-1.1B-shaped safetensors checkpoint whose weights are holes (a sparse file): headers only on disk. */
 function sparseTinyLlama(dir: string): void {
   mkdirSync(dir, { recursive: true });
-  const [d, ffn, layers, vocab] = [2048, 5632, 22, 32000];
   writeFileSync(join(dir, 'config.json'), JSON.stringify({
-    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: d, intermediate_size: ffn, num_hidden_layers: layers,
-    num_attention_heads: 32, num_key_value_heads: 4, vocab_size: vocab, max_position_embeddings: 2048, rms_norm_eps: 1e-5,
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22,
+    num_attention_heads: 32, num_key_value_heads: 4, vocab_size: 32000, max_position_embeddings: 2048, rms_norm_eps: 1e-5,
     tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, torch_dtype: 'bfloat16',
   }));
-  const shapes: [string, number[]][] = [['model.embed_tokens.weight', [vocab, d]], ['model.norm.weight', [d]], ['lm_head.weight', [vocab, d]]];
-  for (let i = 0; i < layers; i++) {
-    const p = `model.layers.${i}`;
-    shapes.push([`${p}.input_layernorm.weight`, [d]], [`${p}.post_attention_layernorm.weight`, [d]]);
-    shapes.push([`${p}.self_attn.q_proj.weight`, [d, d]], [`${p}.self_attn.k_proj.weight`, [256, d]], [`${p}.self_attn.v_proj.weight`, [256, d]], [`${p}.self_attn.o_proj.weight`, [d, d]]);
-    shapes.push([`${p}.mlp.gate_proj.weight`, [ffn, d]], [`${p}.mlp.up_proj.weight`, [ffn, d]], [`${p}.mlp.down_proj.weight`, [d, ffn]]);
-  }
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  for (const [name, shape] of shapes) {
-    const bytes = shape.reduce((a, x) => a * x, 1) * 2;
-    header[name] = { dtype: 'BF16', shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  const head = Buffer.from(JSON.stringify(header));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(head.length));
-  const file = join(dir, 'model.safetensors');
-  writeFileSync(file, Buffer.concat([len, head]));
-  truncateSync(file, 8 + head.length + offset);
+  const shapes = parameterShapes(readHfConfig(dir));
+  writeHeaderOnlySafetensors(join(dir, 'model.safetensors'), [...shapes].map(([name, shape]) => ({ name, shape })));
 }
 
 describe('whole-model loads that cannot fit the heap', () => {

@@ -4,7 +4,7 @@
  * little-endian tensor bytes; offsets are relative to the end of the header. Every length and offset is checked
  * against the file size before anything is allocated; tensors are read one at a time (no whole-file copy).
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, truncateSync } from 'node:fs';
 import { TopiaryError, ioError } from '@topiary/kernel';
 import { writeFileAtomic } from '@topiary/files';
 
@@ -317,6 +317,27 @@ export function encodeTensor(data: Float32Array, dtype: WritableDtype): Uint8Arr
   return new Uint8Array(out.buffer);
 }
 const encode = encodeTensor;
+
+/**
+ * A safetensors file whose header names every tensor and whose data are holes (a sparse file): a checkpoint of any
+ * size that costs only its header on disk. For testing and measuring what must read headers only (inspect, fit
+ * checks, streamed opens) at real sizes; reading a tensor from it gives zeros.
+ */
+export function writeHeaderOnlySafetensors(path: string, tensors: ReadonlyArray<{ name: string; shape: readonly number[] }>, dtype: WritableDtype = 'BF16'): void {
+  const width = dtype === 'F32' ? 4 : 2;
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  let offset = 0;
+  for (const t of tensors) {
+    const bytes = t.shape.reduce((a, d) => a * d, 1) * width;
+    header[t.name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const head = Buffer.from(JSON.stringify(header), 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(head.byteLength));
+  writeFileAtomic(path, [len, head]);
+  truncateSync(path, 8 + head.byteLength + offset);
+}
 
 /** Write tensors (sorted by name) atomically as one safetensors file. */
 export function writeSafetensors(path: string, tensors: readonly TensorToWrite[], dtype: WritableDtype = 'F32', metadata: Record<string, string> = { format: 'pt' }): void {
