@@ -33,6 +33,13 @@ const CONTROL_BYTES = 4 * (LISTS + 2 * MAX_THREADS);
 const HEAP_START = roundUp(CONTROL_BYTES, 64);
 /** Below this many multiply-adds a product runs on the calling thread only (waking workers costs ~20–50 µs). */
 export const SERIAL_MACS = 1 << 19;
+/**
+ * Below this many multiply-adds per float copied (A, B and C through the shared memory), threads lose: a float
+ * copied costs about as much as 6–12 multiply-adds on one thread here (5–10 GB/s against ~15 G MAC/s), and two
+ * threads save half the multiply-adds. A one-token step's LM head ([1, d]·[d, 32000]) is one MAC per float: copying
+ * its 37 MB weight to the workers took ~70 % of a 15M decode step.
+ */
+export const THREADED_MACS_PER_FLOAT = 24;
 /** A worker that has not answered in this long is treated as dead (no product here takes a fraction of it). */
 const WORKER_TIMEOUT_MS = 300_000;
 /** Workers that have not started in this long never will (a start takes milliseconds). */
@@ -176,9 +183,12 @@ export class GemmPool {
     }
   }
 
-  /** Threads a product of `work` multiply-adds runs on now (1: the calling thread alone). */
-  threadsFor(work: number): number {
-    if (work < SERIAL_MACS) return 1;
+  /**
+   * Threads a product of `work` multiply-adds runs on now (1: the calling thread alone); `copied`, the floats its
+   * operands and result would move through the shared memory (omitted: enough work to repay any copy).
+   */
+  threadsFor(work: number, copied = 0): number {
+    if (work < SERIAL_MACS || work < THREADED_MACS_PER_FLOAT * copied) return 1;
     if (!this.platform.startsWorkersWhileBlocked && !this.started) return 1;
     return this.threads;
   }

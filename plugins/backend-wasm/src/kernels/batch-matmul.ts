@@ -98,7 +98,8 @@ function makeGemmBatchMatMul(stock: KernelFunc, pool: () => GemmPool, inPlace: (
     try {
       const gemm = pool();
       // A product the calling thread does alone reads and writes the tensors where they are (no copies).
-      const serial = spec.k > 0 && gemm.threadsFor(spec.batch * spec.m * spec.n * spec.k) === 1 ? inPlace(backend, gemm.fma) : undefined;
+      const copied = size(a.shape) + size(b.shape) + outputFloats(spec, TILE);
+      const serial = spec.k > 0 && gemm.threadsFor(spec.batch * spec.m * spec.n * spec.k, copied) === 1 ? inPlace(backend, gemm.fma) : undefined;
       const address = (t: TensorInfo): number => backend.typedArrayFromHeap(t).byteOffset;
       if (serial) serial.matmul(spec, address(a), address(b), address(out));
       // Views only after the output exists: allocating it may grow (and so move) the tfjs heap.
