@@ -5,4 +5,4 @@
 //   node bench/eval/run.mjs [--shapes 64,288,512] [--seq 256] [--batch 8] [--steps 5] [--warmup 1] [--threads 2] [--backends wasm,native]
 import { compare, parseArgs } from '../train/driver.mjs';
 
-compare('eval', 'eval', parseArgs(process.argv.slice(2), { steps: 5 }), { speed: 1.0, defaultSpeed: 0.4, rss: 1.2 });
+compare('eval', 'eval', parseArgs(process.argv.slice(2), { steps: 5 }), { speed: 1.3, defaultSpeed: 0.7, rss: 1.0 });

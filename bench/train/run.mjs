@@ -5,4 +5,4 @@
 //   node bench/train/run.mjs [--shapes 64,288,512] [--seq 256] [--batch 8] [--steps 3] [--warmup 1] [--threads 2] [--backends wasm,native]
 import { compare, parseArgs } from './driver.mjs';
 
-compare('train', 'train', parseArgs(process.argv.slice(2), {}), { speed: 1.0, defaultSpeed: 0.4, rss: 1.2 });
+compare('train', 'train', parseArgs(process.argv.slice(2), {}), { speed: 1.3, defaultSpeed: 0.7, rss: 1.0 });
