@@ -4,30 +4,13 @@
  * streamed and the in-memory (`--in-memory`) paths give bit-identical weights, removed groups and perplexity — on
  * stories260K and on a random 4-block GQA model stored in bf16 across shards.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { createLlama, writeHf } from '@topiary/model-llama';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { runCli } from './helpers.js';
+import { STORIES, root, streamingFixtures } from './streaming-fixtures.js';
 
-const root = resolve(__dirname, '..', '..', '..');
-const STORIES = join(root, 'assets', 'models', 'stories260K-hf');
-const work = mkdtempSync(join(tmpdir(), 'topiary-stream-structured-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
-const TEXT = join(work, 'stories.txt');
-writeFileSync(TEXT, readFileSync(join(root, 'assets', 'data', 'tinystories_val_head.txt'), 'utf8').slice(0, 24_000));
-
-function randomBf16Model(): string {
-  const dir = join(work, 'random-bf16');
-  if (existsSync(join(dir, 'config.json'))) return dir;
-  mkdirSync(dir, { recursive: true });
-  const m = createLlama({ vocabSize: 512, dim: 64, nLayers: 4, nHeads: 4, nKvHeads: 2, hiddenDim: 176, maxSeqLen: 128 }, { seed: 3 });
-  writeHf(dir, m.config, new Map([...m.parameters().keys()].map((n) => [n, m.readWeight(n).slice()])), { dtype: 'bfloat16', maxShardBytes: 100_000 });
-  m.dispose();
-  copyFileSync(join(STORIES, 'tokenizer.json'), join(dir, 'tokenizer.json'));
-  return dir;
-}
+const { work, text: TEXT, randomBf16Model } = streamingFixtures('topiary-stream-structured-');
 
 async function prune(model: string, out: string, method: string[], extra: string[] = []) {
   const r = await runCli([

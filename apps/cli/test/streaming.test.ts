@@ -3,31 +3,14 @@
  * in-memory (`--in-memory`) paths must give bit-identical weights, masks and perplexity — on stories260K, and on a
  * random 4-block model stored in bf16 across shards; a run stopped half-way resumes to the same bytes.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { createLlama, parameterShapes, readHfConfig, writeHeaderOnlySafetensors, writeHf, PROGRESS_FILE } from '@topiary/model-llama';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parameterShapes, readHfConfig, writeHeaderOnlySafetensors, PROGRESS_FILE } from '@topiary/model-llama';
 import { runCli } from './helpers.js';
+import { STORIES, streamingFixtures } from './streaming-fixtures.js';
 
-const root = resolve(__dirname, '..', '..', '..');
-const STORIES = join(root, 'assets', 'models', 'stories260K-hf');
-const work = mkdtempSync(join(tmpdir(), 'topiary-stream-cli-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
-const TEXT = join(work, 'stories.txt');
-writeFileSync(TEXT, readFileSync(join(root, 'assets', 'data', 'tinystories_val_head.txt'), 'utf8').slice(0, 24_000));
-
-/** A seeded random model with 4 blocks in bf16, sharded, with stories260K's tokenizer (same 512-token vocabulary). */
-function randomBf16Model(): string {
-  const dir = join(work, 'random-bf16');
-  if (existsSync(join(dir, 'config.json'))) return dir;
-  mkdirSync(dir, { recursive: true });
-  const m = createLlama({ vocabSize: 512, dim: 64, nLayers: 4, nHeads: 4, nKvHeads: 2, hiddenDim: 176, maxSeqLen: 128 }, { seed: 3 });
-  writeHf(dir, m.config, new Map([...m.parameters().keys()].map((n) => [n, m.readWeight(n).slice()])), { dtype: 'bfloat16', maxShardBytes: 100_000 });
-  m.dispose();
-  copyFileSync(join(STORIES, 'tokenizer.json'), join(dir, 'tokenizer.json'));
-  return dir;
-}
+const { work, text: TEXT, randomBf16Model } = streamingFixtures('topiary-stream-cli-');
 
 async function prune(model: string, out: string, method: string, extra: string[] = []) {
   const r = await runCli([
