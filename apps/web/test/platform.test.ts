@@ -35,6 +35,12 @@ describe('the page’s in-memory node:fs', () => {
     fs.writeSync(out, Buffer.from([7]), 0, 1, 5);
     fs.closeSync(out);
     expect([...fs.takeFile('/t/a/out.bin')]).toEqual([9, 9, 0, 0, 0, 7]);
+    // truncate by path (a header-only checkpoint extends its file with zeros): shrink, then extend
+    fs.putFile('/t/a/sparse.bin', Uint8Array.from([1, 2, 3]));
+    fs.truncateSync('/t/a/sparse.bin', 2);
+    fs.truncateSync('/t/a/sparse.bin', 5);
+    expect([...fs.takeFile('/t/a/sparse.bin')]).toEqual([1, 2, 0, 0, 0]);
+    expect(() => fs.truncateSync('/t/a/none.bin', 1)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
     expect(fs.statSync('/t/a').isDirectory()).toBe(true);
     expect(fs.readFileSync('/t/a/model.bin').length).toBe(8);
   });

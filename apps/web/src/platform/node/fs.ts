@@ -317,11 +317,20 @@ export function writeSync(fd: number, data: ArrayBufferView | string, offsetOrPo
   return bytes.length;
 }
 
-export function ftruncateSync(fd: number, length = 0): void {
-  const f = file(descriptor(fd).path, 'ftruncate');
+/** Cut a file to `length` bytes, or extend it with zeros. */
+function resize(f: FileNode, length: number): void {
   grow(f, length);
   if (length > f.size) f.data.fill(0, f.size, length);
   f.size = length;
+  f.mtimeMs = Date.now();
+}
+
+export function ftruncateSync(fd: number, length = 0): void {
+  resize(file(descriptor(fd).path, 'ftruncate'), length);
+}
+
+export function truncateSync(path: PathLike, length = 0): void {
+  resize(file(key(path), 'truncate'), length);
 }
 
 /** An async iterable of chunks, as the corpus readers consume `createReadStream`. */
@@ -402,6 +411,7 @@ export default {
   readSync,
   writeSync,
   ftruncateSync,
+  truncateSync,
   createReadStream,
   createWriteStream,
   watch,
