@@ -69,6 +69,8 @@ export const depthPruner: Pruner<typeof depthOptions> = Object.freeze({
   name: 'depth',
   description: 'Depth pruning: remove whole blocks by Block Influence, perplexity when dropped, or block Taylor; one-shot or iterative',
   granularity: 'block' as const,
+  // scores block by block and removes by maskGroups + slim(): runs on a streamed model (SlimmableStream)
+  streamsBySlimPlan: true,
   needsCalibration: true,
   // Shortened LLaMA (src/anal_block_sensitivity_*.py): --num_calib_data 10, --max_seq_len 128
   calibrationDefaults: { samples: 10, seqLen: 128, source: 'Shortened LLaMA (10 samples × 128 tokens)' },

@@ -132,6 +132,8 @@ export const llmPruner: Pruner<typeof llmPrunerOptions> = Object.freeze({
   name: 'llm-pruner',
   description: 'LLM-Pruner: Taylor importance of heads/KV groups and FFN channels, parameter-ratio target, physical removal',
   granularity: 'group' as const,
+  // scores by per-block recomputation and removes by maskGroups + slim(): runs on a streamed model (SlimmableStream)
+  streamsBySlimPlan: true,
   needsCalibration: true,
   // LLM-Pruner hf_prune.py: --num_examples 10, get_examples(..., seq_len=64)
   calibrationDefaults: { samples: 10, seqLen: 64, source: 'LLM-Pruner (hf_prune.py: 10 examples × 64 tokens)' },

@@ -213,10 +213,11 @@ Examples:
             throw asFlagError(e, flags.method, flagsOfPruners);
           }
         })();
-        // Every method streams the model (one block on the heap) unless --in-memory: block-by-block methods write each
-        // block as soon as it is pruned (and can --resume); structured methods (group / block granularity: LLM-Pruner,
-        // depth) score block by block and slim by plan, and the smaller model is written block by block at the end.
-        const structured = prepared.pruner.granularity === 'group' || prepared.pruner.granularity === 'block';
+        // Methods that say they can stream the model (one block on the heap) do, unless --in-memory: block-by-block
+        // methods write each block as soon as it is pruned (and can --resume); structured methods that remove by plan
+        // (LLM-Pruner, depth: `streamsBySlimPlan`) score block by block and slim by plan, and the smaller model is
+        // written block by block at the end. Any other method (a third-party structured pruner) gets the whole model.
+        const structured = prepared.pruner.streamsBySlimPlan === true;
         const streamed = (prepared.pruner.streams === true || structured) && flags.inMemory !== true;
         const writesBlocks = streamed && prepared.pruner.streams === true;
         if (!streamed) {

@@ -91,5 +91,11 @@ export interface Pruner<Schema extends OptionsSchema = OptionsSchema> {
    * methods. Methods that need every weight at once (gradients through the whole model, slimming) leave it unset.
    */
   readonly streams?: boolean;
+  /**
+   * Whether a structured method (group or block granularity) works on a streamed model whose removal is a plan: it
+   * reads weights and gradients block by block (never `parameters()`), and removes groups with `maskGroups` then
+   * `slim()`, which a streamed model applies as it is written. Unset: the whole model is loaded for it.
+   */
+  readonly streamsBySlimPlan?: boolean;
   prune(model: CausalLM, options: OptionsOf<Schema>, ctx: PruneContext): Promise<PruneResult>;
 }
