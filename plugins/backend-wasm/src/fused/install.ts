@@ -13,15 +13,15 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { FusedKernel } from '@topiary/kernel';
-import { wasmApi, type WasmMemory } from '../gemm/wasm-api.js';
+import { tfjsHeapMemory, wasmApi, type WasmMemory } from '../gemm/wasm-api.js';
 import { fusedModuleBytes, type FusedExports } from './module.js';
 
 interface WasmHeapBackend {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array;
   disposeData(dataId: object): boolean;
-  /** The Emscripten module: its exports (`asm`) include the heap's WebAssembly.Memory. */
-  wasm?: { asm?: { memory?: WasmMemory } };
+  /** The Emscripten module (its heap memory: tfjsHeapMemory). */
+  wasm?: unknown;
 }
 
 /** The names installed here (the softmax cross-entropy is installed with the GEMM). */
@@ -42,7 +42,7 @@ const instances = new WeakMap<object, FusedExports>();
 
 /** The heap's memory, or undefined when this tfjs-wasm build does not expose it (then nothing is installed). */
 function heapMemory(backend: unknown): WasmMemory | undefined {
-  return (backend as WasmHeapBackend).wasm?.asm?.memory;
+  return tfjsHeapMemory((backend as WasmHeapBackend | undefined)?.wasm);
 }
 
 function exportsFor(backend: WasmHeapBackend): FusedExports {

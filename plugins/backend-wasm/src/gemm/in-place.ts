@@ -11,14 +11,7 @@
  */
 import { gemmModuleBytes, OP_WORDS, TILE, type GemmExports, type TileShape } from './kernels.js';
 import { BLOCKS, outputFloats, planProduct, roundUp, scratchFloats, type BlockSizes, type ProductSpec } from './plan.js';
-import { wasmApi, type WasmMemory } from './wasm-api.js';
-
-/** What this needs of tfjs-wasm's Emscripten module. */
-export interface EmscriptenHeap {
-  asm?: { memory?: WasmMemory };
-  _malloc(bytes: number): number;
-  _free(address: number): void;
-}
+import { tfjsHeapMemory, wasmApi, type EmscriptenHeap, type WasmMemory } from './wasm-api.js';
 
 const compiled = new Map<boolean, object>();
 
@@ -35,7 +28,7 @@ export class InPlaceGemm {
     readonly tile: TileShape = TILE,
     readonly blocks: BlockSizes = BLOCKS,
   ) {
-    const memory = heap.asm?.memory;
+    const memory = tfjsHeapMemory(heap);
     if (!memory) throw new Error('InPlaceGemm: the tfjs-wasm heap memory is not reachable');
     let module = compiled.get(fma);
     if (!module) {
@@ -43,11 +36,6 @@ export class InPlaceGemm {
       compiled.set(fma, module);
     }
     this.gemm = new wasmApi.Instance(module, { env: { memory } }).exports as unknown as GemmExports;
-  }
-
-  /** The heap's memory, or undefined (then products go through the pool). */
-  static memoryOf(heap: unknown): WasmMemory | undefined {
-    return (heap as EmscriptenHeap | undefined)?.asm?.memory;
   }
 
   /**

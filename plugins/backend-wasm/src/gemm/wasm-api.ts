@@ -16,3 +16,18 @@ export interface WasmApi {
 }
 
 export const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+/** What the kernels need of tfjs-wasm's Emscripten module: its exports (`asm`) include the heap's memory. */
+export interface EmscriptenHeap {
+  asm?: { memory?: WasmMemory };
+  _malloc(bytes: number): number;
+  _free(address: number): void;
+}
+
+/**
+ * tfjs-wasm's heap memory from its Emscripten module (`backend.wasm`), or undefined where a build does not expose
+ * it — then kernels that work in place on the heap are not used.
+ */
+export function tfjsHeapMemory(module: unknown): WasmMemory | undefined {
+  return (module as Partial<EmscriptenHeap> | undefined)?.asm?.memory;
+}

@@ -11,7 +11,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { GemmPool, type GemmPoolOptions } from '../gemm/pool.js';
-import { InPlaceGemm, type EmscriptenHeap } from '../gemm/in-place.js';
+import { InPlaceGemm } from '../gemm/in-place.js';
+import { tfjsHeapMemory, type EmscriptenHeap } from '../gemm/wasm-api.js';
 import { TILE } from '../gemm/kernels.js';
 import { outputFloats, type ProductSpec } from '../gemm/plan.js';
 
@@ -127,7 +128,7 @@ interface Installed {
 /** The in-place GEMM on this backend's heap, or undefined where the heap is not reachable (then the pool copies). */
 function inPlaceOf(state: Installed, backend: WasmHeapBackend, fma: boolean): InPlaceGemm | undefined {
   const heap = backend.wasm;
-  if (!heap || !InPlaceGemm.memoryOf(heap) || state.options.inPlace === false) return undefined;
+  if (!heap || !tfjsHeapMemory(heap) || state.options.inPlace === false) return undefined;
   let gemm = state.inPlace.get(heap);
   if (!gemm || gemm.fma !== fma) {
     gemm = new InPlaceGemm(heap, fma);
