@@ -58,6 +58,21 @@ export const FusedKernel = {
    * outputs [dx, dWeight]: dx = r·(dn − n·Σ_j(dn·n)/activeDim) (+ residual, when given), dWeight = Σ_rows dh·n.
    */
   rmsNormGrad: 'TopiaryRmsNormGrad',
+  /**
+   * One kv-cache decode step of the whole model for n sequences of one new token each, at position `pos` (the
+   * keys/values of positions 0..pos−1 already in the caches). It is the model's block forward (see model-llama's
+   * block-grad) for t = 1, in one dispatch instead of ~20 ops per block — what bounds small models' generation.
+   * inputs: embedding [vocab, dim]; finalNorm [dim]; head [vocab, dim]; cos, sin [capacity, headDim]
+   *   (RoPE tables from position 0); and per block l (names `${l}.…`) that has attention: inputNorm, q, k, v, o
+   *   (weights [out, in]), qBias, kBias, vBias when attrs.bias, and kCache, vCache [n, kvHeads, capacity, headDim];
+   *   per block with a feed-forward half: postNorm, gate, up, down.
+   * attrs: { ids: number[] (the n new tokens: an attribute, so a step creates no input tensor), pos, headDim, eps,
+   *   activeDim, bias: boolean, heads: number[], kvHeads: number[], hidden: number[], headKvMap: number[] } — heads[l] = 0 skips the attention half (and hidden[l] = 0 the feed-forward half),
+   *   headKvMap is every block's query-head → kv-head map, concatenated.
+   * outputs: logits [n, vocab]. **The caches are written in place**: position pos of kCache/vCache receives the
+   * step's (rotated) keys and values, so the caller must own them (no other tensor may share their data).
+   */
+  decodeStep: 'TopiaryDecodeStep',
 } as const;
 
 export type FusedKernelName = (typeof FusedKernel)[keyof typeof FusedKernel];

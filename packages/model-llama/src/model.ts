@@ -16,11 +16,11 @@
  */
 import { loadedDtype, rememberDtype } from './formats/dtype.js';
 import * as tf from '@tensorflow/tfjs';
-import { TopiaryError, type TargetScores, type CaptureFn, type CausalLM, type GroupKind, type LayerShape, type LinearKind, type LinearLayer, type ParameterGroup } from '@topiary/kernel';
+import { FusedKernel, TopiaryError, type TargetScores, type CaptureFn, type CausalLM, type GroupKind, type LayerShape, type LinearKind, type LinearLayer, type ParameterGroup } from '@topiary/kernel';
 import { SeededRandom } from '@topiary/linalg';
 import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes, validateConfig, type CreateConfig, type LlamaConfig } from './config.js';
 import { EMBED, FINAL_NORM, LINEAR_KINDS, LM_HEAD, biasName, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
-import { causalMask, embedding, linear2d, linearCrossEntropy, rmsNorm, ropeTables, type Distillation, type TeacherHead } from './ops.js';
+import { causalMask, embedding, hasFused, linear2d, linearCrossEntropy, rmsNorm, ropeTables, type Distillation, type TeacherHead } from './ops.js';
 import { computeGroups, groupId, slimGroupMapping, slimWeights } from './groups.js';
 import { blockForward, trainableBlock, type BlockGeometry, type BlockWeights } from './block-grad.js';
 import { MemorySource, type WeightSource } from './formats/source.js';
@@ -56,6 +56,11 @@ interface Positions {
 export interface KvCache {
   length: number;
   layers: { k: tf.Tensor4D; v: tf.Tensor4D }[];
+  /**
+   * Once `decodeStep` has run: the same keys/values in buffers of a fixed number of positions, [b, nKvHeads,
+   * capacity, headDim] (written in place by the backend's fused step), with the RoPE tables of those positions.
+   */
+  fixed?: { capacity: number; layers: ({ k: tf.Tensor4D; v: tf.Tensor4D } | undefined)[]; cos: tf.Tensor2D; sin: tf.Tensor2D };
 }
 
 function product(shape: readonly number[]): number {
@@ -584,6 +589,7 @@ export class LlamaModel implements CausalLM {
    * grows by t. Used by `generate`.
    */
   decode(ids: tf.Tensor2D, cache: KvCache): tf.Tensor2D {
+    if (cache.fixed) throw new TopiaryError('E_INTERNAL', 'decode() after decodeStep() on one cache: the cache now has a fixed capacity');
     const [b, t] = ids.shape;
     if (cache.length + t > this.config.maxSeqLen) {
       throw new TopiaryError('E_USAGE', `sequence of ${cache.length + t} tokens exceeds maxSeqLen ${this.config.maxSeqLen}`, { where: 'maxSeqLen' });
@@ -603,10 +609,104 @@ export class LlamaModel implements CausalLM {
     return out;
   }
 
+  /**
+   * Whether `decodeStep` can run: the active engine has the fused decode step (`FusedKernel.decodeStep`) and the
+   * whole model is on the heap.
+   */
+  get canDecodeStep(): boolean {
+    return !this.stream && hasFused(FusedKernel.decodeStep);
+  }
+
+  /**
+   * One new token per sequence (ids [b], after the `cache.length` cached positions) through the backend's fused
+   * decode step: the logits [b, vocab], and the cache grows by one. The same numbers as `decode` with [b, 1] ids
+   * (to float rounding: the sums run in another order), in one dispatch for the whole model. The first call moves
+   * the keys/values `decode` cached (the prompt's) into buffers of `capacity` positions, which later steps fill in
+   * place; `decode` cannot be used on that cache afterwards. Only where `canDecodeStep`.
+   */
+  decodeStep(ids: Int32Array, cache: KvCache, capacity: number): tf.Tensor2D {
+    if (!this.canDecodeStep) throw new TopiaryError('E_INTERNAL', 'decodeStep: the active backend has no fused decode step, or the model is streamed');
+    const pos = cache.length;
+    if (pos + 1 > capacity || capacity > this.config.maxSeqLen) {
+      throw new TopiaryError('E_USAGE', `sequence of ${pos + 1} tokens exceeds the cache's ${Math.min(capacity, this.config.maxSeqLen)} positions`, { where: 'maxSeqLen' });
+    }
+    const n = ids.length;
+    const { headDim, normEps, ropeTheta, ropeScaling } = this.config;
+    if (!cache.fixed) {
+      const layers = Array.from({ length: this.config.nLayers }, (_, i) => {
+        const past = cache.layers[i];
+        const kvHeads = layerShape(this.config, i).nKvHeads;
+        if (this.blockMasked(i) || layerShape(this.config, i).nHeads === 0) return undefined;
+        // positions 0..pos−1 from decode(), zeros after them (the step writes position pos, reads 0..pos)
+        const grow = (t: tf.Tensor4D | undefined): tf.Tensor4D =>
+          tf.tidy(() => (t ? (tf.pad(t, [[0, 0], [0, 0], [0, capacity - pos], [0, 0]]) as tf.Tensor4D) : tf.zeros([n, kvHeads, capacity, headDim])));
+        return { k: grow(past?.k), v: grow(past?.v) };
+      });
+      for (const entry of cache.layers) {
+        entry?.k.dispose();
+        entry?.v.dispose();
+      }
+      cache.layers = [];
+      cache.fixed = { capacity, layers, ...ropeTables(0, capacity, headDim, ropeTheta, ropeScaling) };
+    }
+    if (cache.fixed.capacity !== capacity) throw new TopiaryError('E_INTERNAL', `decodeStep: the cache holds ${cache.fixed.capacity} positions, not ${capacity}`);
+    const fixed = cache.fixed;
+    const inputs: Record<string, tf.Tensor> = {
+      embedding: this.param(EMBED),
+      head: this.param(this.headName),
+      finalNorm: this.param(FINAL_NORM),
+      cos: fixed.cos,
+      sin: fixed.sin,
+    };
+    const heads: number[] = [];
+    const kvHeads: number[] = [];
+    const hidden: number[] = [];
+    const maps: number[] = [];
+    for (let i = 0; i < this.config.nLayers; i++) {
+      const shape = layerShape(this.config, i);
+      const skipped = this.blockMasked(i);
+      const attention = !skipped && shape.nHeads > 0 ? fixed.layers[i] : undefined;
+      const ffn = !skipped && shape.hiddenDim > 0;
+      heads.push(attention ? shape.nHeads : 0);
+      kvHeads.push(attention ? shape.nKvHeads : 0);
+      hidden.push(ffn ? shape.hiddenDim : 0);
+      if (attention) {
+        maps.push(...headKvMap(shape));
+        const w = this.blockWeights(i, shape).attention!;
+        Object.assign(inputs, {
+          [`${i}.inputNorm`]: w.inputNorm,
+          [`${i}.q`]: w.q,
+          [`${i}.k`]: w.k,
+          [`${i}.v`]: w.v,
+          [`${i}.o`]: w.o,
+          [`${i}.kCache`]: attention.k,
+          [`${i}.vCache`]: attention.v,
+          ...(w.qBias ? { [`${i}.qBias`]: w.qBias, [`${i}.kBias`]: w.kBias!, [`${i}.vBias`]: w.vBias! } : {}),
+        });
+      }
+      if (ffn) {
+        const w = this.blockWeights(i, shape).ffn!;
+        Object.assign(inputs, { [`${i}.postNorm`]: w.postNorm, [`${i}.gate`]: w.gate, [`${i}.up`]: w.up, [`${i}.down`]: w.down });
+      }
+    }
+    const attrs = { ids: Array.from(ids), pos, headDim, eps: normEps, activeDim: this.activeDim, bias: this.config.attentionBias === true, heads, kvHeads, hidden, headKvMap: maps };
+    const logits = tf.engine().runKernel(FusedKernel.decodeStep, inputs as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+    cache.length += 1;
+    return logits;
+  }
+
   disposeCache(cache: KvCache): void {
     for (const entry of cache.layers) {
       entry?.k.dispose();
       entry?.v.dispose();
+    }
+    if (cache.fixed) {
+      for (const entry of cache.fixed.layers) {
+        entry?.k.dispose();
+        entry?.v.dispose();
+      }
+      tf.dispose([cache.fixed.cos, cache.fixed.sin]);
+      delete cache.fixed;
     }
     cache.layers = [];
     cache.length = 0;

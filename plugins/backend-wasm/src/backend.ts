@@ -97,7 +97,7 @@ export class WasmBackend implements TensorBackend {
       await tf.ready();
       // after setBackend: they run on the active wasm backend's heap
       uninstallInPlaceFusedKernels();
-      this.fused = this.wantFused && installInPlaceFusedKernels();
+      this.fused = this.wantFused && installInPlaceFusedKernels({ threads: this.gemmThreads, platform: this.platform });
       this.simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
       this.threaded = Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
     } catch (err) {

@@ -13,16 +13,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { FusedKernel } from '@topiary/kernel';
-import { tfjsHeapMemory, wasmApi, type WasmMemory } from '../gemm/wasm-api.js';
-import { fusedModuleBytes, type FusedExports } from './module.js';
-
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-  disposeData(dataId: object): boolean;
-  /** The Emscripten module (its heap memory: tfjsHeapMemory). */
-  wasm?: unknown;
-}
+import { decodeStepKernel } from './decode.js';
+import { DecodeThreads } from './decode-threads.js';
+import type { GemmPlatform } from '../gemm/platform.js';
+import { nodeGemmPlatform } from '../gemm/platform-node.js';
+import { exportsFor, f32Bits, heapMemory, size, type FusedExports, type WasmHeapBackend } from './heap.js';
 
 /** The names installed here (the softmax cross-entropy is installed with the GEMM). */
 export const IN_PLACE_FUSED = [
@@ -34,39 +29,8 @@ export const IN_PLACE_FUSED = [
   FusedKernel.swigluGrad,
   FusedKernel.rmsNorm,
   FusedKernel.rmsNormGrad,
+  FusedKernel.decodeStep,
 ] as const;
-
-let compiled: object | undefined;
-/** One instance per tfjs heap (a WebAssembly.Memory), made on first use. */
-const instances = new WeakMap<object, FusedExports>();
-
-/** The heap's memory, or undefined when this tfjs-wasm build does not expose it (then nothing is installed). */
-function heapMemory(backend: unknown): WasmMemory | undefined {
-  return tfjsHeapMemory((backend as WasmHeapBackend | undefined)?.wasm);
-}
-
-function exportsFor(backend: WasmHeapBackend): FusedExports {
-  const memory = heapMemory(backend);
-  if (!memory) throw new Error('the tfjs-wasm heap memory is not reachable (backend.wasm.asm.memory)');
-  let inst = instances.get(memory);
-  if (!inst) {
-    compiled ??= new wasmApi.Module(fusedModuleBytes());
-    inst = new wasmApi.Instance(compiled, { env: { memory } }).exports as unknown as FusedExports;
-    instances.set(memory, inst);
-  }
-  return inst;
-}
-
-const bitsView = new DataView(new ArrayBuffer(4));
-/** A number as the bits of the nearest float32 (how float attributes reach the module). */
-function f32Bits(x: number): number {
-  bitsView.setFloat32(0, x, true);
-  return bitsView.getInt32(0, true);
-}
-
-function size(shape: readonly number[]): number {
-  return shape.reduce((p, d) => p * d, 1);
-}
 
 function float32(name: string, ...xs: TensorInfo[]): void {
   for (const x of xs) if (x.dtype !== 'float32') throw new Error(`${name}: expected float32 inputs, got ${x.dtype} [${x.shape}]`);
@@ -149,7 +113,7 @@ const causalSoftmax: KernelFunc = ({ inputs, attrs, backend }) => {
   const { seq, scale } = attrs as unknown as { seq: number; scale: number };
   const [items, rows, cols] = s.shape as [number, number, number];
   if (!(seq >= 1) || cols < 1) throw new Error(`${FusedKernel.causalSoftmax}: seq ${seq} and scores [${s.shape}] do not fit`);
-  return inPlace(backend, [s], [[items, rows, cols]], (k, [sa], [pa]) => k.causalSoftmax(sa!, pa!, items * rows, rows, cols, seq, f32Bits(scale)))[0]!;
+  return inPlace(backend, [s], [[items, rows, cols]], (k, [sa], [pa]) => k.causalSoftmax(sa!, pa!, items * rows, rows, cols, seq, f32Bits(scale), 0))[0]!;
 };
 
 const softmaxGrad: KernelFunc = ({ inputs, attrs, backend }) => {
@@ -184,7 +148,7 @@ const adamw: KernelFunc = ({ inputs, attrs, backend }) => {
   );
 };
 
-const KERNELS: Record<(typeof IN_PLACE_FUSED)[number], KernelFunc> = {
+const KERNELS: Record<Exclude<(typeof IN_PLACE_FUSED)[number], typeof FusedKernel.decodeStep>, KernelFunc> = {
   [FusedKernel.adamw]: adamw,
   [FusedKernel.ropeHeads]: ropeHeads,
   [FusedKernel.causalSoftmax]: causalSoftmax,
@@ -195,20 +159,33 @@ const KERNELS: Record<(typeof IN_PLACE_FUSED)[number], KernelFunc> = {
   [FusedKernel.rmsNormGrad]: rmsNormGrad,
 };
 
+/** The decode step's threads while the kernels are installed (started on the first big model's step). */
+let decodeThreads: DecodeThreads | undefined;
+
+export interface InPlaceFusedOptions {
+  /** Threads for the decode step of big models (the backend's GEMM threads; default 1: in place only). */
+  threads?: number;
+  /** The runtime the threads start on (default Node). */
+  platform?: GemmPlatform;
+}
+
 /**
  * Register the in-place fused kernels for the wasm engine (replacing other registrations of those names), once the
  * wasm backend is active. Returns false, registering nothing, when this tfjs-wasm build does not expose its heap.
  */
-export function installInPlaceFusedKernels(): boolean {
+export function installInPlaceFusedKernels(options: InPlaceFusedOptions = {}): boolean {
   if (!heapMemory(tf.findBackend('wasm'))) return false;
-  for (const name of IN_PLACE_FUSED) {
-    if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: KERNELS[name] });
-  }
+  uninstallInPlaceFusedKernels();
+  const threads = options.threads ?? 1;
+  decodeThreads = threads > 1 ? new DecodeThreads(options.platform ?? nodeGemmPlatform, threads) : undefined;
+  const kernels: Record<(typeof IN_PLACE_FUSED)[number], KernelFunc> = { ...KERNELS, [FusedKernel.decodeStep]: decodeStepKernel(decodeThreads) };
+  for (const name of IN_PLACE_FUSED) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernels[name] });
   return true;
 }
 
-/** Remove them: the model computes those steps with composite ops again. */
+/** Remove them (and stop the decode threads): the model computes those steps with composite ops again. */
 export function uninstallInPlaceFusedKernels(): void {
   for (const name of IN_PLACE_FUSED) if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
+  decodeThreads?.dispose();
+  decodeThreads = undefined;
 }

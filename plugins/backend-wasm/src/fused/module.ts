@@ -16,9 +16,15 @@
  *   rmsNormGrad(dh, x, r, w, res, dx, dw, rows, d, invActive)
  *                                            n = x·r, dn = dh·w: dx = r·(dn − n·Σ_j(dn·n)·invActive) (+ res when res ≠ 0),
  *                                            dw = Σ_rows dh·n (overwritten)
- *   causalSoftmax(s, p, nrows, rowsPerItem, cols, seq, scale)
- *                                            row r at position (r mod rowsPerItem) mod seq reads keys 0..position:
- *                                            p = softmax(scale·s) over them, 0 beyond
+ *   causalSoftmax(s, p, nrows, rowsPerItem, cols, seq, scale, offset)
+ *                                            row r at position offset + (r mod rowsPerItem) mod seq reads keys
+ *                                            0..position: p = softmax(scale·s) over them, 0 beyond (p may be s)
+ *   gemv(w, x, y, rows, k, n, bias, add, ldy)
+ *                                            y[s, r] = Σ_j w[r, j]·x[s, j] (+ bias[r] when bias ≠ 0) (+ y[s, r] when
+ *                                            add ≠ 0): w [rows, k], x [n, k], y rows ldy floats apart — few-row
+ *                                            products that read each weight row once for all n rows of x (decoding;
+ *                                            ldy > rows when threads each take a share of the rows)
+ *   weightedRows(p, v, out, len, hd, n)      out[i] = Σ_t p[i, t]·v[t] for i < n: p [n, len], v [len, hd], out [n, hd]
  *   softmaxGrad(p, dp, out, nrows, cols, scale)   out = P·(dP − Σ_j dP·P)·scale
  *   ropeHeads(x, out, batch, seq, heads, hd, cos, sin, backward)
  *                                            forward [b·t, h·hd] → [b, h, t, hd]: x·cos + rot(x)·sin, rot([x₁,x₂]) = [−x₂, x₁];
@@ -29,7 +35,7 @@
  * σ is computed from e = exp(−|g|) (never overflows): σ = 1/(1+e) for g ≥ 0, e/(1+e) below; exp is the GEMM
  * module's polynomial (gemm/kernels.ts `emitExp`, float32 accuracy).
  */
-import { emitExp, expConstants, type ExpConstants } from '../gemm/kernels.js';
+import { emitExp, expConstants, MAX_PAGES, type ExpConstants } from '../gemm/kernels.js';
 import { encodeModule, F32, FunctionBuilder, I32, V128 } from '../gemm/wasm-emitter.js';
 
 /** Locals holding v128 values: the SIMD lanes of one step of an elementwise loop. */
@@ -232,8 +238,8 @@ function rmsNormGrad(): FunctionBuilder {
 }
 
 function causalSoftmax(): FunctionBuilder {
-  const f = new FunctionBuilder(7);
-  const [s, p, nrows, rowsPerItem, cols, seq, scaleBits] = [0, 1, 2, 3, 4, 5, 6];
+  const f = new FunctionBuilder(8);
+  const [s, p, nrows, rowsPerItem, cols, seq, scaleBits, offset] = [0, 1, 2, 3, 4, 5, 6, 7];
   const r = f.local(I32);
   const valid = f.local(I32);
   const quads = f.local(I32);
@@ -251,8 +257,8 @@ function causalSoftmax(): FunctionBuilder {
   const k = expConstants(f);
   f.get(cols).i32(2).shl().set(rowBytes).i32(0).set(r);
   f.forLoop(r, nrows, 1, () => {
-    // keys 0..position, position = (r mod rowsPerItem) mod seq, at most cols
-    f.get(r).get(rowsPerItem).remU().get(seq).remU().i32(1).add().set(valid);
+    // keys 0..position, position = offset + (r mod rowsPerItem) mod seq, at most cols
+    f.get(r).get(rowsPerItem).remU().get(seq).remU().get(offset).add().i32(1).add().set(valid);
     f.get(valid).get(cols).gtS().ifElse(() => { f.get(cols).set(valid); });
     f.get(valid).i32(-4).and().set(quads);
     f.get(s).get(r).get(rowBytes).mul().add().set(sp);
@@ -384,21 +390,121 @@ function adamw(): FunctionBuilder {
   return f;
 }
 
+/**
+ * The dot products of weight rows r..r+R−1 with one row of x, left in the f32 locals `sums` (R accumulators of four
+ * lanes over the SIMD body, summed lane 0..3, then the scalar tail), for gemv below.
+ */
+function rowDots(f: FunctionBuilder, R: number, l: GemvLocals): void {
+  const { rowPtr, xp, j, quads, k, acc, xv, sums } = l;
+  for (let i = 0; i < R; i++) f.v128Zero().set(acc[i]!);
+  f.i32(0).set(j);
+  f.forLoop(j, quads, 4, () => {
+    f.get(xp).v128Load().set(xv);
+    for (let i = 0; i < R; i++) f.get(acc[i]!).get(rowPtr[i]!).v128Load().get(xv).f32x4Mul().f32x4Add().set(acc[i]!).bump(rowPtr[i]!, 16);
+    f.bump(xp, 16);
+  });
+  for (let i = 0; i < R; i++) {
+    horizontalSum(f, acc[i]!);
+    f.set(sums[i]!);
+  }
+  f.forLoop(j, k, 1, () => {
+    for (let i = 0; i < R; i++) f.get(sums[i]!).get(rowPtr[i]!).f32Load().get(xp).f32Load().f32Mul().f32Add().set(sums[i]!).bump(rowPtr[i]!, 4);
+    f.bump(xp, 4);
+  });
+}
+
+interface GemvLocals { rowPtr: number[]; xp: number; j: number; quads: number; k: number; acc: number[]; xv: number; sums: number[] }
+
+function gemv(): FunctionBuilder {
+  const f = new FunctionBuilder(9);
+  const [w, x, y, rows, k, n, bias, add, ldy] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const R = 4;
+  const r = f.local(I32);
+  const s = f.local(I32);
+  const rowsR = f.local(I32);
+  const rowBytes = f.local(I32);
+  const wr = f.local(I32);
+  const out = f.local(I32);
+  const l: GemvLocals = {
+    rowPtr: Array.from({ length: R }, () => f.local(I32)),
+    xp: f.local(I32),
+    j: f.local(I32),
+    quads: f.local(I32),
+    k,
+    acc: Array.from({ length: R }, () => f.local(V128)),
+    xv: f.local(V128),
+    sums: Array.from({ length: R }, () => f.local(F32)),
+  };
+  f.get(k).i32(2).shl().set(rowBytes).get(k).i32(-4).and().set(l.quads).get(rows).i32(-R).and().set(rowsR);
+  f.get(w).set(wr).i32(0).set(r);
+  // rows R at a time, then one at a time; each block of weight rows meets every row of x while it is in cache
+  const block = (count: number) => (): void => {
+    f.i32(0).set(s);
+    f.forLoop(s, n, 1, () => {
+      for (let i = 0; i < count; i++) f.get(wr).get(rowBytes).i32(i).mul().add().set(l.rowPtr[i]!);
+      f.get(x).get(s).get(rowBytes).mul().add().set(l.xp);
+      rowDots(f, count, l);
+      for (let i = 0; i < count; i++) {
+        const sum = l.sums[i]!;
+        // y[s, r + i]: + bias[r + i], then + the old y (the residual stream: y + x·wᵀ)
+        f.get(y).get(s).get(ldy).mul().get(r).add().i32(i).add().i32(2).shl().add().set(out);
+        f.get(bias).ifElse(() => { f.get(sum).get(bias).get(r).i32(i).add().i32(2).shl().add().f32Load().f32Add().set(sum); });
+        f.get(add).ifElse(() => { f.get(out).f32Load().get(sum).f32Add().set(sum); });
+        f.get(out).get(sum).f32Store();
+      }
+    });
+    f.get(wr).get(rowBytes).i32(count).mul().add().set(wr);
+  };
+  f.forLoop(r, rowsR, R, block(R));
+  f.forLoop(r, rows, 1, block(1));
+  return f;
+}
+
+function weightedRows(): FunctionBuilder {
+  const f = new FunctionBuilder(6);
+  const [p, v, out, len, hd, n] = [0, 1, 2, 3, 4, 5];
+  const i = f.local(I32);
+  const t = f.local(I32);
+  const orow = f.local(I32);
+  const vrow = f.local(I32);
+  const pp = f.local(I32);
+  const rowBytes = f.local(I32);
+  const pv = f.local(V128);
+  const zero = splatConst(f, 0);
+  f.get(hd).i32(2).shl().set(rowBytes).get(out).set(orow).get(p).set(pp).i32(0).set(i);
+  f.forLoop(i, n, 1, () => {
+    mapLoop(f, hd, [], [orow], (_, [o]) => { f.get(zero).set(o!); });
+    f.get(v).set(vrow).i32(0).set(t);
+    f.forLoop(t, len, 1, () => {
+      f.get(pp).splatLoad().set(pv).bump(pp, 4);
+      mapLoop(f, hd, [orow, vrow], [orow], ([ov, vv], [o]) => { f.get(ov!).get(pv).get(vv!).f32x4Mul().f32x4Add().set(o!); });
+      f.bumpBy(vrow, rowBytes);
+    });
+    f.bumpBy(orow, rowBytes);
+  });
+  return f;
+}
+
 /** The functions in export order, with their parameter counts. */
 export const FUSED_FUNCTIONS = [
   ['swiglu', 4, swiglu],
   ['swigluGrad', 6, swigluGrad],
   ['rmsNorm', 8, rmsNorm],
   ['rmsNormGrad', 10, rmsNormGrad],
-  ['causalSoftmax', 7, causalSoftmax],
+  ['causalSoftmax', 8, causalSoftmax],
   ['softmaxGrad', 6, softmaxGrad],
   ['ropeHeads', 9, ropeHeads],
   ['adamw', 16, adamw],
+  ['gemv', 9, gemv],
+  ['weightedRows', 6, weightedRows],
 ] as const;
 
-/** The module's bytes: imports an unshared `env.memory` of any size (tfjs's heap), exports FUSED_FUNCTIONS. */
-export function fusedModuleBytes(): Uint8Array {
-  return encodeModule(FUSED_FUNCTIONS.map(([name, params, body]) => ({ name, params, body: body() })), undefined, false);
+/**
+ * The module's bytes, exporting FUSED_FUNCTIONS: importing an unshared `env.memory` of any size (tfjs's heap), or —
+ * `shared` — a shared memory of at most MAX_PAGES (the threaded decode's own memory, threaded-decode.ts).
+ */
+export function fusedModuleBytes(shared = false): Uint8Array {
+  return encodeModule(FUSED_FUNCTIONS.map(([name, params, body]) => ({ name, params, body: body() })), shared ? MAX_PAGES : undefined, shared);
 }
 
 export interface FusedExports {
@@ -406,9 +512,11 @@ export interface FusedExports {
   swigluGrad(g: number, u: number, dm: number, dg: number, du: number, n: number): void;
   rmsNorm(x: number, w: number, out: number, r: number, rows: number, d: number, epsBits: number, invActiveBits: number): void;
   rmsNormGrad(dh: number, x: number, r: number, w: number, res: number, dx: number, dw: number, rows: number, d: number, invActiveBits: number): void;
-  causalSoftmax(s: number, p: number, nrows: number, rowsPerItem: number, cols: number, seq: number, scaleBits: number): void;
+  causalSoftmax(s: number, p: number, nrows: number, rowsPerItem: number, cols: number, seq: number, scaleBits: number, offset: number): void;
   softmaxGrad(p: number, dp: number, out: number, nrows: number, cols: number, scaleBits: number): void;
   ropeHeads(x: number, out: number, batch: number, seq: number, heads: number, hd: number, cos: number, sin: number, backward: number): void;
   adamw(p: number, g: number, m: number, v: number, po: number, mo: number, vo: number, n: number,
     lr: number, b1: number, b2: number, eps: number, keep: number, gradScale: number, invBc1: number, invBc2: number): void;
+  gemv(w: number, x: number, y: number, rows: number, k: number, n: number, bias: number, add: number, ldy: number): void;
+  weightedRows(p: number, v: number, out: number, len: number, hd: number, n: number): void;
 }

@@ -1,0 +1,256 @@
+/**
+ * The decode step on several threads. A one-token step reads every weight once and does two flops per float read,
+ * so its speed is how fast the weights stream from memory: one thread reads ~12–20 GB/s on the machines measured,
+ * two ~25–35. tfjs's heap is not shared memory under Node, so the step cannot be split in place: the first step of
+ * a generation copies the weights and caches into this shared memory (a weight copied once serves every step), and
+ * each step then runs `runStep` (decode.ts) here — the few-row products split by rows over the threads, the rest
+ * (norms, RoPE, attention over the cache) on the calling thread — writes the new keys/values back into the
+ * caller's cache tensors and copies the logits out.
+ *
+ * The copy is the session: it is kept while the same weights and caches come back at the next position, and made
+ * again otherwise (the weights' tensors, the caches or the position changed). The memory is reused by the next
+ * session and never shrinks (a WebAssembly memory cannot): after generating with a model, the process holds about
+ * one more copy of its weights.
+ *
+ * Hand-off: the caller writes the product into the control words, bumps a sequence number and runs its own share;
+ * workers spin on the sequence number (a decode step hands off ~10 products per block, microseconds apart: waking a
+ * parked thread would cost more than the product) and park in Atomics.wait after a few milliseconds without work.
+ */
+import type { TensorInfo } from '@tensorflow/tfjs';
+import { MAX_PAGES } from '../gemm/kernels.js';
+import type { GemmPlatform, GemmWorkerHandle } from '../gemm/platform.js';
+import { wasmApi, type WasmMemory } from '../gemm/wasm-api.js';
+import { mapPlan, planTensors, runStep, scratchLayout, type StepMachine, type StepOffload, type StepPlan } from './decode.js';
+import type { FusedExports, WasmHeapBackend } from './heap.js';
+import { fusedModuleBytes } from './module.js';
+
+/** Control words (int32 indices) at the start of the shared memory. */
+const SEQ = 0;
+const DONE = 1;
+const STOP = 2;
+const PARKED = 3;
+const READY = 4;
+const FAILED = 5;
+/** The product: w, x, y, rows, k, n, bias, add, threads. */
+const TASK = 8;
+const CONTROL_BYTES = 128;
+/** Data starts here. */
+const DATA_START = 256;
+/** Polls of the sequence number before a worker parks (a few ms). */
+const SPINS = 1 << 20;
+/** Weights smaller than this stay on one thread in place (they fit the caches; a copy would not pay). */
+export const THREADED_DECODE_BYTES = 8 << 20;
+/** Products smaller than this (multiply-adds) run on the calling thread alone. */
+const SERIAL_MACS = 1 << 15;
+/** A hand-off not finished in this long means a worker is gone. */
+const HANDOFF_TIMEOUT_MS = 60_000;
+
+const WORKER_BODY = `
+const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const c = new Int32Array(memory.buffer, 0, ${CONTROL_BYTES / 4});
+Atomics.add(c, ${READY}, 1);
+let seen = 0;
+for (;;) {
+  let s = Atomics.load(c, ${SEQ});
+  let spins = 0;
+  while (s === seen) {
+    if (++spins > ${SPINS}) {
+      Atomics.add(c, ${PARKED}, 1);
+      Atomics.wait(c, ${SEQ}, seen);
+      Atomics.sub(c, ${PARKED}, 1);
+      spins = 0;
+    }
+    s = Atomics.load(c, ${SEQ});
+  }
+  seen = s;
+  if (Atomics.load(c, ${STOP}) !== 0) break;
+  const w = c[${TASK}], x = c[${TASK + 1}], y = c[${TASK + 2}], rows = c[${TASK + 3}], kk = c[${TASK + 4}];
+  const n = c[${TASK + 5}], bias = c[${TASK + 6}], add = c[${TASK + 7}], threads = c[${TASK + 8}];
+  const per = Math.ceil(rows / threads / 4) * 4;
+  const lo = Math.min(rows, index * per), hi = Math.min(rows, lo + per);
+  if (hi > lo) {
+    try { k.gemv(w + 4 * lo * kk, x, y + 4 * lo, hi - lo, kk, n, bias === 0 ? 0 : bias + 4 * lo, add, rows); }
+    catch { Atomics.store(c, ${FAILED}, 1); }
+  }
+  Atomics.add(c, ${DONE}, 1);
+}
+`;
+
+interface Session {
+  /** The dataIds of the plan's tensors (planTensors order) this copy was made from. */
+  ids: object[];
+  n: number;
+  capacity: number;
+  /** The next position this copy expects. */
+  pos: number;
+  /** Addresses in the shared memory. */
+  plan: StepPlan<number>;
+  scratch: number;
+  logits: number;
+}
+
+function roundUp(x: number, to: number): number {
+  return Math.ceil(x / to) * to;
+}
+
+export class DecodeThreads implements StepOffload {
+  private memory: WasmMemory | undefined;
+  private k: FusedExports | undefined;
+  private control: Int32Array | undefined;
+  private readonly workers: GemmWorkerHandle[] = [];
+  private failure: string | undefined;
+  private session: Session | undefined;
+  private machine: StepMachine | undefined;
+
+  constructor(
+    private readonly platform: GemmPlatform,
+    readonly threads: number,
+    private readonly minBytes = THREADED_DECODE_BYTES,
+    /** Products below this many multiply-adds stay on the calling thread (tests pass 0 to split every one). */
+    private readonly serialMacs = SERIAL_MACS,
+  ) {}
+
+  /** Products split over the threads so far (for tests and benchmarks). */
+  handoffs = 0;
+
+  run(plan: StepPlan<TensorInfo>, ids: Int32Array, backend: WasmHeapBackend, logits: TensorInfo): boolean {
+    if (this.threads < 2 || this.failure !== undefined || !this.platform.sharedMemory()) return false;
+    const tensors = planTensors(plan);
+    const caches = new Set(plan.blocks.flatMap((b) => (b.attention ? [b.attention.kCache, b.attention.vCache] : [])));
+    const weights = new Map(tensors.filter((t) => !caches.has(t)).map((t) => [t.dataId, 4 * t.shape.reduce((p, d) => p * d, 1)]));
+    if ([...weights.values()].reduce((a, b) => a + b, 0) < this.minBytes) return false;
+    if (!this.start()) return false;
+    const machine = this.machine!;
+    const heapView = (t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t);
+    let s = this.session;
+    const same = s !== undefined && s.pos === plan.pos && s.n === plan.n && s.capacity === plan.capacity && s.ids.length === tensors.length && s.ids.every((id, i) => id === tensors[i]!.dataId);
+    if (!same) s = this.session = this.copyIn(plan, tensors, heapView);
+    const step = { ...s!.plan, pos: plan.pos };
+    runStep(machine, step, ids, s!.scratch, s!.logits);
+    const shared = machine.view();
+    // the contract: the caller's caches hold position pos too (so a later copy, or another backend, can go on)
+    const { n, capacity, headDim: hd, pos } = plan;
+    plan.blocks.forEach((b, l) => {
+      const A = b.attention;
+      const mine = step.blocks[l]!.attention;
+      if (!A || !mine) return;
+      for (const [tensor, from] of [[A.kCache, mine.kCache], [A.vCache, mine.vCache]] as const) {
+        const out = heapView(tensor);
+        for (let r = 0; r < n * b.kvHeads; r++) {
+          const at = (r * capacity + pos) * hd;
+          out.set(shared.subarray((from >> 2) + at, (from >> 2) + at + hd), at);
+        }
+      }
+    });
+    heapView(logits).set(shared.subarray(s!.logits >> 2, (s!.logits >> 2) + plan.n * plan.vocab));
+    s!.pos = plan.pos + 1;
+    return true;
+  }
+
+  /** Stop the workers (the memory goes with the last reference to this object). */
+  dispose(): void {
+    if (this.control) {
+      Atomics.store(this.control, STOP, 1);
+      Atomics.add(this.control, SEQ, 1);
+      Atomics.notify(this.control, SEQ);
+    }
+    for (const w of this.workers.splice(0)) w.terminate();
+    this.session = undefined;
+  }
+
+  /** Start the memory and workers on first use; false while they cannot run (not started yet in a page, or failed). */
+  private start(): boolean {
+    if (!this.memory) {
+      const module = new wasmApi.Module(fusedModuleBytes(true));
+      this.memory = new wasmApi.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+      const k = (this.k = new wasmApi.Instance(module, { env: { memory: this.memory } }).exports as unknown as FusedExports);
+      const memory = this.memory;
+      this.machine = { k, view: () => new Float32Array(memory.buffer), gemv: (w, x, y, rows, kk, n, bias, add) => this.gemv(w, x, y, rows, kk, n, bias, add) };
+      this.control = new Int32Array(this.memory.buffer, 0, CONTROL_BYTES / 4);
+      for (let index = 1; index < this.threads; index++) {
+        this.workers.push(
+          this.platform.startWorker(WORKER_BODY, { module, memory: this.memory, index }, {
+            error: (message) => void (this.failure ??= `decode worker ${index}: ${message}`),
+            exit: (code) => void (this.failure ??= `decode worker ${index} exited (code ${code})`),
+          }),
+        );
+      }
+    }
+    if (Atomics.load(this.control!, READY) >= this.workers.length) return true;
+    if (!this.platform.startsWorkersWhileBlocked) return false;
+    const deadline = Date.now() + 30_000;
+    while (Atomics.load(this.control!, READY) < this.workers.length) {
+      if (this.failure !== undefined) return false;
+      if (Date.now() > deadline) {
+        this.failure = 'decode workers did not start within 30 s';
+        return false;
+      }
+      Atomics.wait(this.control!, READY, Atomics.load(this.control!, READY), 5);
+    }
+    return true;
+  }
+
+  /** Lay the plan's tensors out in the shared memory (each distinct tensor once) and copy them in. */
+  private copyIn(plan: StepPlan<TensorInfo>, tensors: TensorInfo[], heapView: (t: TensorInfo) => Float32Array): Session {
+    this.session = undefined;
+    const where = new Map<object, number>();
+    let end = DATA_START;
+    for (const t of tensors) {
+      if (where.has(t.dataId)) continue;
+      where.set(t.dataId, end);
+      end = roundUp(end + 4 * t.shape.reduce((p, d) => p * d, 1), 64);
+    }
+    const scratch = end;
+    end = roundUp(scratch + scratchLayout({ ...plan, pos: plan.capacity - 1 }).bytes, 64);
+    const logits = end;
+    end += 4 * plan.n * plan.vocab;
+    const have = this.memory!.buffer.byteLength;
+    if (end > have) {
+      if (end > MAX_PAGES * 65536) throw new Error(`the decode threads' memory cannot hold ${(end / 2 ** 30).toFixed(2)} GiB (a wasm32 memory holds 4 GiB)`);
+      this.memory!.grow(Math.ceil((end - have) / 65536));
+    }
+    const shared = this.machine!.view();
+    const copied = new Set<object>();
+    for (const t of tensors) {
+      if (copied.has(t.dataId)) continue;
+      copied.add(t.dataId);
+      shared.set(heapView(t), where.get(t.dataId)! >> 2);
+    }
+    return { ids: tensors.map((t) => t.dataId), n: plan.n, capacity: plan.capacity, pos: plan.pos, plan: mapPlan(plan, (t) => where.get(t.dataId)!), scratch, logits };
+  }
+
+  /** y = x·wᵀ over rows split among the threads (the calling thread takes the first share). */
+  private gemv(w: number, x: number, y: number, rows: number, kk: number, n: number, bias: number, add: number): void {
+    const k = this.k!;
+    if (rows * kk * n < this.serialMacs) {
+      k.gemv(w, x, y, rows, kk, n, bias, add, rows);
+      return;
+    }
+    const c = this.control!;
+    const threads = this.threads;
+    this.handoffs++;
+    c.set([w, x, y, rows, kk, n, bias, add, threads], TASK);
+    Atomics.store(c, DONE, 0);
+    Atomics.add(c, SEQ, 1);
+    if (Atomics.load(c, PARKED) > 0) Atomics.notify(c, SEQ);
+    const per = Math.ceil(rows / threads / 4) * 4;
+    k.gemv(w, x, y, Math.min(rows, per), kk, n, bias, add, rows);
+    const want = threads - 1;
+    let spins = 0;
+    let deadline = 0;
+    while (Atomics.load(c, DONE) < want) {
+      if ((++spins & 0xffff) === 0) {
+        const now = Date.now();
+        deadline ||= now + HANDOFF_TIMEOUT_MS;
+        if (this.failure !== undefined || now > deadline) {
+          this.failure ??= 'a decode worker did not finish its share';
+          throw new Error(`decode threads: ${this.failure}`);
+        }
+      }
+    }
+    if (Atomics.load(c, FAILED) !== 0) {
+      this.failure = 'a decode worker trapped';
+      throw new Error(`decode threads: ${this.failure}`);
+    }
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * The fused decode step (FusedKernel.decodeStep, src/fused/decode.ts) against the model's composite kv-cache decode
+ * (model.decode with [n, 1] ids, tfjs ops per block) on the same cache: grouped-query heads, biases, a slimmed model
+ * with per-block shapes (a block without attention, one without feed-forward, a non-contiguous head → kv-head map),
+ * a skipped block and masked channels; then generation through it against the composite loop.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FusedKernel } from '@topiary/kernel';
+import { createWasmBackend } from '../src/index.js';
+import { decodeStepKernel, type StepOffload } from '../src/fused/decode.js';
+import { DecodeThreads } from '../src/fused/decode-threads.js';
+import { nodeGemmPlatform } from '../src/gemm/platform-node.js';
+import type { CreateConfig, LlamaModel } from '@topiary/model-llama';
+
+/** Deterministic values in [−a, a). */
+function values(n: number, seed: number, a: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return ((s / 2 ** 32) * 2 - 1) * a;
+  });
+}
+
+function maxAbsDiff(x: Float32Array, y: Float32Array): number {
+  expect(x.length).toBe(y.length);
+  let d = 0;
+  for (let i = 0; i < x.length; i++) d = Math.max(d, Math.abs(x[i]! - y[i]!));
+  return d;
+}
+
+let lib: typeof import('@topiary/model-llama');
+
+const stories = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'assets', 'models', 'stories260K');
+
+/** A random model whose biases and norms are not the zeros/ones createLlama starts from. */
+function model(config: CreateConfig, seed: number): LlamaModel {
+  const m = lib.createLlama(config, { seed, initStd: 0.08 });
+  let k = 0;
+  for (const [name, shape] of lib.parameterShapes(m.config)) {
+    if (shape.length === 1) m.writeWeight(name, values(shape[0]!, seed * 100 + k++, 0.5).map((v) => (name.endsWith('.bias') ? v : 1 + v)));
+  }
+  return m;
+}
+
+/** The composite path's logits for the next tokens, and the fused step's, from one prompt prefix each. */
+function bothWays(m: LlamaModel, prompts: number[][], next: number[][]): { composite: Float32Array[]; fused: Float32Array[] } {
+  const n = prompts.length;
+  const composite: Float32Array[] = [];
+  const fused: Float32Array[] = [];
+  const capacity = prompts[0]!.length + next[0]!.length;
+  for (const useFused of [false, true]) {
+    const cache = m.newCache();
+    const prefill = tf.tensor2d(Int32Array.from(prompts.flat()), [n, prompts[0]!.length], 'int32');
+    m.decode(prefill, cache).dispose();
+    prefill.dispose();
+    for (let step = 0; step < next[0]!.length; step++) {
+      const ids = Int32Array.from(next.map((row) => row[step]!));
+      const logits = useFused ? m.decodeStep(ids, cache, capacity) : m.decode(tf.tensor2d(ids, [n, 1], 'int32'), cache);
+      (useFused ? fused : composite).push(logits.dataSync() as Float32Array);
+      logits.dispose();
+    }
+    m.disposeCache(cache);
+  }
+  return { composite, fused };
+}
+
+describe('backend-wasm fused decode step', () => {
+  beforeAll(async () => {
+    await createWasmBackend().init();
+    lib = await import('@topiary/model-llama');
+  });
+  afterAll(() => {
+    tf.disposeVariables();
+  });
+
+  it('is registered, and the model uses it', () => {
+    expect(tf.getKernel(FusedKernel.decodeStep, 'wasm')).toBeDefined();
+    const m = model({ vocabSize: 40, dim: 16, nLayers: 1, nHeads: 2, hiddenDim: 24, maxSeqLen: 16 }, 1);
+    expect(m.canDecodeStep).toBe(true);
+    m.dispose();
+  });
+
+  it('gives the composite decode logits: GQA, q/k/v biases, untied head, 3 sequences, SIMD body and tails', () => {
+    // dim 36 and head dim 6: SIMD quads plus a scalar tail in every dot product; 7 kv rows: a 1-row tail in the GEMV
+    const m = model({ vocabSize: 103, dim: 36, nLayers: 3, nHeads: 6, nKvHeads: 2, headDim: 6, hiddenDim: 50, maxSeqLen: 32, attentionBias: true, tiedEmbeddings: false }, 2);
+    const prompts = [[1, 5, 9, 2], [3, 3, 7, 100], [0, 60, 61, 62]];
+    const next = [[4, 8, 15, 16, 23], [42, 1, 2, 3, 4], [99, 98, 97, 96, 95]];
+    const { composite, fused } = bothWays(m, prompts, next);
+    for (let s = 0; s < composite.length; s++) {
+      const scale = Math.max(...composite[s]!.map(Math.abs));
+      expect(scale).toBeGreaterThan(0.1); // the logits are not trivially small
+      expect(maxAbsDiff(fused[s]!, composite[s]!)).toBeLessThan(2e-5 * (1 + scale));
+    }
+    m.dispose();
+  });
+
+  it('follows per-block shapes, a non-contiguous head map, a skipped block and masked hidden channels', () => {
+    const layers = [
+      { nHeads: 4, nKvHeads: 2, hiddenDim: 20, headKvMap: [1, 0, 0, 1] },
+      { nHeads: 0, nKvHeads: 0, hiddenDim: 12 },
+      { nHeads: 3, nKvHeads: 3, hiddenDim: 0 },
+      { nHeads: 2, nKvHeads: 1, hiddenDim: 8 },
+    ];
+    const m = model({ vocabSize: 64, dim: 32, nLayers: 4, nHeads: 4, nKvHeads: 2, headDim: 8, hiddenDim: 20, maxSeqLen: 24, layers, tiedEmbeddings: true }, 3);
+    m.maskGroups([lib.groupId.block(1), lib.groupId.hidden(0), lib.groupId.hidden(5), lib.groupId.hidden(31)]);
+    const { composite, fused } = bothWays(m, [[2, 4, 6], [8, 10, 12]], [[1, 2, 3], [63, 62, 61]]);
+    for (let s = 0; s < composite.length; s++) {
+      const scale = Math.max(...composite[s]!.map(Math.abs));
+      expect(maxAbsDiff(fused[s]!, composite[s]!)).toBeLessThan(2e-5 * (1 + scale));
+    }
+    m.dispose();
+  });
+
+  it('generates what the composite loop generates (greedy and sampled), from a one-token prompt too', () => {
+    const m = model({ vocabSize: 50, dim: 24, nLayers: 2, nHeads: 4, nKvHeads: 2, hiddenDim: 40, maxSeqLen: 48 }, 4);
+    const runs = (): number[][][] => [
+      [lib.generate(m, [1], { maxTokens: 30, stopAtEos: false })],
+      lib.generate(m, [[1, 7, 9], [1, 20, 21]], { maxTokens: 25, stopAtEos: false, temperature: 0.8, topK: 10, seed: 5 }),
+    ];
+    const fused = runs();
+    const kernel = tf.getKernel(FusedKernel.decodeStep, 'wasm')!;
+    tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
+    try {
+      expect(m.canDecodeStep).toBe(false);
+      expect(runs()).toEqual(fused);
+    } finally {
+      tf.registerKernel(kernel);
+    }
+    expect(fused[0]![0]!.length).toBe(30);
+    m.dispose();
+  });
+
+  it('on two threads (the weights copied to shared memory once per generation): the same logits, caches written back', () => {
+    const threads = new DecodeThreads(nodeGemmPlatform, 2, 0, 0);
+    let offloaded = 0;
+    const counting: StepOffload = { run: (...args) => (threads.run(...args) ? (offloaded++, true) : false) };
+    const inPlace = tf.getKernel(FusedKernel.decodeStep, 'wasm')!;
+    tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
+    tf.registerKernel({ kernelName: FusedKernel.decodeStep, backendName: 'wasm', kernelFunc: decodeStepKernel(counting) });
+    try {
+      const m = model({ vocabSize: 103, dim: 36, nLayers: 3, nHeads: 6, nKvHeads: 2, headDim: 6, hiddenDim: 50, maxSeqLen: 32, attentionBias: true, tiedEmbeddings: false }, 2);
+      const { composite, fused } = bothWays(m, [[1, 5, 9, 2], [3, 3, 7, 100]], [[4, 8, 15, 16, 23], [42, 1, 2, 3, 4]]);
+      expect(offloaded).toBe(5);
+      expect(threads.handoffs).toBe(5 * (3 * 7 + 1)); // every product of every step: 7 per block and the head
+      for (let s = 0; s < composite.length; s++) {
+        const scale = Math.max(...composite[s]!.map(Math.abs));
+        expect(maxAbsDiff(fused[s]!, composite[s]!)).toBeLessThan(2e-5 * (1 + scale));
+      }
+      // a generation whose cache moves to the threads and back: the same tokens as in place, every time
+      const greedy = () => lib.generate(m, [[1, 2], [3, 4], [5, 6]], { maxTokens: 20, stopAtEos: false });
+      const threaded = greedy();
+      expect(offloaded).toBe(5 + 19);
+      tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
+      tf.registerKernel(inPlace);
+      expect(greedy()).toEqual(threaded);
+      m.dispose();
+    } finally {
+      if (tf.getKernel(FusedKernel.decodeStep, 'wasm') !== inPlace) {
+        tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
+        tf.registerKernel(inPlace);
+      }
+      threads.dispose();
+    }
+  });
+
+  it("stories260K greedy from BOS through the fused step reproduces llama2.c's 256 tokens (golden.json), one and two threads", async () => {
+    const golden = JSON.parse(readFileSync(join(stories, 'stories260K.golden.json'), 'utf8')) as { greedy_ids: number[] };
+    const m = await lib.loadModel(join(stories, 'stories260K.bin'));
+    const inPlace = tf.getKernel(FusedKernel.decodeStep, 'wasm')!;
+    const threads = new DecodeThreads(nodeGemmPlatform, 2, 0, 0);
+    try {
+      expect(m.canDecodeStep).toBe(true);
+      expect(lib.generate(m, [1], { maxTokens: golden.greedy_ids.length, stopAtEos: false })).toEqual(golden.greedy_ids);
+      tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
+      tf.registerKernel({ kernelName: FusedKernel.decodeStep, backendName: 'wasm', kernelFunc: decodeStepKernel(threads) });
+      expect(lib.generate(m, [1], { maxTokens: golden.greedy_ids.length, stopAtEos: false })).toEqual(golden.greedy_ids);
+      expect(threads.handoffs).toBeGreaterThan(255 * 5 * 7);
+    } finally {
+      tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
+      tf.registerKernel(inPlace);
+      threads.dispose();
+      m.dispose();
+    }
+  });
+
+  it('names what does not fit', () => {
+    const m = model({ vocabSize: 20, dim: 8, nLayers: 1, nHeads: 2, hiddenDim: 8, maxSeqLen: 8 }, 5);
+    const cache = m.newCache();
+    expect(() => m.decodeStep(Int32Array.of(3), cache, 9)).toThrow(/exceeds/);
+    expect(() => m.decodeStep(Int32Array.of(25), cache, 8)).toThrow(/outside the vocabulary/);
+    m.disposeCache(cache);
+    m.dispose();
+  });
+});
