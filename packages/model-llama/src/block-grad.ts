@@ -315,6 +315,11 @@ export interface BlockOptions {
   /** capture hooks: called with each linear layer's input */
   tap?: LinearTap;
   /**
+   * Only the taps are wanted (calibration statistics): the last product (the down projection, whose input is tapped)
+   * and its residual add are skipped, and `y` is not the block's output.
+   */
+  captureOnly?: boolean;
+  /**
    * Decoding with a kv cache: `past` holds the keys/values of positions 0..geometry.start−1 (absent at start 0).
    * The output's `kv` then holds those of 0..start+t−1, for the caller to keep.
    */
@@ -388,6 +393,10 @@ export function blockForward(x: tf.Tensor2D, w: BlockWeights, geo: BlockGeometry
     // m = swiglu(h₂ Wgᵀ, h₂ Wuᵀ);  y = x₂ + m Wdᵀ
     if (lean) {
       const m = tf.tidy(() => swigluProduct(linear(h2, F.gate, 'gate'), linear(h2, F.up, 'up'), fused));
+      if (options.captureOnly) {
+        tap?.('down', m as tf.Tensor2D);
+        return { y: x2, saved: {} };
+      }
       return { y: tf.add(x2, linear(m, F.down, 'down')), saved: {} };
     }
     const g = linear(h2, F.gate, 'gate');

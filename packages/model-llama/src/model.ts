@@ -350,7 +350,7 @@ export class LlamaModel implements CausalLM {
    * weights and geometry and runs the one block forward (block-grad). With a cache, the block reads the cached
    * keys/values and its entry is replaced by the keys/values of positions 0..start+t-1 (the caller disposes the old).
    */
-  private runBlock(i: number, x: tf.Tensor2D, b: number, t: number, start: number, cache: KvCache | null, pos?: Positions): tf.Tensor2D {
+  private runBlock(i: number, x: tf.Tensor2D, b: number, t: number, start: number, cache: KvCache | null, pos?: Positions, captureOnly = false): tf.Tensor2D {
     if (this.blockMasked(i)) return x;
     const shape = layerShape(this.config, i);
     if (shape.nHeads === 0 && shape.hiddenDim === 0) return x;
@@ -375,7 +375,7 @@ export class LlamaModel implements CausalLM {
     if (tf.engine().isTapeOn() && !hooked && cache === null && start === 0) return trainableBlock(x, weights, geometry);
     const tap = hooked ? (kind: LinearKind, input: tf.Tensor2D) => this.runHooks(i, kind, input) : undefined;
     // lean: nothing here reads the saved intermediates, so each half frees its temporaries as it ends
-    const out = blockForward(x, weights, geometry, { tap, lean: true, ...(cache ? { cache: { past: cache.layers[i] } } : {}) });
+    const out = blockForward(x, weights, geometry, { tap, lean: true, captureOnly, ...(cache ? { cache: { past: cache.layers[i] } } : {}) });
     if (cache && out.kv) cache.layers[i] = { k: tf.keep(out.kv.k), v: tf.keep(out.kv.v) };
     return out.y;
   }
@@ -572,6 +572,14 @@ export class LlamaModel implements CausalLM {
     }
     const [b, t, d] = hidden.shape;
     return tf.tidy(() => tf.reshape(this.runBlock(index, tf.reshape(hidden, [b * t, d]), b, t, 0, null), [b, t, d]) as tf.Tensor3D);
+  }
+
+  captureBlock(index: number, hidden: tf.Tensor3D): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.config.nLayers) {
+      throw new TopiaryError('E_USAGE', `block ${index} does not exist (model has ${this.config.nLayers})`, { where: 'block' });
+    }
+    const [b, t, d] = hidden.shape;
+    tf.tidy(() => void this.runBlock(index, tf.reshape(hidden, [b * t, d]), b, t, 0, null, undefined, true));
   }
 
   head(hidden: tf.Tensor3D): tf.Tensor3D {

@@ -161,7 +161,8 @@ function collectBlock(model: CausalLM, boundary: Activations, block: number, gra
   try {
     for (let k = 0; k < boundary.batches; k++) {
       seen = [];
-      boundary.withBatch(k, (h) => tf.tidy(() => void model.block(block, h)));
+      // the block's output is not needed here (the next block reads the pruned block's): capture only
+      boundary.withBatch(k, (h) => tf.tidy(() => (model.captureBlock ? model.captureBlock(block, h) : void model.block(block, h))));
     }
   } finally {
     remove();

@@ -93,6 +93,12 @@ export interface CausalLM {
   /** Layer-wise pieces, for calibration passes that go block by block. */
   embed(ids: Tensor2D): Tensor3D;
   block(index: number, hidden: Tensor3D): Tensor3D;
+  /**
+   * Run block `index` on `hidden` for its capture hooks only (calibration statistics): every linear layer's input
+   * reaches the hooks as in `block`, but nothing is returned, so a model may skip the work only the block's output
+   * needs (a LLaMA block's last product, the feed-forward down projection). Optional: callers fall back to `block`.
+   */
+  captureBlock?(index: number, hidden: Tensor3D): void;
   head(hidden: Tensor3D): Tensor3D;
   /**
    * Per position of hidden states [b, t, dim] after the last block, with one target id per position: the target's
