@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { TopiaryError, z, type BackendAvailability, type BackendCapabilities, type OptionsOf, type TensorBackend } from '@topiary/kernel';
-import { installFastBatchMatMul, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
+import { installFastBatchMatMul, sharedGemmPool, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
 import { relaxedSimdAvailable, resolveThreads } from './gemm/pool.js';
 import type { GemmPlatform } from './gemm/platform.js';
 import { nodeGemmPlatform } from './gemm/platform-node.js';
@@ -88,6 +88,10 @@ export class WasmBackend implements TensorBackend {
         this.fma = this.wantFma && relaxedSimdAvailable(this.platform);
         installFastBatchMatMul({ threads: this.gemmThreads, fma: this.fma, ...(this.platform === nodeGemmPlatform ? {} : { platform: this.platform }) });
         installSoftmaxCrossEntropy();
+        // Start the worker threads now, in the background: they come up (~50–80 ms here) while the command loads
+        // its model and data, instead of inside its first product (a stories-size Wanda spent 84 ms of its first
+        // block waiting for them).
+        if (this.gemmThreads > 1) sharedGemmPool();
       } else {
         uninstallFastBatchMatMul();
         uninstallSoftmaxCrossEntropy();
@@ -125,6 +129,9 @@ export class WasmBackend implements TensorBackend {
       this.fused
         ? 'RMSNorm, RoPE + head transpose, causal softmax, SwiGLU, their gradients and AdamW: fused WebAssembly SIMD kernels in place on the tfjs heap (1 thread, no copies)'
         : 'RMSNorm, RoPE, softmax, SwiGLU, AdamW: tfjs composite ops (fused kernels off)',
+      ...(this.fused
+        ? [`generation: one fused decode step per token (few-row SIMD products; models with ≥ 8 MB of weights on ${this.gemmThreads} thread(s) over a shared-memory copy of the weights)`]
+        : []),
       `primitives: accumulateGram and matmul through BatchMatMul (${this.fastMatMul ? 'the GEMM' : 'XNNPACK'}; float32 blocks of 1024 rows summed in float64); the rest generic`,
     ];
     return { device: 'cpu', threads: this.fastMatMul ? this.gemmThreads : this.threaded ? 2 : 1, simd, float64: false, notes };

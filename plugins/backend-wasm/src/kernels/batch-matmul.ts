@@ -154,7 +154,8 @@ function poolOf(state: Installed): GemmPool {
 
 /**
  * Replace the wasm `BatchMatMul` registration with the GEMM one. Idempotent for the same options (a second call
- * with other options replaces the first). The worker threads start on the first product, not here. Returns the
+ * with other options replaces the first). The worker threads start on the first product (or `sharedGemmPool()`: the
+ * backend's init starts them), not here. Returns the
  * stock kernel config (for equivalence tests and benchmarks).
  */
 export function installFastBatchMatMul(options: GemmPoolOptions = {}): KernelConfig {
