@@ -271,12 +271,15 @@ export class LlamaModel implements CausalLM {
     throw new TopiaryError('E_USAGE', `the model has no parameter "${name}"`, { where: name });
   }
 
-  readWeight(param: string): Float32Array {
+  readWeight(param: string, options: { copy?: boolean } = {}): Float32Array {
     if (this.stream && !this.params.has(param)) {
       if (!this.shapes.has(param)) throw new TopiaryError('E_USAGE', `the model has no parameter "${param}"`, { where: param });
-      return this.hostWeight(param);
+      const host = this.hostWeight(param);
+      return options.copy ? host.slice() : host;
     }
-    return this.param(param).dataSync() as Float32Array;
+    const data = this.param(param).dataSync() as Float32Array;
+    // tfjs-wasm's read already copies the tensor off its heap; the cpu engine (and others) hand out their own buffer
+    return options.copy && tf.getBackend() !== 'wasm' ? data.slice() : data;
   }
 
   writeWeight(param: string, data: Float32Array, keep?: Uint8Array): void {

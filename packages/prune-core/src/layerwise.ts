@@ -178,7 +178,7 @@ function blockScores(model: CausalLM, stats: Map<string, LayerStatistics>, salie
       param: s.linear.param,
       rows: s.linear.outFeatures,
       cols: s.linear.inFeatures,
-      weight: model.readWeight(s.linear.param).slice(),
+      weight: model.readWeight(s.linear.param, { copy: true }),
       activationSquares: s.activationSquares,
       tokens: s.tokens,
     };
@@ -252,8 +252,8 @@ export async function pruneLayerwise(model: CausalLM, method: LayerwiseMethod, o
           if (calibrated && !layerStats) {
             throw new TopiaryError('E_INTERNAL', `no calibration input reached ${linear.param}`, { where: method.name });
           }
-          // a copy: the method may modify it in place, and readWeight may hand out the engine's own buffer
-          const out = method.apply({ linear, weight: model.readWeight(linear.param).slice(), stats: layerStats, sparsity }, ctx);
+          // a copy: the method may modify it in place
+          const out = method.apply({ linear, weight: model.readWeight(linear.param, { copy: true }), stats: layerStats, sparsity }, ctx);
           model.writeWeight(linear.param, out.weight, out.keep);
           layers.push(layerReport(linear, out.weight, out.keep));
         }

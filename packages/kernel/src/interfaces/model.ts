@@ -130,8 +130,12 @@ export interface CausalLM {
    * live query head reads are absent; blocks renumber). Accumulated per-group state follows its group through this.
    */
   slimMapping(): ReadonlyMap<string, string>;
-  /** Read a weight as a host array (row-major) and write one back. */
-  readWeight(param: string): Float32Array;
+  /**
+   * Read a weight as a host array (row-major) and write one back. The array may be the engine's own buffer unless
+   * `copy` is set: then it belongs to the caller, who may modify it (a model makes no second copy where the engine's
+   * read already made one — a pruner's working copy of a 7B FFN weight is 180 MB).
+   */
+  readWeight(param: string, options?: { copy?: boolean }): Float32Array;
   /**
    * With `keep`: exactly `writeWeight(param, data)` then `setElementMask(param, keep)`, in one write — the masked
    * weight is formed on the host, so no mask-sized tensors are made (a streamed 7B layer is 180 MB).
