@@ -187,3 +187,29 @@ describe('gradients through capture hooks (tfjs autodiff, tape on) equal trainab
     ids.dispose();
   });
 });
+
+describe('captureBlock: the capture hooks only', () => {
+  test('every linear layer of every block layout sees the input block() gives it, nothing leaks', () => {
+    const hidden = tf.tidy(() => slim.embed(tf.tensor2d(randomIds(2, 7, 5), undefined, 'int32')));
+    const record = (run: () => void): Map<string, Float32Array> => {
+      const seen = new Map<string, Float32Array>();
+      const remove = slim.capture((linear, input) => seen.set(`${linear.layer}.${linear.kind}`, input.dataSync().slice() as Float32Array));
+      try {
+        run();
+      } finally {
+        remove();
+      }
+      return seen;
+    };
+    for (let i = 0; i < slim.numBlocks; i++) {
+      const viaBlock = record(() => tf.dispose(slim.block(i, hidden)));
+      const before = tf.memory().numTensors;
+      const viaCapture = record(() => slim.captureBlock(i, hidden));
+      expect(tf.memory().numTensors).toBe(before);
+      expect([...viaCapture.keys()]).toEqual([...viaBlock.keys()]);
+      expect(viaBlock.size).toBeGreaterThan(0);
+      for (const [key, x] of viaBlock) expect(viaCapture.get(key), key).toEqual(x);
+    }
+    hidden.dispose();
+  });
+});
