@@ -74,6 +74,13 @@ function zeroWhereDropped(data: Float32Array, keep: Uint8Array): boolean {
   return true;
 }
 
+/** Whether tfjs-wasm holds `t`'s data (its reads are fresh copies); false when unknown. */
+function heldByWasm(t: tf.Tensor): boolean {
+  const state = (tf.engine() as unknown as { state?: { tensorInfo?: { get(id: object): { backend?: unknown } | undefined } } }).state;
+  const owner = state?.tensorInfo?.get(t.dataId)?.backend;
+  return owner !== undefined && owner === tf.findBackend('wasm');
+}
+
 function freeVariableName(name: string): string {
   const taken = tf.engine().registeredVariables;
   if (!(name in taken)) return name;
@@ -277,9 +284,11 @@ export class LlamaModel implements CausalLM {
       const host = this.hostWeight(param);
       return options.copy ? host.slice() : host;
     }
-    const data = this.param(param).dataSync() as Float32Array;
-    // tfjs-wasm's read already copies the tensor off its heap; the cpu engine (and others) hand out their own buffer
-    return options.copy && tf.getBackend() !== 'wasm' ? data.slice() : data;
+    const p = this.param(param);
+    const data = p.dataSync() as Float32Array;
+    // tfjs-wasm's read copies the tensor off its heap; the cpu engine (and others) hand out their own buffer. What
+    // counts is the engine that holds this tensor, which may not be the active one (a tensor not touched since a switch).
+    return options.copy && !heldByWasm(p) ? data.slice() : data;
   }
 
   writeWeight(param: string, data: Float32Array, keep?: Uint8Array): void {
@@ -625,7 +634,8 @@ export class LlamaModel implements CausalLM {
    * whole model is on the heap.
    */
   get canDecodeStep(): boolean {
-    return !this.stream && hasFused(FusedKernel.decodeStep);
+    // dynamic NTK scaling changes the RoPE base with the sequence length: the step's fixed tables would not follow it
+    return !this.stream && this.config.ropeScaling?.type !== 'dynamic' && hasFused(FusedKernel.decodeStep);
   }
 
   /**
@@ -642,7 +652,9 @@ export class LlamaModel implements CausalLM {
       throw new TopiaryError('E_USAGE', `sequence of ${pos + 1} tokens exceeds the cache's ${Math.min(capacity, this.config.maxSeqLen)} positions`, { where: 'maxSeqLen' });
     }
     const n = ids.length;
-    const { headDim, normEps, ropeTheta, ropeScaling } = this.config;
+    const { headDim, normEps, ropeTheta, ropeScaling, vocabSize } = this.config;
+    const bad = ids.find((id) => !(id >= 0 && id < vocabSize));
+    if (bad !== undefined) throw new TopiaryError('E_DATA', `token id ${bad} is outside the model's vocabulary (${vocabSize})`, { where: 'ids' });
     if (!cache.fixed) {
       const layers = Array.from({ length: this.config.nLayers }, (_, i) => {
         const past = cache.layers[i];

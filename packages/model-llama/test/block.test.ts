@@ -213,3 +213,13 @@ describe('captureBlock: the capture hooks only', () => {
     hidden.dispose();
   });
 });
+
+describe('readWeight', () => {
+  test('with copy: the caller owns the array (writing it changes nothing in the model)', () => {
+    const name = 'model.layers.0.mlp.up_proj.weight';
+    const before = slim.readWeight(name).slice();
+    const copy = slim.readWeight(name, { copy: true });
+    copy.fill(7);
+    expect(slim.readWeight(name)).toEqual(before);
+  });
+});

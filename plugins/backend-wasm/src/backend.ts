@@ -130,7 +130,9 @@ export class WasmBackend implements TensorBackend {
         ? 'RMSNorm, RoPE + head transpose, causal softmax, SwiGLU, their gradients and AdamW: fused WebAssembly SIMD kernels in place on the tfjs heap (1 thread, no copies)'
         : 'RMSNorm, RoPE, softmax, SwiGLU, AdamW: tfjs composite ops (fused kernels off)',
       ...(this.fused
-        ? [`generation: one fused decode step per token (few-row SIMD products; models with ≥ 8 MB of weights on ${this.gemmThreads} thread(s) over a shared-memory copy of the weights)`]
+        ? [
+            `generation: one fused decode step per token (few-row SIMD products${this.gemmThreads > 1 && this.platform.sharedMemory() ? `; models with ≥ 8 MB of weights on ${this.gemmThreads} threads over a shared-memory copy of the weights` : ', in place on 1 thread'})`,
+          ]
         : []),
       `primitives: accumulateGram and matmul through BatchMatMul (${this.fastMatMul ? 'the GEMM' : 'XNNPACK'}; float32 blocks of 1024 rows summed in float64); the rest generic`,
     ];

@@ -82,6 +82,10 @@ describe('backend-wasm fused decode step', () => {
     const m = model({ vocabSize: 40, dim: 16, nLayers: 1, nHeads: 2, hiddenDim: 24, maxSeqLen: 16 }, 1);
     expect(m.canDecodeStep).toBe(true);
     m.dispose();
+    // dynamic NTK scaling moves the RoPE base with the length: the fixed tables of the step would not follow
+    const dynamic = model({ vocabSize: 40, dim: 16, nLayers: 1, nHeads: 2, hiddenDim: 24, maxSeqLen: 64, ropeScaling: { type: 'dynamic', factor: 2, maxPositionEmbeddings: 32 } }, 1);
+    expect(dynamic.canDecodeStep).toBe(false);
+    dynamic.dispose();
   });
 
   it('gives the composite decode logits: GQA, q/k/v biases, untied head, 3 sequences, SIMD body and tails', () => {
@@ -191,7 +195,7 @@ describe('backend-wasm fused decode step', () => {
     const m = model({ vocabSize: 20, dim: 8, nLayers: 1, nHeads: 2, hiddenDim: 8, maxSeqLen: 8 }, 5);
     const cache = m.newCache();
     expect(() => m.decodeStep(Int32Array.of(3), cache, 9)).toThrow(/exceeds/);
-    expect(() => m.decodeStep(Int32Array.of(25), cache, 8)).toThrow(/outside the vocabulary/);
+    expect(() => m.decodeStep(Int32Array.of(25), cache, 8)).toThrow(/outside the model's vocabulary/);
     m.disposeCache(cache);
     m.dispose();
   });

@@ -13,8 +13,9 @@
  * one more copy of its weights.
  *
  * Hand-off: the caller writes the product into the control words, bumps a sequence number and runs its own share;
- * workers spin on the sequence number (a decode step hands off ~10 products per block, microseconds apart: waking a
- * parked thread would cost more than the product) and park in Atomics.wait after a few milliseconds without work.
+ * workers poll the sequence number (a decode step hands off ~7 products per block, microseconds apart: waking a
+ * parked thread would cost more than the product) and park in Atomics.wait after ~0.1–0.3 ms without work; the
+ * caller polls the done count briefly, then waits on it.
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { MAX_PAGES } from '../gemm/kernels.js';
@@ -36,8 +37,13 @@ const TASK = 8;
 const CONTROL_BYTES = 128;
 /** Data starts here. */
 const DATA_START = 256;
-/** Polls of the sequence number before a worker parks (a few ms). */
-const SPINS = 1 << 20;
+/**
+ * Polls of the sequence number before a worker parks (~0.1–0.3 ms: longer than the gaps between a step's products,
+ * shorter than a busy machine can afford — a spinning thread that holds a core another process needs makes both slow).
+ */
+const SPINS = 1 << 16;
+/** Polls of the done count before the calling thread waits in Atomics.wait instead. */
+const CALLER_SPINS = 1 << 14;
 /** Weights smaller than this stay on one thread in place (they fit the caches; a copy would not pay). */
 export const THREADED_DECODE_BYTES = 8 << 20;
 /** Products smaller than this (multiply-adds) run on the calling thread alone. */
@@ -73,6 +79,7 @@ for (;;) {
     catch { Atomics.store(c, ${FAILED}, 1); }
   }
   Atomics.add(c, ${DONE}, 1);
+  Atomics.notify(c, ${DONE});
 }
 `;
 
@@ -83,8 +90,8 @@ interface Session {
   capacity: number;
   /** The next position this copy expects. */
   pos: number;
-  /** Addresses in the shared memory. */
-  plan: StepPlan<number>;
+  /** Where each tensor's copy starts in the shared memory (by dataId). */
+  where: Map<object, number>;
   scratch: number;
   logits: number;
 }
@@ -99,6 +106,7 @@ export class DecodeThreads implements StepOffload {
   private control: Int32Array | undefined;
   private readonly workers: GemmWorkerHandle[] = [];
   private failure: string | undefined;
+  private disposed = false;
   private session: Session | undefined;
   private machine: StepMachine | undefined;
 
@@ -114,7 +122,7 @@ export class DecodeThreads implements StepOffload {
   handoffs = 0;
 
   run(plan: StepPlan<TensorInfo>, ids: Int32Array, backend: WasmHeapBackend, logits: TensorInfo): boolean {
-    if (this.threads < 2 || this.failure !== undefined || !this.platform.sharedMemory()) return false;
+    if (this.threads < 2 || this.disposed || this.failure !== undefined || !this.platform.sharedMemory()) return false;
     const tensors = planTensors(plan);
     const caches = new Set(plan.blocks.flatMap((b) => (b.attention ? [b.attention.kCache, b.attention.vCache] : [])));
     const weights = new Map(tensors.filter((t) => !caches.has(t)).map((t) => [t.dataId, 4 * t.shape.reduce((p, d) => p * d, 1)]));
@@ -124,9 +132,25 @@ export class DecodeThreads implements StepOffload {
     const heapView = (t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t);
     let s = this.session;
     const same = s !== undefined && s.pos === plan.pos && s.n === plan.n && s.capacity === plan.capacity && s.ids.length === tensors.length && s.ids.every((id, i) => id === tensors[i]!.dataId);
-    if (!same) s = this.session = this.copyIn(plan, tensors, heapView);
-    const step = { ...s!.plan, pos: plan.pos };
-    runStep(machine, step, ids, s!.scratch, s!.logits);
+    if (!same) {
+      try {
+        s = this.session = this.copyIn(plan, tensors, heapView);
+      } catch {
+        // the copy does not fit the shared memory (4 GiB at most) or memory is short: this generation stays in place
+        this.session = undefined;
+        return false;
+      }
+    }
+    // this step's plan (its position, sizes and settings) over the session's copies
+    const step = mapPlan(plan, (t) => s!.where.get(t.dataId)!);
+    try {
+      runStep(machine, step, ids, s!.scratch, s!.logits);
+    } catch (err) {
+      // a worker died or trapped: nothing of the caller's has been written yet, so the step runs again in place
+      this.failure ??= err instanceof Error ? err.message : String(err);
+      this.session = undefined;
+      return false;
+    }
     const shared = machine.view();
     // the contract: the caller's caches hold position pos too (so a later copy, or another backend, can go on)
     const { n, capacity, headDim: hd, pos } = plan;
@@ -138,17 +162,18 @@ export class DecodeThreads implements StepOffload {
         const out = heapView(tensor);
         for (let r = 0; r < n * b.kvHeads; r++) {
           const at = (r * capacity + pos) * hd;
-          out.set(shared.subarray((from >> 2) + at, (from >> 2) + at + hd), at);
+          out.set(shared.subarray((from >>> 2) + at, (from >>> 2) + at + hd), at);
         }
       }
     });
-    heapView(logits).set(shared.subarray(s!.logits >> 2, (s!.logits >> 2) + plan.n * plan.vocab));
+    heapView(logits).set(shared.subarray(s!.logits >>> 2, (s!.logits >>> 2) + plan.n * plan.vocab));
     s!.pos = plan.pos + 1;
     return true;
   }
 
   /** Stop the workers (the memory goes with the last reference to this object). */
   dispose(): void {
+    this.disposed = true;
     if (this.control) {
       Atomics.store(this.control, STOP, 1);
       Atomics.add(this.control, SEQ, 1);
@@ -214,9 +239,9 @@ export class DecodeThreads implements StepOffload {
     for (const t of tensors) {
       if (copied.has(t.dataId)) continue;
       copied.add(t.dataId);
-      shared.set(heapView(t), where.get(t.dataId)! >> 2);
+      shared.set(heapView(t), where.get(t.dataId)! >>> 2);
     }
-    return { ids: tensors.map((t) => t.dataId), n: plan.n, capacity: plan.capacity, pos: plan.pos, plan: mapPlan(plan, (t) => where.get(t.dataId)!), scratch, logits };
+    return { ids: tensors.map((t) => t.dataId), n: plan.n, capacity: plan.capacity, pos: plan.pos, where, scratch, logits };
   }
 
   /** y = x·wᵀ over rows split among the threads (the calling thread takes the first share). */
@@ -236,16 +261,14 @@ export class DecodeThreads implements StepOffload {
     const per = Math.ceil(rows / threads / 4) * 4;
     k.gemv(w, x, y, Math.min(rows, per), kk, n, bias, add, rows);
     const want = threads - 1;
-    let spins = 0;
-    let deadline = 0;
-    while (Atomics.load(c, DONE) < want) {
-      if ((++spins & 0xffff) === 0) {
-        const now = Date.now();
-        deadline ||= now + HANDOFF_TIMEOUT_MS;
-        if (this.failure !== undefined || now > deadline) {
-          this.failure ??= 'a decode worker did not finish its share';
-          throw new Error(`decode threads: ${this.failure}`);
-        }
+    for (let spins = 0; spins < CALLER_SPINS && Atomics.load(c, DONE) < want; spins++);
+    const deadline = Date.now() + HANDOFF_TIMEOUT_MS;
+    for (let done = Atomics.load(c, DONE); done < want; done = Atomics.load(c, DONE)) {
+      // a worker off its core (a busy machine) would make a spinning caller burn the core it needs
+      Atomics.wait(c, DONE, done, 1);
+      if (this.failure !== undefined || Date.now() > deadline) {
+        this.failure ??= 'a decode worker did not finish its share';
+        throw new Error(`decode threads: ${this.failure}`);
       }
     }
     if (Atomics.load(c, FAILED) !== 0) {

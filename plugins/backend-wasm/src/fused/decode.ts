@@ -132,7 +132,7 @@ function checkInputs(inputs: Record<string, unknown>, attrs: unknown): { plan: S
     if (t.dtype !== 'float32' || t.shape.join() !== shape.join()) fail(`"${name}" is ${t.dtype} [${t.shape}], expected float32 [${shape}]`);
     return t;
   };
-  if (!Array.isArray(a.ids) || a.ids.length === 0) fail('attrs.ids must list the new token of each sequence');
+  if (!Array.isArray(a.ids) || a.ids.length === 0 || !a.ids.every((id) => Number.isInteger(id))) fail('attrs.ids must list the new token (an integer) of each sequence');
   const ids = Int32Array.from(a.ids);
   const n = ids.length;
   const emb = inputs['embedding'] as TensorInfo | undefined;
@@ -258,7 +258,7 @@ export function runStep(m: StepMachine, plan: StepPlan<number>, ids: Int32Array,
   for (let s = 0; s < n; s++) {
     const id = ids[s]!;
     if (!(id >= 0 && id < vocab)) fail(`token id ${id} is outside the vocabulary (${vocab})`);
-    f32.copyWithin((x >> 2) + s * dim, (plan.embedding >> 2) + id * dim, (plan.embedding >> 2) + (id + 1) * dim);
+    f32.copyWithin((x >>> 2) + s * dim, (plan.embedding >>> 2) + id * dim, (plan.embedding >>> 2) + (id + 1) * dim);
   }
   const len = pos + 1;
   const epsBits = f32Bits(plan.eps);
@@ -281,8 +281,8 @@ export function runStep(m: StepMachine, plan: StepPlan<number>, ids: Int32Array,
         for (let g = 0; g < kvHeads; g++) {
           const from = (s * kvHeads + g) * hd;
           const to = ((s * kvHeads + g) * capacity + pos) * hd;
-          f32.copyWithin((A.kCache >> 2) + to, (kNew >> 2) + from, (kNew >> 2) + from + hd);
-          f32.copyWithin((A.vCache >> 2) + to, (vNew >> 2) + from, (vNew >> 2) + from + hd);
+          f32.copyWithin((A.kCache >>> 2) + to, (kNew >>> 2) + from, (kNew >>> 2) + from + hd);
+          f32.copyWithin((A.vCache >>> 2) + to, (vNew >>> 2) + from, (vNew >>> 2) + from + hd);
         }
       }
       // scores of every query head against positions 0..pos of its kv head (heads sharing one: one pass over it)
@@ -329,7 +329,8 @@ export function decodeStepKernel(offload?: StepOffload): KernelFunc {
     try {
       if (offload?.run(plan, ids, b, logits)) return logits;
       const { bytes } = scratchLayout(plan);
-      const block = heap._malloc(bytes + 16);
+      // unsigned: tfjs's heap goes up to 4 GiB, and _malloc's result is a signed int32
+      const block = heap._malloc(bytes + 16) >>> 0;
       if (!block) fail(`tfjs's heap could not allocate ${(bytes / 2 ** 20).toFixed(1)} MiB of scratch`);
       try {
         // addresses after every allocation (an allocation may grow the heap; offsets stay valid, views would not)
