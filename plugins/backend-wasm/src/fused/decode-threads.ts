@@ -41,9 +41,9 @@ const DATA_START = 256;
  * Polls of the sequence number before a worker parks (~0.1–0.3 ms: longer than the gaps between a step's products,
  * shorter than a busy machine can afford — a spinning thread that holds a core another process needs makes both slow).
  */
-const SPINS = 1 << 16;
+const SPINS = 1 << 18;
 /** Polls of the done count before the calling thread waits in Atomics.wait instead. */
-const CALLER_SPINS = 1 << 14;
+const CALLER_SPINS = 1 << 18;
 /** Weights smaller than this stay on one thread in place (they fit the caches; a copy would not pay). */
 export const THREADED_DECODE_BYTES = 8 << 20;
 /** Products smaller than this (multiply-adds) run on the calling thread alone. */
