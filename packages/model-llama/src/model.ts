@@ -81,6 +81,14 @@ function heldByWasm(t: tf.Tensor): boolean {
   return owner !== undefined && owner === tf.findBackend('wasm');
 }
 
+/** Dispose the keys/values of cache entries (absent entries: blocks without attention). */
+function disposeKv(entries: readonly ({ k: tf.Tensor; v: tf.Tensor } | undefined)[]): void {
+  for (const entry of entries) {
+    entry?.k.dispose();
+    entry?.v.dispose();
+  }
+}
+
 function freeVariableName(name: string): string {
   const taken = tf.engine().registeredVariables;
   if (!(name in taken)) return name;
@@ -621,10 +629,7 @@ export class LlamaModel implements CausalLM {
       const last = t === 1 ? hidden : (tf.reshape(tf.slice(tf.reshape(hidden, [b, t, -1]), [0, t - 1, 0], [b, 1, -1]), [b, -1]) as tf.Tensor2D);
       return this.head2d(last);
     });
-    for (const entry of old) {
-      entry?.k.dispose();
-      entry?.v.dispose();
-    }
+    disposeKv(old);
     cache.length += t;
     return out;
   }
@@ -658,17 +663,14 @@ export class LlamaModel implements CausalLM {
     if (!cache.fixed) {
       const layers = Array.from({ length: this.config.nLayers }, (_, i) => {
         const past = cache.layers[i];
-        const kvHeads = layerShape(this.config, i).nKvHeads;
-        if (this.blockMasked(i) || layerShape(this.config, i).nHeads === 0) return undefined;
+        const { nHeads, nKvHeads } = layerShape(this.config, i);
+        if (this.blockMasked(i) || nHeads === 0) return undefined;
         // positions 0..pos−1 from decode(), zeros after them (the step writes position pos, reads 0..pos)
         const grow = (t: tf.Tensor4D | undefined): tf.Tensor4D =>
-          tf.tidy(() => (t ? (tf.pad(t, [[0, 0], [0, 0], [0, capacity - pos], [0, 0]]) as tf.Tensor4D) : tf.zeros([n, kvHeads, capacity, headDim])));
+          tf.tidy(() => (t ? (tf.pad(t, [[0, 0], [0, 0], [0, capacity - pos], [0, 0]]) as tf.Tensor4D) : tf.zeros([n, nKvHeads, capacity, headDim])));
         return { k: grow(past?.k), v: grow(past?.v) };
       });
-      for (const entry of cache.layers) {
-        entry?.k.dispose();
-        entry?.v.dispose();
-      }
+      disposeKv(cache.layers);
       cache.layers = [];
       cache.fixed = { capacity, layers, ...ropeTables(0, capacity, headDim, ropeTheta, ropeScaling) };
     }
@@ -693,9 +695,10 @@ export class LlamaModel implements CausalLM {
       heads.push(attention ? shape.nHeads : 0);
       kvHeads.push(attention ? shape.nKvHeads : 0);
       hidden.push(ffn ? shape.hiddenDim : 0);
+      const weights = attention || ffn ? this.blockWeights(i, shape) : {};
       if (attention) {
         maps.push(...headKvMap(shape));
-        const w = this.blockWeights(i, shape).attention!;
+        const w = weights.attention!;
         Object.assign(inputs, {
           [`${i}.inputNorm`]: w.inputNorm,
           [`${i}.q`]: w.q,
@@ -708,7 +711,7 @@ export class LlamaModel implements CausalLM {
         });
       }
       if (ffn) {
-        const w = this.blockWeights(i, shape).ffn!;
+        const w = weights.ffn!;
         Object.assign(inputs, { [`${i}.postNorm`]: w.postNorm, [`${i}.gate`]: w.gate, [`${i}.up`]: w.up, [`${i}.down`]: w.down });
       }
     }
@@ -719,15 +722,9 @@ export class LlamaModel implements CausalLM {
   }
 
   disposeCache(cache: KvCache): void {
-    for (const entry of cache.layers) {
-      entry?.k.dispose();
-      entry?.v.dispose();
-    }
+    disposeKv(cache.layers);
     if (cache.fixed) {
-      for (const entry of cache.fixed.layers) {
-        entry?.k.dispose();
-        entry?.v.dispose();
-      }
+      disposeKv(cache.fixed.layers);
       tf.dispose([cache.fixed.cos, cache.fixed.sin]);
       delete cache.fixed;
     }
