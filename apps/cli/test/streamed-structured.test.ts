@@ -4,7 +4,7 @@
  * streamed and the in-memory (`--in-memory`) paths give bit-identical weights, removed groups and perplexity — on
  * stories260K and on a random 4-block GQA model stored in bf16 across shards.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './helpers.js';
@@ -83,5 +83,40 @@ describe('streamed structured prune = in-memory prune, bit for bit', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--resume');
     expect(r.stderr).toContain('depth');
+  });
+});
+
+describe('topiary run streams recipes with structured stages', () => {
+  it('LLM-Pruner then depth then eval: streamed, the same final bytes as `topiary prune --in-memory` twice', async () => {
+    const dir = join(work, 'recipe');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'r.yaml');
+    writeFileSync(
+      file,
+      `model: { from: ${STORIES} }
+seed: 1
+data:
+  calibration: { path: ${TEXT}, samples: 6, seqlen: 48 }
+stages:
+  - prune: { method: llm-pruner, ratio: 0.2, saliency: taylor-vector, batchSize: 4 }
+  - prune: { method: depth, remove: 1, score: taylor, batchSize: 4 }
+  - eval: { perplexity: [${TEXT}], seqlen: 64, limit: 4 }
+output: ./run
+`,
+    );
+    const r = await runCli(['run', file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('the model is streamed');
+    const calibration = ['--calibration', TEXT, '--samples', '6', '--seqlen', '48', '--batch-size', '4', '--seed', '1', '--in-memory'];
+    const first = await runCli(['--json', '--out', join(dir, 'mem-1'), 'prune', '--model', STORIES, '--method', 'llm-pruner', '--ratio', '0.2', '--saliency', 'taylor-vector', ...calibration]);
+    expect(first.code, first.stderr).toBe(0);
+    const second = await runCli(['--json', '--out', join(dir, 'mem-2'), 'prune', '--model', join(dir, 'mem-1'), '--method', 'depth', '--remove', '1', '--score', 'taylor', ...calibration]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout).streamed).toBe(false);
+    expect(readFileSync(join(dir, 'run', 'model', 'model.safetensors')).equals(bytes(join(dir, 'mem-2')))).toBe(true);
+    expect(readFileSync(join(dir, 'run', 'checkpoints', 'stage-1', 'model.safetensors')).equals(bytes(join(dir, 'mem-1')))).toBe(true);
+    const results = JSON.parse(readFileSync(join(dir, 'run', 'results.json'), 'utf8')) as { stages: { kind: string; parametersAfter?: number }[] };
+    expect(results.stages.map((s) => s.kind)).toEqual(['prune', 'prune', 'eval']);
+    expect(results.stages[1]!.parametersAfter).toBe(JSON.parse(second.stdout).parametersAfter);
   });
 });

@@ -34,7 +34,7 @@ export const recipeEnvelope = z
             path: z.string().meta({ description: 'text file, .jsonl or folder of documents' }),
             samples: z.number().int().min(1).optional().meta({ description: "windows; default: the method's own, else 128" }),
             seqlen: z.number().int().min(2).optional().meta({ description: "window length; default: the method's own, else the model's context" }),
-            seed: z.number().int().min(0).default(0),
+            seed: z.number().int().min(0).optional().meta({ description: 'seed of the calibration draw; default: the recipe’s seed' }),
           })
           .strict()
           .optional(),

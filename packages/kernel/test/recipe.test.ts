@@ -31,7 +31,7 @@ describe('recipes', () => {
     const r = parseRecipeText(valid, 'example.yaml');
     expect(r.model).toEqual({ from: './models/stories260K', tokenizer: undefined });
     expect(r.seed).toBe(3);
-    expect(r.data.calibration).toEqual({ path: './data/tiny.txt', samples: 16, seqlen: 64, seed: 0 });
+    expect(r.data.calibration).toEqual({ path: './data/tiny.txt', samples: 16, seqlen: 64 }); // no seed of its own: the draw uses the recipe's (3)
     expect(r.stages.map((s) => [s.kind, s.where])).toEqual([
       ['prune', 'stages[0].prune'],
       ['eval', 'stages[1].eval'],

@@ -268,7 +268,7 @@ export async function executeRecipe(
         seed: recipe.seed,
         index: plan.index,
         signal: abort.signal,
-        modelPath: state.modelDir ? folder.path(state.modelDir) : recipe.model.from,
+        modelPath: state.modelDir ? folder.path(state.modelDir) : loaded.modelPath,
         runDir: folder.dir,
         stageDir: join(folder.dir, 'stages', `${plan.stage.kind}-${plan.index + 1}`),
       };

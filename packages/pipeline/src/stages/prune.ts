@@ -22,6 +22,7 @@ import {
 } from '@topiary/kernel';
 import type { StageResult } from '@topiary/report';
 import { optionsJsonSchema, resolveAllOrNone } from '@topiary/kernel';
+import { SlimmableStream } from '@topiary/model-llama';
 import { architectureOf, calibrationWindows, type CalibrationSpec, type StageEnv } from './env.js';
 
 /** A stage's own calibration (`{ path, samples, seqlen, seed }`), overriding the recipe's `data.calibration`. */
@@ -161,7 +162,7 @@ function pruneCalibration(own: z.output<typeof stageCalibration> | undefined, ct
       where: `${ctx.where}.calibration`,
     };
   }
-  return { spec: top ? { path: top.path, samples: top.samples, seqLen: top.seqlen, seed: top.seed } : undefined, where: 'data.calibration' };
+  return { spec: top ? { path: top.path, samples: top.samples, seqLen: top.seqlen, seed: top.seed ?? ctx.recipe.seed } : undefined, where: 'data.calibration' };
 }
 
 export const pruneStage: Stage<typeof pruneStageOptions, PreparedPrune> = {
@@ -175,16 +176,28 @@ export const pruneStage: Stage<typeof pruneStageOptions, PreparedPrune> = {
     return { method, options, calibration: cal.spec, calibrationWhere: cal.where };
   },
   streams(p, ctx) {
-    return (resolveNamed(ctx.container, Tokens.Pruner, p.method, 'pruner', `${ctx.where}.method`) as Pruner).streams === true;
+    const pruner = resolveNamed(ctx.container, Tokens.Pruner, p.method, 'pruner', `${ctx.where}.method`) as Pruner;
+    return pruner.streams === true || pruner.streamsBySlimPlan === true;
   },
   async run(model, p, ctx) {
-    const out = await runPruneStage(
-      ctx,
-      model,
-      { method: p.method, options: p.options, where: ctx.where, methodWhere: `${ctx.where}.method`, calibration: p.calibration, calibrationWhere: p.calibrationWhere, file: ctx.recipe.file },
-      ctx.index,
-    );
-    return { model: out.model, result: out.result, changedModel: true };
+    const pruner = resolveNamed(ctx.container, Tokens.Pruner, p.method, 'pruner', `${ctx.where}.method`) as Pruner;
+    // A structured method that removes by plan works on a model it can mask by group and slim as it is written: the
+    // current model reopened from disk (the latest checkpoint, or the recipe's model), as `topiary prune` does.
+    const slimmable = model.streamed && pruner.streams !== true && pruner.streamsBySlimPlan === true;
+    const input: CausalLM = slimmable ? SlimmableStream.open(ctx.modelPath) : model;
+    try {
+      const out = await runPruneStage(
+        ctx,
+        input,
+        { method: p.method, options: p.options, where: ctx.where, methodWhere: `${ctx.where}.method`, calibration: p.calibration, calibrationWhere: p.calibrationWhere, file: ctx.recipe.file },
+        ctx.index,
+      );
+      if (slimmable && out.model !== input) input.dispose();
+      return { model: out.model, result: out.result, changedModel: true };
+    } catch (e) {
+      if (slimmable) input.dispose();
+      throw e;
+    }
   },
   jsonSchema(container) {
     // one shape per installed pruner: `method` names it, its own options sit beside it
