@@ -53,7 +53,7 @@ export default defineConfig({
       builtin('url', 'url.ts'),
       builtin('module', 'module.ts'),
       builtin('crypto', 'crypto.ts'),
-      ...['worker_threads', 'v8', 'child_process', 'net', 'util', 'events', 'perf_hooks', 'readline', 'http', 'https', 'stream', 'zlib', 'tty'].map((name) => builtin(name, 'unavailable.ts')),
+      ...['worker_threads', 'v8', 'vm', 'child_process', 'net', 'util', 'events', 'perf_hooks', 'readline', 'http', 'https', 'stream', 'zlib', 'tty'].map((name) => builtin(name, 'unavailable.ts')),
     ],
   },
   worker: { format: 'es', plugins: () => [packageJsonReads()] },

@@ -145,8 +145,8 @@ export class Activations {
 
   /**
    * Run block i over every batch (capture hooks fire meanwhile); the boundary moves past block i. `visit` sees each
-   * batch's input and output of the block (Block Influence compares them). Each batch's states are replaced as soon
-   * as its output is back, so the boundary is held once, not twice.
+   * batch's input and output of the block (Block Influence compares them). Each batch's states are overwritten as
+   * soon as its output is back, so the boundary is held once, not twice.
    */
   advance(model: CausalLM, i: number, visit?: (batch: number, input: tf.Tensor3D, output: tf.Tensor3D) => void): void {
     this.states.forEach((s, k) => {
@@ -155,7 +155,8 @@ export class Activations {
       try {
         visit?.(k, input, out);
         const data = out.dataSync() as Float32Array;
-        if (s.data) this.states[k] = { ...s, data };
+        // written over the batch's input (read only above): no second boundary-sized set of arrays waits for the GC
+        if (s.data) s.data.set(data);
         else this.spill!.write(s.offset, data);
       } finally {
         input.dispose();

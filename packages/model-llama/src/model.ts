@@ -67,7 +67,6 @@ function product(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** A tfjs variable name that no live variable uses yet (tfjs names are global; two models may share HF names). */
 /** Whether `data` is exactly zero wherever `keep` is 0 (multiplying by the mask would then change nothing). */
 function zeroWhereDropped(data: Float32Array, keep: Uint8Array): boolean {
   for (let i = 0; i < data.length; i++) if (keep[i] === 0 && data[i] !== 0) return false;
@@ -81,6 +80,17 @@ function heldByWasm(t: tf.Tensor): boolean {
   return owner !== undefined && owner === tf.findBackend('wasm');
 }
 
+/**
+ * A live float32 view of `t`'s values on tfjs-wasm's heap (its own `typedArrayFromHeap`), or undefined when another
+ * engine holds it. Valid until the heap grows, which only a tensor operation does.
+ */
+function heapView(t: tf.Tensor): Float32Array | undefined {
+  if (t.dtype !== 'float32' || !heldByWasm(t)) return undefined;
+  const wasm = tf.findBackend('wasm') as unknown as { typedArrayFromHeap?(info: { dataId: object; shape: number[]; dtype: string }): Float32Array };
+  const view = wasm.typedArrayFromHeap?.({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
+  return view && view.length === t.size ? view : undefined;
+}
+
 /** Dispose the keys/values of cache entries (absent entries: blocks without attention). */
 function disposeKv(entries: readonly ({ k: tf.Tensor; v: tf.Tensor } | undefined)[]): void {
   for (const entry of entries) {
@@ -89,6 +99,7 @@ function disposeKv(entries: readonly ({ k: tf.Tensor; v: tf.Tensor } | undefined
   }
 }
 
+/** A tfjs variable name that no live variable uses yet (tfjs names are global; two models may share HF names). */
 function freeVariableName(name: string): string {
   const taken = tf.engine().registeredVariables;
   if (!(name in taken)) return name;
@@ -310,6 +321,20 @@ export class LlamaModel implements CausalLM {
       this.applyMaskTo(param);
       return;
     }
+    if (this.stream) {
+      if (keep.length !== p.size) throw new TopiaryError('E_USAGE', `mask for "${param}" has ${keep.length} entries, the weight has ${p.size}`, { where: param });
+      // A streamed model never trains and cannot mask groups: its element masks zero the weights once and are not
+      // kept (eviction would drop them anyway) — no mask-sized copies beside the block (202 MB per Llama-2-7B block).
+      // The products are the in-memory path's (data · 1 or data · 0, so a dropped negative weight is −0 there too).
+      let masked = data;
+      if (!zeroWhereDropped(data, keep)) {
+        masked = new Float32Array(data.length);
+        for (let i = 0; i < data.length; i++) masked[i] = data[i]! * (keep[i] ? 1 : 0);
+      }
+      this.keep.delete(param);
+      this.replaceValue(param, p, masked);
+      return;
+    }
     // the same products, in the same order, as writing then masking with the old and then the new keep mask
     const before = this.keep.get(param);
     const next = this.combinedKeep(param, keep);
@@ -323,6 +348,29 @@ export class LlamaModel implements CausalLM {
     this.replaceValue(param, p, masked);
     this.keep.set(param, next);
     this.storeMaskTensor(param);
+  }
+
+  editWeight(param: string, edit: (weight: Float32Array) => Uint8Array | undefined): void {
+    const p = this.param(param);
+    // in place only for a streamed block: its variables are its own (an in-memory model's may be shared with
+    // tensors made from them, which must not change), and it keeps no mask tensors to refresh
+    const view = this.stream && blockOf(param) !== null ? heapView(p) : undefined;
+    if (!view) {
+      const data = this.readWeight(param, { copy: true });
+      const keep = edit(data);
+      this.writeWeight(param, data, keep);
+      return;
+    }
+    const keep = edit(view);
+    if (view.length !== p.size) {
+      throw new TopiaryError('E_INTERNAL', `the tensor heap grew while "${param}" was edited in place (the edit ran a tensor operation)`, { where: param });
+    }
+    this.stream!.dirty.add(param);
+    this.keep.delete(param);
+    if (keep === undefined) return;
+    if (keep.length !== p.size) throw new TopiaryError('E_USAGE', `mask for "${param}" has ${keep.length} entries, the weight has ${p.size}`, { where: param });
+    // writeWeight's products (data · 1 or data · 0), formed where the values already are
+    if (!zeroWhereDropped(view, keep)) for (let i = 0; i < view.length; i++) view[i] = view[i]! * (keep[i] ? 1 : 0);
   }
 
   /**

@@ -225,3 +225,51 @@ describe('ShardedWriter', () => {
     }
   });
 });
+
+describe('editWeight: a streamed block edited where it is on the heap', () => {
+  test('on tfjs-wasm the edit gets the heap itself and gives exactly writeWeight’s weights (−0 included) and logits', async () => {
+    const previous = tf.getBackend();
+    await import('@tensorflow/tfjs-backend-wasm');
+    expect(await tf.setBackend('wasm')).toBe(true);
+    const dir = shardedBf16();
+    const a = await loadModel(dir, { residency: 'block' });
+    const b = await loadModel(dir, { residency: 'block' });
+    try {
+      const name = 'model.layers.2.mlp.down_proj.weight';
+      // drop every third weight (negative ones become −0 under x·0), keep the rest doubled; one pruned weight is left
+      // non-zero on purpose, so the model itself must apply the mask
+      const edit = (w: Float32Array): Uint8Array => {
+        const keep = Uint8Array.from(w, (_, i) => (i % 3 === 0 ? 0 : 1));
+        for (let i = 0; i < w.length; i++) w[i] = keep[i] ? w[i]! * 2 : i === 0 ? w[i]! : 0;
+        return keep;
+      };
+      let heap = false;
+      a.editWeight(name, (w) => {
+        heap = w.buffer === (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer;
+        return edit(w);
+      });
+      expect(heap).toBe(true);
+      const copy = b.readWeight(name, { copy: true });
+      b.writeWeight(name, copy, edit(copy));
+      const bits = (m: LlamaModel) => new Uint32Array(m.readWeight(name, { copy: true }).buffer);
+      expect(bits(a)).toEqual(bits(b));
+      expect(Object.is(a.readWeight(name)[0], 0) || Object.is(a.readWeight(name)[0], -0)).toBe(true);
+      expect(logitsOf(a, IDS)).toEqual(logitsOf(b, IDS));
+      // an edit that grows the heap (a tensor operation) would have written into a detached view: refused loudly
+      let grew: unknown;
+      try {
+        a.editWeight('model.layers.3.mlp.up_proj.weight', () => {
+          tf.zeros([48 * 2 ** 20]).dispose();
+          return undefined;
+        });
+      } catch (e) {
+        grew = e;
+      }
+      expect(grew).toMatchObject({ code: 'E_INTERNAL' });
+    } finally {
+      a.dispose();
+      b.dispose();
+      await tf.setBackend(previous);
+    }
+  });
+});

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { TopiaryError, type PruneContext } from '@topiary/kernel';
+import { releaseHostMemory } from '@topiary/block-executor';
 import { ShardedWriter, blockParamNames, isWeightFile, loadedDtype, openShard, type LlamaModel, type StorageDtype } from '@topiary/model-llama';
 
 export interface StreamedPruneOptions {
@@ -40,6 +41,9 @@ function inputIdentity(path: string): string {
  * Prepare the output folder `out` of a streamed prune of `model` (opened from `modelPath` with `residency: 'block'`),
  * or reopen it to resume: the blocks the interrupted run wrote are then read from its shards.
  */
+/** Bytes of row chunks a block's writer reads between two collections. */
+const RELEASE_EVERY_BYTES = 32 * 2 ** 20;
+
 export function openStreamedPrune(model: LlamaModel, modelPath: string, out: string, options: StreamedPruneOptions): StreamedPrune {
   if (!model.streamed) throw new TopiaryError('E_INTERNAL', 'openStreamedPrune needs a model opened with residency "block"');
   const config = model.config;
@@ -56,12 +60,19 @@ export function openStreamedPrune(model: LlamaModel, modelPath: string, out: str
     hooks: {
       resumedBlocks: done,
       blockDone(i: number) {
-        // matrices by row chunks off the heap, so the block is never copied whole into host memory
-        const { file, exact } = writer.writeBlock(
-          i,
-          (name, start, count) => model.readRows(name, start, count),
-          (name) => model.readWeight(name),
-        );
+        // matrices by row chunks off the heap, so the block is never copied whole into host memory; each chunk is a
+        // fresh copy, garbage once written: the memory is given back every 32 MiB read, not whenever V8 gets to it
+        let read = 0;
+        const rows = (name: string, start: number, count: number): Float32Array => {
+          const chunk = model.readRows(name, start, count);
+          read += chunk.byteLength;
+          if (read >= RELEASE_EVERY_BYTES) {
+            releaseHostMemory();
+            read = 0;
+          }
+          return chunk;
+        };
+        const { file, exact } = writer.writeBlock(i, rows, (name) => model.readWeight(name));
         // values the shard holds exactly are read back from it; the others stay as computed (overlay)
         if (exact.length > 0) model.redirect(exact, openShard(file, config));
         model.evict();

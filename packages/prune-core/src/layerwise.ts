@@ -22,7 +22,7 @@ import {
 } from '@topiary/kernel';
 import { outlierRatio, owlSparsities, type OwlOptions } from './owl.js';
 import { layerReport, layerReports, overallSparsity } from './report.js';
-import { Activations, windowBatches } from '@topiary/block-executor';
+import { Activations, releaseHostMemory, windowBatches } from '@topiary/block-executor';
 
 /** What calibration told us about one linear layer's inputs. */
 export interface LayerStatistics {
@@ -58,6 +58,11 @@ export interface LayerwiseMethod {
   /** Statistics to collect: none (magnitude), input-feature squares (Wanda), or the full Gram matrix (SparseGPT). */
   readonly collect: 'none' | 'activations' | 'gram';
   apply(input: ApplyInput, ctx: PruneContext): ApplyOutput;
+  /**
+   * Whether `apply` only modifies `weight` in place and runs no tensor operation: the driver may then hand it the
+   * engine's own memory (`CausalLM.editWeight`) instead of a copy.
+   */
+  readonly inPlace?: boolean;
 }
 
 export interface LayerwiseOptions {
@@ -65,8 +70,8 @@ export interface LayerwiseOptions {
   owl?: OwlOptions;
   /** Blocks to prune; all when absent. */
   layers?: readonly number[];
-  /** Calibration windows per forward call (memory/speed trade-off only; results do not depend on it). */
-  batchSize: number;
+  /** Calibration windows per forward call (memory/speed trade-off); 0 or absent: `defaultBatchSize`. */
+  batchSize?: number;
   /** Saliency used for OWL's outlier ratios (`wanda` in the paper). */
   owlSaliency?: string;
   /** Extra fields for the report's details. */
@@ -99,9 +104,28 @@ function needCalibration(ctx: PruneContext, why: string): readonly Int32Array[] 
   return windows;
 }
 
+/** Temporaries one forward call of a block may take by default (the tensor heap keeps its high-water mark). */
+const FORWARD_BYTES = 64 * 2 ** 20;
+
+/**
+ * Windows per forward call when the options give none: 8, fewer when 8 windows of length t would need more than
+ * `FORWARD_BYTES` of one block's temporaries — four [t, hidden] feed-forward arrays (gate, up, SiLU, their product)
+ * and two [heads, t, t] attention score arrays, float32. At Llama-2-7B and t = 128 that
+ * is 2 windows (8 took 203 MB of heap beside the 809 MB block); small models keep 8.
+ */
+export function defaultBatchSize(model: CausalLM, windows: readonly Int32Array[]): number {
+  const t = windows[0]?.length ?? 1;
+  const c = model.config;
+  const widest = Math.max(c.hiddenDim, c.dim, ...(c.layers ?? []).map((l) => l.hiddenDim));
+  const heads = Math.max(c.nHeads, ...(c.layers ?? []).map((l) => l.nHeads));
+  const perWindow = 4 * (4 * t * widest + 2 * heads * t * t);
+  return Math.max(1, Math.min(8, Math.floor(FORWARD_BYTES / perWindow)));
+}
+
 /** The calibration windows at block 0, held off the heap (spilled past the context's activation budget). */
-function calibrationActivations(model: CausalLM, windows: readonly Int32Array[], batchSize: number, ctx: PruneContext): Activations {
-  return Activations.embed(model, windowBatches(windows, batchSize), { budget: ctx.activationBytes, spillDir: ctx.spillDir });
+function calibrationActivations(model: CausalLM, windows: readonly Int32Array[], batchSize: number | undefined, ctx: PruneContext): Activations {
+  const batch = batchSize !== undefined && batchSize > 0 ? batchSize : defaultBatchSize(model, windows);
+  return Activations.embed(model, windowBatches(windows, batch), { budget: ctx.activationBytes, spillDir: ctx.spillDir });
 }
 
 /**
@@ -190,7 +214,7 @@ function blockScores(model: CausalLM, stats: Map<string, LayerStatistics>, salie
 export function owlBlockSparsities(
   model: CausalLM,
   ctx: PruneContext,
-  options: { sparsity: number; owl: OwlOptions; batchSize: number; saliency: string; blocks: readonly number[] },
+  options: { sparsity: number; owl: OwlOptions; batchSize?: number; saliency: string; blocks: readonly number[] },
 ): { ratios: number[]; sparsities: number[] } {
   const windows = needCalibration(ctx, 'OWL');
   const saliency = ctx.saliency(options.saliency);
@@ -208,6 +232,24 @@ export function owlBlockSparsities(
     boundary.dispose();
   }
   return { ratios, sparsities: owlSparsities(ratios, options.sparsity, options.owl.lambda) };
+}
+
+/** Prune one linear layer with the method and write the result into the model. */
+function pruneLinear(model: CausalLM, method: LayerwiseMethod, input: Omit<ApplyInput, 'weight'>, ctx: PruneContext): LayerReport {
+  if (method.inPlace && model.editWeight) {
+    let report: LayerReport | undefined;
+    model.editWeight(input.linear.param, (weight) => {
+      const out = method.apply({ ...input, weight }, ctx);
+      if (out.weight !== weight) weight.set(out.weight);
+      report = layerReport(input.linear, weight, out.keep);
+      return out.keep;
+    });
+    return report!;
+  }
+  // a copy: the method may modify it in place
+  const out = method.apply({ ...input, weight: model.readWeight(input.linear.param, { copy: true }) }, ctx);
+  model.writeWeight(input.linear.param, out.weight, out.keep);
+  return layerReport(input.linear, out.weight, out.keep);
 }
 
 /** Prune a model block by block with one method; returns the report (the model is modified in place). */
@@ -252,10 +294,9 @@ export async function pruneLayerwise(model: CausalLM, method: LayerwiseMethod, o
           if (calibrated && !layerStats) {
             throw new TopiaryError('E_INTERNAL', `no calibration input reached ${linear.param}`, { where: method.name });
           }
-          // a copy: the method may modify it in place
-          const out = method.apply({ linear, weight: model.readWeight(linear.param, { copy: true }), stats: layerStats, sparsity }, ctx);
-          model.writeWeight(linear.param, out.weight, out.keep);
-          layers.push(layerReport(linear, out.weight, out.keep));
+          layers.push(pruneLinear(model, method, { linear, stats: layerStats, sparsity }, ctx));
+          // the layer's host arrays (out of scope now), before the next layer takes as many
+          if (model.streamed) releaseHostMemory();
         }
         grams?.releaseAll(); // this block's statistics are spent
       }
@@ -263,6 +304,7 @@ export async function pruneLayerwise(model: CausalLM, method: LayerwiseMethod, o
       if (boundary && i < last) boundary.advance(model, i);
       if (sparsity !== undefined) {
         if (!resumed.has(i)) await ctx.blockDone?.(i);
+        if (model.streamed) releaseHostMemory(); // the written block's host copies
         ctx.events.progress(`prune:${method.name}`, blocks.indexOf(i) + 1, blocks.length, `block ${i}`, 'blocks');
       }
       await Promise.resolve();

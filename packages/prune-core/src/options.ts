@@ -116,11 +116,11 @@ export function postTrainingFields(spec: PostTrainingSpec) {
     batchSize: z
       .number()
       .int()
-      .min(1)
-      .default(8)
+      .min(0)
+      .default(0)
       .meta({
         description:
-          'calibration windows per pass (memory only: the statistics are the same)',
+          "calibration windows per forward call (0: 8, fewer when 8 would need over 64 MiB of one block's temporaries); memory and speed only: Wanda's statistics are the same, SparseGPT's sums may differ in the last bits",
         valueName: 'n',
       }),
   };

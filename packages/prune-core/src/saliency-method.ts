@@ -18,21 +18,40 @@ export function calibrationFor(saliency: Saliency, where = '--saliency'): 'none'
   return saliency.needs.includes('activations') ? 'activations' : 'none';
 }
 
+/**
+ * Scores per chunk of rows: at most this many elements (16 MB of float32 scores). Why: a whole-layer score array is
+ * as large as the weight (180 MB for a Llama-2-7B FFN matrix), and row-wise selection never needs more than a row.
+ */
+const CHUNK_ELEMENTS = 1 << 22;
+
 export function saliencyMethod(name: string, saliency: Saliency, rule: Omit<MaskRule, 'sparsity'>): LayerwiseMethod {
+  // per row or per N:M group, with a criterion that scores each row from its own statistics: chunks of rows give
+  // exactly the whole layer's scores and masks
+  const byRows = saliency.rowwise === true && (rule.pattern !== undefined || rule.scope === 'row');
   return {
     name,
     collect: calibrationFor(saliency),
+    // scores and masks are host arithmetic (a criterion scores host arrays; the mask primitives run on the host)
+    inPlace: true,
     apply({ linear, weight, stats, sparsity }, ctx: PruneContext) {
-      const scores = saliency.score({
-        param: linear.param,
-        rows: linear.outFeatures,
-        cols: linear.inFeatures,
-        weight,
-        activationSquares: stats?.activationSquares,
-        tokens: stats?.tokens,
-      });
-      const keep = selectKeepMask(ctx.backend.primitives, scores, linear.outFeatures, linear.inFeatures, { ...rule, sparsity });
-      return { weight: applyKeepMask(weight, keep), keep };
+      const { outFeatures: rows, inFeatures: cols } = linear;
+      const p = ctx.backend.primitives;
+      const score = (r0: number, r1: number, w: Float32Array) =>
+        saliency.score({ param: linear.param, rows: r1 - r0, cols, weight: w, activationSquares: stats?.activationSquares, tokens: stats?.tokens });
+      if (!byRows) {
+        const keep = selectKeepMask(p, score(0, rows, weight), rows, cols, { ...rule, sparsity });
+        return { weight: applyKeepMask(weight, keep), keep };
+      }
+      const keep = new Uint8Array(rows * cols);
+      const step = Math.max(1, Math.floor(CHUNK_ELEMENTS / cols));
+      for (let r0 = 0; r0 < rows; r0 += step) {
+        const r1 = Math.min(rows, r0 + step);
+        const w = weight.subarray(r0 * cols, r1 * cols);
+        const chunk = selectKeepMask(p, score(r0, r1, w), r1 - r0, cols, { ...rule, sparsity });
+        applyKeepMask(w, chunk);
+        keep.set(chunk, r0 * cols);
+      }
+      return { weight, keep };
     },
   };
 }

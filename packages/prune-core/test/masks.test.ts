@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { genericPrimitives as p } from '@topiary/linalg';
 import { optionFields, optionsJsonSchema, parseOptions, TopiaryError } from '@topiary/kernel';
 import {
+  defaultBatchSize,
   isExactNM,
   nmKeepMask,
   nmPruneCount,
@@ -10,6 +11,7 @@ import {
   parseLayers,
   postTrainingOptions,
   scorePruner,
+  saliencyMethod,
   selectKeepMask,
   type PostTrainingOptions,
 } from '../src/index.js';
@@ -115,7 +117,7 @@ function errorOf(fn: () => unknown): TopiaryError {
 
 describe('options', () => {
   it('validates sparsity, pattern, OWL and layers with the field in the error', () => {
-    expect(parse({ sparsity: 0.5 })).toMatchObject({ sparsity: 0.5, scope: 'row', saliency: 'wanda', batchSize: 8 });
+    expect(parse({ sparsity: 0.5 })).toMatchObject({ sparsity: 0.5, scope: 'row', saliency: 'wanda', batchSize: 0 });
     expect(parse({ sparsity: 0.5 }).owl).toBeUndefined();
     expect(parse({ pattern: '2:4' })).toMatchObject({ sparsity: 0.5, pattern: { n: 2, m: 4 } });
     expect(parse({ pattern: '2:4', sparsity: 0.5 })).toMatchObject({ sparsity: 0.5, pattern: { n: 2, m: 4 } });
@@ -141,7 +143,7 @@ describe('options', () => {
     expect(parse({ sparsity: 0.5, layers: '0,2-4' }).layers).toEqual([0, 2, 3, 4]);
     expect(parse({ sparsity: 0.5, layers: [3, 1] }).layers).toEqual([1, 3]);
     expect(errorOf(() => parse({ sparsity: 0.5, layers: '3:3' }))).toMatchObject({ where: 'layers', hint: 'A-B includes B; START:END excludes END' });
-    expect(whereOf(() => parse({ sparsity: 0.5, batchSize: 0 }))).toBe('batchSize');
+    expect(whereOf(() => parse({ sparsity: 0.5, batchSize: -1 }))).toBe('batchSize');
     expect(errorOf(() => parse({ sparsity: 0.5, bogus: 1 }))).toMatchObject({ where: 'bogus', message: 'unknown field' });
     expect(parseLayers('0,2-4', '--layers')).toEqual([0, 2, 3, 4]);
     expect(parseLayers('1:4', '--layers')).toEqual([1, 2, 3]); // the structured pruners' START:END form
@@ -181,5 +183,34 @@ describe('options', () => {
     expect(fields.find((f) => f.key === 'owl')!.boolean).toBe(true);
     expect(fields.find((f) => f.key === 'scope')!.choices).toEqual(['row', 'layer']);
     expect(fields.every((f) => !f.required)).toBe(true);
+  });
+});
+
+describe('defaults that bound memory', () => {
+  const model = (c: { dim: number; hiddenDim: number; nHeads: number }) => ({ config: c }) as unknown as Parameters<typeof defaultBatchSize>[0];
+  const windows = (n: number, t: number) => Array.from({ length: n }, () => new Int32Array(t));
+  it('8 windows per forward call, fewer when their temporaries would pass 64 MiB', () => {
+    expect(defaultBatchSize(model({ dim: 288, hiddenDim: 768, nHeads: 6 }), windows(128, 256))).toBe(8);
+    // Llama-2-7B: 2 windows of 128 tokens (≈ 26 MiB each), one of 2048 (over the budget alone: still one)
+    expect(defaultBatchSize(model({ dim: 4096, hiddenDim: 11008, nHeads: 32 }), windows(128, 128))).toBe(2);
+    expect(defaultBatchSize(model({ dim: 4096, hiddenDim: 11008, nHeads: 32 }), windows(128, 2048))).toBe(1);
+  });
+
+  it('row chunks of a row-wise criterion give the whole layer’s masks and weights', () => {
+    const rows = 300;
+    const cols = 20_000; // > 2^22 elements: the apply takes several chunks of 209 rows
+    const weight = scoresOf(rows, cols, 5).map((v, i) => (i % 7 === 0 ? -v : v));
+    const rowwise = { name: 'abs', description: '', needs: ['weights'] as const, rowwise: true, score: (s: { weight: Float32Array }) => s.weight.map(Math.abs) };
+    const whole = { ...rowwise, rowwise: false };
+    const ctx = { backend: { primitives: p } } as unknown as Parameters<ReturnType<typeof saliencyMethod>['apply']>[1];
+    const linear = { param: 'w', layer: 0, kind: 'q', outFeatures: rows, inFeatures: cols } as never;
+    for (const rule of [{ scope: 'row' as const }, { scope: 'row' as const, pattern: { n: 2, m: 4 } }]) {
+      const a = saliencyMethod('x', rowwise, rule).apply({ linear, weight: weight.slice(), sparsity: 0.5 }, ctx);
+      const b = saliencyMethod('x', whole, rule).apply({ linear, weight: weight.slice(), sparsity: 0.5 }, ctx);
+      // byte comparisons (a deep equality over 6M elements takes minutes)
+      expect(Buffer.from(a.keep).equals(Buffer.from(b.keep))).toBe(true);
+      expect(Buffer.from(a.weight.buffer).equals(Buffer.from(b.weight.buffer))).toBe(true);
+      expect(a.keep.reduce((n, k) => n + k, 0)).toBe((rows * cols) / 2);
+    }
   });
 });

@@ -22,7 +22,7 @@ describe('sparsegpt options as a schema', () => {
 
   it('keeps the rules: defaults, block size a multiple of M, no saliency, no scope', () => {
     expect(sparsegptPruner.needsCalibration).toBe(true);
-    expect(parse({ sparsity: 0.5 })).toMatchObject({ sparsity: 0.5, blocksize: 128, dampening: 0.01, batchSize: 8 });
+    expect(parse({ sparsity: 0.5 })).toMatchObject({ sparsity: 0.5, blocksize: 128, dampening: 0.01, batchSize: 0 });
     expect(parse({ pattern: '4:8', blocksize: 64 })).toMatchObject({ sparsity: 0.5, pattern: { n: 4, m: 8 }, blocksize: 64 });
     expect(parse({ sparsity: 0.5, owl: true }).owl).toEqual({ M: 5, lambda: 0.08 });
     expect(() => parse({ pattern: '2:4', blocksize: 6 }, 'stages[0].prune')).toThrow(

@@ -9,7 +9,7 @@ describe('wanda options as a schema', () => {
     for (const [key, field] of Object.entries(json.properties)) expect(field.description, key).toBeTruthy();
     expect(json.properties.scope!.default).toBe('row');
     expect(json.properties.saliency!.default).toBe('wanda');
-    expect(json.properties.batchSize!.default).toBe(8);
+    expect(json.properties.batchSize!.default).toBe(0);
   });
 
   it('gives the flags the CLI had', () => {
@@ -21,7 +21,7 @@ describe('wanda options as a schema', () => {
 
   it('always needs calibration data; defaults and cross-field rules as before', () => {
     expect(wandaPruner.needsCalibration).toBe(true);
-    expect(parseOptions(wandaPruner.options, { sparsity: 0.5 }, '')).toMatchObject({ sparsity: 0.5, scope: 'row', saliency: 'wanda', batchSize: 8 });
+    expect(parseOptions(wandaPruner.options, { sparsity: 0.5 }, '')).toMatchObject({ sparsity: 0.5, scope: 'row', saliency: 'wanda', batchSize: 0 });
     expect(() => parseOptions(wandaPruner.options, { pattern: '2:4', owl: true }, 'stages[0].prune')).toThrow(
       expect.objectContaining({ where: 'stages[0].prune.owl', hint: 'use --owl with unstructured sparsity only' }),
     );

@@ -9,6 +9,7 @@ export const magnitudeSaliency: Saliency = Object.freeze({
   name: 'magnitude',
   description: '|W_ij| — weight magnitude',
   needs: ['weights'] as const,
+  rowwise: true,
   score(stats: SaliencyStats): Float32Array {
     const out = new Float32Array(stats.weight.length);
     for (let i = 0; i < out.length; i++) out[i] = Math.abs(stats.weight[i]!);
@@ -24,6 +25,7 @@ export const wandaSaliency: Saliency = Object.freeze({
   name: 'wanda',
   description: '|W_ij|·‖X_j‖₂ — weight magnitude times the input feature norm over calibration tokens',
   needs: ['weights', 'activations'] as const,
+  rowwise: true,
   score(stats: SaliencyStats): Float32Array {
     const sq = stats.activationSquares;
     if (!sq || sq.length !== stats.cols) {

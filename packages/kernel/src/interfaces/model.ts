@@ -141,6 +141,14 @@ export interface CausalLM {
    * weight is formed on the host, so no mask-sized tensors are made (a streamed 7B layer is 180 MB).
    */
   writeWeight(param: string, data: Float32Array, keep?: Uint8Array): void;
+  /**
+   * Change a weight in place: `edit` gets its values — the engine's own memory where the model allows (a streamed
+   * block on a host-memory engine), else a copy — modifies them and returns the keep mask it applied, if any. The
+   * result is exactly `writeWeight(param, edited, keep)`, without the weight-sized copy out and back (180 MB per
+   * Llama-2-7B FFN matrix). The values are valid only during the call, which must run no tensor operation.
+   * Optional: callers fall back to `readWeight({ copy: true })` + `writeWeight`.
+   */
+  editWeight?(param: string, edit: (weight: Float32Array) => Uint8Array | undefined): void;
   /** A deep copy (for distillation teachers, before/after comparisons). */
   clone(): CausalLM;
   dispose(): void;

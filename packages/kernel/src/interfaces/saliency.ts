@@ -37,6 +37,11 @@ export interface Saliency {
   readonly needs: readonly SaliencyNeed[];
   /** Element level when absent. */
   readonly level?: SaliencyLevel;
+  /**
+   * True when a row's scores depend on that row's statistics alone (magnitude, Wanda): a pruner may then score a
+   * large weight a chunk of rows at a time, and get the same scores. Absent: the whole weight is scored at once.
+   */
+  readonly rowwise?: boolean;
   /** One score per element of the weight, same layout. */
   score(stats: SaliencyStats): Float32Array;
 }

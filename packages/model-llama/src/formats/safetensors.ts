@@ -306,15 +306,16 @@ export function bf16ToFloat(b: number): number {
 }
 
 /** The little-endian bytes of `data` stored as `dtype` (F16 and BF16 rounded to nearest even). */
-export function encodeTensor(data: Float32Array, dtype: WritableDtype): Uint8Array {
+export function encodeTensor(data: Float32Array, dtype: WritableDtype, scratch?: Uint16Array): Uint8Array {
   if (dtype === 'F32') {
     // little-endian hosts (all Node platforms we run on) can write the float buffer as is
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   }
-  const out = new Uint16Array(data.length);
+  // into `scratch` when it is large enough (a writer that writes each chunk before encoding the next reuses one)
+  const out = scratch && scratch.length >= data.length ? scratch.subarray(0, data.length) : new Uint16Array(data.length);
   if (dtype === 'F16') for (let i = 0; i < data.length; i++) out[i] = floatToHalf(data[i]!);
   else for (let i = 0; i < data.length; i++) out[i] = floatToBf16(data[i]!);
-  return new Uint8Array(out.buffer);
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 const encode = encodeTensor;
 

@@ -59,14 +59,16 @@ function* shardBytes(tensors: readonly { name: string; shape: readonly number[];
   len.writeBigUInt64LE(BigInt(head.byteLength));
   yield len;
   yield head;
+  // each chunk is written before the next is encoded, so one encoding buffer serves them all
+  const scratch = dtype === 'F32' ? undefined : new Uint16Array(ROW_CHUNK_ELEMENTS);
   for (const t of sorted) {
     if ('read' in t.source) {
-      yield encodeTensor(t.source.read(), dtype);
+      yield encodeTensor(t.source.read(), dtype, scratch);
       continue;
     }
     const [rows, cols] = t.shape as [number, number];
     const step = Math.max(1, Math.floor(ROW_CHUNK_ELEMENTS / cols));
-    for (let r = 0; r < rows; r += step) yield encodeTensor(t.source.rows(r, Math.min(step, rows - r)), dtype);
+    for (let r = 0; r < rows; r += step) yield encodeTensor(t.source.rows(r, Math.min(step, rows - r)), dtype, scratch);
   }
 }
 
