@@ -5,7 +5,7 @@
 //
 //   node bench/scale/run.mjs [--shapes smollm-135m,smollm-360m,tinyllama-1.1b,llama-2-7b] [--methods wanda]
 //        [--backends wasm,native] [--skip-torch] [--samples 128] [--seqlen 128] [--blocks K] [--threads N]
-//        [--probe-blocks 2] [--batch 8] [--kernels a,b] [--seed 0] [--dtype bf16] [--shard-mb 2000]
+//        [--probe-blocks 2] [--batch 8] [--topiary-batch 0] [--kernels a,b] [--seed 0] [--dtype bf16] [--shard-mb 2000]
 //        [--models-dir bench/out/scale-models] [--timeout-min M] [--topiary-script PATH]
 //
 // Per shape: the model is generated once (bench/scale/generate.mjs; cached in bench/out/scale-models/, git-ignored);
@@ -50,7 +50,9 @@ const seqlen = Number(arg('--seqlen', '128'));
 const blocksArg = arg('--blocks') ? Number(arg('--blocks')) : null;
 const threads = Number(arg('--threads', String(availableParallelism())));
 const probeBlocks = Number(arg('--probe-blocks', '2'));
-const batch = arg('--batch', '8');
+const batch = arg('--batch', '8'); // PyTorch's samples per forward call
+// Topiary's windows per forward call: 0 is its default (8, fewer when one block's temporaries would pass 64 MiB)
+const topiaryBatch = arg('--topiary-batch', '0');
 const seed = Number(arg('--seed', '0'));
 const dtype = arg('--dtype', 'bf16');
 const shardMb = arg('--shard-mb', '2000');
@@ -210,7 +212,7 @@ async function topiaryRun({ shape, dir, ids, method, backend, nLayers }) {
   if (!existsSync(TOPIARY_SCRIPT)) return { ok: false, absent: true, reason: 'topiary_run.mjs not present' };
   const out = join(work, `topiary-${shape}-${method}-${backend}.json`);
   beforeMeasurement(`${shape} ${method}: Topiary ${backend}`);
-  const args = [TOPIARY_SCRIPT, '--model', dir, '--method', method, '--ids', ids, '--backend', backend, '--json', out, '--samples', samples, '--seqlen', seqlen, '--batch', batch, ...(blocksArg ? ['--blocks', blocksArg] : [])].map(String);
+  const args = [TOPIARY_SCRIPT, '--model', dir, '--method', method, '--ids', ids, '--backend', backend, '--json', out, '--samples', samples, '--seqlen', seqlen, '--batch', topiaryBatch, ...(blocksArg ? ['--blocks', blocksArg] : [])].map(String);
   const r = await measured(process.execPath, args);
   let json = null;
   try {
@@ -331,7 +333,7 @@ mkdirSync(join(root, 'bench', 'out'), { recursive: true });
 const file = join(root, 'bench', 'out', `scale-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 const strip = (x) => (x ? { ...x, choice: undefined } : x);
 writeFileSync(file, JSON.stringify({
-  shapes, methods, backends, samples, seqlen, blocks: blocksArg, threads, batch: Number(batch), seed, dtype, loadavg: loadavg(), totalmem: totalmem(),
+  shapes, methods, backends, samples, seqlen, blocks: blocksArg, threads, batch: Number(batch), topiaryBatch: Number(topiaryBatch), seed, dtype, loadavg: loadavg(), totalmem: totalmem(),
   cpu: describeCpu(), peakRssOutside: timeWorks ? 'GNU time %M' : 'VmHWM polled', runtimeRss: runtime,
   openblas: skipTorch ? null : kernelJson(candidates, results.map((r) => r.torch?.choice).filter(Boolean)),
   rows: results.map((r) => ({ ...r, torch: strip(r.torch) })), growth, table: lines,

@@ -2,7 +2,7 @@
 // One streamed Topiary prune of a bench/scale model, for bench/scale/run.mjs (a fresh process per measurement):
 //
 //   node bench/scale/topiary_run.mjs --model DIR --method wanda|sparsegpt --ids FILE --backend wasm|native
-//        --samples S --seqlen L [--blocks K] [--batch 8] [--out DIR] [--json OUT.json]
+//        --samples S --seqlen L [--blocks K] [--batch 0] [--out DIR] [--json OUT.json]
 //
 // The model is opened streamed (one block on the tensor heap), the calibration windows are the int32 ids of FILE
 // (samples × seqlen, written by generate.mjs — the same the PyTorch reference reads), and the pruner runs through the
@@ -32,7 +32,7 @@ const backendName = arg('--backend', 'wasm');
 const samples = Number(arg('--samples', '128'));
 const seqlen = Number(arg('--seqlen', '128'));
 const blocksArg = arg('--blocks');
-const batch = Number(arg('--batch', '8'));
+const batch = Number(arg('--batch', '0')); // 0: the pruner's default
 const out = arg('--out') ?? mkdtempSync(join(tmpdir(), 'topiary-scale-out-'));
 const keepOut = argv.includes('--out');
 const jsonOut = arg('--json');

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { TopiaryError, ioError, type CausalLM } from '@topiary/kernel';
+import { releaseHostMemory } from '@topiary/files';
 
 /** Token ids of one batch: b sequences of t tokens, row-major. */
 export interface Batch {
@@ -162,6 +163,8 @@ export class Activations {
         input.dispose();
         out.dispose();
       }
+      // the batch's copies off the heap are garbage now; a streamed run gives them back before the next batch's
+      if (model.streamed) releaseHostMemory();
     });
   }
 

@@ -7,4 +7,3 @@
 export { Activations, windowBatches, type ActivationOptions, type Batch } from './activations.js';
 export { passes, DEFAULT_ACTIVATION_BYTES } from './passes.js';
 export { StateStore } from './store.js';
-export { releaseHostMemory } from './release.js';

@@ -18,6 +18,7 @@ import { loadedDtype, rememberDtype } from './formats/dtype.js';
 import * as tf from '@tensorflow/tfjs';
 import { FusedKernel, TopiaryError, type TargetScores, type CaptureFn, type CausalLM, type GroupKind, type LayerShape, type LinearKind, type LinearLayer, type ParameterGroup } from '@topiary/kernel';
 import { SeededRandom } from '@topiary/linalg';
+import { releaseHostMemory } from '@topiary/files';
 import { headKvMap, isUniform, layerShape, makeConfig, parameterShapes, validateConfig, type CreateConfig, type LlamaConfig } from './config.js';
 import { EMBED, FINAL_NORM, LINEAR_KINDS, LM_HEAD, biasName, blockParamNames, inputNormName, linearName, postNormName } from './names.js';
 import { causalMask, embedding, hasFused, linear2d, linearCrossEntropy, rmsNorm, ropeTables, type Distillation, type TeacherHead } from './ops.js';
@@ -151,6 +152,31 @@ export class LlamaModel implements CausalLM {
     }
     for (const name of this.shapes.keys()) this.materialise(name, weights instanceof Map ? weights.get(name)! : source.read(name));
     if (!(weights instanceof Map)) source.close();
+  }
+
+  /**
+   * A streamed weight decoded from its file straight into its variable on tfjs-wasm's heap (no float32 host copy in
+   * between), when it is read from a file that can (not modified since, held on that engine); else undefined.
+   */
+  private materialiseFromFile(name: string): tf.Variable | undefined {
+    const source = this.sourceOf(name);
+    if (!source.readInto || this.stream!.overlay.has(name) || tf.getBackend() !== 'wasm') return undefined;
+    const initial = tf.zeros(this.shapes.get(name)!);
+    const v = tf.variable(initial, true, freeVariableName(name));
+    initial.dispose();
+    const view = heapView(v);
+    if (!view) {
+      v.dispose();
+      return undefined;
+    }
+    try {
+      source.readInto(name, view); // file reads and decoding only: the heap does not move meanwhile
+    } catch (e) {
+      v.dispose();
+      throw e;
+    }
+    this.params.set(name, v);
+    return v;
   }
 
   private materialise(name: string, data: Float32Array): tf.Variable {
@@ -292,7 +318,12 @@ export class LlamaModel implements CausalLM {
         throw new TopiaryError('E_INTERNAL', `"${name}" of a streamed model is read by rows, never put on the heap whole`, { where: name });
       }
       if (layer !== null) this.makeResident(layer);
-      return this.materialise(name, this.hostWeight(name));
+      const direct = this.materialiseFromFile(name);
+      if (direct) return direct;
+      const v = this.materialise(name, this.hostWeight(name));
+      // the float32 host copy (180 MB for a Llama-2-7B FFN matrix) is garbage now: given back before the next read
+      if (layer !== null) releaseHostMemory();
+      return v;
     }
     throw new TopiaryError('E_USAGE', `the model has no parameter "${name}"`, { where: name });
   }

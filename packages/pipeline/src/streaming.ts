@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { TopiaryError, type PruneContext } from '@topiary/kernel';
-import { releaseHostMemory } from '@topiary/block-executor';
+import { releaseHostMemory } from '@topiary/files';
 import { ShardedWriter, blockParamNames, isWeightFile, loadedDtype, openShard, type LlamaModel, type StorageDtype } from '@topiary/model-llama';
 
 export interface StreamedPruneOptions {

@@ -22,7 +22,8 @@ import {
 } from '@topiary/kernel';
 import { outlierRatio, owlSparsities, type OwlOptions } from './owl.js';
 import { layerReport, layerReports, overallSparsity } from './report.js';
-import { Activations, releaseHostMemory, windowBatches } from '@topiary/block-executor';
+import { Activations, windowBatches } from '@topiary/block-executor';
+import { releaseHostMemory } from '@topiary/files';
 
 /** What calibration told us about one linear layer's inputs. */
 export interface LayerStatistics {
@@ -187,6 +188,8 @@ function collectBlock(model: CausalLM, boundary: Activations, block: number, gra
       seen = [];
       // the block's output is not needed here (the next block reads the pruned block's): capture only
       boundary.withBatch(k, (h) => tf.tidy(() => (model.captureBlock ? model.captureBlock(block, h) : void model.block(block, h))));
+      // the captured inputs' host copies (a batch's feed-forward product alone is 11 MB at Llama-2-7B)
+      if (model.streamed) releaseHostMemory();
     }
   } finally {
     remove();

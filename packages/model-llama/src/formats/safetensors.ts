@@ -201,11 +201,13 @@ let decodeScratch: Buffer | undefined;
  * bf16 allocates its 180 MB of float32 and nothing else (decodeTensor on the whole read would add 90 MB of bytes).
  * The values are decodeTensor's, bit for bit (the same per-element rule on the same bytes).
  */
-export function readDecoded(fd: number, dtype: SafetensorsDtype, count: number, position: number, file: string, what: string): Float32Array {
-  const out = new Float32Array(count);
+export function readDecoded(fd: number, dtype: SafetensorsDtype, count: number, position: number, file: string, what: string, into?: Float32Array): Float32Array {
+  // `into`: where the values go (a streamed block's variable on the heap), instead of a fresh array
+  const out = into ?? new Float32Array(count);
+  if (out.length !== count) throw new TopiaryError('E_INTERNAL', `${count} values of ${what} into an array of ${out.length}`, { file });
   const width = DTYPE_BYTES[dtype];
   if (dtype === 'F32') {
-    const bytes = new Uint8Array(out.buffer);
+    const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     for (let got = 0; got < bytes.length; ) {
       const n = readSync(fd, bytes, got, bytes.length - got, position + got);
       if (n === 0) throw formatError(file, what, `file ends before ${what} (needed ${bytes.length} bytes at offset ${position})`, 'the file is truncated');

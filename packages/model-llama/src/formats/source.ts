@@ -23,6 +23,8 @@ export interface WeightSource {
   readonly dtype: StorageDtype;
   /** The whole tensor as float32 (a fresh array the caller owns). */
   read(name: string): Float32Array;
+  /** The whole tensor as float32 into `out` (its size): `read` without the fresh array. Optional. */
+  readInto?(name: string, out: Float32Array): void;
   /** Rows [start, start + count) of a 2-D tensor [rows, cols] as float32 (row-major). */
   readRows(name: string, start: number, count: number): Float32Array;
   /** Close open files (the source can still be read afterwards: files are reopened on demand). */
@@ -100,6 +102,12 @@ export class SafetensorsSource implements WeightSource {
     const { index, entry } = this.at(name);
     const count = entry.shape.reduce((a, d) => a * d, 1);
     return readDecoded(this.files.fd(index.file), entry.dtype, count, entry.begin, index.file, `tensor "${name}"`);
+  }
+
+  readInto(name: string, out: Float32Array): void {
+    const { index, entry } = this.at(name);
+    const count = entry.shape.reduce((a, d) => a * d, 1);
+    readDecoded(this.files.fd(index.file), entry.dtype, count, entry.begin, index.file, `tensor "${name}"`, out);
   }
 
   readRows(name: string, start: number, count: number): Float32Array {
