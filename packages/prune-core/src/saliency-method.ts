@@ -3,6 +3,7 @@
  * score every weight, keep the highest per row / per layer / per N:M group, zero the rest. No weight update.
  */
 import { TopiaryError, type PruneContext, type Saliency } from '@topiary/kernel';
+import { releaseHostMemory } from '@topiary/files';
 import type { LayerwiseMethod } from './layerwise.js';
 import { applyKeepMask, selectKeepMask, type MaskRule } from './masks.js';
 
@@ -50,6 +51,8 @@ export function saliencyMethod(name: string, saliency: Saliency, rule: Omit<Mask
         const chunk = selectKeepMask(p, score(r0, r1, w), r1 - r0, cols, { ...rule, sparsity });
         applyKeepMask(w, chunk);
         keep.set(chunk, r0 * cols);
+        // this chunk's scores and mask are garbage: given back before the next chunk's (a 7B FFN layer has 11)
+        if (r1 < rows) releaseHostMemory();
       }
       return { weight, keep };
     },
