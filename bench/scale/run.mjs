@@ -7,6 +7,7 @@
 //        [--backends wasm,native] [--skip-torch] [--samples 128] [--seqlen 128] [--blocks K] [--threads N]
 //        [--probe-blocks 2] [--batch 8] [--topiary-batch 0] [--kernels a,b] [--seed 0] [--dtype bf16] [--shard-mb 2000]
 //        [--models-dir bench/out/scale-models] [--timeout-min M] [--topiary-script PATH]
+//   node bench/scale/run.mjs --from bench/out/scale-<time>.json   (the tables again from a saved run, no measuring)
 //
 // Per shape: the model is generated once (bench/scale/generate.mjs; cached in bench/out/scale-models/, git-ignored);
 // then per method, each measurement in a fresh process:
@@ -25,7 +26,7 @@
 // the largest layer's float64 Hessian, in² × 8). A process's runtime itself (Node + wasm, Python + torch) is not in
 // the budget; its size is printed ("runtime RSS") so small shapes can be read.
 // With --blocks K only the first K blocks run; whole-model seconds are then extrapolated (the run's seconds + the
-// mean block time × the blocks not run) and labelled "extrapolated". Writes bench/out/scale-<time>.json.
+// mean time of the blocks after the first × the blocks not run) and labelled "extrapolated"; s/block is whole / blocks. Writes bench/out/scale-<time>.json.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir, totalmem } from 'node:os';
@@ -41,20 +42,22 @@ const argv = process.argv.slice(2);
 const arg = (flag, dflt) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : dflt);
 const log = (s) => process.stderr.write(`${s}\n`);
 
-const shapes = arg('--shapes', 'smollm-135m,smollm-360m,tinyllama-1.1b,llama-2-7b').split(',').map((s) => shapeConfig(s).name);
-const methods = arg('--methods', 'wanda').split(',');
-const backends = arg('--backends', 'wasm,native').split(',').filter(Boolean);
-const skipTorch = argv.includes('--skip-torch');
-const samples = Number(arg('--samples', '128'));
-const seqlen = Number(arg('--seqlen', '128'));
-const blocksArg = arg('--blocks') ? Number(arg('--blocks')) : null;
-const threads = Number(arg('--threads', String(availableParallelism())));
+// --from FILE: no measuring; the tables again from a saved bench/out/scale-*.json (with this script's summary rules)
+const saved = arg('--from') ? JSON.parse(readFileSync(arg('--from'), 'utf8')) : null;
+const shapes = saved?.shapes ?? arg('--shapes', 'smollm-135m,smollm-360m,tinyllama-1.1b,llama-2-7b').split(',').map((s) => shapeConfig(s).name);
+const methods = saved?.methods ?? arg('--methods', 'wanda').split(',');
+const backends = saved?.backends ?? arg('--backends', 'wasm,native').split(',').filter(Boolean);
+const skipTorch = argv.includes('--skip-torch') || (saved !== null && saved.openblas === null);
+const samples = saved?.samples ?? Number(arg('--samples', '128'));
+const seqlen = saved?.seqlen ?? Number(arg('--seqlen', '128'));
+const blocksArg = saved ? saved.blocks : arg('--blocks') ? Number(arg('--blocks')) : null;
+const threads = saved?.threads ?? Number(arg('--threads', String(availableParallelism())));
 const probeBlocks = Number(arg('--probe-blocks', '2'));
 const batch = arg('--batch', '8'); // PyTorch's samples per forward call
 // Topiary's windows per forward call: 0 is its default (8, fewer when one block's temporaries would pass 64 MiB)
 const topiaryBatch = arg('--topiary-batch', '0');
 const seed = Number(arg('--seed', '0'));
-const dtype = arg('--dtype', 'bf16');
+const dtype = saved?.dtype ?? arg('--dtype', 'bf16');
 const shardMb = arg('--shard-mb', '2000');
 const modelsDir = resolve(arg('--models-dir', join(root, 'bench', 'out', 'scale-models')));
 const timeoutMs = arg('--timeout-min') ? Number(arg('--timeout-min')) * 60e3 : undefined;
@@ -151,15 +154,20 @@ async function runtimeRss() {
 
 // --------------------------------------------------------------------------------------------- summary of a run
 
-/** Seconds per block (mean), whole-model seconds (extrapolated when not every block ran). */
+/**
+ * Whole-model seconds (extrapolated when not every block ran) and seconds per block = whole / blocks. The blocks not
+ * run are extrapolated at the mean of the blocks after the first when two or more ran: the first block carries the
+ * run's one-time costs (embedding the calibration, first touches of memory, thread start-up) on either side.
+ */
 function summarize(json, nLayers) {
   const blocks = json?.blocks ?? [];
   if (!blocks.length || !Number.isFinite(json.totalSeconds)) return null;
   const secs = blocks.map((b) => b.seconds);
-  const mean = secs.reduce((a, b) => a + b, 0) / secs.length;
+  const steady = secs.length >= 2 ? secs.slice(1) : secs;
+  const mean = steady.reduce((a, b) => a + b, 0) / steady.length;
   const ran = blocks.length;
   const whole = ran >= nLayers ? json.totalSeconds : json.totalSeconds + mean * (nLayers - ran);
-  return { blocksRun: ran, secondsPerBlock: mean, minBlockSeconds: Math.min(...secs), maxBlockSeconds: Math.max(...secs), wholeSeconds: whole, extrapolated: ran < nLayers, totalSeconds: json.totalSeconds };
+  return { blocksRun: ran, secondsPerBlock: whole / nLayers, steadyBlockSeconds: mean, minBlockSeconds: Math.min(...secs), maxBlockSeconds: Math.max(...secs), wholeSeconds: whole, extrapolated: ran < nLayers, totalSeconds: json.totalSeconds };
 }
 
 // --------------------------------------------------------------------------------------------------- the runs
@@ -230,15 +238,21 @@ async function topiaryRun({ shape, dir, ids, method, backend, nLayers }) {
 
 // ------------------------------------------------------------------------------------------------------- main
 
-const candidates = skipTorch ? { candidates: [], skipped: [], cpuLine: describeCpu(), openblas: '(PyTorch skipped)', defaultCore: null, cpu: null } : kernelCandidates(threads);
-if (!skipTorch) for (const l of describeCandidates(candidates, threads)) log(l);
+const candidates = skipTorch || saved ? { candidates: [], skipped: [], cpuLine: describeCpu(), openblas: '(PyTorch skipped)', defaultCore: null, cpu: null } : kernelCandidates(threads);
+if (saved) log(`tables from ${arg('--from')} (measured ${saved.table?.[0]?.split('; ').at(-1) ?? '?'})`);
+else if (!skipTorch) for (const l of describeCandidates(candidates, threads)) log(l);
 else log(`CPU: ${describeCpu()}`);
 log(`peak RSS from outside: ${timeWorks ? 'GNU time %M' : 'VmHWM of /proc/PID/status, polled every 100 ms'}; shapes ${shapes.join(', ')}; methods ${methods.join(', ')}; backends ${backends.join(', ') || 'none'}; calibration ${samples} × ${seqlen}${blocksArg ? `; first ${blocksArg} block(s) only (whole-model time extrapolated)` : ''}`);
-const runtime = await runtimeRss();
+const runtime = saved ? saved.runtimeRss : await runtimeRss();
 log(`runtime RSS (nothing loaded): node ${mb(runtime.node)}, python + torch ${mb(runtime.torch)}`);
 
 const results = [];
-for (const shape of shapes) {
+// a saved run: its rows, each summary recomputed from the per-block times it kept
+if (saved) {
+  const again = (x, nLayers) => (x?.ok ? { ...x, summary: summarize(x.json, nLayers) } : x);
+  for (const r of saved.rows) results.push({ ...r, torch: again(r.torch, r.nLayers), topiary: Object.fromEntries(Object.entries(r.topiary).map(([b, x]) => [b, again(x, r.nLayers)])) });
+}
+for (const shape of saved ? [] : shapes) {
   const { config } = shapeConfig(shape);
   const nLayers = config.num_hidden_layers;
   const params = parameterCounts(config);
@@ -272,8 +286,9 @@ const out = (s) => {
   console.log(s);
 };
 
-out(`bench/scale — block-by-block pruning at real shapes (seeded random weights, ${dtype}); calibration ${samples} × ${seqlen} tokens; ${threads} thread(s); ${new Date().toISOString()}`);
-if (!skipTorch) for (const l of describeCandidates(candidates, threads)) out(l);
+out(`bench/scale — block-by-block pruning at real shapes (seeded random weights, ${dtype}); calibration ${samples} × ${seqlen} tokens; ${threads} thread(s); ${saved ? `measured ${saved.table?.[0]?.split('; ').at(-1)}, tables recomputed ${new Date().toISOString()}` : new Date().toISOString()}`);
+if (saved) for (const l of saved.table.slice(1, saved.table.findIndex((x) => x.startsWith('peak RSS')))) out(l);
+else if (!skipTorch) for (const l of describeCandidates(candidates, threads)) out(l);
 else out(`CPU: ${describeCpu()}`);
 out(`peak RSS: the larger of the process's own report and the outside measure (${timeWorks ? 'GNU time %M' : 'VmHWM polled'}); runtime RSS with nothing loaded: node ${mb(runtime.node)}, python + torch ${mb(runtime.torch)}`);
 if (backends.length && !existsSync(TOPIARY_SCRIPT)) out('Topiary: topiary_run.mjs not present (bench/scale/topiary_run.mjs is written with the streaming engine)');
@@ -293,7 +308,7 @@ for (const r of results) {
     })).join(' | ') + ' |');
 }
 out('');
-out(`Time: seconds per block (mean over the blocks run) and whole-model seconds; target: per block ≤ 1.0 × PyTorch (native), ≤ 2.0 × (wasm)`);
+out(`Time: seconds per block (whole-model seconds / blocks; blocks not run extrapolated at the mean of those after the first) and whole-model seconds; target: per block ≤ 1.0 × PyTorch (native), ≤ 2.0 × (wasm)`);
 out(`| shape | method | blocks run | ${engines.map(([e]) => `${e} s/block`).join(' | ')} | ${engines.map(([e]) => `${e} whole s`).join(' | ')} | ${backends.map((b) => `${b}/torch`).join(' | ')} | torch kernel |`);
 out(`|${'---|'.repeat(4 + engines.length * 2 + backends.length)}`);
 for (const r of results) {
@@ -335,7 +350,8 @@ const strip = (x) => (x ? { ...x, choice: undefined } : x);
 writeFileSync(file, JSON.stringify({
   shapes, methods, backends, samples, seqlen, blocks: blocksArg, threads, batch: Number(batch), topiaryBatch: Number(topiaryBatch), seed, dtype, loadavg: loadavg(), totalmem: totalmem(),
   cpu: describeCpu(), peakRssOutside: timeWorks ? 'GNU time %M' : 'VmHWM polled', runtimeRss: runtime,
-  openblas: skipTorch ? null : kernelJson(candidates, results.map((r) => r.torch?.choice).filter(Boolean)),
+  from: arg('--from') ?? null,
+  openblas: saved ? saved.openblas : skipTorch ? null : kernelJson(candidates, results.map((r) => r.torch?.choice).filter(Boolean)),
   rows: results.map((r) => ({ ...r, torch: strip(r.torch) })), growth, table: lines,
 }, null, 2));
 log(`wrote ${file}`);
