@@ -120,3 +120,34 @@ output: ./run
     expect(results.stages[1]!.parametersAfter).toBe(JSON.parse(second.stdout).parametersAfter);
   });
 });
+
+describe('topiary run: a structured stage after a stage that changed a bf16 model', () => {
+  it('reads the float32 values the run holds: the checkpoint before it is float32, equal to the prune command’s --dtype f32 output', async () => {
+    const dir = join(work, 'recipe-bf16');
+    mkdirSync(dir, { recursive: true });
+    const model = randomBf16Model();
+    const file = join(dir, 'r.yaml');
+    writeFileSync(
+      file,
+      `model: { from: ${model} }
+seed: 1
+data:
+  calibration: { path: ${TEXT}, samples: 6, seqlen: 48 }
+stages:
+  - prune: { method: sparsegpt, sparsity: 0.5, batchSize: 4 }
+  - prune: { method: llm-pruner, ratio: 0.2, batchSize: 4 }
+output: ./run
+`,
+    );
+    const r = await runCli(['run', file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('the model is streamed');
+    const stage1 = join(dir, 'run', 'checkpoints', 'stage-1');
+    expect(JSON.parse(readFileSync(join(stage1, 'config.json'), 'utf8')).torch_dtype).toBe('float32');
+    const cli = await runCli(['--json', '--out', join(dir, 'f32'), 'prune', '--model', model, '--method', 'sparsegpt', '--sparsity', '0.5', '--dtype', 'f32',
+      '--calibration', TEXT, '--samples', '6', '--seqlen', '48', '--batch-size', '4', '--seed', '1']);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(readFileSync(join(stage1, 'model.safetensors')).equals(bytes(join(dir, 'f32')))).toBe(true);
+    expect(existsSync(join(dir, 'run', 'model', 'config.json'))).toBe(true);
+  });
+});

@@ -161,7 +161,7 @@ export class LlamaModel implements CausalLM {
   private materialiseFromFile(name: string): tf.Variable | undefined {
     const source = this.sourceOf(name);
     if (!source.readInto || this.stream!.overlay.has(name) || tf.getBackend() !== 'wasm') return undefined;
-    const initial = tf.zeros(this.shapes.get(name)!);
+    const initial = tf.fill(this.shapes.get(name)!, 0); // made on the heap (tf.zeros would copy a host array in)
     const v = tf.variable(initial, true, freeVariableName(name));
     initial.dispose();
     const view = heapView(v);
@@ -392,11 +392,11 @@ export class LlamaModel implements CausalLM {
       this.writeWeight(param, data, keep);
       return;
     }
+    this.stream!.dirty.add(param); // before the edit: an edit that fails half-way is not silently reverted
     const keep = edit(view);
     if (view.length !== p.size) {
       throw new TopiaryError('E_INTERNAL', `the tensor heap grew while "${param}" was edited in place (the edit ran a tensor operation)`, { where: param });
     }
-    this.stream!.dirty.add(param);
     this.keep.delete(param);
     if (keep === undefined) return;
     if (keep.length !== p.size) throw new TopiaryError('E_USAGE', `mask for "${param}" has ${keep.length} entries, the weight has ${p.size}`, { where: param });

@@ -26,6 +26,7 @@ import { RunFolder } from './run-folder.js';
 import { stagePathFields } from './recipe-paths.js';
 import { localModelPath, looksLikeHubId, resolveHubSnapshot } from './hub-cache.js';
 import { saveModelWithTokenizer } from './stages/env.js';
+import { reopensModel } from './stages/prune.js';
 
 export interface PlannedStage {
   stage: RecipeStage;
@@ -281,7 +282,11 @@ export async function executeRecipe(
       if (abort.signal.aborted && outcome.partial) break; // a stage cut short is redone on resume
       results.stages.push(result);
       if (outcome.changedModel) {
-        state.modelDir = await folder.checkpoint(plan.index + 1, (dir) => saveModelWithTokenizer(model, dir, tokenizerPath, options.save));
+        // a later stage that reopens the model from this checkpoint (a structured pruner on a streamed run) must read
+        // the values the run holds, not their rounding to the input's dtype: that checkpoint is float32
+        const reopened = streamed && planned.slice(plan.index + 1).some((p) => p.stage.kind === 'prune' && reopensModel(run.container, String((p.prepared as { method?: unknown }).method)));
+        const save = reopened ? { ...options.save, dtype: 'float32' as const } : options.save;
+        state.modelDir = await folder.checkpoint(plan.index + 1, (dir) => saveModelWithTokenizer(model, dir, tokenizerPath, save));
         run.events.emit({ type: 'checkpoint', path: folder.path(state.modelDir), step: plan.index + 1 });
       }
       state.completed = plan.index + 1;

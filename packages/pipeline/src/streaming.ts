@@ -37,13 +37,13 @@ function inputIdentity(path: string): string {
   return files.map((f) => `${f}:${statSync(f).size}:${statSync(f).mtimeMs}`).join('|');
 }
 
+/** Bytes of row chunks a block's writer reads between two collections. */
+const RELEASE_EVERY_BYTES = 32 * 2 ** 20;
+
 /**
  * Prepare the output folder `out` of a streamed prune of `model` (opened from `modelPath` with `residency: 'block'`),
  * or reopen it to resume: the blocks the interrupted run wrote are then read from its shards.
  */
-/** Bytes of row chunks a block's writer reads between two collections. */
-const RELEASE_EVERY_BYTES = 32 * 2 ** 20;
-
 export function openStreamedPrune(model: LlamaModel, modelPath: string, out: string, options: StreamedPruneOptions): StreamedPrune {
   if (!model.streamed) throw new TopiaryError('E_INTERNAL', 'openStreamedPrune needs a model opened with residency "block"');
   const config = model.config;

@@ -32,8 +32,9 @@ export function saliencyMethod(name: string, saliency: Saliency, rule: Omit<Mask
   return {
     name,
     collect: calibrationFor(saliency),
-    // scores and masks are host arithmetic (a criterion scores host arrays; the mask primitives run on the host)
-    inPlace: true,
+    // a row-wise criterion scores host arrays from their own statistics, and the mask primitives run on the host:
+    // no tensor operation, so the weight can be the engine's own memory
+    inPlace: saliency.rowwise === true,
     apply({ linear, weight, stats, sparsity }, ctx: PruneContext) {
       const { outFeatures: rows, inFeatures: cols } = linear;
       const p = ctx.backend.primitives;

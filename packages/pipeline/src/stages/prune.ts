@@ -22,7 +22,7 @@ import {
 } from '@topiary/kernel';
 import type { StageResult } from '@topiary/report';
 import { optionsJsonSchema, resolveAllOrNone } from '@topiary/kernel';
-import { SlimmableStream } from '@topiary/model-llama';
+import { SlimmableStream, type LlamaModel } from '@topiary/model-llama';
 import { architectureOf, calibrationWindows, type CalibrationSpec, type StageEnv } from './env.js';
 
 /** A stage's own calibration (`{ path, samples, seqlen, seed }`), overriding the recipe's `data.calibration`. */
@@ -165,6 +165,15 @@ function pruneCalibration(own: z.output<typeof stageCalibration> | undefined, ct
   return { spec: top ? { path: top.path, samples: top.samples, seqLen: top.seqlen, seed: top.seed ?? ctx.recipe.seed } : undefined, where: 'data.calibration' };
 }
 
+/**
+ * Whether a prune stage with this method reopens the model from disk when the run is streamed (a structured pruner
+ * that removes by plan): the checkpoint before it must then hold the run's values exactly (float32).
+ */
+export function reopensModel(container: StagePrepareContext['container'], method: string): boolean {
+  const pruner = resolveNamed(container, Tokens.Pruner, method, 'pruner', 'method') as Pruner;
+  return pruner.streams !== true && pruner.streamsBySlimPlan === true;
+}
+
 export const pruneStage: Stage<typeof pruneStageOptions, PreparedPrune> = {
   kind: 'prune',
   description: 'prune the model once with an installed pruner (its options beside `method`)',
@@ -180,10 +189,11 @@ export const pruneStage: Stage<typeof pruneStageOptions, PreparedPrune> = {
     return pruner.streams === true || pruner.streamsBySlimPlan === true;
   },
   async run(model, p, ctx) {
-    const pruner = resolveNamed(ctx.container, Tokens.Pruner, p.method, 'pruner', `${ctx.where}.method`) as Pruner;
     // A structured method that removes by plan works on a model it can mask by group and slim as it is written: the
-    // current model reopened from disk (the latest checkpoint, or the recipe's model), as `topiary prune` does.
-    const slimmable = model.streamed && pruner.streams !== true && pruner.streamsBySlimPlan === true;
+    // current model reopened from disk (the latest checkpoint, written in float32 for this — see `reopensModel` —
+    // or the recipe's model), as `topiary prune` does. The streamed model's resident block leaves the heap first.
+    const slimmable = model.streamed && reopensModel(ctx.container, p.method);
+    if (slimmable) (model as Partial<Pick<LlamaModel, 'evict'>>).evict?.();
     const input: CausalLM = slimmable ? SlimmableStream.open(ctx.modelPath) : model;
     try {
       const out = await runPruneStage(
