@@ -86,24 +86,23 @@ describe('streamed structured prune = in-memory prune, bit for bit', () => {
   });
 });
 
+/** A recipe in `dir` over `model`: seed 1, 6 × 48 calibration windows of the text, the given stages, output ./run. */
+function writeRecipe(dir: string, model: string, stages: string[]): string {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'r.yaml');
+  const lines = [`model: { from: ${model} }`, 'seed: 1', 'data:', `  calibration: { path: ${TEXT}, samples: 6, seqlen: 48 }`, 'stages:', ...stages.map((s) => `  - ${s}`), 'output: ./run'];
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
 describe('topiary run streams recipes with structured stages', () => {
   it('LLM-Pruner then depth then eval: streamed, the same final bytes as `topiary prune --in-memory` twice', async () => {
     const dir = join(work, 'recipe');
-    mkdirSync(dir, { recursive: true });
-    const file = join(dir, 'r.yaml');
-    writeFileSync(
-      file,
-      `model: { from: ${STORIES} }
-seed: 1
-data:
-  calibration: { path: ${TEXT}, samples: 6, seqlen: 48 }
-stages:
-  - prune: { method: llm-pruner, ratio: 0.2, saliency: taylor-vector, batchSize: 4 }
-  - prune: { method: depth, remove: 1, score: taylor, batchSize: 4 }
-  - eval: { perplexity: [${TEXT}], seqlen: 64, limit: 4 }
-output: ./run
-`,
-    );
+    const file = writeRecipe(dir, STORIES, [
+      'prune: { method: llm-pruner, ratio: 0.2, saliency: taylor-vector, batchSize: 4 }',
+      'prune: { method: depth, remove: 1, score: taylor, batchSize: 4 }',
+      `eval: { perplexity: [${TEXT}], seqlen: 64, limit: 4 }`,
+    ]);
     const r = await runCli(['run', file]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('the model is streamed');
@@ -124,21 +123,8 @@ output: ./run
 describe('topiary run: a structured stage after a stage that changed a bf16 model', () => {
   it('reads the float32 values the run holds: the checkpoint before it is float32, equal to the prune command’s --dtype f32 output', async () => {
     const dir = join(work, 'recipe-bf16');
-    mkdirSync(dir, { recursive: true });
     const model = randomBf16Model();
-    const file = join(dir, 'r.yaml');
-    writeFileSync(
-      file,
-      `model: { from: ${model} }
-seed: 1
-data:
-  calibration: { path: ${TEXT}, samples: 6, seqlen: 48 }
-stages:
-  - prune: { method: sparsegpt, sparsity: 0.5, batchSize: 4 }
-  - prune: { method: llm-pruner, ratio: 0.2, batchSize: 4 }
-output: ./run
-`,
-    );
+    const file = writeRecipe(dir, model, ['prune: { method: sparsegpt, sparsity: 0.5, batchSize: 4 }', 'prune: { method: llm-pruner, ratio: 0.2, batchSize: 4 }']);
     const r = await runCli(['run', file]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('the model is streamed');
