@@ -74,6 +74,19 @@ function zeroWhereDropped(data: Float32Array, keep: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * A streamed weight's values under its keep mask, applied once: `data` itself when it is already zero wherever the
+ * mask drops, else `data[i] · (keep[i] ? 1 : 0)` written into `out` (`data` itself, or a new array) — the in-memory path's
+ * products, so a dropped negative weight is −0 on both.
+ */
+function maskedOnce(param: string, data: Float32Array, keep: Uint8Array, into?: Float32Array): Float32Array {
+  if (keep.length !== data.length) throw new TopiaryError('E_USAGE', `mask for "${param}" has ${keep.length} entries, the weight has ${data.length}`, { where: param });
+  if (zeroWhereDropped(data, keep)) return data;
+  const out = into ?? new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = data[i]! * (keep[i] ? 1 : 0);
+  return out;
+}
+
 /** Whether tfjs-wasm holds `t`'s data (its reads are fresh copies); false when unknown. */
 function heldByWasm(t: tf.Tensor): boolean {
   const state = (tf.engine() as unknown as { state?: { tensorInfo?: { get(id: object): { backend?: unknown } | undefined } } }).state;
@@ -353,17 +366,10 @@ export class LlamaModel implements CausalLM {
       return;
     }
     if (this.stream) {
-      if (keep.length !== p.size) throw new TopiaryError('E_USAGE', `mask for "${param}" has ${keep.length} entries, the weight has ${p.size}`, { where: param });
       // A streamed model never trains and cannot mask groups: its element masks zero the weights once and are not
       // kept (eviction would drop them anyway) — no mask-sized copies beside the block (202 MB per Llama-2-7B block).
-      // The products are the in-memory path's (data · 1 or data · 0, so a dropped negative weight is −0 there too).
-      let masked = data;
-      if (!zeroWhereDropped(data, keep)) {
-        masked = new Float32Array(data.length);
-        for (let i = 0; i < data.length; i++) masked[i] = data[i]! * (keep[i] ? 1 : 0);
-      }
       this.keep.delete(param);
-      this.replaceValue(param, p, masked);
+      this.replaceValue(param, p, maskedOnce(param, data, keep));
       return;
     }
     // the same products, in the same order, as writing then masking with the old and then the new keep mask
@@ -399,9 +405,7 @@ export class LlamaModel implements CausalLM {
     }
     this.keep.delete(param);
     if (keep === undefined) return;
-    if (keep.length !== p.size) throw new TopiaryError('E_USAGE', `mask for "${param}" has ${keep.length} entries, the weight has ${p.size}`, { where: param });
-    // writeWeight's products (data · 1 or data · 0), formed where the values already are
-    if (!zeroWhereDropped(view, keep)) for (let i = 0; i < view.length; i++) view[i] = view[i]! * (keep[i] ? 1 : 0);
+    maskedOnce(param, view, keep, view); // writeWeight's products, formed where the values already are
   }
 
   /**
