@@ -12,6 +12,7 @@
 // Prints and writes {blocks: [{index, seconds}], totalSeconds, peakRssBytes, backend, heapBytes}.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +23,7 @@ import { loadModel } from '../../packages/model-llama/dist/index.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 // the tfjs the model package uses (the same module instance: its engine counts the model's tensors)
-const tf = await import(pathToFileURL(createRequire(resolve(here, '..', '..', 'packages', 'model-llama', 'package.json')).resolve('@tensorflow/tfjs')).href);
+const tf = await import(pathToFileURL(createRequire(resolve(here, '..', '..', 'packages', 'model-llama', 'package.json')).resolve('@tensorflow/tfjs-core')).href);
 const root = resolve(here, '..', '..');
 const argv = process.argv.slice(2);
 const arg = (flag, dflt) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : dflt);
@@ -89,20 +90,33 @@ function startSampler() {
   );
   sampler.unref();
 }
+// seconds per step, inclusive of the steps it calls (a weight read inside an upload counts in both)
+const phaseSeconds = new Map();
 function traced(phase, fn) {
   const id = phaseId(phase);
   return function (...args) {
     const outer = Atomics.load(current, 0);
     Atomics.store(current, 0, id);
+    const t0 = performance.now();
     try {
       return fn.apply(this, args);
     } finally {
+      phaseSeconds.set(phase, (phaseSeconds.get(phase) ?? 0) + (performance.now() - t0) / 1000);
       Atomics.store(current, 0, outer);
       note(phase);
     }
   };
 }
+let gcSeconds = 0;
+let gcCount = 0;
 function traceMemory(m) {
+  // V8's collections (releaseHostMemory asks for full ones between steps): their count and time
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gcSeconds += e.duration / 1000;
+      gcCount++;
+    }
+  }).observe({ entryTypes: ['gc'] });
   phaseId('other (between the steps below)');
   startSampler();
   note('start (runtime + backend)');
@@ -113,13 +127,15 @@ function traceMemory(m) {
   m.embed = traced('embed', m.embed.bind(m));
   m.readWeight = traced('readWeight (statistics, mask, write)', m.readWeight.bind(m));
   m.writeWeight = traced('writeWeight (masked)', m.writeWeight.bind(m));
+  if (m.editWeight) m.editWeight = traced('editWeight (in place: score, mask)', m.editWeight.bind(m));
   m.evict = traced('evict', m.evict.bind(m));
   m.readRows = traced('readRows (shard writer)', m.readRows.bind(m));
 }
 function printTrace() {
   const mb = (n) => (n / 2 ** 20).toFixed(0);
-  process.stderr.write('phase | calls | VmHWM rise MB | wasm heap rise MB | max RSS MB | max arrayBuffers MB | max wasm heap MB\n');
-  for (const [k, p] of phases) process.stderr.write(`${k} | ${p.calls} | ${mb(p.hwmRise)} | ${mb(p.heapRise)} | ${mb(p.maxRss)} | ${mb(p.maxArrayBuffers)} | ${mb(p.maxWasmHeap)}\n`);
+  process.stderr.write('phase | calls | seconds (inclusive) | VmHWM rise MB | wasm heap rise MB | max RSS MB | max arrayBuffers MB | max wasm heap MB\n');
+  for (const [k, p] of phases) process.stderr.write(`${k} | ${p.calls} | ${(phaseSeconds.get(k) ?? 0).toFixed(2)} | ${mb(p.hwmRise)} | ${mb(p.heapRise)} | ${mb(p.maxRss)} | ${mb(p.maxArrayBuffers)} | ${mb(p.maxWasmHeap)}\n`);
+  process.stderr.write(`garbage collections: ${gcCount}, ${gcSeconds.toFixed(2)} s\n`);
   process.stderr.write('peak RSS sampled every 20 ms while each step ran (innermost step):\n');
   phaseNames.forEach((k, id) => process.stderr.write(`  ${k}: ${mb(peaks[id])} MB\n`));
 }

@@ -19,7 +19,7 @@ let quieted = false;
 /** The tfjs the model code uses (a dependency of @topiary/model-llama, not of the CLI). */
 function tensorflow(): { env(): TfEnvironment } {
   const modelPackage = createRequire(import.meta.url).resolve('@topiary/model-llama/package.json');
-  return createRequire(modelPackage)('@tensorflow/tfjs') as { env(): TfEnvironment };
+  return createRequire(modelPackage)('@tensorflow/tfjs-core') as { env(): TfEnvironment };
 }
 
 /** Set tfjs's `PROD` flag (once): its banner and console warnings stay off. Returns whether the flag is set. */

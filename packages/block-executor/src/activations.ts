@@ -6,7 +6,7 @@
 import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { TopiaryError, ioError, type CausalLM } from '@topiary/kernel';
 import { releaseHostMemory } from '@topiary/files';
 

@@ -4,7 +4,7 @@
  * pass until the backward reaches that block) and what a depth score with one pass per dropped block needs (one
  * state per dropped block). Slots are addressed by (key, batch); a slot keeps its place in the file when rewritten.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { TopiaryError } from '@topiary/kernel';
 import { SpillFile, type ActivationOptions } from './activations.js';
 

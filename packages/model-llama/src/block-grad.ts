@@ -28,7 +28,7 @@
  * Saved per block: x and the `BlockSaved` record (h, Q, K, V, P, merge(O), x₂, h₂, g, u, m, the two [N, 1] scales
  * and the RoPE tables).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { FusedKernel, type FusedKernelName, type LinearKind } from '@topiary/kernel';
 import { hasFused, mergeHeads, rmsScale, rope, splitHeads, swiglu } from './ops.js';
 

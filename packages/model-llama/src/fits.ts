@@ -2,7 +2,7 @@
  * Whether a whole model can be put on the tensor heap, checked before any weight is read — so a model too large
  * for the command's memory model is refused with the reason and the way round, not after minutes of loading.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { TopiaryError } from '@topiary/kernel';
 import { parameterShapes, type LlamaConfig } from './config.js';
 

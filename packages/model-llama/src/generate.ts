@@ -2,7 +2,7 @@
  * Autoregressive generation with a key/value cache: the prompt is fed once, then one token per step.
  * Sampling: greedy (temperature 0), temperature, top-k, top-p (nucleus), from a seeded generator.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { TopiaryError } from '@topiary/kernel';
 import { SeededRandom } from '@topiary/linalg';
 import type { LlamaModel } from './model.js';

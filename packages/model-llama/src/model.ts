@@ -15,7 +15,7 @@
  * differ (a slimmed model), and groups of parameters can be masked (kept at zero through training) or removed.
  */
 import { loadedDtype, rememberDtype } from './formats/dtype.js';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { FusedKernel, TopiaryError, type TargetScores, type CaptureFn, type CausalLM, type GroupKind, type LayerShape, type LinearKind, type LinearLayer, type ParameterGroup } from '@topiary/kernel';
 import { SeededRandom } from '@topiary/linalg';
 import { releaseHostMemory } from '@topiary/files';
@@ -113,6 +113,25 @@ function disposeKv(entries: readonly ({ k: tf.Tensor; v: tf.Tensor } | undefined
   }
 }
 
+
+/**
+ * The tfjs engine the weights go to. A program that loads a model before any backend is registered (it imported
+ * tfjs-core alone, or chose no Topiary backend) gets this error naming the weight, not tfjs's "No backend found in
+ * registry" from deep inside a tensor constructor.
+ */
+function activeBackend(weight: string): string {
+  try {
+    void tf.engine().backend; // initialises the best registered backend when none is chosen yet; throws when none is
+    return tf.getBackend();
+  } catch (e) {
+    throw new TopiaryError('E_BACKEND', 'no tensor backend is ready, so the weights have nowhere to go', {
+      where: weight,
+      hint: "activate one first: `(await openRun({ backend: 'wasm', … }, roots)).activateBackend()` from @topiary/pipeline, or import a tfjs backend package (e.g. @tensorflow/tfjs-backend-wasm) and `await tf.setBackend(name)`",
+      cause: e,
+    });
+  }
+}
+
 /** A tfjs variable name that no live variable uses yet (tfjs names are global; two models may share HF names). */
 function freeVariableName(name: string): string {
   const taken = tf.engine().registeredVariables;
@@ -173,7 +192,7 @@ export class LlamaModel implements CausalLM {
    */
   private materialiseFromFile(name: string): tf.Variable | undefined {
     const source = this.sourceOf(name);
-    if (!source.readInto || this.stream!.overlay.has(name) || tf.getBackend() !== 'wasm') return undefined;
+    if (!source.readInto || this.stream!.overlay.has(name) || activeBackend(name) !== 'wasm') return undefined;
     const initial = tf.fill(this.shapes.get(name)!, 0); // made on the heap (tf.zeros would copy a host array in)
     const v = tf.variable(initial, true, freeVariableName(name));
     initial.dispose();
@@ -193,6 +212,7 @@ export class LlamaModel implements CausalLM {
   }
 
   private materialise(name: string, data: Float32Array): tf.Variable {
+    activeBackend(name);
     const initial = tf.tensor(data, this.shapes.get(name)!);
     const v = tf.variable(initial, true, freeVariableName(name));
     initial.dispose(); // the variable holds its own reference to the data

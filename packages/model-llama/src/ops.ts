@@ -4,7 +4,7 @@
  * that transposes explicitly (matMul with transpose flags is ~10x slower on wasm), and the embedding lookup has an
  * exact custom gradient through scatterND (the stock gather gradient needs UnsortedSegmentSum, missing on wasm).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { FusedKernel, type FusedKernelName } from '@topiary/kernel';
 import type { RopeScaling } from './config.js';
 

@@ -12,7 +12,7 @@
  * (checkpoints), imported (resume, or carried through `slim()` by the caller) and masked (pruned groups restart
  * from zero moments).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { FusedKernel, TopiaryError, type CausalLM } from '@topiary/kernel';
 import { EMBED } from './names.js';
 import { hasFused } from './ops.js';

@@ -9,7 +9,7 @@
  * So every block is calibrated on the outputs of the *already pruned* blocks before it, and memory holds only one
  * block boundary of activations (all windows × seq × dim) plus one block's statistics.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import {
   TopiaryError,
   type CausalLM,

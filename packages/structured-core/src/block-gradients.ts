@@ -19,7 +19,7 @@
  * the windows, so it does not depend on how the windows are batched); `gradSquared` the same weighted mean of the
  * squared batch gradients (the empirical Fisher diagonal LLM-Pruner's second-order term uses).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { TopiaryError, type CausalLM, type EventBus } from '@topiary/kernel';
 import { Activations, StateStore, windowBatches } from '@topiary/block-executor';
 import { batchWindows, calibrationBatchSize, type GradientOptions, type ParameterGradients } from './gradients.js';

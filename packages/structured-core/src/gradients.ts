@@ -10,7 +10,7 @@
  * default batch holds `DEFAULT_BATCH_TOKENS` tokens whatever `--samples` and `--seqlen` are (LLM-Pruner's own 10 × 64
  * windows still fit in one batch, as in its code).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { TopiaryError, type CausalLM, type EventBus, type Saliency, type SaliencyStats } from '@topiary/kernel';
 import type { ElementScores } from './aggregate.js';
 

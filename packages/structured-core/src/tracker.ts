@@ -4,7 +4,7 @@
  * minimum widths. Group ids and the head → kv-group relation come from the model (`CausalLM.groups()`); nothing
  * here builds an id.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { TopiaryError, type CausalLM, type GroupKind, type ParameterGroup } from '@topiary/kernel';
 import { selectGlobal, type Normalisation } from './ranking.js';
 

@@ -10,8 +10,9 @@
  *   the run folders are written where the job says (the sweep folder, shared between machines).
  */
 import { hostname } from 'node:os';
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
+// BullMQ and ioredis load when a queue is used: importing them costs ~90 ms, which every `topiary` command would pay
+import type { Job } from 'bullmq';
+import type { RedisOptions } from 'ioredis';
 import { TopiaryError } from '@topiary/kernel';
 import type { SweepPlan, SweepPoint } from './grid.js';
 import { childEntry, startPointChild, type PointChild } from './child-process.js';
@@ -78,6 +79,7 @@ function redisOptions(address: QueueAddress): RedisOptions {
  */
 export async function checkQueue(url: string, timeoutMs = 3000): Promise<QueueAddress> {
   const address = parseQueueUrl(url);
+  const { Redis } = await import('ioredis');
   const client = new Redis({ ...redisOptions(address), lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
   let lastError: Error | undefined;
   client.on('error', (e: Error) => {
@@ -139,6 +141,7 @@ export interface QueueSweepOptions {
  */
 export async function runOnQueue(plan: SweepPlan, points: readonly SweepPoint[], options: QueueSweepOptions): Promise<Map<string, PointOutcome>> {
   const address = await checkQueue(options.url);
+  const { Queue } = await import('bullmq');
   const queue = new Queue<PointJob, PointOutcome>(QUEUE_NAME, { connection: redisOptions(address) });
   queue.on('error', () => undefined); // a lost connection shows as jobs not moving; the client reconnects
   const outcomes = new Map<string, PointOutcome>();
@@ -209,6 +212,7 @@ export async function queueStatus(
   pointIds: readonly string[],
 ): Promise<{ jobs: Map<string, QueuedJobState>; counts: Record<string, number>; workers: string[] }> {
   const address = await checkQueue(url);
+  const { Queue } = await import('bullmq');
   const queue = new Queue<PointJob, PointOutcome>(QUEUE_NAME, { connection: redisOptions(address) });
   queue.on('error', () => undefined);
   try {
@@ -269,6 +273,7 @@ export interface WorkerOptions {
 export async function runWorker(options: WorkerOptions): Promise<void> {
   childEntry(); // not built: said before taking a job
   const address = await checkQueue(options.url);
+  const { UnrecoverableError, Worker } = await import('bullmq');
   const name = `${hostname()}:${process.pid}`;
   const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
   const lockDuration = Math.max(1, options.lockSeconds ?? 30) * 1000;

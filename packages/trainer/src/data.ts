@@ -8,7 +8,7 @@
  * which makes resume exact.
  */
 import { readFileSync } from 'node:fs';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { ioError, TopiaryError, type Tokenizer } from '@topiary/kernel';
 import { SeededRandom } from '@topiary/linalg';
 

@@ -11,7 +11,7 @@
  *              (metrics, held-out loss, checkpoints); stops at the last step, after `stopAfter` steps of this call,
  *              or at the next step boundary once `signal` is aborted
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { TopiaryError, type CausalLM } from '@topiary/kernel';
 import { LlamaModel, type AdamW, type Distillation } from '@topiary/model-llama';
 import { gradientNorm } from './optimizer.js';

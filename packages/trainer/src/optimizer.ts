@@ -3,7 +3,7 @@
  * implementation for the project): its state is exported into checkpoints, masked where groups are pruned, and
  * carried through `slim()` by `slimWithState`.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { AdamWOptions as ModelAdamWOptions } from '@topiary/model-llama';
 
 export { AdamW, type AdamWState } from '@topiary/model-llama';

@@ -14,7 +14,7 @@
  *                                 units. With `normalise: calibrated`, each kind's scores are first scaled to the
  *                                 loss changes measured at the margin (`kindScales`), so kinds compare per parameter
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { resolveAllOrNone, Tokens, TopiaryError, type CausalLM, type DependencyContainer, type GroupAggregation, type Saliency, type Schedule } from '@topiary/kernel';
 import { slimWeights } from '@topiary/model-llama';
 import { elementScores, groupImportance, groupSums, kindScales, PruneTracker, saliencyLevel, trainingCriteria, type ArchitectureSnapshot, type ParameterGradients } from '@topiary/structured-core';

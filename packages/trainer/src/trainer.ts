@@ -11,7 +11,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { ioError, parseOptions, resolveAllOrNone, TopiaryError, EventBus, type CausalLM, type DependencyContainer, type ModelConfig, type Raw, type Schedule, type Tokenizer } from '@topiary/kernel';
 import { writeFileAtomic, writeJsonAtomic } from '@topiary/files';
 import { loadTokenizer } from '@topiary/corpus';

@@ -3,7 +3,9 @@
  * but it has every kernel and every gradient: it is the correctness reference the conformance suite compares
  * other backends against, and the backend that always works.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+// registers the 'cpu' engine with tfjs-core (a side effect of importing the package)
+import '@tensorflow/tfjs-backend-cpu';
 import { definePlugin, provide, Tokens, TopiaryError, type BackendAvailability, type BackendCapabilities, type TensorBackend } from '@topiary/kernel';
 import { genericPrimitives } from '@topiary/linalg';
 
@@ -15,14 +17,14 @@ export class CpuBackend implements TensorBackend {
   readonly primitives = genericPrimitives;
 
   async available(): Promise<BackendAvailability> {
-    // The cpu engine ships inside @tensorflow/tfjs, which this package depends on: if we are running, it is here.
-    return tf.findBackendFactory('cpu') ? { ok: true } : { ok: false, reason: '@tensorflow/tfjs registered no cpu backend', fix: 'reinstall @tensorflow/tfjs 4.22.0 (`pnpm install`)' };
+    // The cpu engine is @tensorflow/tfjs-backend-cpu, which this package depends on: if we are running, it is here.
+    return tf.findBackendFactory('cpu') ? { ok: true } : { ok: false, reason: '@tensorflow/tfjs-backend-cpu registered no cpu backend', fix: 'reinstall @tensorflow/tfjs-backend-cpu 4.22.0 (`pnpm install`)' };
   }
 
   async init(): Promise<void> {
     const ok = await tf.setBackend('cpu');
     if (!ok) {
-      throw new TopiaryError('E_BACKEND', 'tf.setBackend("cpu") failed', { where: 'backend cpu', hint: 'reinstall @tensorflow/tfjs 4.22.0' });
+      throw new TopiaryError('E_BACKEND', 'tf.setBackend("cpu") failed', { where: 'backend cpu', hint: 'reinstall @tensorflow/tfjs-backend-cpu 4.22.0' });
     }
     await tf.ready();
   }

@@ -3,7 +3,7 @@
  * on the wasm heap (`BatchMatMul`), on as many threads as asked. Opt-in: the addon is built by a separate script.
  */
 import { availableParallelism } from 'node:os';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { TopiaryError, z, type BackendAvailability, type BackendCapabilities, type OptionsOf, type PruningPrimitives, type TensorBackend } from '@topiary/kernel';
 import { genericPrimitives } from '@topiary/linalg';
 import { WasmBackend } from '@topiary/backend-wasm';

@@ -5,8 +5,8 @@
  * batches as strided products (a batch of 1 broadcasts). Anything else (non-float32, general batch broadcasting)
  * goes to the kernel that was registered before (the wasm plugin's fast kernel or the stock one).
  */
-import * as tf from '@tensorflow/tfjs';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { checkSoftmaxCrossEntropyInputs, FusedKernel } from '@topiary/kernel';
 import type { BlasAddon } from './addon.js';
 

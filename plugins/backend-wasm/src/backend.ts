@@ -4,7 +4,7 @@
  * hard-wires multithreading off under Node; see README "Threads"). The runtime (Node, or a browser page) is the
  * GEMM's platform seam (gemm/platform.ts), given to the constructor; Node is the default.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { TopiaryError, z, type BackendAvailability, type BackendCapabilities, type OptionsOf, type TensorBackend } from '@topiary/kernel';
 import { installFastBatchMatMul, sharedGemmPool, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
 import { relaxedSimdAvailable, resolveThreads } from './gemm/pool.js';

@@ -7,7 +7,7 @@
  * prune. The pool computes the very same product (same ProductSpec as the BatchMatMul kernel builds for that call,
  * so the same plan and the same numbers) and writes C into a caller's array, so the buffer can be kept.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { accumulateGramInBlocks } from '@topiary/linalg';
 import { TILE } from './gemm/kernels.js';
 import { outputFloats, type ProductSpec } from './gemm/plan.js';

@@ -4,7 +4,7 @@
  * Everything else (float64 Cholesky/inverse, masks) is the kernel's generic implementation. When the wasm engine is not the active tfjs backend, the generic versions run instead, so the
  * primitives never depend on global state for correctness.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { type PruningPrimitives } from '@topiary/kernel';
 import { accumulateGramInBlocks, genericPrimitives } from '@topiary/linalg';
 import { accumulateGramOnPool } from './gram-on-pool.js';

@@ -10,7 +10,7 @@
  * - `taylor` (Shortened LLaMA): Σ over every weight of the block of |w·∂L/∂w| — the block group's importance with
  *   an element-level saliency (default `taylor-element`) and `sum` aggregation, computed by structured-core.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLM, Saliency } from '@topiary/kernel';
 import { Activations, StateStore, windowBatches, type Batch } from '@topiary/block-executor';
 import { batchWindows, elementScores, forEachBlockGradient, groupImportance, saliencyLevel } from '@topiary/structured-core';

@@ -17,7 +17,7 @@
  * parked thread would cost more than the product) and park in Atomics.wait after ~0.1–0.3 ms without work; the
  * caller polls the done count briefly, then waits on it.
  */
-import type { TensorInfo } from '@tensorflow/tfjs';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { MAX_PAGES } from '../gemm/kernels.js';
 import type { GemmPlatform, GemmWorkerHandle } from '../gemm/platform.js';
 import { wasmApi, type WasmMemory } from '../gemm/wasm-api.js';

@@ -17,7 +17,7 @@
  *   reads every weight once, and one thread reads ~12–20 GB/s here where two read ~25–35. tfjs's heap is not shared
  *   memory under Node, so the weights are copied once per generation into the threads' shared memory.
  */
-import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { FusedKernel } from '@topiary/kernel';
 import type { EmscriptenHeap } from '../gemm/wasm-api.js';
 import { exportsFor, f32Bits, type FusedExports, type WasmHeapBackend } from './heap.js';

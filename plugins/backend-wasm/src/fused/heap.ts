@@ -2,7 +2,7 @@
  * What the in-place kernels need of tfjs-wasm's backend: outputs, the byte address of a tensor on the heap, and the
  * fused module (module.ts) instantiated once per heap memory.
  */
-import type { TensorInfo } from '@tensorflow/tfjs';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { tfjsHeapMemory, wasmApi, type EmscriptenHeap, type WasmMemory } from '../gemm/wasm-api.js';
 import { fusedModuleBytes, type FusedExports } from './module.js';
 

@@ -10,8 +10,8 @@
  * byte they touch (exp-heavy ones ~20), so copying operands in and results out would cost as much as the work the
  * second thread takes away; in place they make one pass where tfjs takes one dispatch and one allocation per op.
  */
-import * as tf from '@tensorflow/tfjs';
-import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { FusedKernel } from '@topiary/kernel';
 import { decodeStepKernel } from './decode.js';
 import { DecodeThreads } from './decode-threads.js';

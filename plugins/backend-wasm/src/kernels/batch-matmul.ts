@@ -8,8 +8,8 @@
  * Installed through the public kernel registry (getKernel → unregisterKernel → registerKernel); the stock kernel
  * is kept and still runs for non-float32 operands and for operands past 3 GiB.
  */
-import * as tf from '@tensorflow/tfjs';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { GemmPool, type GemmPoolOptions } from '../gemm/pool.js';
 import { InPlaceGemm } from '../gemm/in-place.js';
 import { tfjsHeapMemory, type EmscriptenHeap } from '../gemm/wasm-api.js';

@@ -5,8 +5,8 @@
  * `assign` swaps its data id, nothing writes into an existing buffer), so sharing is safe: it is what the cpu backend
  * and the wasm backend's own `Reshape` do — one more reference on the data id, freed with the last tensor.
  */
-import * as tf from '@tensorflow/tfjs';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 interface RefCountingBackend {
   incRef(dataId: object): void;

@@ -4,8 +4,8 @@
  * reads logits [tokens, vocab] — 2048 × 32000 at the 15M shape — and the composite ops (max, sub, exp, sum, log,
  * div, one-hot, twice for loss and gradient) ran there single-threaded at ~130 M exps/s: over a second per step.
  */
-import * as tf from '@tensorflow/tfjs';
-import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { checkSoftmaxCrossEntropyInputs, FusedKernel } from '@topiary/kernel';
 import { sharedGemmPool } from './batch-matmul.js';
 

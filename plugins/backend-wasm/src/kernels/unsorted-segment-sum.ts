@@ -5,8 +5,8 @@
  * [0, numSegments) are dropped; segmentIds may cover the first k axes of x.
  * Runs in JavaScript over the wasm heap: it is O(size of x), memory-bound, and small next to the matmuls.
  */
-import * as tf from '@tensorflow/tfjs';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 interface WasmBackendLike {
   readSync(dataId: object): ArrayLike<number>;
