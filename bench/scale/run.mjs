@@ -216,12 +216,27 @@ async function torchRun({ shape, dir, ids, method, nLayers, candidates }) {
   };
 }
 
-async function topiaryRun({ shape, dir, ids, method, backend, nLayers }) {
+/**
+ * The native backend's OpenBLAS kernel: the one PyTorch ran under (so both sides multiply with the same code), else
+ * the addon's own pick from the CPU flags. Never the caller's OPENBLAS_CORETYPE: this machine's environment sets
+ * Haswell (AVX2 — PyTorch's products run ~1.8× faster under the AVX-512 kernels here, bench/backends), and until
+ * 2026-12-05 the native runs inherited it while PyTorch ran under SkylakeX.
+ */
+function nativeEnv(torchKernel) {
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  if (torchKernel && torchKernel !== 'default') env.OPENBLAS_CORETYPE = torchKernel;
+  return env;
+}
+
+async function topiaryRun({ shape, dir, ids, method, backend, nLayers, torchKernel }) {
   if (!existsSync(TOPIARY_SCRIPT)) return { ok: false, absent: true, reason: 'topiary_run.mjs not present' };
   const out = join(work, `topiary-${shape}-${method}-${backend}.json`);
-  beforeMeasurement(`${shape} ${method}: Topiary ${backend}`);
+  const env = backend === 'native' ? nativeEnv(torchKernel) : process.env;
+  const coretype = backend === 'native' ? (env.OPENBLAS_CORETYPE ?? "the addon's pick from the CPU flags") : null;
+  beforeMeasurement(`${shape} ${method}: Topiary ${backend}${coretype ? ` (OpenBLAS ${coretype})` : ''}`);
   const args = [TOPIARY_SCRIPT, '--model', dir, '--method', method, '--ids', ids, '--backend', backend, '--json', out, '--samples', samples, '--seqlen', seqlen, '--batch', topiaryBatch, ...(blocksArg ? ['--blocks', blocksArg] : [])].map(String);
-  const r = await measured(process.execPath, args);
+  const r = await measured(process.execPath, args, { env });
   let json = null;
   try {
     json = JSON.parse(readFileSync(out, 'utf8'));
@@ -233,6 +248,7 @@ async function topiaryRun({ shape, dir, ids, method, backend, nLayers }) {
     ok, reason: ok ? null : r.timedOut ? `stopped after ${(timeoutMs / 60e3).toFixed(0)} min` : json?.unavailable ?? failure(r),
     json, wallSeconds: r.wallSeconds, outsidePeakRssBytes: r.outsidePeakRssBytes, insidePeakRssBytes: json?.peakRssBytes ?? null,
     peakRssBytes: Math.max(r.outsidePeakRssBytes ?? 0, json?.peakRssBytes ?? 0) || null, summary: ok ? summarize(json, nLayers) : null,
+    openblasCoretype: coretype,
   };
 }
 
@@ -264,7 +280,7 @@ for (const shape of saved ? [] : shapes) {
     if (!skipTorch && !row.torch.ok) log(`${shape} ${method}: PyTorch failed — ${row.torch.reason}`);
     row.topiary = {};
     for (const backend of backends) {
-      row.topiary[backend] = await topiaryRun({ shape, dir: gen.dir, ids: gen.ids, method, backend, nLayers });
+      row.topiary[backend] = await topiaryRun({ shape, dir: gen.dir, ids: gen.ids, method, backend, nLayers, torchKernel: row.torch.ok ? row.torch.kernel : null });
       if (!row.topiary[backend].ok) log(`${shape} ${method} ${backend}: ${row.topiary[backend].reason}`);
     }
     results.push(row);
@@ -338,6 +354,7 @@ for (const method of methods) {
   const txt = Object.entries(growth[method]).filter(([, k]) => k !== null).map(([e, k]) => `${e} k=${k.toFixed(2)}`).join(', ');
   if (txt) out(`${method}: seconds per block ∝ (block parameters)^k — ${txt}`);
 }
+for (const r of results) if (r.topiary?.native?.ok) out(`native backend, ${r.shape}: OpenBLAS_CORETYPE ${r.topiary.native.openblasCoretype ?? '(not recorded)'}; it says: ${r.topiary.native.json?.backendNotes?.[0] ?? '(no notes)'}`);
 for (const r of results) if (r.torch?.choice) out(`PyTorch s/block per OpenBLAS kernel, ${r.torch.choice.label} (* = fastest, used for the full run): ${kernelSummary(r.torch.choice)}`);
 for (const r of results.filter((x, i) => results.findIndex((y) => y.shape === x.shape) === i)) {
   const g = r.generate;

@@ -196,6 +196,8 @@ const result = {
   peakRssBytes: process.resourceUsage().maxRSS * 1024,
   heapBytes,
   wrote: keepOut ? out : null,
+  // what the backend says it runs on (native: the OpenBLAS version, kernel and threads)
+  backendNotes: backend.capabilities().notes,
 };
 if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify(result)}\n`);
 process.stdout.write(`${JSON.stringify(result)}\n`);

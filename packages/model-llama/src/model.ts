@@ -309,6 +309,10 @@ export class LlamaModel implements CausalLM {
     // resident block's matrices chunk by chunk)
     // (not inside tf.tidy: tidy walks whatever it returns, element by element for a typed array — seconds per block)
     if (v && count === this.shapes.get(name)![0]) return v.dataSync() as Float32Array;
+    // on tfjs-wasm's heap: those rows straight off it (its Slice kernel first copies the whole weight out: at 7B the
+    // shard writer's 16 MB chunks of a block cost 20 s that way)
+    const view = v ? heapView(v) : undefined;
+    if (view) return view.slice(start * cols, (start + count) * cols);
     if (v) {
       const rows = tf.slice(v, [start, 0], [count, cols]);
       try {
