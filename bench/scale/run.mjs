@@ -157,13 +157,17 @@ async function runtimeRss() {
 /**
  * Whole-model seconds (extrapolated when not every block ran) and seconds per block = whole / blocks. The blocks not
  * run are extrapolated at the mean of the blocks after the first when two or more ran: the first block carries the
- * run's one-time costs (embedding the calibration, first touches of memory, thread start-up) on either side.
+ * run's one-time costs (embedding the calibration, first touches of memory, thread start-up) on either side. The
+ * whole model has one such last block too, so the blocks run (the short last one included) stay in the sum.
  */
 function summarize(json, nLayers) {
   const blocks = json?.blocks ?? [];
   if (!blocks.length || !Number.isFinite(json.totalSeconds)) return null;
   const secs = blocks.map((b) => b.seconds);
-  const steady = secs.length >= 2 ? secs.slice(1) : secs;
+  // Topiary does not forward the last pruned block again (nothing reads its output; the original code does, and so
+  // does the PyTorch reference): with --blocks K that block is short, so it is no steady block either (K ≥ 3)
+  const shortLast = json.lastBlockReforwards === false && secs.length >= 3 && blocks.length < nLayers;
+  const steady = secs.length >= 2 ? secs.slice(1, shortLast ? -1 : undefined) : secs;
   const mean = steady.reduce((a, b) => a + b, 0) / steady.length;
   const ran = blocks.length;
   const whole = ran >= nLayers ? json.totalSeconds : json.totalSeconds + mean * (nLayers - ran);

@@ -196,6 +196,8 @@ const result = {
   peakRssBytes: process.resourceUsage().maxRSS * 1024,
   heapBytes,
   wrote: keepOut ? out : null,
+  // the stage forwards a pruned block again only when a later block needs its output (not the last one run)
+  lastBlockReforwards: false,
   // what the backend says it runs on (native: the OpenBLAS version, kernel and threads)
   backendNotes: backend.capabilities().notes,
 };
