@@ -226,6 +226,33 @@ describe('ShardedWriter', () => {
   });
 });
 
+describe('readRows of a resident block on tfjs-wasm', () => {
+  test('rows come off the heap as copies of exactly those rows (the shard writer reads a block this way)', async () => {
+    const previous = tf.getBackend();
+    await import('@tensorflow/tfjs-backend-wasm');
+    expect(await tf.setBackend('wasm')).toBe(true);
+    const m = await loadModel(shardedBf16(), { residency: 'block' });
+    try {
+      const name = 'model.layers.1.mlp.gate_proj.weight';
+      const whole = m.readWeight(name, { copy: true }); // makes block 1 resident
+      const cols = m.linears(1).find((l) => l.param === name)!.inFeatures;
+      const rows = whole.length / cols;
+      const heap = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer;
+      for (const [start, count] of [[0, 1], [3, 5], [rows - 2, 2], [0, rows]] as const) {
+        const got = m.readRows(name, start, count);
+        expect(got.buffer).not.toBe(heap);
+        expect(new Uint32Array(got.buffer, got.byteOffset, got.length)).toEqual(new Uint32Array(whole.slice(start * cols, (start + count) * cols).buffer));
+      }
+      const chunk = m.readRows(name, 0, 2);
+      chunk.fill(7); // a copy: the weight is unchanged
+      expect(m.readRows(name, 0, 2)).toEqual(whole.slice(0, 2 * cols));
+    } finally {
+      m.dispose();
+      await tf.setBackend(previous);
+    }
+  });
+});
+
 describe('editWeight: a streamed block edited where it is on the heap', () => {
   test('on tfjs-wasm the edit gets the heap itself and gives exactly writeWeight’s weights (−0 included) and logits', async () => {
     const previous = tf.getBackend();
