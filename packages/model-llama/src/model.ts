@@ -113,7 +113,6 @@ function disposeKv(entries: readonly ({ k: tf.Tensor; v: tf.Tensor } | undefined
   }
 }
 
-
 /**
  * The tfjs engine the weights go to. A program that loads a model before any backend is registered (it imported
  * tfjs-core alone, or chose no Topiary backend) gets this error naming the weight, not tfjs's "No backend found in
