@@ -7,6 +7,7 @@
 // processes (a single run against a best of 5 would charge Topiary all the run-to-run noise).
 // A script, not a test: numbers are noisy on a shared machine. Writes bench/out/prune-sizes-<time>.json.
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describeCandidates, kernelCandidates, kernelJson, kernelSummary } from '../lib/openblas.mjs';
@@ -33,6 +34,9 @@ for (const l of describeCandidates(kernels, threads)) process.stderr.write(`${l}
 const choices = [];
 
 const { createLlama, saveModel } = await import(join(root, 'packages', 'model-llama', 'dist', 'index.js'));
+// The random models are made on tfjs's cpu engine (the model package imports tfjs-core only and registers none).
+const tf = createRequire(join(root, 'packages', 'model-llama', 'package.json'))('@tensorflow/tfjs');
+await tf.setBackend('cpu');
 const rows = [];
 for (const dim of dims) {
   const dir = join(work, `dim${dim}`);

@@ -155,7 +155,8 @@ export class Activations {
       const out = tf.tidy(() => model.block(i, input));
       try {
         visit?.(k, input, out);
-        const data = out.dataSync() as Float32Array;
+        // a view of the engine's memory where it allows: read at once, with no fresh boundary-sized copy in between
+        const data = model.hostValues?.(out) ?? (out.dataSync() as Float32Array);
         // written over the batch's input (read only above): no second boundary-sized set of arrays waits for the GC
         if (s.data) s.data.set(data);
         else this.spill!.write(s.offset, data);

@@ -105,6 +105,15 @@ function heapView(t: tf.Tensor): Float32Array | undefined {
   return view && view.length === t.size ? view : undefined;
 }
 
+/**
+ * `heapView(t)` when `t` alone holds its data (tfjs-wasm's reference count is 1): then writing through the view
+ * changes no other tensor (a clone or an identity shares its input's data).
+ */
+function exclusiveHeapView(t: tf.Tensor): Float32Array | undefined {
+  const wasm = tf.findBackend('wasm') as unknown as { refCount?(dataId: object): number } | undefined;
+  return wasm?.refCount?.(t.dataId) === 1 ? heapView(t) : undefined;
+}
+
 /** Dispose the keys/values of cache entries (absent entries: blocks without attention). */
 function disposeKv(entries: readonly ({ k: tf.Tensor; v: tf.Tensor } | undefined)[]): void {
   for (const entry of entries) {
@@ -412,23 +421,36 @@ export class LlamaModel implements CausalLM {
 
   editWeight(param: string, edit: (weight: Float32Array) => Uint8Array | undefined): void {
     const p = this.param(param);
-    // in place only for a streamed block: its variables are its own (an in-memory model's may be shared with
-    // tensors made from them, which must not change), and it keeps no mask tensors to refresh
-    const view = this.stream && blockOf(param) !== null ? heapView(p) : undefined;
+    // In place where the variable alone holds its values: a streamed block's variables are their own; an in-memory
+    // model's are, unless a tensor made from one (a clone, an identity) shares its data, which must not change.
+    // In place, no weight-sized copy is read off the heap and none written back (fresh arrays fault in slowly).
+    const view = this.stream ? (blockOf(param) !== null ? heapView(p) : undefined) : exclusiveHeapView(p);
     if (!view) {
       const data = this.readWeight(param, { copy: true });
       const keep = edit(data);
       this.writeWeight(param, data, keep);
       return;
     }
-    this.stream!.dirty.add(param); // before the edit: an edit that fails half-way is not silently reverted
+    this.stream?.dirty.add(param); // before the edit: an edit that fails half-way is not silently reverted
+    if (this.stream) this.keep.delete(param);
     const keep = edit(view);
     if (view.length !== p.size) {
       throw new TopiaryError('E_INTERNAL', `the tensor heap grew while "${param}" was edited in place (the edit ran a tensor operation)`, { where: param });
     }
-    this.keep.delete(param);
-    if (keep === undefined) return;
-    maskedOnce(param, view, keep, view); // writeWeight's products, formed where the values already are
+    if (this.stream) {
+      if (keep !== undefined) maskedOnce(param, view, keep, view); // writeWeight's products, formed where the values already are
+      return;
+    }
+    // an in-memory model keeps its masks (re-applied after optimizer steps): writeWeight's products, in place — the
+    // old mask's product changes nothing, since the stored weight is already zero wherever it drops
+    if (keep === undefined) {
+      this.applyMaskTo(param);
+      return;
+    }
+    const next = this.combinedKeep(param, keep);
+    if (!zeroWhereDropped(view, next)) for (let i = 0; i < view.length; i++) view[i] = view[i]! * next[i]!;
+    this.keep.set(param, next);
+    this.storeMaskTensor(param);
   }
 
   /**
@@ -851,6 +873,10 @@ export class LlamaModel implements CausalLM {
     return layers.flatMap((l) => LINEAR_KINDS.map((k) => this.linearInfo(l, k)));
   }
 
+  hostValues(tensor: tf.Tensor): Float32Array {
+    return heapView(tensor) ?? (tensor.dataSync() as Float32Array);
+  }
+
   capture(fn: CaptureFn): () => void {
     this.hooks.push(fn);
     return () => {
@@ -945,20 +971,33 @@ export class LlamaModel implements CausalLM {
   private storeMaskTensor(param: string): void {
     this.maskTensors.get(param)?.dispose();
     this.maskTensors.delete(param);
-    if (!this.stream) this.maskTensors.set(param, tf.tensor(Float32Array.from(this.keepOf(param)), this.param(param).shape));
+    if (!this.stream) this.keepOf(param);
+  }
+
+  /**
+   * The mask tensor of an in-memory model's `param`, made from its keep mask on first use (a model pruned and saved
+   * never needs one: a weight-sized float array and tensor per layer saved).
+   */
+  private maskTensor(param: string): tf.Tensor {
+    let m = this.maskTensors.get(param);
+    if (!m) {
+      m = tf.tensor(Float32Array.from(this.keep.get(param)!), this.param(param).shape);
+      this.maskTensors.set(param, m);
+    }
+    return m;
   }
 
   private applyMaskTo(param: string): void {
-    const kept = this.maskTensors.get(param);
-    if (!kept && !(this.stream && this.keep.has(param))) return;
+    if (!this.keep.has(param)) return;
     const p = this.param(param);
-    const m = kept ?? tf.tensor(Float32Array.from(this.keep.get(param)!), p.shape);
+    const m = this.stream ? tf.tensor(Float32Array.from(this.keep.get(param)!), p.shape) : this.maskTensor(param);
     tf.tidy(() => p.assign(tf.mul(p, m)));
-    if (!kept) m.dispose();
+    if (this.stream) m.dispose();
   }
 
   applyMasks(): void {
-    for (const param of this.maskTensors.keys()) this.applyMaskTo(param);
+    if (this.stream) return; // a streamed model's masks zero its weights once, when set
+    for (const param of this.keep.keys()) this.applyMaskTo(param);
   }
 
   /** Host copies of the combined keep masks (for saving alongside a checkpoint, or inspection). */

@@ -177,7 +177,7 @@ function collectBlock(model: CausalLM, boundary: Activations, block: number, gra
       s = { linear, tokens: 0, activationSquares: new Float64Array(d), gram: grams?.take(d) };
       stats.set(linear.param, s);
     }
-    const x = input.dataSync() as Float32Array;
+    const x = model.hostValues?.(input) ?? (input.dataSync() as Float32Array); // a view: read before the next tensor op
     p.accumulateColumnSquares(x, n, d, s.activationSquares);
     if (s.gram) p.accumulateGram(x, n, d, s.gram);
     s.tokens += n;

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { TopiaryError, z, type BackendAvailability, type BackendCapabilities, type OptionsOf, type TensorBackend } from '@topiary/kernel';
-import { installFastBatchMatMul, sharedGemmPool, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
+import { installFastBatchMatMul, prepareInPlaceGemm, sharedGemmPool, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
 import { relaxedSimdAvailable, resolveThreads } from './gemm/pool.js';
 import type { GemmPlatform } from './gemm/platform.js';
 import { nodeGemmPlatform } from './gemm/platform-node.js';
@@ -102,6 +102,7 @@ export class WasmBackend implements TensorBackend {
       // after setBackend: they run on the active wasm backend's heap
       uninstallInPlaceFusedKernels();
       this.fused = this.wantFused && installInPlaceFusedKernels({ threads: this.gemmThreads, platform: this.platform });
+      if (this.fastMatMul) prepareInPlaceGemm();
       this.simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
       this.threaded = Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
     } catch (err) {

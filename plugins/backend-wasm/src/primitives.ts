@@ -33,7 +33,9 @@ function valuesOf(build: () => tf.Tensor): Float32Array {
 function accumulateGram(x: Float32Array, n: number, d: number, acc: Float64Array): void {
   if (!wasmActive()) return genericPrimitives.accumulateGram(x, n, d, acc);
   if (accumulateGramOnPool(x, n, d, acc, GRAM_BLOCK_ROWS)) return; // gram-on-pool.ts: no tensors, a reused buffer
-  accumulateGramInBlocks(x, n, d, acc, GRAM_BLOCK_ROWS, (block, rows) =>
+  // The tensor path below may grow tfjs's heap, which detaches a view of it (a capture hook's values): a copy first.
+  const values = x.slice(0, n * d);
+  accumulateGramInBlocks(values, n, d, acc, GRAM_BLOCK_ROWS, (block, rows) =>
     valuesOf(() => {
       const xb = tf.tensor2d(block, [rows, d]);
       return tf.matMul(xb, xb, true, false);

@@ -131,6 +131,14 @@ export interface CausalLM {
    */
   slimMapping(): ReadonlyMap<string, string>;
   /**
+   * The float32 values of a tensor the model's engine holds (a block's output, a captured layer input), row-major:
+   * a live view of the engine's memory where it allows (tfjs-wasm's heap), else a copy. Read it at once — it is
+   * valid only until the next tensor operation — and never write to it. Why: a fresh array of a batch's hidden
+   * states (11 MB per feed-forward input at Llama-2-7B) costs more to fault in than to fill.
+   * Optional: callers fall back to `tensor.dataSync()`.
+   */
+  hostValues?(tensor: Tensor): Float32Array;
+  /**
    * Read a weight as a host array (row-major) and write one back. The array may be the engine's own buffer unless
    * `copy` is set: then it belongs to the caller, who may modify it (a model makes no second copy where the engine's
    * read already made one — a pruner's working copy of a 7B FFN weight is 180 MB).

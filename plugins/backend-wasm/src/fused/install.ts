@@ -180,6 +180,9 @@ export function installInPlaceFusedKernels(options: InPlaceFusedOptions = {}): b
   decodeThreads = threads > 1 ? new DecodeThreads(options.platform ?? nodeGemmPlatform, threads) : undefined;
   const kernels: Record<(typeof IN_PLACE_FUSED)[number], KernelFunc> = { ...KERNELS, [FusedKernel.decodeStep]: decodeStepKernel(decodeThreads) };
   for (const name of IN_PLACE_FUSED) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernels[name] });
+  // the module generated, compiled and instantiated now (~25 ms of code that runs once, JIT-cold), not in the first
+  // kernel call — as a native library's kernels are compiled before it runs
+  exportsFor(tf.findBackend('wasm') as unknown as WasmHeapBackend);
   return true;
 }
 

@@ -195,6 +195,17 @@ function installedState(): Installed | undefined {
   return (tf.getKernel('BatchMatMul', 'wasm') as Marked | undefined)?.[GEMM];
 }
 
+/**
+ * Make the in-place GEMM on the active wasm backend's heap now (its module generated and compiled: ~5 ms of code
+ * that runs once, JIT-cold), so the first product does not pay for it — as a native library's kernels are compiled
+ * before it runs. Nothing happens where the stock kernel is registered or the heap is not reachable.
+ */
+export function prepareInPlaceGemm(): void {
+  const state = installedState();
+  const backend = tf.findBackend('wasm') as unknown as WasmHeapBackend | undefined;
+  if (state && backend) inPlaceOf(state, backend, poolOf(state).fma);
+}
+
 /** The installed GEMM's thread pool (started on first use), for other kernels on the same threads; undefined when the stock kernel is registered. */
 export function sharedGemmPool(): GemmPool | undefined {
   const state = installedState();
