@@ -29,6 +29,12 @@ export function saliencyMethod(name: string, saliency: Saliency, rule: Omit<Mask
   // per row or per N:M group, with a criterion that scores each row from its own statistics: chunks of rows give
   // exactly the whole layer's scores and masks
   const byRows = saliency.rowwise === true && (rule.pattern !== undefined || rule.scope === 'row');
+  // one scores buffer for every layer of the run, grown to the largest chunk (fresh weight-sized arrays fault in slowly)
+  let scores: Float32Array | undefined;
+  const scratch = (n: number): Float32Array => {
+    if (!scores || scores.length < n) scores = new Float32Array(n);
+    return scores;
+  };
   return {
     name,
     collect: calibrationFor(saliency),
@@ -39,13 +45,18 @@ export function saliencyMethod(name: string, saliency: Saliency, rule: Omit<Mask
       const { outFeatures: rows, inFeatures: cols } = linear;
       const p = ctx.backend.primitives;
       const score = (r0: number, r1: number, w: Float32Array) =>
-        saliency.score({ param: linear.param, rows: r1 - r0, cols, weight: w, activationSquares: stats?.activationSquares, tokens: stats?.tokens });
+        saliency.score({ param: linear.param, rows: r1 - r0, cols, weight: w, activationSquares: stats?.activationSquares, tokens: stats?.tokens, into: scratch(w.length) });
       if (!byRows) {
         const keep = selectKeepMask(p, score(0, rows, weight), rows, cols, { ...rule, sparsity });
         return { weight: applyKeepMask(weight, keep), keep };
       }
-      const keep = new Uint8Array(rows * cols);
       const step = Math.max(1, Math.floor(CHUNK_ELEMENTS / cols));
+      if (step >= rows) {
+        // one chunk: its mask is the layer's
+        const keep = selectKeepMask(p, score(0, rows, weight), rows, cols, { ...rule, sparsity });
+        return { weight: applyKeepMask(weight, keep), keep };
+      }
+      const keep = new Uint8Array(rows * cols);
       for (let r0 = 0; r0 < rows; r0 += step) {
         const r1 = Math.min(rows, r0 + step);
         const w = weight.subarray(r0 * cols, r1 * cols);

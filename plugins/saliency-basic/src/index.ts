@@ -5,13 +5,19 @@
 import { definePlugin, Tokens, TopiaryError, type Saliency, type SaliencyStats } from '@topiary/kernel';
 
 /** |W_ij|: the weakest baseline, needs nothing but the weights. */
+/** The caller's reusable buffer when it is large enough, else a new array: one score per weight element. */
+function scoresBuffer(stats: SaliencyStats): Float32Array {
+  const n = stats.weight.length;
+  return stats.into && stats.into.length >= n ? stats.into.subarray(0, n) : new Float32Array(n);
+}
+
 export const magnitudeSaliency: Saliency = Object.freeze({
   name: 'magnitude',
   description: '|W_ij| — weight magnitude',
   needs: ['weights'] as const,
   rowwise: true,
   score(stats: SaliencyStats): Float32Array {
-    const out = new Float32Array(stats.weight.length);
+    const out = scoresBuffer(stats);
     for (let i = 0; i < out.length; i++) out[i] = Math.abs(stats.weight[i]!);
     return out;
   },
@@ -36,7 +42,7 @@ export const wandaSaliency: Saliency = Object.freeze({
     }
     const norms = new Float32Array(stats.cols);
     for (let j = 0; j < stats.cols; j++) norms[j] = Math.sqrt(sq[j]!);
-    const out = new Float32Array(stats.weight.length);
+    const out = scoresBuffer(stats);
     for (let r = 0; r < stats.rows; r++) {
       const base = r * stats.cols;
       for (let j = 0; j < stats.cols; j++) out[base + j] = Math.fround(Math.abs(stats.weight[base + j]!) * norms[j]!);

@@ -16,6 +16,12 @@ export interface SaliencyStats {
   activationSquares?: Float64Array;
   /** Number of tokens behind activationSquares. */
   tokens?: number;
+  /**
+   * Where the scores may go: a buffer of at least rows·cols floats the caller reuses from layer to layer (a fresh
+   * weight-sized array per layer costs more to fault in than to fill). A criterion may ignore it and return a new
+   * array; it returns the scores either way (`into.subarray(0, rows·cols)` when it used it).
+   */
+  into?: Float32Array;
 }
 
 /**
