@@ -7,8 +7,9 @@
 
 export const I32 = 0x7f;
 export const F32 = 0x7d;
+export const F64 = 0x7c;
 export const V128 = 0x7b;
-export type ValueType = typeof I32 | typeof F32 | typeof V128;
+export type ValueType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
 
 /** Unsigned LEB128. */
 function uleb(n: number): number[] {
@@ -52,10 +53,11 @@ function section(id: number, body: number[]): number[] {
 const OP = {
   block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, call: 0x10,
   localGet: 0x20, localSet: 0x21, localTee: 0x22,
-  i32Load: 0x28, f32Load: 0x2a, f32Store: 0x38, i32Const: 0x41, f32Const: 0x43,
+  i32Load: 0x28, f32Load: 0x2a, f64Load: 0x2b, f32Store: 0x38, f64Store: 0x39, i32Const: 0x41, f32Const: 0x43,
   i32Eq: 0x46, i32LtS: 0x48, i32LtU: 0x49, i32GtS: 0x4a, i32GeS: 0x4e,
   i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32RemU: 0x70, i32And: 0x71, i32Shl: 0x74, i32ShrU: 0x76,
-  f32Sqrt: 0x91, f32Add: 0x92, f32Sub: 0x93, f32Mul: 0x94, f32Div: 0x95, f32Max: 0x97, f32ReinterpretI32: 0xbe,
+  f32Sqrt: 0x91, f32Add: 0x92, f32Sub: 0x93, f32Mul: 0x94, f32Div: 0x95, f32Max: 0x97, f64Sub: 0xa1, f64Mul: 0xa2,
+  f32ReinterpretI32: 0xbe,
   simd: 0xfd,
 } as const;
 
@@ -64,7 +66,7 @@ const SIMD = {
   f32x4Ge: 0x46, v128Bitselect: 0x52,
   f32x4Nearest: 0x6a, i32x4Shl: 0xab, i32x4Add: 0xae, f32x4Abs: 0xe0, f32x4Neg: 0xe1, f32x4Sqrt: 0xe3,
   f32x4Add: 0xe4, f32x4Sub: 0xe5, f32x4Mul: 0xe6, f32x4Div: 0xe7, f32x4Max: 0xe9,
-  i32x4TruncSatF32x4S: 0xf8, f32x4RelaxedMadd: 0x105,
+  i32x4TruncSatF32x4S: 0xf8, f32x4RelaxedMadd: 0x105, f64x2Splat: 0x14, f64x2Sub: 0xf1, f64x2Mul: 0xf2,
 } as const;
 
 /** A function body under construction: each method appends one instruction and returns `this`. */
@@ -104,6 +106,13 @@ export class FunctionBuilder {
   i32Load(offset = 0): this { return this.emit(OP.i32Load, 2, ...uleb(offset)); }
   f32Load(offset = 0): this { return this.emit(OP.f32Load, 2, ...uleb(offset)); }
   f32Store(offset = 0): this { return this.emit(OP.f32Store, 2, ...uleb(offset)); }
+  f64Load(offset = 0): this { return this.emit(OP.f64Load, 3, ...uleb(offset)); }
+  f64Store(offset = 0): this { return this.emit(OP.f64Store, 3, ...uleb(offset)); }
+  f64Sub(): this { return this.emit(OP.f64Sub); }
+  f64Mul(): this { return this.emit(OP.f64Mul); }
+  f64x2Splat(): this { return this.simd(SIMD.f64x2Splat); }
+  f64x2Sub(): this { return this.simd(SIMD.f64x2Sub); }
+  f64x2Mul(): this { return this.simd(SIMD.f64x2Mul); }
   f32Zero(): this { return this.f32(0); }
   v128Load(offset = 0): this { return this.simd(SIMD.load, 4, ...uleb(offset)); }
   v128Store(offset = 0): this { return this.simd(SIMD.store, 4, ...uleb(offset)); }
