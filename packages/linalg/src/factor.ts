@@ -14,7 +14,20 @@
 import { TopiaryError } from '@topiary/kernel';
 
 /** Columns per panel: the panel rows packed (n × PANEL float64) stay within L2 for n up to a few thousand. */
-const PANEL = 32;
+export const FACTOR_PANEL = 32;
+const PANEL = FACTOR_PANEL;
+
+/**
+ * The two loops that do nearly all of the factorisations' work, replaceable by a backend with a faster version of
+ * the very same arithmetic (every entry one chain of float64 subtractions in ascending k; only the order in which
+ * entries are visited may differ), so the results stay bit-identical. `packed` is scratch of n × FACTOR_PANEL.
+ */
+export interface FactorKernels {
+  /** L[i, j] −= Σ_{k ∈ [k0, k1)} L[i, k]·L[j, k] for k1 ≤ j ≤ i < n (the Cholesky trailing update). */
+  updateTrailing(l: Float64Array, n: number, k0: number, k1: number, packed: Float64Array): void;
+  /** X[i, 0..k1) −= Σ_{k ∈ [k0, k1)} L[i, k]·X[k, 0..k1) for i ≥ k1, four k per pass (see subtractPanelRows). */
+  subtractPanelRows(m: Float64Array, n: number, k0: number, k1: number): void;
+}
 
 /** The error of a Cholesky factorisation that meets a non-positive pivot (shared by the backends' versions). */
 export function notPositiveDefinite(pivot: number, value?: number): TopiaryError {
@@ -40,12 +53,11 @@ export function cholesky(a: Float64Array, n: number): Float64Array {
  * that own a scratch copy: on this machine a fresh n×n float64 array costs more than factorising into it (new
  * pages are faulted in one by one — ~120 ms for n = 1368), so the factorisations avoid allocating.
  */
-export function choleskyInPlace(m: Float64Array, n: number): Float64Array {
-  const packed = new Float64Array(n * PANEL);
+export function choleskyInPlace(m: Float64Array, n: number, kernels: FactorKernels = jsFactorKernels, packed: Float64Array = new Float64Array(n * PANEL)): Float64Array {
   for (let k0 = 0; k0 < n; k0 += PANEL) {
     const k1 = Math.min(k0 + PANEL, n);
     factorPanel(m, n, k0, k1);
-    if (k1 < n) updateTrailing(m, n, k0, k1, packed);
+    if (k1 < n) kernels.updateTrailing(m, n, k0, k1, packed);
   }
   return m;
 }
@@ -148,7 +160,7 @@ export function invertLower(l: Float64Array, n: number): Float64Array {
  * set to 0 (the chain's start), and from then on it holds X[i, k]. Rows are finished in order, so X[k, :] is final
  * whenever row i > k reads it.
  */
-export function invertLowerInPlace(m: Float64Array, n: number): Float64Array {
+export function invertLowerInPlace(m: Float64Array, n: number, kernels: FactorKernels = jsFactorKernels): Float64Array {
   for (let k0 = 0; k0 < n; k0 += PANEL) {
     const k1 = Math.min(k0 + PANEL, n);
     for (let i = k0; i < k1; i++) {
@@ -165,7 +177,7 @@ export function invertLowerInPlace(m: Float64Array, n: number): Float64Array {
       m[ri + i] = 1 / d;
       m.fill(0, ri + i + 1, ri + n); // later panels' 4-term passes read X[k, j] for j up to k + 3: it must be 0 there
     }
-    if (k1 < n) subtractPanelRows(m, n, k0, k1);
+    if (k1 < n) kernels.subtractPanelRows(m, n, k0, k1);
   }
   return m;
 }
@@ -216,3 +228,6 @@ function subtractFromRows(m: Float64Array, n: number, k0: number, k1: number, i0
     }
   }
 }
+
+/** The loops above, in JavaScript: every backend's default. */
+export const jsFactorKernels: FactorKernels = Object.freeze({ updateTrailing, subtractPanelRows });

@@ -4,7 +4,7 @@
  * Cholesky/inverse and float32 is not enough for ill-conditioned Hessians.
  */
 import { TopiaryError, type PruningPrimitives } from '@topiary/kernel';
-import { cholesky, choleskyInPlace, invertLower, invertLowerInPlace } from './factor.js';
+import { cholesky, choleskyInPlace, invertLower, invertLowerInPlace, jsFactorKernels, type FactorKernels } from './factor.js';
 import { ascendingOrder, dropLowest, INDEX_RANGE } from './select.js';
 
 /**
@@ -132,20 +132,30 @@ function choleskyInverse(a: Float64Array, n: number): Float64Array {
 }
 
 function upperCholeskyOfInverse(a: Float64Array, n: number): Float64Array {
-  // Want U upper with A⁻¹ = Uᵀ U, without forming A⁻¹: with M = chol(J A J) lower (J the reversal permutation),
-  // A = J M Mᵀ J, so A⁻¹ = (J M⁻ᵀ J)(J M⁻¹ J) and U = J M⁻¹ J (upper, positive diagonal: the Cholesky factor, by
-  // uniqueness). One factorisation and one triangular inverse instead of two factorisations, an inverse and a
-  // product. J a J moves entry (i, j) to (n−1−i, n−1−j), i.e. flat index k to n²−1−k: the row-major array reversed
-  // end to end. All of it in one n×n array (fresh large arrays are slow to fault in here: see choleskyInPlace).
-  const m = a.slice().reverse();
+  return upperCholeskyOfInverseIn(a, n, new Float64Array(n * n), jsFactorKernels);
+}
+
+/**
+ * `upperCholeskyOfInverse` worked out in, and returned as, `work` (n×n float64: a fresh array, or a view of a
+ * backend's own memory that its `kernels` reach; `packed`, n × FACTOR_PANEL scratch, likewise).
+ *
+ * Want U upper with A⁻¹ = Uᵀ U, without forming A⁻¹: with M = chol(J A J) lower (J the reversal permutation),
+ * A = J M Mᵀ J, so A⁻¹ = (J M⁻ᵀ J)(J M⁻¹ J) and U = J M⁻¹ J (upper, positive diagonal: the Cholesky factor, by
+ * uniqueness). One factorisation and one triangular inverse instead of two factorisations, an inverse and a
+ * product. J a J moves entry (i, j) to (n−1−i, n−1−j), i.e. flat index k to n²−1−k: the row-major array reversed
+ * end to end. All of it in one n×n array (fresh large arrays are slow to fault in here: see choleskyInPlace).
+ */
+export function upperCholeskyOfInverseIn(a: Float64Array, n: number, work: Float64Array, kernels: FactorKernels, packed?: Float64Array): Float64Array {
+  work.set(a);
+  work.reverse();
   try {
-    choleskyInPlace(m, n);
+    choleskyInPlace(work, n, kernels, packed);
   } catch (err) {
     // Name the failing pivot as every backend does, in A's own order: factorise A itself (it fails too).
     cholesky(a, n);
     throw err;
   }
-  return invertLowerInPlace(m, n).reverse();
+  return invertLowerInPlace(work, n, kernels).reverse();
 }
 
 function lowestMask(scores: Float32Array, count: number): Uint8Array {

@@ -11,7 +11,7 @@
  * The operands are copied into the module's own memory (A, B, C contiguous; C back out after): its cost is one pass
  * over C per ~64 terms. The memory grows to the largest call and is reused (fresh arrays fault in slowly).
  */
-import { genericPrimitives } from '@topiary/linalg';
+import { FACTOR_PANEL, genericPrimitives, jsFactorKernels, upperCholeskyOfInverseIn, type FactorKernels } from '@topiary/linalg';
 import { encodeModule, F64, FunctionBuilder, I32, V128 } from './gemm/wasm-emitter.js';
 import { wasmApi, type WasmMemory } from './gemm/wasm-api.js';
 
@@ -109,8 +109,175 @@ function kernel(): FunctionBuilder {
   return f;
 }
 
+/**
+ * trailing(l, n, k0, k1, packed): the Cholesky trailing update (@topiary/linalg FactorKernels.updateTrailing) on
+ * the n×n float64 matrix at byte address l, with `packed` (n × FACTOR_PANEL float64) as scratch. The panel's rows
+ * are packed k-major (packed[k][j] = L[j, k0 + k]), so the entries (i, j), (i, j + 1) of a row take two lanes; every
+ * entry is one chain t −= L[i, k]·L[j, k] in ascending k, as in the JavaScript 2×2 tiles.
+ */
+function trailing(): FunctionBuilder {
+  const f = new FunctionBuilder(5);
+  const [l, n, k0, k1, pk] = [0, 1, 2, 3, 4];
+  const w = f.local(I32);
+  const wide = f.local(I32); // N = n − k1, the packed row length
+  const nb = f.local(I32);
+  const wideBytes = f.local(I32);
+  const i = f.local(I32);
+  const j = f.local(I32);
+  const k = f.local(I32);
+  const src = f.local(I32);
+  const dst = f.local(I32);
+  const ri = f.local(I32);
+  const ai = f.local(I32);
+  const iEnd = f.local(I32);
+  const jOct = f.local(I32);
+  const jPair = f.local(I32);
+  const p = f.local(I32);
+  const c = f.local(I32);
+  const a = f.local(V128);
+  const as = f.local(F64);
+  const t = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
+  const ts = f.local(F64);
+  f.get(k1).get(k0).sub().set(w).get(n).get(k1).sub().set(wide).get(n).i32(3).shl().set(nb).get(wide).i32(3).shl().set(wideBytes);
+  // pack the panel's rows k-major
+  f.get(k1).set(j);
+  f.forLoop(j, n, 1, () => {
+    f.get(j).get(nb).mul().get(k0).i32(3).shl().add().get(l).add().set(src);
+    f.get(j).get(k1).sub().i32(3).shl().get(pk).add().set(dst);
+    f.i32(0).set(k);
+    f.forLoop(k, w, 1, () => {
+      f.get(dst).get(src).f64Load().f64Store();
+      f.bump(src, 8).bumpBy(dst, wideBytes);
+    });
+  });
+  f.get(k1).set(i);
+  f.forLoop(i, n, 1, () => {
+    f.get(i).get(nb).mul().get(l).add().set(ri);
+    f.get(ri).get(k0).i32(3).shl().add().set(ai);
+    f.get(i).i32(1).add().set(iEnd);
+    f.get(iEnd).get(k1).sub().i32(-8).and().get(k1).add().set(jOct);
+    f.get(k1).set(j);
+    f.forLoop(j, jOct, 8, () => {
+      f.get(j).i32(3).shl().get(ri).add().set(c);
+      for (let q = 0; q < 4; q++) f.get(c).v128Load(16 * q).set(t[q]!);
+      f.get(j).get(k1).sub().i32(3).shl().get(pk).add().set(p);
+      f.i32(0).set(k);
+      f.forLoop(k, w, 1, () => {
+        f.get(ai).get(k).i32(3).shl().add().f64Load().f64x2Splat().set(a);
+        for (let q = 0; q < 4; q++) f.get(t[q]!).get(a).get(p).v128Load(16 * q).f64x2Mul().f64x2Sub().set(t[q]!);
+        f.bumpBy(p, wideBytes);
+      });
+      for (let q = 0; q < 4; q++) f.get(c).get(t[q]!).v128Store(16 * q);
+    });
+    f.get(iEnd).get(j).sub().i32(-2).and().get(j).add().set(jPair);
+    f.forLoop(j, jPair, 2, () => {
+      f.get(j).i32(3).shl().get(ri).add().set(c);
+      f.get(c).v128Load().set(t[0]!);
+      f.get(j).get(k1).sub().i32(3).shl().get(pk).add().set(p);
+      f.i32(0).set(k);
+      f.forLoop(k, w, 1, () => {
+        f.get(t[0]!).get(ai).get(k).i32(3).shl().add().f64Load().f64x2Splat().get(p).v128Load().f64x2Mul().f64x2Sub().set(t[0]!);
+        f.bumpBy(p, wideBytes);
+      });
+      f.get(c).get(t[0]!).v128Store();
+    });
+    f.forLoop(j, iEnd, 1, () => {
+      f.get(j).i32(3).shl().get(ri).add().set(c);
+      f.get(c).f64Load().set(ts);
+      f.get(j).get(k1).sub().i32(3).shl().get(pk).add().set(p);
+      f.i32(0).set(k);
+      f.forLoop(k, w, 1, () => {
+        f.get(ai).get(k).i32(3).shl().add().f64Load().set(as);
+        f.get(ts).get(as).get(p).f64Load().f64Mul().f64Sub().set(ts);
+        f.bumpBy(p, wideBytes);
+      });
+      f.get(c).get(ts).f64Store();
+    });
+  });
+  return f;
+}
+
+/**
+ * panelRows(m, n, k0, k1): the triangular inverse's panel subtraction (@topiary/linalg FactorKernels.
+ * subtractPanelRows) on the n×n float64 matrix at byte address m: for every row i ≥ k1, four k at a time, the four
+ * L[i, k] are read, their slots zeroed (each starts X[i, k]'s chain), and X[i, j] −= Σ L[i, k]·X[k, j] for
+ * j < k + 4, in ascending k; then the k left one at a time for j ≤ k. Two lanes per instruction over j.
+ */
+function panelRows(): FunctionBuilder {
+  const f = new FunctionBuilder(4);
+  const [m, n, k0, k1] = [0, 1, 2, 3];
+  const nb = f.local(I32);
+  const i = f.local(I32);
+  const k = f.local(I32);
+  const k4 = f.local(I32);
+  const j = f.local(I32);
+  const ri = f.local(I32);
+  const width = f.local(I32);
+  const pairs = f.local(I32);
+  const addr = f.local(I32);
+  const q = [f.local(I32), f.local(I32), f.local(I32), f.local(I32)];
+  const as = [f.local(F64), f.local(F64), f.local(F64), f.local(F64)];
+  const av = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
+  f.get(n).i32(3).shl().set(nb);
+  f.get(k1).get(k0).sub().i32(-4).and().get(k0).add().set(k4);
+  f.get(k1).set(i);
+  f.forLoop(i, n, 1, () => {
+    f.get(i).get(nb).mul().get(m).add().set(ri);
+    f.get(k0).set(k);
+    f.forLoop(k, k4, 4, () => {
+      for (let r = 0; r < 4; r++) {
+        f.get(ri).get(k).i32(3).shl().add().f64Load(8 * r).set(as[r]!);
+        f.get(as[r]!).f64x2Splat().set(av[r]!);
+        f.get(k).i32(r).add().get(nb).mul().get(m).add().set(q[r]!);
+      }
+      for (let r = 0; r < 4; r++) f.get(ri).get(k).i32(3).shl().add().f64Zero().f64Store(8 * r);
+      f.get(k).i32(4).add().set(width);
+      f.get(width).i32(-2).and().set(pairs);
+      f.i32(0).set(j);
+      f.forLoop(j, pairs, 2, () => {
+        f.get(j).i32(3).shl().set(addr);
+        f.get(ri).get(addr).add();
+        f.get(ri).get(addr).add().v128Load();
+        for (let r = 0; r < 4; r++) f.get(av[r]!).get(q[r]!).get(addr).add().v128Load().f64x2Mul().f64x2Sub();
+        f.v128Store();
+      });
+      f.forLoop(j, width, 1, () => {
+        f.get(j).i32(3).shl().set(addr);
+        f.get(ri).get(addr).add();
+        f.get(ri).get(addr).add().f64Load();
+        for (let r = 0; r < 4; r++) f.get(as[r]!).get(q[r]!).get(addr).add().f64Load().f64Mul().f64Sub();
+        f.f64Store();
+      });
+    });
+    f.forLoop(k, k1, 1, () => {
+      f.get(ri).get(k).i32(3).shl().add().f64Load().set(as[0]!);
+      f.get(as[0]!).f64x2Splat().set(av[0]!);
+      f.get(ri).get(k).i32(3).shl().add().f64Zero().f64Store();
+      f.get(k).get(nb).mul().get(m).add().set(q[0]!);
+      f.get(k).i32(1).add().set(width);
+      f.get(width).i32(-2).and().set(pairs);
+      f.i32(0).set(j);
+      f.forLoop(j, pairs, 2, () => {
+        f.get(j).i32(3).shl().set(addr);
+        f.get(ri).get(addr).add();
+        f.get(ri).get(addr).add().v128Load().get(av[0]!).get(q[0]!).get(addr).add().v128Load().f64x2Mul().f64x2Sub();
+        f.v128Store();
+      });
+      f.forLoop(j, width, 1, () => {
+        f.get(j).i32(3).shl().set(addr);
+        f.get(ri).get(addr).add();
+        f.get(ri).get(addr).add().f64Load().get(as[0]!).get(q[0]!).get(addr).add().f64Load().f64Mul().f64Sub();
+        f.f64Store();
+      });
+    });
+  });
+  return f;
+}
+
 interface Linalg64Exports {
   subtractProduct(m: number, n: number, k: number, a: number, b: number, c: number, terms: number, counts: number): void;
+  trailing(l: number, n: number, k0: number, k1: number, packed: number): void;
+  panelRows(m: number, n: number, k0: number, k1: number): void;
 }
 
 /** The module and its own (unshared, growable) memory, made on first use; undefined where wasm SIMD is missing. */
@@ -119,7 +286,15 @@ let made: { exports: Linalg64Exports; memory: WasmMemory } | null | undefined;
 function instance(): { exports: Linalg64Exports; memory: WasmMemory } | null {
   if (made !== undefined) return made;
   try {
-    const bytes = encodeModule([{ name: 'subtractProduct', params: 8, body: kernel() }], undefined, false);
+    const bytes = encodeModule(
+      [
+        { name: 'subtractProduct', params: 8, body: kernel() },
+        { name: 'trailing', params: 5, body: trailing() },
+        { name: 'panelRows', params: 4, body: panelRows() },
+      ],
+      undefined,
+      false,
+    );
     const memory = new (wasmApi.Memory as unknown as new (d: { initial: number }) => WasmMemory)({ initial: 1 });
     const inst = new wasmApi.Instance(new wasmApi.Module(bytes), { env: { memory } });
     made = { exports: inst.exports as unknown as Linalg64Exports, memory };
@@ -131,6 +306,49 @@ function instance(): { exports: Linalg64Exports; memory: WasmMemory } | null {
 
 const align = (x: number): number => Math.ceil(x / 16) * 16;
 
+/** The module's memory with at least `bytes`, as its current buffer (growing detaches older views). */
+function reserve(wasm: { memory: WasmMemory }, bytes: number): ArrayBuffer | SharedArrayBuffer {
+  const have = wasm.memory.buffer.byteLength;
+  if (bytes > have) wasm.memory.grow(Math.ceil((bytes - have) / 65536));
+  return wasm.memory.buffer;
+}
+
+/** Below this order the factorisation stays in JavaScript (the copy in and out would not pay). */
+const MIN_FACTOR = 64;
+
+/**
+ * The factorisations' loops as the module's kernels, for matrices that live in its memory (anything else: the
+ * JavaScript loops). Same arithmetic per entry: bit-identical.
+ */
+function factorKernels(wasm: { exports: Linalg64Exports; memory: WasmMemory }): FactorKernels {
+  const here = (x: Float64Array): boolean => x.buffer === wasm.memory.buffer;
+  return {
+    updateTrailing(l, n, k0, k1, packed) {
+      if (here(l) && here(packed) && packed.length >= n * FACTOR_PANEL) wasm.exports.trailing(l.byteOffset, n, k0, k1, packed.byteOffset);
+      else jsFactorKernels.updateTrailing(l, n, k0, k1, packed);
+    },
+    subtractPanelRows(m, n, k0, k1) {
+      if (here(m)) wasm.exports.panelRows(m.byteOffset, n, k0, k1);
+      else jsFactorKernels.subtractPanelRows(m, n, k0, k1);
+    },
+  };
+}
+
+/**
+ * Upper U with A⁻¹ = UᵀU (PruningPrimitives.upperCholeskyOfInverse; SparseGPT's factorisation, once per distinct
+ * layer input): @topiary/linalg's algorithm, worked out in the module's memory with its kernels (2.7 s of a 12.8M
+ * prune in JavaScript).
+ */
+export function upperCholeskyOfInverse(a: Float64Array, n: number): Float64Array {
+  const wasm = n >= MIN_FACTOR ? instance() : null;
+  if (!wasm) return genericPrimitives.upperCholeskyOfInverse(a, n);
+  const packedAt = align(8 * n * n);
+  const heap = reserve(wasm, packedAt + 8 * n * FACTOR_PANEL);
+  const work = new Float64Array(heap, 0, n * n);
+  const packed = new Float64Array(heap, packedAt, n * FACTOR_PANEL);
+  return upperCholeskyOfInverseIn(a, n, work, factorKernels(wasm), packed).slice();
+}
+
 /** C −= A·B on float64 row-major blocks with row strides (PruningPrimitives.subtractProduct64). */
 export function subtractProduct64(m: number, n: number, k: number, a: Float64Array, lda: number, b: Float64Array, ldb: number, c: Float64Array, ldc: number): void {
   const wasm = m * n * k >= MIN_WORK ? instance() : null;
@@ -140,10 +358,7 @@ export function subtractProduct64(m: number, n: number, k: number, a: Float64Arr
   const cAt = align(bAt + 8 * k * n);
   const termsAt = align(cAt + 8 * m * n);
   const countsAt = align(termsAt + 4 * m * k);
-  const need = countsAt + 4 * m;
-  const have = wasm.memory.buffer.byteLength;
-  if (need > have) wasm.memory.grow(Math.ceil((need - have) / 65536));
-  const heap = wasm.memory.buffer;
+  const heap = reserve(wasm, countsAt + 4 * m);
   const A = new Float64Array(heap, aAt, m * k);
   const B = new Float64Array(heap, bAt, k * n);
   const C = new Float64Array(heap, cAt, m * n);

@@ -43,3 +43,52 @@ describe('subtractProduct64 on the wasm backend (SparseGPT lazy batch update, fl
     expect([...c]).toEqual([...want]);
   });
 });
+
+describe('upperCholeskyOfInverse on the wasm backend (SparseGPT factorisation, float64 SIMD loops)', () => {
+  /** A symmetric positive definite n×n matrix: XᵀX/rows + a small ridge, with some zero entries in X. */
+  function spd(rng: SeededRandom, n: number): Float64Array {
+    const rows = n + 17;
+    const x = Float64Array.from({ length: rows * n }, () => (rng.next() < 0.2 ? 0 : rng.next() - 0.5));
+    const a = new Float64Array(n * n);
+    for (let r = 0; r < rows; r++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) a[i * n + j]! += (x[r * n + i]! * x[r * n + j]!) / rows;
+    for (let i = 0; i < n; i++) a[i * n + i]! += 0.01;
+    return a;
+  }
+
+  it('is the generic factorisation bit for bit (orders that are and are not multiples of the panel, odd and even)', () => {
+    const rng = new SeededRandom(21);
+    expect(wasmPrimitives.upperCholeskyOfInverse, 'the wasm backend has its own').not.toBe(genericPrimitives.upperCholeskyOfInverse);
+    for (const n of [64, 97, 130, 200]) {
+      const a = spd(rng, n);
+      const before = a.slice();
+      const want = genericPrimitives.upperCholeskyOfInverse(a, n);
+      const got = wasmPrimitives.upperCholeskyOfInverse(a, n);
+      expect(new Uint32Array(got.buffer), `n = ${n}`).toEqual(new Uint32Array(want.buffer));
+      expect([...a], 'the input is not modified').toEqual([...before]);
+      // and it is the factor: (UᵀU)·A ≈ I on a few entries
+      for (const [i, j] of [[0, 0], [n - 1, n - 1], [3, 7]] as const) {
+        let s = 0;
+        for (let k = 0; k < n; k++) {
+          let uu = 0;
+          for (let r = 0; r < n; r++) uu += got[r * n + i]! * got[r * n + k]!;
+          s += uu * a[k * n + j]!;
+        }
+        expect(s).toBeCloseTo(i === j ? 1 : 0, 6);
+      }
+    }
+  });
+
+  it('names the failing pivot for a matrix that is not positive definite, as the generic code does', () => {
+    const n = 80;
+    const a = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) a[i * n + i] = i === 41 ? -1 : 1;
+    let want = '';
+    try {
+      genericPrimitives.upperCholeskyOfInverse(a, n);
+    } catch (e) {
+      want = (e as Error).message;
+    }
+    expect(want).toMatch(/not positive definite/);
+    expect(() => wasmPrimitives.upperCholeskyOfInverse(a, n)).toThrow(want);
+  });
+});
