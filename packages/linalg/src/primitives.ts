@@ -226,7 +226,29 @@ export function accumulateGramInBlocks(
   }
 }
 
+/**
+ * SparseGPT's OBS step for one dropped weight (`at` = its index in W, in column j of a row segment of `count`
+ * values; `urow` = U's index of (j, 0) of the block): e = W/U_jj, the weight zeroed, e spread over the row's later
+ * columns with row j of U. Returns e.
+ */
+export function dropAndSpread(W: Float64Array, at: number, j: number, count: number, U: Float64Array, urow: number): number {
+  const err = W[at]! / U[urow + j]!;
+  W[at] = 0;
+  const base = at - j;
+  for (let c = j + 1; c < count; c++) W[base + c]! -= err * U[urow + c]!;
+  return err;
+}
+
+/** PruningPrimitives.obsBlock: row by row (the mask is fixed, rows are independent), each row's segment in L1. */
+function obsBlock(w: Float64Array, err: Float64Array, keep: Uint8Array, rows: number, count: number, u: Float64Array, ldu: number): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * count;
+    for (let j = 0; j < count; j++) if (keep[base + j] === 0) err[base + j] = dropAndSpread(w, base + j, j, count, u, j * ldu);
+  }
+}
+
 export const genericPrimitives: PruningPrimitives = Object.freeze({
+  obsBlock,
   accumulateGram,
   accumulateColumnSquares,
   rowNorms,

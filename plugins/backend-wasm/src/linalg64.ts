@@ -274,7 +274,62 @@ function panelRows(): FunctionBuilder {
   return f;
 }
 
+/**
+ * obs(w, err, keep, rows, count, u, ldu): SparseGPT's OBS steps on one block (PruningPrimitives.obsBlock): W and Err
+ * [rows, count] float64, keep [rows, count] bytes, U count×count float64 with row stride ldu (in floats). Each
+ * dropped weight's error is spread over its row's later columns two lanes at a time, W − e·U as in JavaScript.
+ */
+function obs(): FunctionBuilder {
+  const f = new FunctionBuilder(7);
+  const [w, err, keep, rows, count, u, ldu] = [0, 1, 2, 3, 4, 5, 6];
+  const r = f.local(I32);
+  const j = f.local(I32);
+  const c = f.local(I32);
+  const base = f.local(I32);
+  const ebase = f.local(I32);
+  const kbase = f.local(I32);
+  const urow = f.local(I32);
+  const pairs = f.local(I32);
+  const addr = f.local(I32);
+  const e = f.local(F64);
+  const ev = f.local(V128);
+  f.i32(0).set(r);
+  f.forLoop(r, rows, 1, () => {
+    f.get(r).get(count).mul().set(kbase);
+    f.get(kbase).i32(3).shl().get(w).add().set(base);
+    f.get(kbase).i32(3).shl().get(err).add().set(ebase);
+    f.get(kbase).get(keep).add().set(kbase);
+    f.i32(0).set(j);
+    f.forLoop(j, count, 1, () => {
+      f.get(kbase).get(j).add().i32Load8U().eqz().ifElse(() => {
+        f.get(j).get(ldu).mul().i32(3).shl().get(u).add().set(urow);
+        f.get(j).i32(3).shl().set(addr);
+        f.get(base).get(addr).add().f64Load().get(urow).get(addr).add().f64Load().f64Div().set(e);
+        f.get(base).get(addr).add().f64Zero().f64Store();
+        f.get(ebase).get(addr).add().get(e).f64Store();
+        f.get(e).f64x2Splat().set(ev);
+        f.get(j).i32(1).add().set(c);
+        f.get(count).get(c).sub().i32(-2).and().get(c).add().set(pairs);
+        f.forLoop(c, pairs, 2, () => {
+          f.get(c).i32(3).shl().set(addr);
+          f.get(base).get(addr).add();
+          f.get(base).get(addr).add().v128Load().get(ev).get(urow).get(addr).add().v128Load().f64x2Mul().f64x2Sub();
+          f.v128Store();
+        });
+        f.forLoop(c, count, 1, () => {
+          f.get(c).i32(3).shl().set(addr);
+          f.get(base).get(addr).add();
+          f.get(base).get(addr).add().f64Load().get(e).get(urow).get(addr).add().f64Load().f64Mul().f64Sub();
+          f.f64Store();
+        });
+      });
+    });
+  });
+  return f;
+}
+
 interface Linalg64Exports {
+  obs(w: number, err: number, keep: number, rows: number, count: number, u: number, ldu: number): void;
   subtractProduct(m: number, n: number, k: number, a: number, b: number, c: number, terms: number, counts: number): void;
   trailing(l: number, n: number, k0: number, k1: number, packed: number): void;
   panelRows(m: number, n: number, k0: number, k1: number): void;
@@ -291,6 +346,7 @@ function instance(): { exports: Linalg64Exports; memory: WasmMemory } | null {
         { name: 'subtractProduct', params: 8, body: kernel() },
         { name: 'trailing', params: 5, body: trailing() },
         { name: 'panelRows', params: 4, body: panelRows() },
+        { name: 'obs', params: 7, body: obs() },
       ],
       undefined,
       false,
@@ -378,3 +434,25 @@ export function subtractProduct64(m: number, n: number, k: number, a: Float64Arr
   wasm.exports.subtractProduct(m, n, k, aAt, bAt, cAt, termsAt, countsAt);
   for (let i = 0; i < m; i++) c.set(C.subarray(i * n, (i + 1) * n), i * ldc);
 }
+
+/** SparseGPT's OBS steps on one block (PruningPrimitives.obsBlock), in the module's memory: W, Err, the mask and U's block copied in, W and Err out. */
+export function obsBlock(w: Float64Array, err: Float64Array, keep: Uint8Array, rows: number, count: number, u: Float64Array, ldu: number): void {
+  const wasm = rows * count * count >= MIN_WORK ? instance() : null;
+  if (!wasm) return genericPrimitives.obsBlock!(w, err, keep, rows, count, u, ldu);
+  const wAt = 0;
+  const errAt = align(wAt + 8 * rows * count);
+  const uAt = align(errAt + 8 * rows * count);
+  const keepAt = align(uAt + 8 * count * count);
+  const heap = reserve(wasm, keepAt + rows * count);
+  const W = new Float64Array(heap, wAt, rows * count);
+  const E = new Float64Array(heap, errAt, rows * count);
+  const U = new Float64Array(heap, uAt, count * count);
+  W.set(w.subarray(0, rows * count));
+  E.set(err.subarray(0, rows * count));
+  for (let j = 0; j < count; j++) U.set(u.subarray(j * ldu, j * ldu + count), j * count);
+  new Uint8Array(heap, keepAt, rows * count).set(keep.subarray(0, rows * count));
+  wasm.exports.obs(wAt, errAt, keepAt, rows, count, uAt, count);
+  w.set(W);
+  err.set(E);
+}
+

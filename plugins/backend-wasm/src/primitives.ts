@@ -1,8 +1,8 @@
 /**
  * The pruning primitives the wasm engine accelerates: Gram accumulation `XᵀX` and matmul run as the engine's
  * `BatchMatMul` (Topiary's threaded GEMM, or XNNPACK with the stock kernel; ~20× or more the generic loops).
- * SparseGPT's float64 algebra — the lazy batch update (`subtractProduct64`) and the factorisation
- * (`upperCholeskyOfInverse`) — runs as generated float64 SIMD kernels (linalg64.ts), bit-identical to the generic loops. Everything else (float64 Cholesky/inverse, masks) is the kernel's generic
+ * SparseGPT's float64 algebra — the lazy batch update (`subtractProduct64`), the factorisation
+ * (`upperCholeskyOfInverse`) and the OBS steps (`obsBlock`) — runs as generated float64 SIMD kernels (linalg64.ts), bit-identical to the generic loops. Everything else (float64 Cholesky/inverse, masks) is the kernel's generic
  * implementation. When the wasm engine is not the active tfjs backend, the generic versions run instead, so the
  * primitives never depend on global state for correctness.
  */
@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type PruningPrimitives } from '@topiary/kernel';
 import { accumulateGramInBlocks, genericPrimitives } from '@topiary/linalg';
 import { accumulateGramOnPool } from './gram-on-pool.js';
-import { subtractProduct64, upperCholeskyOfInverse } from './linalg64.js';
+import { obsBlock, subtractProduct64, upperCholeskyOfInverse } from './linalg64.js';
 
 /** Rows per product: each block's XᵀX is float32, the blocks are summed in float64 on the host. */
 export const GRAM_BLOCK_ROWS = 1024;
@@ -51,4 +51,11 @@ function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: numbe
   return valuesOf(() => tf.matMul(tf.tensor2d(a, [m, k]), tf.tensor2d(b, [k, n])));
 }
 
-export const wasmPrimitives: PruningPrimitives = Object.freeze({ ...genericPrimitives, accumulateGram, matmul, subtractProduct64, upperCholeskyOfInverse });
+export const wasmPrimitives: PruningPrimitives = Object.freeze({
+  ...genericPrimitives,
+  accumulateGram,
+  matmul,
+  subtractProduct64,
+  upperCholeskyOfInverse,
+  obsBlock,
+});

@@ -92,3 +92,25 @@ describe('upperCholeskyOfInverse on the wasm backend (SparseGPT factorisation, f
     expect(() => wasmPrimitives.upperCholeskyOfInverse(a, n)).toThrow(want);
   });
 });
+
+describe('obsBlock on the wasm backend (SparseGPT OBS steps, float64 SIMD)', () => {
+  it('is the generic loop bit for bit (U a strided block; odd counts; rows with no drops and with every drop)', () => {
+    const rng = new SeededRandom(8);
+    expect(wasmPrimitives.obsBlock, 'the wasm backend has its own').not.toBe(genericPrimitives.obsBlock);
+    for (const [rows, count, ldu] of [[64, 128, 300], [37, 61, 61], [9, 128, 130]] as const) {
+      const w = block(rng, rows * count, 0);
+      const u = block(rng, count * ldu, 0);
+      for (let j = 0; j < count; j++) u[j * ldu + j] = 0.5 + rng.next(); // a positive diagonal
+      const keep = Uint8Array.from({ length: rows * count }, (_, i) => (Math.floor(i / count) === 0 ? 1 : Math.floor(i / count) === 1 ? 0 : rng.next() < 0.5 ? 1 : 0));
+      const wantW = w.slice();
+      const wantErr = new Float64Array(rows * count);
+      genericPrimitives.obsBlock!(wantW, wantErr, keep, rows, count, u, ldu);
+      const gotW = w.slice();
+      const gotErr = new Float64Array(rows * count);
+      wasmPrimitives.obsBlock!(gotW, gotErr, keep, rows, count, u, ldu);
+      expect(new Uint32Array(gotW.buffer), `W ${rows}×${count}`).toEqual(new Uint32Array(wantW.buffer));
+      expect(new Uint32Array(gotErr.buffer), `Err ${rows}×${count}`).toEqual(new Uint32Array(wantErr.buffer));
+      expect(gotW.some((v, i) => v !== w[i])).toBe(true);
+    }
+  });
+});

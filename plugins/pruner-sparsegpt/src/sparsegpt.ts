@@ -10,6 +10,7 @@
  *    columns with U_j,: ; after the block, all later columns get Err·U[block, later] in one product (lazy batch).
  */
 import { TopiaryError, type PruningPrimitives } from '@topiary/kernel';
+import { dropAndSpread, genericPrimitives } from '@topiary/linalg';
 import { nmKeepMask, type NMPattern } from '@topiary/prune-core';
 
 export interface SparseGPTLayerOptions {
@@ -105,19 +106,6 @@ export function sparsegptPrune(weight: Float32Array, hessian: Float64Array, o: S
 }
 
 /**
- * Column j's OBS step on one row segment (`at` = the row's entry in column j): the weight is dropped and its error
- * err = w/U_jj spread over the block's later columns with row j of U (`urow` = U's index of (j, block start)).
- * Returns err.
- */
-function dropAndSpread(W: Float64Array, at: number, j: number, count: number, U: Float64Array, urow: number): number {
-  const err = W[at]! / U[urow + j]!;
-  W[at] = 0;
-  const base = at - j;
-  for (let c = j + 1; c < count; c++) W[base + c]! -= err * U[urow + c]!;
-  return err;
-}
-
-/**
  * The reconstruction of one layer from its prepared Hessian. With `buffers`, the working arrays come from there and
  * the result is written into `weight` itself (the caller hands over its copy); without, `weight` is left as it is.
  */
@@ -168,12 +156,9 @@ export function sparsegptPrunePrepared(
         }
       }
       const keep1 = p.lowestMask(score, Math.floor(rows * count * o.sparsity));
-      // The mask is fixed for the whole block, so rows are independent: each row's segment (count values) stays
-      // in L1 while its columns are stepped through in order — the same operations per entry as column by column.
-      for (let r = 0; r < rows; r++) {
-        const base = r * count;
-        for (let j = 0; j < count; j++) if (keep1[base + j] === 0) Err1[base + j] = dropAndSpread(W1, base + j, j, count, U, uAt(j));
-      }
+      // The mask is fixed for the whole block, so rows are independent (obsBlock: row by row, each row's segment in
+      // L1 while its columns are stepped through in order — the same operations per entry as column by column).
+      (p.obsBlock ?? genericPrimitives.obsBlock!)(W1, Err1, keep1, rows, count, U.subarray(uAt(0)), cols);
       for (let r = 0; r < rows; r++) keep.set(keep1.subarray(r * count, (r + 1) * count), r * cols + i1);
     } else {
       // N:M: each group's mask is scored on the weights as updated by the columns before it, so column by column.

@@ -36,6 +36,14 @@ export interface PruningPrimitives {
    * block, with its row stride (lda, ldb, ldc ≥ the block's width). SparseGPT's lazy batch update.
    */
   subtractProduct64(m: number, n: number, k: number, a: Float64Array, lda: number, b: Float64Array, ldb: number, c: Float64Array, ldc: number): void;
+  /**
+   * Optional. SparseGPT's OBS steps on one block whose mask is fixed (its rows are then independent): for each row r
+   * and each column j in ascending order with keep[r·count + j] = 0: e = W[r, j] / U[j, j]; W[r, j] = 0;
+   * Err[r, j] = e; W[r, c] −= e·U[j, c] for j < c < count. W and Err are [rows, count] row-major (Err's other
+   * entries untouched); U is the count×count block of the factor, a view starting at the block's (0, 0) with row
+   * stride ldu. Absent: the pruner's own loop runs (the same arithmetic).
+   */
+  obsBlock?(w: Float64Array, err: Float64Array, keep: Uint8Array, rows: number, count: number, u: Float64Array, ldu: number): void;
   /** Lower-triangular L with A = L Lᵀ for a symmetric positive definite n×n A; throws E_NUMERIC otherwise. */
   cholesky(a: Float64Array, n: number): Float64Array;
   /** A⁻¹ for symmetric positive definite A, through its Cholesky factor. */

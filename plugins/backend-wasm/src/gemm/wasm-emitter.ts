@@ -53,10 +53,10 @@ function section(id: number, body: number[]): number[] {
 const OP = {
   block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, call: 0x10,
   localGet: 0x20, localSet: 0x21, localTee: 0x22,
-  i32Load: 0x28, f32Load: 0x2a, f64Load: 0x2b, f32Store: 0x38, f64Store: 0x39, i32Const: 0x41, f32Const: 0x43, f64Const: 0x44,
+  i32Load: 0x28, f32Load: 0x2a, f64Load: 0x2b, i32Load8U: 0x2d, f32Store: 0x38, f64Store: 0x39, i32Const: 0x41, f32Const: 0x43, f64Const: 0x44,
   i32Eq: 0x46, i32LtS: 0x48, i32LtU: 0x49, i32GtS: 0x4a, i32GeS: 0x4e,
   i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32RemU: 0x70, i32And: 0x71, i32Shl: 0x74, i32ShrU: 0x76,
-  f32Sqrt: 0x91, f32Add: 0x92, f32Sub: 0x93, f32Mul: 0x94, f32Div: 0x95, f32Max: 0x97, f64Sub: 0xa1, f64Mul: 0xa2,
+  f32Sqrt: 0x91, f32Add: 0x92, f32Sub: 0x93, f32Mul: 0x94, f32Div: 0x95, f32Max: 0x97, f64Sub: 0xa1, f64Mul: 0xa2, f64Div: 0xa3, i32Eqz: 0x45,
   f32ReinterpretI32: 0xbe,
   simd: 0xfd,
 } as const;
@@ -111,6 +111,10 @@ export class FunctionBuilder {
   /** f64.const +0 */
   f64Zero(): this { return this.emit(OP.f64Const, 0, 0, 0, 0, 0, 0, 0, 0); }
   f64Sub(): this { return this.emit(OP.f64Sub); }
+  f64Div(): this { return this.emit(OP.f64Div); }
+  /** One unsigned byte, zero-extended. */
+  i32Load8U(offset = 0): this { return this.emit(OP.i32Load8U, 0, ...uleb(offset)); }
+  eqz(): this { return this.emit(OP.i32Eqz); }
   f64Mul(): this { return this.emit(OP.f64Mul); }
   f64x2Splat(): this { return this.simd(SIMD.f64x2Splat); }
   f64x2Sub(): this { return this.simd(SIMD.f64x2Sub); }
