@@ -37,6 +37,9 @@ export interface ModelOptions {
   spill?: SpillOptions;
 }
 
+/** `blockPositions` keeps its tables and mask while the mask has at most this many elements (4 MB). */
+const POSITIONS_CACHE_ELEMENTS = 1 << 20;
+
 /** Logits per vocabulary chunk at most this many elements (128 MB): a 128K vocabulary never materialises whole. */
 const HEAD_CHUNK_ELEMENTS = 1 << 25;
 
@@ -154,6 +157,8 @@ export class LlamaModel implements CausalLM {
   /** Combined keep masks (element masks × group masks) per parameter, host side. */
   private readonly keep = new Map<string, Uint8Array>();
   private readonly maskTensors = new Map<string, tf.Tensor>();
+  /** The RoPE tables and mask `blockPositions` made last. */
+  private positionsCache: { start: number; t: number; pos: Positions } | undefined;
   private readonly masked = new Set<string>();
   private groupCache: ParameterGroup[] | null = null;
   /** Hidden channels that are not masked: RMSNorm averages over these only (see ops.rmsNorm). */
@@ -503,7 +508,7 @@ export class LlamaModel implements CausalLM {
     const shape = layerShape(this.config, i);
     if (shape.nHeads === 0 && shape.hiddenDim === 0) return x;
     const { headDim, normEps } = this.config;
-    pos ??= this.positions(start, t);
+    pos ??= this.blockPositions(start, t);
     const weights = this.blockWeights(i, shape);
     const geometry: BlockGeometry = {
       b,
@@ -651,6 +656,33 @@ export class LlamaModel implements CausalLM {
       });
     }
     return { ...ropeTables(start, t, headDim, ropeTheta, ropeScaling), mask: causalMask(start, t) };
+  }
+
+  /**
+   * `positions(start, t)` for a block run on its own (`block`, `captureBlock`: a pruner runs every block over every
+   * calibration batch, each call building the same RoPE tables and mask). The last ones made are kept, outside any
+   * tidy scope, while they are small (a 128-position pass: 64 KB of mask); larger ones are made per call.
+   */
+  private blockPositions(start: number, t: number): Positions {
+    const c = this.positionsCache;
+    if (c && c.start === start && c.t === t) return c.pos;
+    if (t * (start + t) > POSITIONS_CACHE_ELEMENTS) return this.positions(start, t);
+    this.dropPositionsCache();
+    const [cos, sin, mask] = tf.tidy(() => {
+      const p = this.positions(start, t);
+      return [p.cos, p.sin, p.mask];
+    });
+    const pos: Positions = { cos: tf.keep(cos!), sin: tf.keep(sin!), mask: tf.keep(mask!) };
+    this.positionsCache = { start, t, pos };
+    return pos;
+  }
+
+  private dropPositionsCache(): void {
+    const pos = this.positionsCache?.pos;
+    pos?.cos.dispose();
+    pos?.sin.dispose();
+    pos?.mask.dispose();
+    this.positionsCache = undefined;
   }
 
   /** Hidden states [b·t, dim] after every block, before the final norm. */
@@ -1033,6 +1065,7 @@ export class LlamaModel implements CausalLM {
   }
 
   dispose(): void {
+    this.dropPositionsCache();
     if (this.stream) {
       this.stream.overlay.dispose();
       this.stream.source.close();
