@@ -5,10 +5,12 @@
  * first; the addresses of inputs and outputs are then their byte offsets in that memory (the memory may grow and
  * move its buffer; offsets do not change).
  *
- * Why on the calling thread and not on the GEMM's workers: tfjs-wasm's heap is not shared memory under Node (its
- * threaded build does not start there), so a worker could only see a copy. These kernels do 1–3 float operations per
- * byte they touch (exp-heavy ones ~20), so copying operands in and results out would cost as much as the work the
- * second thread takes away; in place they make one pass where tfjs takes one dispatch and one allocation per op.
+ * Where the GEMM's worker threads help: tfjs-wasm's heap is not shared memory under Node (its threaded build does not
+ * start there), so a worker can only work on a copy. Most of these kernels do 1–3 float operations per byte they
+ * touch, so copying a worker's share in and out would cost as much as the work it takes away: they run on the
+ * calling thread, in place. The exp-heavy ones (causal softmax, SwiGLU: ~20 operations per float) are split when
+ * large (SPLIT_MIN_FLOATS): the calling thread computes its share in place while each worker computes its share on a
+ * copy in the pool's shared memory — the same generated code in the GEMM module (gemm/kernels.ts), so the same bits.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
@@ -18,6 +20,9 @@ import { DecodeThreads } from './decode-threads.js';
 import type { GemmPlatform } from '../gemm/platform.js';
 import { nodeGemmPlatform } from '../gemm/platform-node.js';
 import { exportsFor, f32Bits, heapMemory, size, type FusedExports, type WasmHeapBackend } from './heap.js';
+import { OP_CAUSAL_SOFTMAX, OP_SWIGLU } from '../gemm/kernels.js';
+import type { GemmPool } from '../gemm/pool.js';
+import { sharedGemmPool } from '../kernels/batch-matmul.js';
 
 /** The names installed here (the softmax cross-entropy is installed with the GEMM). */
 export const IN_PLACE_FUSED = [
@@ -61,12 +66,63 @@ function inPlace(backend: unknown, inputs: TensorInfo[], outShapes: number[][], 
   return outs;
 }
 
+/**
+ * Below this many floats a kernel stays on the calling thread: waking the workers (~20–50 µs) and copying their
+ * shares in and out would cost more than the half of the work they take.
+ */
+export const SPLIT_MIN_FLOATS = 1 << 17;
+
+/** The GEMM's pool when a kernel of `floats` floats is worth splitting with its workers; else undefined. */
+function splitPool(floats: number): GemmPool | undefined {
+  if (floats < SPLIT_MIN_FLOATS) return undefined;
+  const pool = sharedGemmPool();
+  return pool && pool.threads > 1 && !pool.broken ? pool : undefined;
+}
+
+/**
+ * Split [0, count) into the calling thread's share (first) and one per worker: `unit`-aligned boundaries, so a
+ * causal softmax's shares start at an item (its rows' positions restart there). Returns the boundaries.
+ */
+function shares(count: number, threads: number, unit = 1): number[] {
+  const units = Math.ceil(count / unit);
+  return Array.from({ length: threads + 1 }, (_, t) => Math.min(count, Math.round((units * t) / threads) * unit));
+}
+
+/**
+ * The tfjs heap's bytes (for copying a worker's share between it and the pool's shared memory; valid during a
+ * kernel's body: nothing allocates meanwhile).
+ */
+function heapBytes(backend: unknown): Uint8Array {
+  return new Uint8Array(heapMemory(backend)!.buffer);
+}
+
 const swiglu: KernelFunc = ({ inputs, backend }) => {
   const g = inputs['gate'] as TensorInfo;
   const u = inputs['up'] as TensorInfo;
   float32(FusedKernel.swiglu, g, u);
   const n = sameSize(FusedKernel.swiglu, [g, u]);
-  return inPlace(backend, [g, u], [[...g.shape]], (k, [ga, ua], [ma]) => k.swiglu(ga!, ua!, ma!, n))[0]!;
+  const pool = splitPool(3 * n);
+  return inPlace(backend, [g, u], [[...g.shape]], (k, [ga, ua], [ma]) => {
+    if (!pool) return k.swiglu(ga!, ua!, ma!, n);
+    // the calling thread's share in place; each worker's gate and up copied to the pool, its m copied back
+    const at = shares(n, pool.threads, 4);
+    const mine = at[1]!;
+    const rest = n - mine;
+    const heap = heapBytes(backend);
+    pool.runShares(
+      12 * rest + 64,
+      (shared, base) => {
+        shared.set(heap.subarray(ga! + 4 * mine, ga! + 4 * n), base);
+        shared.set(heap.subarray(ua! + 4 * mine, ua! + 4 * n), base + 4 * rest);
+        return at.slice(1, -1).map((from, w) => {
+          const off = 4 * (from - mine);
+          return Int32Array.of(OP_SWIGLU, base + off, base + 4 * rest + off, base + 8 * rest + off, at[w + 2]! - from, 0, 0, 0, 0);
+        });
+      },
+      () => k.swiglu(ga!, ua!, ma!, mine),
+      (shared, base) => heap.set(shared.subarray(base + 8 * rest, base + 12 * rest), ma! + 4 * mine),
+    );
+  })[0]!;
 };
 
 const swigluGrad: KernelFunc = ({ inputs, backend }) => {
@@ -113,7 +169,30 @@ const causalSoftmax: KernelFunc = ({ inputs, attrs, backend }) => {
   const { seq, scale } = attrs as unknown as { seq: number; scale: number };
   const [items, rows, cols] = s.shape as [number, number, number];
   if (!(seq >= 1) || cols < 1) throw new Error(`${FusedKernel.causalSoftmax}: seq ${seq} and scores [${s.shape}] do not fit`);
-  return inPlace(backend, [s], [[items, rows, cols]], (k, [sa], [pa]) => k.causalSoftmax(sa!, pa!, items * rows, rows, cols, seq, f32Bits(scale), 0))[0]!;
+  const bits = f32Bits(scale);
+  const pool = items > 1 ? splitPool(2 * items * rows * cols) : undefined;
+  return inPlace(backend, [s], [[items, rows, cols]], (k, [sa], [pa]) => {
+    if (!pool) return k.causalSoftmax(sa!, pa!, items * rows, rows, cols, seq, bits, 0);
+    // whole items per thread (a share's row positions restart at its first row); the calling thread's in place,
+    // each worker's scores copied to the pool and its probabilities copied back
+    const at = shares(items, pool.threads);
+    const itemBytes = 4 * rows * cols;
+    const mine = at[1]!;
+    const rest = (items - mine) * itemBytes;
+    const heap = heapBytes(backend);
+    pool.runShares(
+      2 * rest + 64,
+      (shared, base) => {
+        shared.set(heap.subarray(sa! + mine * itemBytes, sa! + items * itemBytes), base);
+        return at.slice(1, -1).map((from, w) => {
+          const off = (from - mine) * itemBytes;
+          return Int32Array.of(OP_CAUSAL_SOFTMAX, base + off, base + rest + off, (at[w + 2]! - from) * rows, rows, cols, seq, bits, 0);
+        });
+      },
+      () => k.causalSoftmax(sa!, pa!, mine * rows, rows, cols, seq, bits, 0),
+      (shared, base) => heap.set(shared.subarray(base + rest, base + 2 * rest), pa! + mine * itemBytes),
+    );
+  })[0]!;
 };
 
 const softmaxGrad: KernelFunc = ({ inputs, attrs, backend }) => {

@@ -21,9 +21,14 @@
  *       grad_i = (exp(z_i − m)/s − onehot(t_i))·scale (scale: an f32's bits). The loss, m + log s − z_i[t_i], is
  *       finished by the caller (wasm has no log instruction; it is one call per row).
  *   exec(list, count)
- *       run `count` operations of OP_WORDS i32s each: [opcode, args…] (0 packA, 1 packB, 2 kernel, 3 softmaxRows).
- *       A worker thread is handed one such list, so its whole share of a product is one call.
+ *       run `count` operations of OP_WORDS i32s each: [opcode, args…] (0 packA, 1 packB, 2 kernel, 3 softmaxRows,
+ *       4 causalSoftmax, 5 swiglu). A worker thread is handed one such list, so its whole share of a product is one
+ *       call.
+ *   causalSoftmax(…), swiglu(…)
+ *       the fused elementwise kernels of ../fused/module.ts (the same generated code, so the same results), for
+ *       a worker's share of a kernel whose other share the calling thread computes in place (../fused/install.ts).
  */
+import { FUSED_FUNCTIONS } from '../fused/module.js';
 import { encodeModule, F32, FunctionBuilder, I32, V128 } from './wasm-emitter.js';
 
 export interface TileShape {
@@ -39,6 +44,10 @@ export const OP_PACK_A = 0;
 export const OP_PACK_B = 1;
 export const OP_KERNEL = 2;
 export const OP_SOFTMAX_ROWS = 3;
+/** FusedKernel.causalSoftmax on a share of the rows: [op, s, p, nrows, rowsPerItem, cols, seq, scaleBits, offset]. */
+export const OP_CAUSAL_SOFTMAX = 4;
+/** FusedKernel.swiglu on a share of the elements: [op, gate, up, out, n, 0, 0, 0, 0]. */
+export const OP_SWIGLU = 5;
 /** i32 words per operation in an `exec` list (opcode + up to 8 arguments). */
 export const OP_WORDS = 9;
 
@@ -288,7 +297,13 @@ function execList(): FunctionBuilder {
         () => { args(6); f.call(1); },
         () => f.get(p).i32Load(0).i32(OP_PACK_B).eq().ifElse(
           () => { args(6); f.call(2); },
-          () => { args(7); f.call(4); },
+          () => f.get(p).i32Load(0).i32(OP_SOFTMAX_ROWS).eq().ifElse(
+            () => { args(7); f.call(4); },
+            () => f.get(p).i32Load(0).i32(OP_CAUSAL_SOFTMAX).eq().ifElse(
+              () => { args(8); f.call(5); },
+              () => { args(4); f.call(6); },
+            ),
+          ),
         ),
       ),
     );
@@ -310,10 +325,19 @@ export function gemmModuleBytes(tile: TileShape, fma: boolean, shared = true, ma
       { name: 'packB', params: 6, body: packPanels(tile.nr) },
       { name: 'exec', params: 2, body: execList() },
       { name: 'softmaxRows', params: 7, body: softmaxRows() },
+      { name: 'causalSoftmax', params: 8, body: fusedBody('causalSoftmax') },
+      { name: 'swiglu', params: 4, body: fusedBody('swiglu') },
     ],
     maxPages,
     shared,
   );
+}
+
+/** A fused kernel's body (../fused/module.ts), for the GEMM module's workers. */
+function fusedBody(name: 'causalSoftmax' | 'swiglu'): FunctionBuilder {
+  const entry = FUSED_FUNCTIONS.find(([n]) => n === name);
+  if (!entry) throw new Error(`no fused function ${name}`);
+  return entry[2]();
 }
 
 export interface GemmExports {
@@ -322,4 +346,6 @@ export interface GemmExports {
   packB(src: number, panelStride: number, kStride: number, count: number, kc: number, dst: number): void;
   exec(list: number, count: number): void;
   softmaxRows(logits: number, targets: number, rows: number, vocab: number, grad: number, stats: number, scaleBits: number): void;
+  causalSoftmax(s: number, p: number, nrows: number, rowsPerItem: number, cols: number, seq: number, scaleBits: number, offset: number): void;
+  swiglu(g: number, u: number, m: number, n: number): void;
 }

@@ -273,6 +273,25 @@ export class GemmPool {
     if (grad) grad.set(new Float32Array(heap, gAddr, logits.length));
   }
 
+  /**
+   * A fused elementwise kernel split between the threads: the workers run one operation each (opcode and 8 words:
+   * OP_CAUSAL_SOFTMAX, OP_SWIGLU) on their shares, copied into the shared memory, while the calling thread runs
+   * `own` — its share, in place where its tensors are. `copyIn(heap, base)` writes the workers' inputs from byte
+   * `base` on (at most `bytes` bytes, inputs and outputs) and returns the workers' operations; `copyOut(heap, base)`
+   * reads their outputs back once every thread is done. Needs worker threads (`threads` > 1, not broken).
+   */
+  runShares(bytes: number, copyIn: (heap: Uint8Array, base: number) => Int32Array[], own: () => void, copyOut: (heap: Uint8Array, base: number) => void): void {
+    this.checkUsable();
+    if (this.threads < 2 || this.failure) throw new Error(`GemmPool.runShares: no worker threads${this.failure ? ` (${this.failure})` : ''}`);
+    const base = this.operandBase();
+    const listAddr = roundUp(base + bytes, 64);
+    this.ensureBytes(listAddr + 4 * OP_WORDS * this.threads);
+    const ops = copyIn(new Uint8Array(this.memory.buffer), base);
+    if (ops.length !== this.threads - 1 || ops.some((op) => op.length !== OP_WORDS)) throw new RangeError('GemmPool.runShares: one operation per worker thread');
+    this.run([new Int32Array(0), ...ops], listAddr, own);
+    copyOut(new Uint8Array(this.memory.buffer), base);
+  }
+
   /** Why the worker threads cannot be used any more (undefined while they can). */
   get broken(): string | undefined {
     return this.failure;
@@ -306,7 +325,7 @@ export class GemmPool {
    * Run one operation list per thread (lists[0] on this thread), written at `listAddr` and on; returns when every
    * thread is done. The operands must already be in place.
    */
-  private run(lists: Int32Array[], listAddr: number): void {
+  private run(lists: Int32Array[], listAddr: number, own?: () => void): void {
     const parallel = lists.length > 1;
     if (parallel && this.failure) throw new Error(`GEMM worker threads failed: ${this.failure}`);
     const words = new Int32Array(this.memory.buffer);
@@ -329,6 +348,7 @@ export class GemmPool {
     }
     try {
       this.gemm.exec(starts[0]!, lists[0]!.length / OP_WORDS);
+      own?.();
     } finally {
       // Even when this thread's share trapped, the workers' shares finish before anything touches the memory.
       if (parallel) this.waitForWorkers();
