@@ -21,6 +21,29 @@ const TILE = 256;
 const MIN_WORK = 1 << 16;
 
 /**
+ * C[j] = C[j] − a₀·B₀[j] − a₁·B₁[j] − … (one rounding per product and per subtraction, in term order) for j from
+ * the local `j`'s value up to `end`: two lanes per step below `pairsEnd`, then one. `c` and `bs` hold the byte
+ * addresses of element 0 of C and of each B; `av` the terms' a splatted to two lanes, `as` the same as f64.
+ */
+function subtractTerms(f: FunctionBuilder, l: { j: number; pairsEnd: number; end: number; addr: number }, c: number, bs: readonly number[], av: readonly number[], as: readonly number[]): void {
+  const { j, pairsEnd, end, addr } = l;
+  f.forLoop(j, pairsEnd, 2, () => {
+    f.get(j).i32(3).shl().set(addr);
+    f.get(c).get(addr).add(); // the store's address
+    f.get(c).get(addr).add().v128Load();
+    bs.forEach((b, r) => f.get(av[r]!).get(b).get(addr).add().v128Load().f64x2Mul().f64x2Sub());
+    f.v128Store();
+  });
+  f.forLoop(j, end, 1, () => {
+    f.get(j).i32(3).shl().set(addr);
+    f.get(c).get(addr).add();
+    f.get(c).get(addr).add().f64Load();
+    bs.forEach((b, r) => f.get(as[r]!).get(b).get(addr).add().f64Load().f64Mul().f64Sub());
+    f.f64Store();
+  });
+}
+
+/**
  * subtractProduct(m, n, k, a, b, c, terms, counts): byte addresses; A m×k, B k×n, C m×n (row-major, contiguous);
  * terms (int32, m×k): per row of A the p of its nonzero entries, ascending; counts (int32, m): how many.
  */
@@ -43,6 +66,7 @@ function kernel(): FunctionBuilder {
   const as = [f.local(F64), f.local(F64), f.local(F64), f.local(F64)];
   const av = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
   const addr = f.local(I32);
+  const tile = { j, pairsEnd, end: j1, addr };
 
   f.get(n).i32(3).shl().set(rowBytes);
   /** Push the byte address of row p's start in B, for p read from terms[ti + 4·r]. */
@@ -71,38 +95,14 @@ function kernel(): FunctionBuilder {
           f.get(as[r]!).f64x2Splat().set(av[r]!);
         }
         f.get(j0).set(j);
-        f.forLoop(j, pairsEnd, 2, () => {
-          f.get(j).i32(3).shl().set(addr);
-          f.get(ci).get(addr).add(); // store address
-          f.get(ci).get(addr).add().v128Load();
-          for (let r = 0; r < 4; r++) f.get(av[r]!).get(bp[r]!).get(addr).add().v128Load().f64x2Mul().f64x2Sub();
-          f.v128Store();
-        });
-        f.forLoop(j, j1, 1, () => {
-          f.get(j).i32(3).shl().set(addr);
-          f.get(ci).get(addr).add();
-          f.get(ci).get(addr).add().f64Load();
-          for (let r = 0; r < 4; r++) f.get(as[r]!).get(bp[r]!).get(addr).add().f64Load().f64Mul().f64Sub();
-          f.f64Store();
-        });
+        subtractTerms(f, tile, ci, bp, av, as);
       });
       // the terms left, one at a time
       f.forLoop(q, t, 1, () => {
         termRow(0);
         f.get(as[0]!).f64x2Splat().set(av[0]!);
         f.get(j0).set(j);
-        f.forLoop(j, pairsEnd, 2, () => {
-          f.get(j).i32(3).shl().set(addr);
-          f.get(ci).get(addr).add();
-          f.get(ci).get(addr).add().v128Load().get(av[0]!).get(bp[0]!).get(addr).add().v128Load().f64x2Mul().f64x2Sub();
-          f.v128Store();
-        });
-        f.forLoop(j, j1, 1, () => {
-          f.get(j).i32(3).shl().set(addr);
-          f.get(ci).get(addr).add();
-          f.get(ci).get(addr).add().f64Load().get(as[0]!).get(bp[0]!).get(addr).add().f64Load().f64Mul().f64Sub();
-          f.f64Store();
-        });
+        subtractTerms(f, tile, ci, bp.slice(0, 1), av, as);
       });
     });
   });
@@ -218,6 +218,7 @@ function panelRows(): FunctionBuilder {
   const q = [f.local(I32), f.local(I32), f.local(I32), f.local(I32)];
   const as = [f.local(F64), f.local(F64), f.local(F64), f.local(F64)];
   const av = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
+  const row = { j, pairsEnd: pairs, end: width, addr };
   f.get(n).i32(3).shl().set(nb);
   f.get(k1).get(k0).sub().i32(-4).and().get(k0).add().set(k4);
   f.get(k1).set(i);
@@ -234,20 +235,7 @@ function panelRows(): FunctionBuilder {
       f.get(k).i32(4).add().set(width);
       f.get(width).i32(-2).and().set(pairs);
       f.i32(0).set(j);
-      f.forLoop(j, pairs, 2, () => {
-        f.get(j).i32(3).shl().set(addr);
-        f.get(ri).get(addr).add();
-        f.get(ri).get(addr).add().v128Load();
-        for (let r = 0; r < 4; r++) f.get(av[r]!).get(q[r]!).get(addr).add().v128Load().f64x2Mul().f64x2Sub();
-        f.v128Store();
-      });
-      f.forLoop(j, width, 1, () => {
-        f.get(j).i32(3).shl().set(addr);
-        f.get(ri).get(addr).add();
-        f.get(ri).get(addr).add().f64Load();
-        for (let r = 0; r < 4; r++) f.get(as[r]!).get(q[r]!).get(addr).add().f64Load().f64Mul().f64Sub();
-        f.f64Store();
-      });
+      subtractTerms(f, row, ri, q, av, as);
     });
     f.forLoop(k, k1, 1, () => {
       f.get(ri).get(k).i32(3).shl().add().f64Load().set(as[0]!);
@@ -257,18 +245,7 @@ function panelRows(): FunctionBuilder {
       f.get(k).i32(1).add().set(width);
       f.get(width).i32(-2).and().set(pairs);
       f.i32(0).set(j);
-      f.forLoop(j, pairs, 2, () => {
-        f.get(j).i32(3).shl().set(addr);
-        f.get(ri).get(addr).add();
-        f.get(ri).get(addr).add().v128Load().get(av[0]!).get(q[0]!).get(addr).add().v128Load().f64x2Mul().f64x2Sub();
-        f.v128Store();
-      });
-      f.forLoop(j, width, 1, () => {
-        f.get(j).i32(3).shl().set(addr);
-        f.get(ri).get(addr).add();
-        f.get(ri).get(addr).add().f64Load().get(as[0]!).get(q[0]!).get(addr).add().f64Load().f64Mul().f64Sub();
-        f.f64Store();
-      });
+      subtractTerms(f, row, ri, q.slice(0, 1), av, as);
     });
   });
   return f;
@@ -310,18 +287,7 @@ function obs(): FunctionBuilder {
         f.get(e).f64x2Splat().set(ev);
         f.get(j).i32(1).add().set(c);
         f.get(count).get(c).sub().i32(-2).and().get(c).add().set(pairs);
-        f.forLoop(c, pairs, 2, () => {
-          f.get(c).i32(3).shl().set(addr);
-          f.get(base).get(addr).add();
-          f.get(base).get(addr).add().v128Load().get(ev).get(urow).get(addr).add().v128Load().f64x2Mul().f64x2Sub();
-          f.v128Store();
-        });
-        f.forLoop(c, count, 1, () => {
-          f.get(c).i32(3).shl().set(addr);
-          f.get(base).get(addr).add();
-          f.get(base).get(addr).add().f64Load().get(e).get(urow).get(addr).add().f64Load().f64Mul().f64Sub();
-          f.f64Store();
-        });
+        subtractTerms(f, { j: c, pairsEnd: pairs, end: count, addr }, base, [urow], [ev], [e]);
       });
     });
   });
