@@ -421,7 +421,7 @@ export class LlamaModel implements CausalLM {
     }
     this.replaceValue(param, p, masked);
     this.keep.set(param, next);
-    this.storeMaskTensor(param);
+    this.dropMaskTensor(param);
   }
 
   editWeight(param: string, edit: (weight: Float32Array) => Uint8Array | undefined): void {
@@ -442,20 +442,19 @@ export class LlamaModel implements CausalLM {
     if (view.length !== p.size) {
       throw new TopiaryError('E_INTERNAL', `the tensor heap grew while "${param}" was edited in place (the edit ran a tensor operation)`, { where: param });
     }
-    if (this.stream) {
-      if (keep !== undefined) maskedOnce(param, view, keep, view); // writeWeight's products, formed where the values already are
-      return;
-    }
-    // an in-memory model keeps its masks (re-applied after optimizer steps): writeWeight's products, in place — the
-    // old mask's product changes nothing, since the stored weight is already zero wherever it drops
     if (keep === undefined) {
-      this.applyMaskTo(param);
+      this.applyMaskTo(param); // an in-memory model's old mask (a streamed block's was dropped above)
       return;
     }
-    const next = this.combinedKeep(param, keep);
-    if (!zeroWhereDropped(view, next)) for (let i = 0; i < view.length; i++) view[i] = view[i]! * next[i]!;
-    this.keep.set(param, next);
-    this.storeMaskTensor(param);
+    // writeWeight's products, formed where the values already are. An in-memory model keeps its combined mask
+    // (re-applied after optimizer steps); the old mask's product changes nothing, since the stored weight is
+    // already zero wherever it drops.
+    const applied = this.stream ? keep : this.combinedKeep(param, keep);
+    maskedOnce(param, view, applied, view);
+    if (!this.stream) {
+      this.keep.set(param, applied);
+      this.dropMaskTensor(param);
+    }
   }
 
   /**
@@ -991,24 +990,21 @@ export class LlamaModel implements CausalLM {
   }
 
   private refreshMask(param: string): void {
-    this.storeMaskTensor(param);
+    this.dropMaskTensor(param);
     this.applyMaskTo(param);
   }
 
-  /**
-   * The mask tensor of `param` from its keep mask. A streamed model never trains: its masks only zero the weights
-   * once, so they do not stay on the heap beside the block (that would double it); an in-memory model keeps them to
-   * re-apply after every optimizer step.
-   */
-  private storeMaskTensor(param: string): void {
+  /** Forget `param`'s mask tensor after its keep mask changed (`maskTensor` makes the new one when it is needed). */
+  private dropMaskTensor(param: string): void {
     this.maskTensors.get(param)?.dispose();
     this.maskTensors.delete(param);
-    if (!this.stream) this.keepOf(param);
   }
 
   /**
    * The mask tensor of an in-memory model's `param`, made from its keep mask on first use (a model pruned and saved
-   * never needs one: a weight-sized float array and tensor per layer saved).
+   * never needs one: a weight-sized float array and tensor per layer saved) and kept to re-apply after every
+   * optimizer step. A streamed model never trains: its masks only zero the weights once (applyMaskTo), so they do
+   * not stay on the heap beside the block (that would double it).
    */
   private maskTensor(param: string): tf.Tensor {
     let m = this.maskTensors.get(param);

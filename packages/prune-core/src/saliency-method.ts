@@ -46,13 +46,9 @@ export function saliencyMethod(name: string, saliency: Saliency, rule: Omit<Mask
       const p = ctx.backend.primitives;
       const score = (r0: number, r1: number, w: Float32Array) =>
         saliency.score({ param: linear.param, rows: r1 - r0, cols, weight: w, activationSquares: stats?.activationSquares, tokens: stats?.tokens, into: scratch(w.length) });
-      if (!byRows) {
-        const keep = selectKeepMask(p, score(0, rows, weight), rows, cols, { ...rule, sparsity });
-        return { weight: applyKeepMask(weight, keep), keep };
-      }
       const step = Math.max(1, Math.floor(CHUNK_ELEMENTS / cols));
-      if (step >= rows) {
-        // one chunk: its mask is the layer's
+      // the whole layer at once (a layer that fits one chunk: its mask is the layer's, no copy)
+      if (!byRows || step >= rows) {
         const keep = selectKeepMask(p, score(0, rows, weight), rows, cols, { ...rule, sparsity });
         return { weight: applyKeepMask(weight, keep), keep };
       }

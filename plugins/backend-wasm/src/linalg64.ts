@@ -13,6 +13,7 @@
  */
 import { FACTOR_PANEL, genericPrimitives, jsFactorKernels, upperCholeskyOfInverseIn, type FactorKernels } from '@topiary/linalg';
 import { encodeModule, F64, FunctionBuilder, I32, V128 } from './gemm/wasm-emitter.js';
+import { roundUp } from './gemm/plan.js';
 import { wasmApi, type WasmMemory } from './gemm/wasm-api.js';
 
 /** Columns of C per pass (a k × 256 float64 tile of B, k ≤ 128 in SparseGPT, stays in L2), as the generic code. */
@@ -326,7 +327,7 @@ function instance(): { exports: Linalg64Exports; memory: WasmMemory } | null {
   return made;
 }
 
-const align = (x: number): number => Math.ceil(x / 16) * 16;
+const align = (x: number): number => roundUp(x, 16);
 
 /** The module's memory with at least `bytes`, as its current buffer (growing detaches older views). */
 function reserve(wasm: { memory: WasmMemory }, bytes: number): ArrayBuffer | SharedArrayBuffer {

@@ -2,9 +2,10 @@
  * The pruning primitives the wasm engine accelerates: Gram accumulation `XᵀX` and matmul run as the engine's
  * `BatchMatMul` (Topiary's threaded GEMM, or XNNPACK with the stock kernel; ~20× or more the generic loops).
  * SparseGPT's float64 algebra — the lazy batch update (`subtractProduct64`), the factorisation
- * (`upperCholeskyOfInverse`) and the OBS steps (`obsBlock`) — runs as generated float64 SIMD kernels (linalg64.ts), bit-identical to the generic loops. Everything else (float64 Cholesky/inverse, masks) is the kernel's generic
- * implementation. When the wasm engine is not the active tfjs backend, the generic versions run instead, so the
- * primitives never depend on global state for correctness.
+ * (`upperCholeskyOfInverse`) and the OBS steps (`obsBlock`) — runs as generated float64 SIMD kernels (linalg64.ts),
+ * bit-identical to the generic loops. Everything else (masks, `cholesky`, `choleskyInverse`) is the generic
+ * implementation. When the wasm engine is not the active tfjs backend, the Gram and matmul fall back to the generic
+ * versions, so the primitives never depend on global state for correctness.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { type PruningPrimitives } from '@topiary/kernel';

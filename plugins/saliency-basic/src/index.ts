@@ -4,13 +4,13 @@
  */
 import { definePlugin, Tokens, TopiaryError, type Saliency, type SaliencyStats } from '@topiary/kernel';
 
-/** |W_ij|: the weakest baseline, needs nothing but the weights. */
 /** The caller's reusable buffer when it is large enough, else a new array: one score per weight element. */
 function scoresBuffer(stats: SaliencyStats): Float32Array {
   const n = stats.weight.length;
   return stats.into && stats.into.length >= n ? stats.into.subarray(0, n) : new Float32Array(n);
 }
 
+/** |W_ij|: the weakest baseline, needs nothing but the weights. */
 export const magnitudeSaliency: Saliency = Object.freeze({
   name: 'magnitude',
   description: '|W_ij| — weight magnitude',

@@ -41,7 +41,7 @@ export interface PruningPrimitives {
    * and each column j in ascending order with keep[r·count + j] = 0: e = W[r, j] / U[j, j]; W[r, j] = 0;
    * Err[r, j] = e; W[r, c] −= e·U[j, c] for j < c < count. W and Err are [rows, count] row-major (Err's other
    * entries untouched); U is the count×count block of the factor, a view starting at the block's (0, 0) with row
-   * stride ldu. Absent: the pruner's own loop runs (the same arithmetic).
+   * stride ldu. Absent: the generic loop (`genericPrimitives.obsBlock` of @topiary/linalg) runs.
    */
   obsBlock?(w: Float64Array, err: Float64Array, keep: Uint8Array, rows: number, count: number, u: Float64Array, ldu: number): void;
   /** Lower-triangular L with A = L Lᵀ for a symmetric positive definite n×n A; throws E_NUMERIC otherwise. */

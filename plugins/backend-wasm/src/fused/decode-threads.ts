@@ -19,6 +19,7 @@
  */
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { MAX_PAGES } from '../gemm/kernels.js';
+import { roundUp } from '../gemm/plan.js';
 import type { GemmPlatform, GemmWorkerHandle } from '../gemm/platform.js';
 import { wasmApi, type WasmMemory } from '../gemm/wasm-api.js';
 import { mapPlan, planTensors, runStep, scratchLayout, type StepMachine, type StepOffload, type StepPlan } from './decode.js';
@@ -96,9 +97,6 @@ interface Session {
   logits: number;
 }
 
-function roundUp(x: number, to: number): number {
-  return Math.ceil(x / to) * to;
-}
 
 export class DecodeThreads implements StepOffload {
   private memory: WasmMemory | undefined;
