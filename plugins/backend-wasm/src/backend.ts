@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { TopiaryError, z, type BackendAvailability, type BackendCapabilities, type OptionsOf, type TensorBackend } from '@topiary/kernel';
 import { installFastBatchMatMul, prepareInPlaceGemm, sharedGemmPool, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
+import { withSharedTfjsHeap } from './shared-heap.js';
 import { relaxedSimdAvailable, resolveThreads } from './gemm/pool.js';
 import type { GemmPlatform } from './gemm/platform.js';
 import { nodeGemmPlatform } from './gemm/platform-node.js';
@@ -88,17 +89,20 @@ export class WasmBackend implements TensorBackend {
         this.fma = this.wantFma && relaxedSimdAvailable(this.platform);
         installFastBatchMatMul({ threads: this.gemmThreads, fma: this.fma, ...(this.platform === nodeGemmPlatform ? {} : { platform: this.platform }) });
         installSoftmaxCrossEntropy();
-        // Start the worker threads now, in the background: they come up (~50–80 ms here) while the command loads
-        // its model and data, instead of inside its first product (a stories-size Wanda spent 84 ms of its first
-        // block waiting for them).
-        if (this.gemmThreads > 1) sharedGemmPool();
       } else {
         uninstallFastBatchMatMul();
         uninstallSoftmaxCrossEntropy();
       }
-      const ok = await tf.setBackend('wasm');
+      // With worker threads, tfjs-wasm's heap is made shared memory as it initialises (shared-heap.ts), so the
+      // threads read and write tensors in place; TOPIARY_WASM_SHARED_HEAP=0 keeps it unshared (operands copied).
+      const shareHeap = this.fastMatMul && this.gemmThreads > 1 && this.platform.sharedMemory() && this.platform.setting('TOPIARY_WASM_SHARED_HEAP') !== '0';
+      const setUp = async (): Promise<boolean> => (await tf.setBackend('wasm')) && (await tf.ready(), true);
+      const ok = shareHeap ? await withSharedTfjsHeap(setUp) : await setUp();
       if (!ok) throw new Error('tf.setBackend("wasm") returned false');
-      await tf.ready();
+      // Start the worker threads now, in the background: they come up (~50–80 ms here) while the command loads
+      // its model and data, instead of inside its first product (a stories-size Wanda spent 84 ms of its first
+      // block waiting for them).
+      if (this.fastMatMul && this.gemmThreads > 1) sharedGemmPool();
       // after setBackend: they run on the active wasm backend's heap
       uninstallInPlaceFusedKernels();
       this.fused = this.wantFused && installInPlaceFusedKernels({ threads: this.gemmThreads, platform: this.platform });

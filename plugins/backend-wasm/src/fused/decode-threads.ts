@@ -192,7 +192,7 @@ export class DecodeThreads implements StepOffload {
       this.control = new Int32Array(this.memory.buffer, 0, CONTROL_BYTES / 4);
       for (let index = 1; index < this.threads; index++) {
         this.workers.push(
-          this.platform.startWorker(WORKER_BODY, { module, memory: this.memory, index }, {
+          this.platform.startWorker(WORKER_BODY, { module, memory: this.memory, index, heap: null }, {
             error: (message) => void (this.failure ??= `decode worker ${index}: ${message}`),
             exit: (code) => void (this.failure ??= `decode worker ${index} exited (code ${code})`),
           }),

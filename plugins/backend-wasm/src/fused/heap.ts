@@ -5,6 +5,7 @@
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { tfjsHeapMemory, wasmApi, type EmscriptenHeap, type WasmMemory } from '../gemm/wasm-api.js';
 import { fusedModuleBytes, type FusedExports } from './module.js';
+import { heapIsShared } from '../shared-heap.js';
 
 export type { FusedExports };
 
@@ -16,7 +17,8 @@ export interface WasmHeapBackend {
   wasm?: unknown;
 }
 
-let compiled: object | undefined;
+/** The module importing an unshared memory, and the one importing a shared one (a shared heap: shared-heap.ts). */
+const compiled = new Map<boolean, object>();
 /** One instance per tfjs heap (a WebAssembly.Memory), made on first use. */
 const instances = new WeakMap<object, FusedExports>();
 
@@ -30,8 +32,10 @@ export function exportsFor(backend: WasmHeapBackend): FusedExports {
   if (!memory) throw new Error('the tfjs-wasm heap memory is not reachable (backend.wasm.asm.memory)');
   let inst = instances.get(memory);
   if (!inst) {
-    compiled ??= new wasmApi.Module(fusedModuleBytes());
-    inst = new wasmApi.Instance(compiled, { env: { memory } }).exports as unknown as FusedExports;
+    const shared = heapIsShared(memory);
+    let module = compiled.get(shared);
+    if (!module) compiled.set(shared, (module = new wasmApi.Module(fusedModuleBytes(shared))));
+    inst = new wasmApi.Instance(module, { env: { memory } }).exports as unknown as FusedExports;
     instances.set(memory, inst);
   }
   return inst;

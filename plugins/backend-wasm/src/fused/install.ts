@@ -5,12 +5,16 @@
  * first; the addresses of inputs and outputs are then their byte offsets in that memory (the memory may grow and
  * move its buffer; offsets do not change).
  *
- * Where the GEMM's worker threads help: tfjs-wasm's heap is not shared memory under Node (its threaded build does not
- * start there), so a worker can only work on a copy. Most of these kernels do 1–3 float operations per byte they
- * touch, so copying a worker's share in and out would cost as much as the work it takes away: they run on the
- * calling thread, in place. The exp-heavy ones (causal softmax, SwiGLU: ~20 operations per float) are split when
- * large (SPLIT_MIN_FLOATS): the calling thread computes its share in place while each worker computes its share on a
- * copy in the pool's shared memory — the same generated code in the GEMM module (gemm/kernels.ts), so the same bits.
+ * Big kernels are split with the GEMM's worker threads (`runSplit`): the calling thread computes its share in place
+ * while each worker runs the same generated code (compiled into the GEMM module: gemm/kernels.ts FUSED_OPS) on its
+ * share, so the bits are one thread's. Shares are whole rows (whole items for the causal softmax, whole sequences
+ * for RoPE) or multiples of 4 elements, so every element takes the same SIMD or scalar path as on one thread.
+ * - On a **shared tfjs heap** (../shared-heap.ts; the default under Node with worker threads) the workers read and
+ *   write the tensors where they are: every kernel but the RMSNorm gradient (its weight gradient sums over all rows)
+ *   is split from HEAP_SPLIT_MIN_FLOATS on.
+ * - On an unshared heap a worker can only work on a copy. Most of these kernels do 1–3 float operations per byte
+ *   they touch, so copying a share in and out costs what the worker saves: only the exp-heavy ones (causal softmax,
+ *   SwiGLU: ~20 operations per float) are split, from SPLIT_MIN_FLOATS on, through copies in the pool's memory.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
@@ -20,8 +24,9 @@ import { DecodeThreads } from './decode-threads.js';
 import type { GemmPlatform } from '../gemm/platform.js';
 import { nodeGemmPlatform } from '../gemm/platform-node.js';
 import { exportsFor, f32Bits, heapMemory, size, type FusedExports, type WasmHeapBackend } from './heap.js';
-import { OP_CAUSAL_SOFTMAX, OP_SWIGLU } from '../gemm/kernels.js';
+import { fusedOperation, OP_ADAMW, OP_CAUSAL_SOFTMAX, OP_RMS_NORM, OP_ROPE_HEADS, OP_SOFTMAX_GRAD, OP_SWIGLU, OP_SWIGLU_GRAD } from '../gemm/kernels.js';
 import type { GemmPool } from '../gemm/pool.js';
+import { roundUp } from '../gemm/plan.js';
 import { sharedGemmPool } from '../kernels/batch-matmul.js';
 
 /** The names installed here (the softmax cross-entropy is installed with the GEMM). */
@@ -67,16 +72,23 @@ function inPlace(backend: unknown, inputs: TensorInfo[], outShapes: number[][], 
 }
 
 /**
- * Below this many floats a kernel stays on the calling thread: waking the workers (~20–50 µs) and copying their
- * shares in and out would cost more than the half of the work they take.
+ * Unshared heap: below this many floats a kernel stays on the calling thread (waking the workers, ~20–50 µs, and
+ * copying their shares in and out would cost more than the half of the work they take).
  */
 export const SPLIT_MIN_FLOATS = 1 << 17;
+/** Shared heap: no copies, only the wake-up to repay. */
+export const HEAP_SPLIT_MIN_FLOATS = 1 << 16;
 
-/** The GEMM's pool when a kernel of `floats` floats is worth splitting with its workers; else undefined. */
-function splitPool(floats: number): GemmPool | undefined {
-  if (floats < SPLIT_MIN_FLOATS) return undefined;
+/**
+ * The GEMM's pool when a kernel touching `floats` floats is worth splitting with its workers, else undefined.
+ * `viaCopies`: whether the kernel is worth splitting on an unshared heap (its workers then work on copies).
+ */
+function splitPool(backend: unknown, floats: number, viaCopies: boolean): GemmPool | undefined {
+  if (floats < HEAP_SPLIT_MIN_FLOATS) return undefined;
   const pool = sharedGemmPool();
-  return pool && pool.threads > 1 && !pool.broken ? pool : undefined;
+  if (!pool || pool.threads < 2 || pool.broken) return undefined;
+  if (pool.heap !== undefined && pool.heap === (backend as WasmHeapBackend).wasm) return pool;
+  return viaCopies && floats >= SPLIT_MIN_FLOATS ? pool : undefined;
 }
 
 /**
@@ -86,6 +98,67 @@ function splitPool(floats: number): GemmPool | undefined {
 function shares(count: number, threads: number, unit = 1): number[] {
   const units = Math.ceil(count / unit);
   return Array.from({ length: threads + 1 }, (_, t) => Math.min(count, Math.round((units * t) / threads) * unit));
+}
+
+/** A tensor of a split kernel: its heap address and bytes per unit of the split (`whole`: every share reads all of it). */
+interface Part {
+  at: number;
+  unitBytes: number;
+  whole?: number;
+}
+
+/**
+ * Run a kernel split at `cut` (shares()): units [0, cut[1]) by `own` on the calling thread, in place; worker w's
+ * units [cut[w+1], cut[w+2]) as the operation `op(inputs, outputs, units)` (fusedOperation) given the addresses of
+ * its share. On a shared heap the addresses are the tensors' own; otherwise each worker's inputs are copied into the
+ * pool's memory and its outputs copied back.
+ */
+function runSplit(
+  pool: GemmPool,
+  backend: unknown,
+  cut: number[],
+  inputs: Part[],
+  outputs: Part[],
+  op: (ins: number[], outs: number[], units: number) => Int32Array,
+  own: () => void,
+): void {
+  const workers = cut.slice(1, -1);
+  if (pool.heap !== undefined && pool.heap === (backend as WasmHeapBackend).wasm) {
+    const address = (p: Part, from: number): number => p.at + from * p.unitBytes;
+    pool.runOnHeap([new Int32Array(0), ...workers.map((from, w) => op(inputs.map((p) => address(p, from)), outputs.map((p) => address(p, from)), cut[w + 2]! - from))], own);
+    return;
+  }
+  const mine = cut[1]!;
+  const rest = cut[cut.length - 1]! - mine;
+  // the workers' part of each tensor, one after another in the pool's memory
+  const bytes = (p: Part): number => roundUp(p.whole ?? p.unitBytes * rest, 64);
+  const heap = heapBytes(backend);
+  const total = [...inputs, ...outputs].reduce((s, p) => s + bytes(p), 0);
+  pool.runShares(
+    total + 64,
+    (shared, base) => {
+      const starts: number[] = [];
+      let at = roundUp(base, 64);
+      for (const p of [...inputs, ...outputs]) {
+        starts.push(at);
+        at += bytes(p);
+      }
+      inputs.forEach((p, j) => shared.set(p.whole !== undefined ? heap.subarray(p.at, p.at + p.whole) : heap.subarray(p.at + mine * p.unitBytes, p.at + (mine + rest) * p.unitBytes), starts[j]!));
+      const address = (p: Part, j: number, from: number): number => starts[j]! + (p.whole !== undefined ? 0 : (from - mine) * p.unitBytes);
+      return workers.map((from, w) =>
+        op(inputs.map((p, j) => address(p, j, from)), outputs.map((p, j) => address(p, inputs.length + j, from)), cut[w + 2]! - from),
+      );
+    },
+    own,
+    (shared, base) => {
+      let at = roundUp(base, 64);
+      for (const p of inputs) at += bytes(p);
+      for (const p of outputs) {
+        heap.set(shared.subarray(at, at + p.unitBytes * rest), p.at + mine * p.unitBytes);
+        at += bytes(p);
+      }
+    },
+  );
 }
 
 /**
@@ -101,26 +174,12 @@ const swiglu: KernelFunc = ({ inputs, backend }) => {
   const u = inputs['up'] as TensorInfo;
   float32(FusedKernel.swiglu, g, u);
   const n = sameSize(FusedKernel.swiglu, [g, u]);
-  const pool = splitPool(3 * n);
+  const pool = splitPool(backend, 3 * n, true);
   return inPlace(backend, [g, u], [[...g.shape]], (k, [ga, ua], [ma]) => {
     if (!pool) return k.swiglu(ga!, ua!, ma!, n);
-    // the calling thread's share in place; each worker's gate and up copied to the pool, its m copied back
-    const at = shares(n, pool.threads, 4);
-    const mine = at[1]!;
-    const rest = n - mine;
-    const heap = heapBytes(backend);
-    pool.runShares(
-      12 * rest + 64,
-      (shared, base) => {
-        shared.set(heap.subarray(ga! + 4 * mine, ga! + 4 * n), base);
-        shared.set(heap.subarray(ua! + 4 * mine, ua! + 4 * n), base + 4 * rest);
-        return at.slice(1, -1).map((from, w) => {
-          const off = 4 * (from - mine);
-          return Int32Array.of(OP_SWIGLU, base + off, base + 4 * rest + off, base + 8 * rest + off, at[w + 2]! - from, 0, 0, 0, 0);
-        });
-      },
-      () => k.swiglu(ga!, ua!, ma!, mine),
-      (shared, base) => heap.set(shared.subarray(base + 8 * rest, base + 12 * rest), ma! + 4 * mine),
+    const cut = shares(n, pool.threads, 4);
+    runSplit(pool, backend, cut, [{ at: ga!, unitBytes: 4 }, { at: ua!, unitBytes: 4 }], [{ at: ma!, unitBytes: 4 }], ([gw, uw], [mw], count) => fusedOperation(OP_SWIGLU, [gw!, uw!, mw!, count]), () =>
+      k.swiglu(ga!, ua!, ma!, cut[1]!),
     );
   })[0]!;
 };
@@ -130,7 +189,15 @@ const swigluGrad: KernelFunc = ({ inputs, backend }) => {
   float32(FusedKernel.swigluGrad, ...ins);
   const n = sameSize(FusedKernel.swigluGrad, ins);
   const shape = [...ins[0]!.shape];
-  return inPlace(backend, ins, [shape, shape], (k, [g, u, dm], [dg, du]) => k.swigluGrad(g!, u!, dm!, dg!, du!, n));
+  const pool = splitPool(backend, 5 * n, false);
+  return inPlace(backend, ins, [shape, shape], (k, [g, u, dm], [dg, du]) => {
+    if (!pool) return k.swigluGrad(g!, u!, dm!, dg!, du!, n);
+    const cut = shares(n, pool.threads, 4);
+    const each = (at: number): Part => ({ at, unitBytes: 4 });
+    runSplit(pool, backend, cut, [g!, u!, dm!].map(each), [dg!, du!].map(each), ([gw, uw, dmw], [dgw, duw], count) => fusedOperation(OP_SWIGLU_GRAD, [gw!, uw!, dmw!, dgw!, duw!, count]), () =>
+      k.swigluGrad(g!, u!, dm!, dg!, du!, cut[1]!),
+    );
+  });
 };
 
 const rmsNorm: KernelFunc = ({ inputs, attrs, backend }) => {
@@ -141,9 +208,15 @@ const rmsNorm: KernelFunc = ({ inputs, attrs, backend }) => {
   const d = x.shape[x.shape.length - 1] ?? 0;
   if (d < 1 || size(w.shape) !== d || !(activeDim > 0)) throw new Error(`${FusedKernel.rmsNorm}: x [${x.shape}], weight [${w.shape}], activeDim ${activeDim} do not fit`);
   const rows = size(x.shape) / d;
-  return inPlace(backend, [x, w], [[...x.shape], [...x.shape.slice(0, -1), 1]], (k, [xa, wa], [oa, ra]) =>
-    k.rmsNorm(xa!, wa!, oa!, ra!, rows, d, f32Bits(eps), f32Bits(1 / activeDim)),
-  );
+  const [epsBits, invBits] = [f32Bits(eps), f32Bits(1 / activeDim)];
+  const pool = rows > 1 ? splitPool(backend, 2 * rows * d, false) : undefined;
+  return inPlace(backend, [x, w], [[...x.shape], [...x.shape.slice(0, -1), 1]], (k, [xa, wa], [oa, ra]) => {
+    if (!pool) return k.rmsNorm(xa!, wa!, oa!, ra!, rows, d, epsBits, invBits);
+    const cut = shares(rows, pool.threads);
+    runSplit(pool, backend, cut, [{ at: xa!, unitBytes: 4 * d }, { at: wa!, unitBytes: 0, whole: 4 * d }], [{ at: oa!, unitBytes: 4 * d }, { at: ra!, unitBytes: 4 }], ([xw, ww], [ow, rw], count) =>
+      fusedOperation(OP_RMS_NORM, [xw!, ww!, ow!, rw!, count, d, epsBits, invBits]), () => k.rmsNorm(xa!, wa!, oa!, ra!, cut[1]!, d, epsBits, invBits),
+    );
+  });
 };
 
 const rmsNormGrad: KernelFunc = ({ inputs, attrs, backend }) => {
@@ -170,27 +243,14 @@ const causalSoftmax: KernelFunc = ({ inputs, attrs, backend }) => {
   const [items, rows, cols] = s.shape as [number, number, number];
   if (!(seq >= 1) || cols < 1) throw new Error(`${FusedKernel.causalSoftmax}: seq ${seq} and scores [${s.shape}] do not fit`);
   const bits = f32Bits(scale);
-  const pool = items > 1 ? splitPool(2 * items * rows * cols) : undefined;
+  const pool = items > 1 ? splitPool(backend, 2 * items * rows * cols, true) : undefined;
   return inPlace(backend, [s], [[items, rows, cols]], (k, [sa], [pa]) => {
     if (!pool) return k.causalSoftmax(sa!, pa!, items * rows, rows, cols, seq, bits, 0);
-    // whole items per thread (a share's row positions restart at its first row); the calling thread's in place,
-    // each worker's scores copied to the pool and its probabilities copied back
-    const at = shares(items, pool.threads);
+    // whole items per thread (a share's row positions restart at its first row)
+    const cut = shares(items, pool.threads);
     const itemBytes = 4 * rows * cols;
-    const mine = at[1]!;
-    const rest = (items - mine) * itemBytes;
-    const heap = heapBytes(backend);
-    pool.runShares(
-      2 * rest + 64,
-      (shared, base) => {
-        shared.set(heap.subarray(sa! + mine * itemBytes, sa! + items * itemBytes), base);
-        return at.slice(1, -1).map((from, w) => {
-          const off = (from - mine) * itemBytes;
-          return Int32Array.of(OP_CAUSAL_SOFTMAX, base + off, base + rest + off, (at[w + 2]! - from) * rows, rows, cols, seq, bits, 0);
-        });
-      },
-      () => k.causalSoftmax(sa!, pa!, mine * rows, rows, cols, seq, bits, 0),
-      (shared, base) => heap.set(shared.subarray(base + rest, base + 2 * rest), pa! + mine * itemBytes),
+    runSplit(pool, backend, cut, [{ at: sa!, unitBytes: itemBytes }], [{ at: pa!, unitBytes: itemBytes }], ([sw], [pw], count) =>
+      fusedOperation(OP_CAUSAL_SOFTMAX, [sw!, pw!, count * rows, rows, cols, seq, bits, 0]), () => k.causalSoftmax(sa!, pa!, cut[1]! * rows, rows, cols, seq, bits, 0),
     );
   })[0]!;
 };
@@ -202,7 +262,17 @@ const softmaxGrad: KernelFunc = ({ inputs, attrs, backend }) => {
   if (p.shape.join() !== dp.shape.join() || p.shape.length < 1) throw new Error(`${FusedKernel.softmaxGrad}: probs [${p.shape}] and dProbs [${dp.shape}] differ`);
   const { scale } = attrs as unknown as { scale: number };
   const cols = p.shape[p.shape.length - 1]!;
-  return inPlace(backend, [p, dp], [[...p.shape]], (k, [pa, da], [oa]) => k.softmaxGrad(pa!, da!, oa!, size(p.shape) / cols, cols, f32Bits(scale)))[0]!;
+  const rows = size(p.shape) / cols;
+  const bits = f32Bits(scale);
+  const pool = rows > 1 ? splitPool(backend, 3 * rows * cols, false) : undefined;
+  return inPlace(backend, [p, dp], [[...p.shape]], (k, [pa, da], [oa]) => {
+    if (!pool) return k.softmaxGrad(pa!, da!, oa!, rows, cols, bits);
+    const cut = shares(rows, pool.threads);
+    const each = (at: number): Part => ({ at, unitBytes: 4 * cols });
+    runSplit(pool, backend, cut, [pa!, da!].map(each), [oa!].map(each), ([pw, dw], [ow], count) => fusedOperation(OP_SOFTMAX_GRAD, [pw!, dw!, ow!, count, cols, bits]), () =>
+      k.softmaxGrad(pa!, da!, oa!, cut[1]!, cols, bits),
+    );
+  })[0]!;
 };
 
 const ropeHeads: KernelFunc = ({ inputs, attrs, backend }) => {
@@ -213,7 +283,18 @@ const ropeHeads: KernelFunc = ({ inputs, attrs, backend }) => {
     throw new Error(`${FusedKernel.ropeHeads}: x [${x!.shape}], cos [${cos!.shape}], sin [${sin!.shape}] do not match batch ${batch}, seq ${seq}, heads ${heads}, headDim ${headDim}`);
   }
   const shape = backward ? [batch * seq, heads * headDim] : [batch, heads, seq, headDim];
-  return inPlace(backend, [x!, cos!, sin!], [shape], (k, [xa, ca, sa], [oa]) => k.ropeHeads(xa!, oa!, batch, seq, heads, headDim, ca!, sa!, backward ? 1 : 0))[0]!;
+  const pool = batch > 1 ? splitPool(backend, 2 * batch * seq * heads * headDim, false) : undefined;
+  const direction = backward ? 1 : 0;
+  return inPlace(backend, [x!, cos!, sin!], [shape], (k, [xa, ca, sa], [oa]) => {
+    if (!pool) return k.ropeHeads(xa!, oa!, batch, seq, heads, headDim, ca!, sa!, direction);
+    // whole sequences per thread: one sequence is seq·heads·headDim floats on either side of the head transpose
+    const cut = shares(batch, pool.threads);
+    const sequence = 4 * seq * heads * headDim;
+    const table = { unitBytes: 0, whole: 4 * seq * headDim };
+    runSplit(pool, backend, cut, [{ at: xa!, unitBytes: sequence }, { at: ca!, ...table }, { at: sa!, ...table }], [{ at: oa!, unitBytes: sequence }], ([xw, cw, sw], [ow], count) =>
+      fusedOperation(OP_ROPE_HEADS, [xw!, ow!, count, seq, heads, headDim, cw!, sw!, direction]), () => k.ropeHeads(xa!, oa!, cut[1]!, seq, heads, headDim, ca!, sa!, direction),
+    );
+  })[0]!;
 };
 
 const adamw: KernelFunc = ({ inputs, attrs, backend }) => {
@@ -222,9 +303,16 @@ const adamw: KernelFunc = ({ inputs, attrs, backend }) => {
   const n = sameSize(FusedKernel.adamw, ins);
   const a = attrs as unknown as { lr: number; beta1: number; beta2: number; eps: number; decay: number; gradScale: number; bc1: number; bc2: number };
   const shape = [...ins[0]!.shape];
-  return inPlace(backend, ins, [shape, shape, shape], (k, [p, g, m, v], [po, mo, vo]) =>
-    k.adamw(p!, g!, m!, v!, po!, mo!, vo!, n, f32Bits(a.lr), f32Bits(a.beta1), f32Bits(a.beta2), f32Bits(a.eps), f32Bits(1 - a.decay), f32Bits(a.gradScale), f32Bits(1 / a.bc1), f32Bits(1 / a.bc2)),
-  );
+  const hyper = [a.lr, a.beta1, a.beta2, a.eps, 1 - a.decay, a.gradScale, 1 / a.bc1, 1 / a.bc2].map(f32Bits) as [number, number, number, number, number, number, number, number];
+  const pool = splitPool(backend, 7 * n, false);
+  return inPlace(backend, ins, [shape, shape, shape], (k, [p, g, m, v], [po, mo, vo]) => {
+    if (!pool) return k.adamw(p!, g!, m!, v!, po!, mo!, vo!, n, ...hyper);
+    const cut = shares(n, pool.threads, 4);
+    const each = (at: number): Part => ({ at, unitBytes: 4 });
+    runSplit(pool, backend, cut, [p!, g!, m!, v!].map(each), [po!, mo!, vo!].map(each), (i, o, count) => fusedOperation(OP_ADAMW, [...i, ...o, count, ...hyper]), () =>
+      k.adamw(p!, g!, m!, v!, po!, mo!, vo!, cut[1]!, ...hyper),
+    );
+  });
 };
 
 const KERNELS: Record<Exclude<(typeof IN_PLACE_FUSED)[number], typeof FusedKernel.decodeStep>, KernelFunc> = {

@@ -5,15 +5,21 @@
  * multiple of MR, n of NR) — no copy in, no copy out. Otherwise C goes to a padded buffer on the same heap and its
  * rows are moved into the output there (one memmove, no round trip through JavaScript arrays).
  *
- * The operation lists are planProduct's for one thread, so the numbers are bit-identical to the pool's serial path.
+ * When tfjs's heap is shared memory (shared-heap.ts) and a pool works on it, products big enough for several threads
+ * run in place too: planProduct's lists for the pool's threads, each with its packing scratch in the region, run by
+ * `GemmPool.runOnHeap`. Every thread computes whole output tiles with the same kernel and the same order over k, so
+ * the numbers are bit-identical to one thread's and to the pool's copying path.
  * Packing scratch, padded C and the lists live in one region malloc'ed from tfjs's allocator, kept between calls
  * and grown when a product needs more.
  */
-import { gemmModuleBytes, OP_WORDS, TILE, type GemmExports, type TileShape } from './kernels.js';
+import { gemmModuleBytes, MAX_PAGES, OP_WORDS, TILE, type GemmExports, type TileShape } from './kernels.js';
+import type { GemmPool } from './pool.js';
+import { heapIsShared } from '../shared-heap.js';
 import { BLOCKS, outputFloats, planProduct, roundUp, scratchFloats, type BlockSizes, type ProductSpec } from './plan.js';
 import { tfjsHeapMemory, wasmApi, type EmscriptenHeap, type WasmMemory } from './wasm-api.js';
 
-const compiled = new Map<boolean, object>();
+/** Compiled modules by `fma` and whether the heap is shared (a shared memory needs a module that imports one). */
+const compiled = new Map<string, object>();
 
 export class InPlaceGemm {
   private readonly gemm: GemmExports;
@@ -27,13 +33,18 @@ export class InPlaceGemm {
     readonly fma: boolean,
     readonly tile: TileShape = TILE,
     readonly blocks: BlockSizes = BLOCKS,
+    /** A pool whose threads work on this heap (GemmPool.heap): big products are split across its threads. */
+    readonly pool?: GemmPool,
   ) {
     const memory = tfjsHeapMemory(heap);
     if (!memory) throw new Error('InPlaceGemm: the tfjs-wasm heap memory is not reachable');
-    let module = compiled.get(fma);
+    if (pool && pool.heap !== heap) throw new Error('InPlaceGemm: the pool does not work on this heap');
+    const shared = heapIsShared(memory);
+    const key = `${fma}/${shared}`;
+    let module = compiled.get(key);
     if (!module) {
-      module = new wasmApi.Module(gemmModuleBytes(tile, fma, false, undefined));
-      compiled.set(fma, module);
+      module = new wasmApi.Module(shared ? gemmModuleBytes(tile, fma, true, MAX_PAGES) : gemmModuleBytes(tile, fma, false, undefined));
+      compiled.set(key, module);
     }
     this.gemm = new wasmApi.Instance(module, { env: { memory } }).exports as unknown as GemmExports;
   }
@@ -43,25 +54,31 @@ export class InPlaceGemm {
    * (batch × m × n floats at `c`). k ≥ 1 and a non-empty output: the caller handles the empty cases.
    */
   matmul(spec: ProductSpec, a: number, b: number, c: number): void {
-    const { batch, m, n } = spec;
+    const { batch, m, n, k } = spec;
     const direct = m % this.tile.mr === 0 && n % this.tile.nr === 0;
-    const scratchBytes = 4 * scratchFloats(this.tile, this.blocks);
+    const threads = this.pool && !this.pool.broken ? this.pool.threadsFor(batch * m * n * k) : 1;
+    const scratchBytes = roundUp(4 * scratchFloats(this.tile, this.blocks), 64);
     const paddedBytes = direct ? 0 : 4 * outputFloats(spec, this.tile);
     // Plan once with the region's current addresses; a region too small is grown and the product planned again.
     for (;;) {
-      const afterScratch = roundUp(this.region + scratchBytes, 64);
+      const afterScratch = this.region + threads * scratchBytes;
       const cAddr = direct ? c : afterScratch;
-      const plan = planProduct(spec, { a, b, c: cAddr, scratch: [this.region] }, 1, this.tile, this.blocks);
+      const scratch = Array.from({ length: threads }, (_, t) => this.region + t * scratchBytes);
+      const plan = planProduct(spec, { a, b, c: cAddr, scratch }, threads, this.tile, this.blocks);
       const list = plan.lists[0]!;
       const listAddr = roundUp(afterScratch + paddedBytes, 64);
-      const need = listAddr + 4 * list.length - this.region;
+      const need = listAddr + (threads > 1 ? 0 : 4 * list.length) - this.region;
       if (this.region === 0 || need > this.regionBytes) {
         this.grow(need);
         continue;
       }
-      const words = new Int32Array(this.memory().buffer);
-      words.set(list, listAddr / 4);
-      this.gemm.exec(listAddr, list.length / OP_WORDS);
+      if (threads > 1) {
+        this.pool!.runOnHeap(plan.lists);
+      } else {
+        const words = new Int32Array(this.memory().buffer);
+        words.set(list, listAddr / 4);
+        this.gemm.exec(listAddr, list.length / OP_WORDS);
+      }
       if (!direct) {
         // rows of the padded C (ldc floats, rowsPerItem per item) into the m × n output
         const f32 = new Float32Array(this.memory().buffer);

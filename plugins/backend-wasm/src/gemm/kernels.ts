@@ -44,12 +44,48 @@ export const OP_PACK_A = 0;
 export const OP_PACK_B = 1;
 export const OP_KERNEL = 2;
 export const OP_SOFTMAX_ROWS = 3;
-/** FusedKernel.causalSoftmax on a share of the rows: [op, s, p, nrows, rowsPerItem, cols, seq, scaleBits, offset]. */
+/**
+ * The fused kernels (../fused/module.ts) the GEMM's threads also run, on a share of a tensor: an operation is the
+ * opcode and the function's parameters in order (fused/module.ts FusedExports). A function with more than 8
+ * parameters takes a second slot: its parameters 9 and on are that slot's first words (the slot counts as an
+ * operation in `exec`'s count).
+ */
 export const OP_CAUSAL_SOFTMAX = 4;
-/** FusedKernel.swiglu on a share of the elements: [op, gate, up, out, n, 0, 0, 0, 0]. */
 export const OP_SWIGLU = 5;
+export const OP_SWIGLU_GRAD = 6;
+export const OP_RMS_NORM = 7;
+export const OP_SOFTMAX_GRAD = 8;
+export const OP_ROPE_HEADS = 9;
+export const OP_ADAMW = 10;
 /** i32 words per operation in an `exec` list (opcode + up to 8 arguments). */
 export const OP_WORDS = 9;
+
+/** Opcode → fused function, in the module after the GEMM's own five functions (kernel, packA, packB, exec, softmaxRows). */
+const FUSED_OPS = [
+  [OP_CAUSAL_SOFTMAX, 'causalSoftmax'],
+  [OP_SWIGLU, 'swiglu'],
+  [OP_SWIGLU_GRAD, 'swigluGrad'],
+  [OP_RMS_NORM, 'rmsNorm'],
+  [OP_SOFTMAX_GRAD, 'softmaxGrad'],
+  [OP_ROPE_HEADS, 'ropeHeads'],
+  [OP_ADAMW, 'adamw'],
+] as const;
+type FusedOpName = (typeof FUSED_OPS)[number][1];
+
+/** A fused function's entry (name, parameter count, body builder). */
+function fusedEntry(name: FusedOpName): (typeof FUSED_FUNCTIONS)[number] {
+  const entry = FUSED_FUNCTIONS.find(([n]) => n === name);
+  if (!entry) throw new Error(`no fused function ${name}`);
+  return entry;
+}
+
+/** Words (both slots) of a fused operation: the opcode, then `params` in order, zero-padded to whole slots. */
+export function fusedOperation(op: number, params: readonly number[]): Int32Array {
+  const words = new Int32Array(params.length > OP_WORDS - 1 ? 2 * OP_WORDS : OP_WORDS);
+  words[0] = op;
+  params.forEach((v, i) => (words[i < OP_WORDS - 1 ? i + 1 : i + 2] = v));
+  return words;
+}
 
 /** Largest memory the module may grow to (4 GiB, the wasm32 limit), in 64 KiB pages. */
 export const MAX_PAGES = 65536;
@@ -288,25 +324,32 @@ function execList(): FunctionBuilder {
   const [list, count] = [0, 1];
   const i = f.local(I32);
   const p = f.local(I32);
-  const args = (n: number): void => { for (let w = 1; w <= n; w++) f.get(p).i32Load(4 * w); };
+  /** Parameter w (1-based) of the operation at p: the first 8 in its slot, the rest in the next slot. */
+  const args = (n: number): void => {
+    for (let w = 1; w <= n; w++) f.get(p).i32Load(w < OP_WORDS ? 4 * w : 4 * (w + 1));
+  };
+  // opcode → (function index, parameters); the fused kernels follow the GEMM's five functions
+  const table: Array<[number, number, number]> = [
+    [OP_KERNEL, 0, 8],
+    [OP_PACK_A, 1, 6],
+    [OP_PACK_B, 2, 6],
+    [OP_SOFTMAX_ROWS, 4, 7],
+    ...FUSED_OPS.map(([op, name], j): [number, number, number] => [op, 5 + j, fusedEntry(name)[1]]),
+  ];
+  const dispatch = (at: number): void => {
+    const [op, fn, n] = table[at]!;
+    const run = (): void => {
+      args(n);
+      f.call(fn);
+      // a second slot: skip it
+      if (n > OP_WORDS - 1) f.bump(p, 4 * OP_WORDS).bump(i, 1);
+    };
+    if (at === table.length - 1) run();
+    else f.get(p).i32Load(0).i32(op).eq().ifElse(run, () => dispatch(at + 1));
+  };
   f.get(list).set(p).i32(0).set(i);
   f.forLoop(i, count, 1, () => {
-    f.get(p).i32Load(0).i32(OP_KERNEL).eq().ifElse(
-      () => { args(8); f.call(0); },
-      () => f.get(p).i32Load(0).i32(OP_PACK_A).eq().ifElse(
-        () => { args(6); f.call(1); },
-        () => f.get(p).i32Load(0).i32(OP_PACK_B).eq().ifElse(
-          () => { args(6); f.call(2); },
-          () => f.get(p).i32Load(0).i32(OP_SOFTMAX_ROWS).eq().ifElse(
-            () => { args(7); f.call(4); },
-            () => f.get(p).i32Load(0).i32(OP_CAUSAL_SOFTMAX).eq().ifElse(
-              () => { args(8); f.call(5); },
-              () => { args(4); f.call(6); },
-            ),
-          ),
-        ),
-      ),
-    );
+    dispatch(0);
     f.bump(p, 4 * OP_WORDS);
   });
   return f;
@@ -325,19 +368,14 @@ export function gemmModuleBytes(tile: TileShape, fma: boolean, shared = true, ma
       { name: 'packB', params: 6, body: packPanels(tile.nr) },
       { name: 'exec', params: 2, body: execList() },
       { name: 'softmaxRows', params: 7, body: softmaxRows() },
-      { name: 'causalSoftmax', params: 8, body: fusedBody('causalSoftmax') },
-      { name: 'swiglu', params: 4, body: fusedBody('swiglu') },
+      ...FUSED_OPS.map(([, name]) => {
+        const [, params, body] = fusedEntry(name);
+        return { name, params, body: body() };
+      }),
     ],
     maxPages,
     shared,
   );
-}
-
-/** A fused kernel's body (../fused/module.ts), for the GEMM module's workers. */
-function fusedBody(name: 'causalSoftmax' | 'swiglu'): FunctionBuilder {
-  const entry = FUSED_FUNCTIONS.find(([n]) => n === name);
-  if (!entry) throw new Error(`no fused function ${name}`);
-  return entry[2]();
 }
 
 export interface GemmExports {

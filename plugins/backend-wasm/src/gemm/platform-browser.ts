@@ -43,7 +43,7 @@ export function browserGemmPlatform(options: BrowserGemmPlatformOptions = {}): G
     startWorker(body: string, data: GemmWorkerData, events: GemmWorkerEvents): GemmWorkerHandle {
       const WorkerCtor = browser.Worker;
       if (!WorkerCtor) throw new Error('no Worker constructor in this scope: the GEMM cannot start threads');
-      const source = `self.onmessage = (event) => {\n  self.onmessage = null;\n  const { module, memory, index } = event.data;\n${body}\n};`;
+      const source = `self.onmessage = (event) => {\n  self.onmessage = null;\n  const { module, memory, index, heap } = event.data;\n${body}\n};`;
       const url = browser.URL.createObjectURL(new browser.Blob([source], { type: 'text/javascript' }));
       const worker = new WorkerCtor(url, { name: `topiary-gemm-${data.index}` });
       worker.addEventListener('error', (event) => events.error(event.message ?? 'worker error'));

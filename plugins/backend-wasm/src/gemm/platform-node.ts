@@ -28,7 +28,7 @@ export const nodeGemmPlatform: GemmPlatform = {
   startWorker(body: string, data: GemmWorkerData, events: GemmWorkerEvents): GemmWorkerHandle {
     // Plain JavaScript evaluated by worker_threads (`eval: true`), so it runs the same from the TypeScript sources
     // under test and from dist/.
-    const source = `const { module, memory, index } = require('node:worker_threads').workerData;\n${body}`;
+    const source = `const { module, memory, index, heap } = require('node:worker_threads').workerData;\n${body}`;
     const worker = new Worker(source, { eval: true, workerData: data });
     // Blocked in Atomics.wait, a worker would otherwise keep the process alive.
     worker.unref();

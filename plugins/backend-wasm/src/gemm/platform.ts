@@ -6,11 +6,15 @@
  * cross-origin isolated). Nothing else in the package asks which runtime it is on.
  */
 
-/** What a GEMM worker is given when it starts: the compiled module, the memory it shares, its thread index. */
+/**
+ * What a GEMM worker is given when it starts: the compiled module, the memory it shares, its thread index, and
+ * tfjs-wasm's heap when that is shared memory too (null otherwise: shared-heap.ts).
+ */
 export interface GemmWorkerData {
   module: object;
   memory: object;
   index: number;
+  heap: object | null;
 }
 
 /** A started worker, as the pool holds it. */
@@ -36,7 +40,7 @@ export interface GemmPlatform {
   /** Try to let the engine validate relaxed SIMD (Node: a V8 flag); true when the caller should probe again. */
   enableRelaxedSimd(): boolean;
   /**
-   * Start a worker that runs `body` — plain JavaScript with `module`, `memory` and `index` (GemmWorkerData) in
+   * Start a worker that runs `body` — plain JavaScript with `module`, `memory`, `index` and `heap` (GemmWorkerData) in
    * scope — on its own thread.
    */
   startWorker(body: string, data: GemmWorkerData, events: GemmWorkerEvents): GemmWorkerHandle;

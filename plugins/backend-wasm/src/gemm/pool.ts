@@ -10,10 +10,15 @@
  * → wait until every worker has counted itself done → copy C out. Workers never touch JavaScript objects, only
  * the shared memory, so the handshake is a few Atomics calls (tens of µs); products too small to repay it run
  * on the main thread alone.
+ *
+ * When tfjs-wasm's heap is shared memory too (shared-heap.ts), each thread also holds an instance on the heap, and
+ * `runOnHeap` runs lists whose addresses are tensors' own: products and fused kernels read and write tensors where
+ * they are (in-place.ts, fused/install.ts), with no copy in or out.
  */
 import { gemmModuleBytes, MAX_PAGES, OP_SOFTMAX_ROWS, OP_WORDS, TILE, type GemmExports, type TileShape } from './kernels.js';
 import { TopiaryError } from '@topiary/kernel';
-import { wasmApi, type WasmMemory } from './wasm-api.js';
+import { tfjsHeapMemory, wasmApi, type EmscriptenHeap, type WasmMemory } from './wasm-api.js';
+import { heapIsShared } from '../shared-heap.js';
 import { BLOCKS, outputFloats, planProduct, roundUp, scratchFloats, type BlockSizes, type ProductSpec } from './plan.js';
 import type { GemmPlatform, GemmWorkerHandle } from './platform.js';
 import { nodeGemmPlatform } from './platform-node.js';
@@ -25,6 +30,8 @@ const FAILED = 2;
 const STOP = 3;
 /** Workers that have instantiated the module and entered their loop. */
 const READY = 4;
+/** 1: this round's lists are on tfjs's heap (run by each thread's heap instance); 0: on the pool's memory. */
+const ON_HEAP = 5;
 /** Thread t's list: address at LISTS + 2t, operation count at LISTS + 2t + 1. */
 const LISTS = 8;
 export const MAX_THREADS = 16;
@@ -51,6 +58,7 @@ const WORKER_START_MS = 30_000;
  */
 const WORKER_BODY = `
 const { exec } = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const heapExec = heap ? new WebAssembly.Instance(module, { env: { memory: heap } }).exports.exec : exec;
 const control = new Int32Array(memory.buffer, 0, ${CONTROL_BYTES / 4});
 Atomics.add(control, ${READY}, 1);
 let seen = 0;
@@ -61,7 +69,7 @@ for (;;) {
   const list = Atomics.load(control, ${LISTS} + 2 * index);
   const count = Atomics.load(control, ${LISTS} + 2 * index + 1);
   if (count > 0) {
-    try { exec(list, count); } catch { Atomics.store(control, ${FAILED}, 1); }
+    try { (Atomics.load(control, ${ON_HEAP}) !== 0 ? heapExec : exec)(list, count); } catch { Atomics.store(control, ${FAILED}, 1); }
   }
   Atomics.add(control, ${DONE}, 1);
   Atomics.notify(control, ${DONE});
@@ -122,6 +130,21 @@ export interface GemmPoolOptions {
   platform?: GemmPlatform;
   /** Products the calling thread does alone run in place on tfjs's heap (default true; false copies them too). */
   inPlace?: boolean;
+  /**
+   * tfjs-wasm's Emscripten module, when its heap is shared memory (shared-heap.ts): the threads then also run lists
+   * on it (`runOnHeap`). Ignored when its memory is not shared.
+   */
+  heap?: EmscriptenHeap;
+}
+
+/** Where `runOnHeap` writes its lists: a block malloc'ed from tfjs's heap, grown when a round needs more. */
+interface HeapLists {
+  heap: EmscriptenHeap;
+  memory: WasmMemory;
+  exec: GemmExports['exec'];
+  allocated: number;
+  at: number;
+  bytes: number;
 }
 
 export class GemmPool {
@@ -134,6 +157,7 @@ export class GemmPool {
   readonly platform: GemmPlatform;
   private readonly workers: GemmWorkerHandle[] = [];
   private controlView: Int32Array;
+  private readonly heapLists: HeapLists | undefined;
   private disposed = false;
   private failure: string | undefined;
 
@@ -148,10 +172,15 @@ export class GemmPool {
     this.memory = new wasmApi.Memory({ initial: Math.ceil((HEAP_START + scratchBytes) / 65536) + 16, maximum: MAX_PAGES, shared });
     this.gemm = new wasmApi.Instance(module, { env: { memory: this.memory } }).exports as unknown as GemmExports;
     this.controlView = new Int32Array(this.memory.buffer, 0, CONTROL_BYTES / 4);
+    const heapMemory = tfjsHeapMemory(options.heap);
+    if (options.heap && heapMemory && shared && heapIsShared(heapMemory)) {
+      const heapExec = (new wasmApi.Instance(module, { env: { memory: heapMemory } }).exports as unknown as GemmExports).exec;
+      this.heapLists = { heap: options.heap, memory: heapMemory, exec: heapExec, allocated: 0, at: 0, bytes: 0 };
+    }
     for (let index = 1; index < this.threads; index++) {
       // Without listeners a worker's error would end the process; with them, the pool is marked broken (the
       // kernels then carry on without workers). These events arrive between products, never during one.
-      const worker = this.platform.startWorker(WORKER_BODY, { module, memory: this.memory, index }, {
+      const worker = this.platform.startWorker(WORKER_BODY, { module, memory: this.memory, index, heap: this.heapLists?.memory ?? null }, {
         error: (message) => this.fail(`worker ${index}: ${message}`),
         exit: (code) => this.fail(`worker ${index} exited (code ${code})`),
       });
@@ -292,6 +321,41 @@ export class GemmPool {
     copyOut(new Uint8Array(this.memory.buffer), base);
   }
 
+  /**
+   * The tfjs heap this pool's threads work on in place (its memory is shared), or undefined: then operands are
+   * copied into the pool's memory (`matmul`, `runShares`).
+   */
+  get heap(): EmscriptenHeap | undefined {
+    return this.heapLists && !this.failure ? this.heapLists.heap : undefined;
+  }
+
+  /**
+   * Run one operation list per thread on tfjs's heap (lists[0] on this thread; the addresses in them are heap byte
+   * addresses), then `own` on this thread, and return when every thread is done. The lists are written into a block
+   * of the heap kept for them. Needs `heap`.
+   */
+  runOnHeap(lists: Int32Array[], own?: () => void): void {
+    this.checkUsable();
+    const h = this.heapLists;
+    if (!h) throw new Error('GemmPool.runOnHeap: the tfjs heap is not shared with this pool');
+    if (lists.length > this.threads) throw new RangeError(`GemmPool.runOnHeap: ${lists.length} lists for ${this.threads} threads`);
+    const bytes = lists.reduce((s, l) => s + 4 * l.length, 0);
+    if (bytes > h.bytes) {
+      if (h.allocated) h.heap._free(h.allocated);
+      const size = roundUp(Math.max(2 * bytes, 4096) + 64, 4096);
+      h.allocated = h.heap._malloc(size);
+      if (!h.allocated) throw new RangeError(`GemmPool.runOnHeap: tfjs's heap could not allocate ${size} bytes of operation lists`);
+      h.at = roundUp(h.allocated, 64);
+      h.bytes = size - (h.at - h.allocated);
+    }
+    Atomics.store(this.control, ON_HEAP, 1);
+    try {
+      this.run(lists, h.at, own, h);
+    } finally {
+      Atomics.store(this.control, ON_HEAP, 0);
+    }
+  }
+
   /** Why the worker threads cannot be used any more (undefined while they can). */
   get broken(): string | undefined {
     return this.failure;
@@ -305,6 +369,7 @@ export class GemmPool {
     Atomics.add(this.control, SEQ, 1);
     Atomics.notify(this.control, SEQ);
     for (const w of this.workers) void w.terminate();
+    if (this.heapLists?.allocated) this.heapLists.heap._free(this.heapLists.allocated);
   }
 
   private checkUsable(): void {
@@ -325,10 +390,10 @@ export class GemmPool {
    * Run one operation list per thread (lists[0] on this thread), written at `listAddr` and on; returns when every
    * thread is done. The operands must already be in place.
    */
-  private run(lists: Int32Array[], listAddr: number, own?: () => void): void {
+  private run(lists: Int32Array[], listAddr: number, own?: () => void, onHeap?: HeapLists): void {
     const parallel = lists.length > 1;
     if (parallel && this.failure) throw new Error(`GEMM worker threads failed: ${this.failure}`);
-    const words = new Int32Array(this.memory.buffer);
+    const words = new Int32Array((onHeap?.memory ?? this.memory).buffer);
     let at = listAddr;
     const starts = lists.map((list) => {
       words.set(list, at / 4);
@@ -347,7 +412,7 @@ export class GemmPool {
       Atomics.notify(this.control, SEQ);
     }
     try {
-      this.gemm.exec(starts[0]!, lists[0]!.length / OP_WORDS);
+      (onHeap?.exec ?? this.gemm.exec)(starts[0]!, lists[0]!.length / OP_WORDS);
       own?.();
     } finally {
       // Even when this thread's share trapped, the workers' shares finish before anything touches the memory.

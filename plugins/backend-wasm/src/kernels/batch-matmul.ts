@@ -13,8 +13,9 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 import { GemmPool, type GemmPoolOptions } from '../gemm/pool.js';
 import { InPlaceGemm } from '../gemm/in-place.js';
 import { tfjsHeapMemory, type EmscriptenHeap } from '../gemm/wasm-api.js';
+import { heapIsShared } from '../shared-heap.js';
 import { TILE } from '../gemm/kernels.js';
-import { outputFloats, type ProductSpec } from '../gemm/plan.js';
+import { BLOCKS, outputFloats, type ProductSpec } from '../gemm/plan.js';
 
 type KernelArgs = Parameters<KernelFunc>[0];
 interface WasmHeapBackend {
@@ -98,9 +99,11 @@ function makeGemmBatchMatMul(stock: KernelFunc, pool: () => GemmPool, inPlace: (
     if (size(out.shape) === 0) return out;
     try {
       const gemm = pool();
-      // A product the calling thread does alone reads and writes the tensors where they are (no copies).
+      // A product the calling thread does alone — or any product, where the pool's threads share tfjs's heap —
+      // reads and writes the tensors where they are (no copies).
       const copied = size(a.shape) + size(b.shape) + outputFloats(spec, TILE);
-      const serial = spec.k > 0 && gemm.threadsFor(spec.batch * spec.m * spec.n * spec.k, copied) === 1 ? inPlace(backend, gemm.fma) : undefined;
+      const onHeap = gemm.heap !== undefined && gemm.heap === backend.wasm;
+      const serial = spec.k > 0 && (onHeap || gemm.threadsFor(spec.batch * spec.m * spec.n * spec.k, copied) === 1) ? inPlace(backend, gemm.fma) : undefined;
       const address = (t: TensorInfo): number => backend.typedArrayFromHeap(t).byteOffset;
       if (serial) serial.matmul(spec, address(a), address(b), address(out));
       // Views only after the output exists: allocating it may grow (and so move) the tfjs heap.
@@ -130,8 +133,10 @@ function inPlaceOf(state: Installed, backend: WasmHeapBackend, fma: boolean): In
   const heap = backend.wasm;
   if (!heap || !tfjsHeapMemory(heap) || state.options.inPlace === false) return undefined;
   let gemm = state.inPlace.get(heap);
-  if (!gemm || gemm.fma !== fma) {
-    gemm = new InPlaceGemm(heap, fma);
+  const pool = state.pool?.heap === heap ? state.pool : undefined;
+  if (!gemm || gemm.fma !== fma || gemm.pool !== pool) {
+    gemm?.dispose();
+    gemm = new InPlaceGemm(heap, fma, TILE, BLOCKS, pool);
     state.inPlace.set(heap, gemm);
     state.made.push(gemm);
   }
@@ -149,7 +154,10 @@ function poolOf(state: Installed): GemmPool {
     state.pool.dispose();
     state.pool = new GemmPool({ ...state.options, threads: 1 });
   }
-  return (state.pool ??= new GemmPool(state.options));
+  // The pool works in place on the active wasm backend's heap when that is shared memory (shared-heap.ts).
+  // (the engine's registry, not findBackend: that would start initialising a backend not yet set up)
+  const heap = (tf.engine().registry['wasm'] as unknown as WasmHeapBackend | undefined)?.wasm;
+  return (state.pool ??= new GemmPool({ ...state.options, ...(heap && heapIsShared(tfjsHeapMemory(heap)) ? { heap } : {}) }));
 }
 
 /**
