@@ -173,6 +173,7 @@ function splitKernels(): Array<{ name: string; bits: Uint32Array[] }> {
     [FusedKernel.softmaxGrad, { probs: t([523, 131], 9), dProbs: t([523, 131], 10) }, { scale: 0.5 }],
     [FusedKernel.ropeHeads, { x: t([5 * 128, 4 * 32], 11), cos: t([128, 32], 12), sin: t([128, 32], 13) }, { batch: 5, seq: 128, heads: 4, headDim: 32, backward: false }],
     [FusedKernel.ropeHeads, { x: t([5, 4, 128, 32], 14), cos: t([128, 32], 12), sin: t([128, 32], 13) }, { batch: 5, seq: 128, heads: 4, headDim: 32, backward: true }],
+    ['Add', { a: t([513, 257], 19), b: t([513, 257], 20) }, {}], // the residual adds (tfjs's own kernel on one thread)
     [
       FusedKernel.adamw,
       { param: t([70_001], 15), grad: t([70_001], 16), m: t([70_001], 17, 0.1), v: t([70_001], 18, 0.01).abs() },
@@ -185,6 +186,31 @@ function splitKernels(): Array<{ name: string; bits: Uint32Array[] }> {
     return { name, bits };
   });
 }
+
+describe('the softmax cross-entropy on a shared tfjs heap', () => {
+  beforeAll(async () => {
+    await createWasmBackend({ threads: 2 }).init();
+  });
+
+  it('reads the logits and writes the gradient in place, with the copying path’s bits', () => {
+    const [rows, vocab] = [301, 517];
+    const z = values(rows * vocab, 41).map((v) => 4 * v);
+    const targets = Int32Array.from({ length: rows }, (_, i) => (i === 7 ? -1 : (i * 37) % vocab));
+    const onHeap = vi.spyOn(GemmPool.prototype, 'softmaxCrossEntropyOnHeap');
+    const [loss, grad] = tf.engine().runKernel(FusedKernel.softmaxCrossEntropy, { logits: tf.tensor2d(z, [rows, vocab]), targets: tf.tensor1d(targets, 'int32') }, { withGrad: true, scale: 0.25 } as never) as unknown as tf.Tensor[];
+    expect(onHeap).toHaveBeenCalledTimes(1);
+    onHeap.mockRestore();
+    const copying = new GemmPool({ threads: 2, fma: relaxedSimdAvailable() });
+    const wantLoss = new Float32Array(rows);
+    const wantGrad = new Float32Array(rows * vocab);
+    copying.softmaxCrossEntropy(z, targets, vocab, 0.25, wantLoss, wantGrad);
+    copying.dispose();
+    const bits = (a: Float32Array): Uint32Array => new Uint32Array(a.slice().buffer);
+    expect(bits(loss!.dataSync() as Float32Array)).toEqual(bits(wantLoss));
+    expect(bits(grad!.dataSync() as Float32Array)).toEqual(bits(wantGrad));
+    tf.dispose([loss!, grad!]);
+  });
+});
 
 describe('fused kernels split in place on a shared tfjs heap', () => {
   afterAll(async () => {

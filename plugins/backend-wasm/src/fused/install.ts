@@ -17,14 +17,14 @@
  *   SwiGLU: ~20 operations per float) are split, from SPLIT_MIN_FLOATS on, through copies in the pool's memory.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { FusedKernel } from '@topiary/kernel';
 import { decodeStepKernel } from './decode.js';
 import { DecodeThreads } from './decode-threads.js';
 import type { GemmPlatform } from '../gemm/platform.js';
 import { nodeGemmPlatform } from '../gemm/platform-node.js';
 import { exportsFor, f32Bits, heapMemory, size, type FusedExports, type WasmHeapBackend } from './heap.js';
-import { fusedOperation, OP_ADAMW, OP_CAUSAL_SOFTMAX, OP_RMS_NORM, OP_ROPE_HEADS, OP_SOFTMAX_GRAD, OP_SWIGLU, OP_SWIGLU_GRAD } from '../gemm/kernels.js';
+import { fusedOperation, OP_ADAMW, OP_ADD, OP_CAUSAL_SOFTMAX, OP_RMS_NORM, OP_ROPE_HEADS, OP_SOFTMAX_GRAD, OP_SWIGLU, OP_SWIGLU_GRAD } from '../gemm/kernels.js';
 import type { GemmPool } from '../gemm/pool.js';
 import { roundUp } from '../gemm/plan.js';
 import { sharedGemmPool } from '../kernels/batch-matmul.js';
@@ -315,6 +315,32 @@ const adamw: KernelFunc = ({ inputs, attrs, backend }) => {
   });
 };
 
+/**
+ * tfjs's `Add` for two float32 tensors of one shape on a shared heap, split across the GEMM's threads (the residual
+ * adds of a block); everything else — broadcasts, other dtypes, small or unshared — goes to tfjs's own kernel. An
+ * IEEE float32 addition is the same bits whoever computes it.
+ */
+function splitAdd(stock: KernelFunc): KernelFunc {
+  return (args) => {
+    const a = args.inputs['a'] as TensorInfo;
+    const b = args.inputs['b'] as TensorInfo;
+    const n = size(a.shape);
+    const same = a.dtype === 'float32' && b.dtype === 'float32' && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+    const pool = same ? splitPool(args.backend, 3 * n, false) : undefined;
+    if (!pool || pool.heap === undefined) return stock(args);
+    return inPlace(args.backend, [a, b], [[...a.shape]], (k, [aa, ba], [oa]) => {
+      const cut = shares(n, pool.threads, 4);
+      const each = (at: number): Part => ({ at, unitBytes: 4 });
+      runSplit(pool, args.backend, cut, [aa!, ba!].map(each), [oa!].map(each), ([aw, bw], [ow], count) => fusedOperation(OP_ADD, [aw!, bw!, ow!, count]), () =>
+        k.add(aa!, ba!, oa!, cut[1]!),
+      );
+    })[0]!;
+  };
+}
+
+/** tfjs's own `Add` registration while ours replaces it. */
+let stockAdd: KernelConfig | undefined;
+
 const KERNELS: Record<Exclude<(typeof IN_PLACE_FUSED)[number], typeof FusedKernel.decodeStep>, KernelFunc> = {
   [FusedKernel.adamw]: adamw,
   [FusedKernel.ropeHeads]: ropeHeads,
@@ -347,6 +373,12 @@ export function installInPlaceFusedKernels(options: InPlaceFusedOptions = {}): b
   decodeThreads = threads > 1 ? new DecodeThreads(options.platform ?? nodeGemmPlatform, threads) : undefined;
   const kernels: Record<(typeof IN_PLACE_FUSED)[number], KernelFunc> = { ...KERNELS, [FusedKernel.decodeStep]: decodeStepKernel(decodeThreads) };
   for (const name of IN_PLACE_FUSED) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernels[name] });
+  // the residual adds split on a shared heap (tfjs's kernel for the rest; its setup still binds its wasm function)
+  stockAdd = tf.getKernel('Add', 'wasm');
+  if (stockAdd) {
+    tf.unregisterKernel('Add', 'wasm');
+    tf.registerKernel({ ...stockAdd, kernelFunc: splitAdd(stockAdd.kernelFunc) });
+  }
   // the module generated, compiled and instantiated now (~25 ms of code that runs once, JIT-cold), not in the first
   // kernel call — as a native library's kernels are compiled before it runs
   exportsFor(tf.findBackend('wasm') as unknown as WasmHeapBackend);
@@ -356,6 +388,11 @@ export function installInPlaceFusedKernels(options: InPlaceFusedOptions = {}): b
 /** Remove them (and stop the decode threads): the model computes those steps with composite ops again. */
 export function uninstallInPlaceFusedKernels(): void {
   for (const name of IN_PLACE_FUSED) if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
+  if (stockAdd) {
+    tf.unregisterKernel('Add', 'wasm');
+    tf.registerKernel(stockAdd);
+    stockAdd = undefined;
+  }
   decodeThreads?.dispose();
   decodeThreads = undefined;
 }

@@ -109,6 +109,16 @@ function swiglu(): FunctionBuilder {
   return f;
 }
 
+/** out = a + b elementwise (the residual adds, split across the GEMM's threads on a shared heap). */
+function add(): FunctionBuilder {
+  const f = new FunctionBuilder(4);
+  const [a, b, out, n] = [0, 1, 2, 3];
+  mapLoop(f, n, [a, b], [out], ([av, bv], [o]) => {
+    f.get(av!).get(bv!).f32x4Add().set(o!);
+  });
+  return f;
+}
+
 function swigluGrad(): FunctionBuilder {
   const f = new FunctionBuilder(6);
   const [g, u, dm, dg, du, n] = [0, 1, 2, 3, 4, 5];
@@ -497,6 +507,7 @@ export const FUSED_FUNCTIONS = [
   ['adamw', 16, adamw],
   ['gemv', 9, gemv],
   ['weightedRows', 6, weightedRows],
+  ['add', 4, add],
 ] as const;
 
 /**
@@ -519,4 +530,5 @@ export interface FusedExports {
     lr: number, b1: number, b2: number, eps: number, keep: number, gradScale: number, invBc1: number, invBc2: number): void;
   gemv(w: number, x: number, y: number, rows: number, k: number, n: number, bias: number, add: number, ldy: number): void;
   weightedRows(p: number, v: number, out: number, len: number, hd: number, n: number): void;
+  add(a: number, b: number, out: number, n: number): void;
 }

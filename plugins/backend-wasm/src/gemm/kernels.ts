@@ -57,6 +57,7 @@ export const OP_RMS_NORM = 7;
 export const OP_SOFTMAX_GRAD = 8;
 export const OP_ROPE_HEADS = 9;
 export const OP_ADAMW = 10;
+export const OP_ADD = 11;
 /** i32 words per operation in an `exec` list (opcode + up to 8 arguments). */
 export const OP_WORDS = 9;
 
@@ -69,6 +70,7 @@ const FUSED_OPS = [
   [OP_SOFTMAX_GRAD, 'softmaxGrad'],
   [OP_ROPE_HEADS, 'ropeHeads'],
   [OP_ADAMW, 'adamw'],
+  [OP_ADD, 'add'],
 ] as const;
 type FusedOpName = (typeof FUSED_OPS)[number][1];
 

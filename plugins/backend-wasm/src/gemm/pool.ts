@@ -147,6 +147,15 @@ interface HeapLists {
   bytes: number;
 }
 
+/** loss_i = logsumexp(z_i) − z_i[t_i] from each row's (max, Σ exp(z − max)) statistics. */
+function lossFromStats(stats: Float32Array, logits: Float32Array, targets: Int32Array, vocab: number, loss: Float32Array): void {
+  for (let i = 0; i < targets.length; i++) {
+    const t = targets[i]!;
+    const picked = t >= 0 && t < vocab ? logits[i * vocab + t]! : 0;
+    loss[i] = stats[2 * i]! + Math.log(stats[2 * i + 1]!) - picked;
+  }
+}
+
 export class GemmPool {
   readonly threads: number;
   readonly fma: boolean;
@@ -281,25 +290,47 @@ export class GemmPool {
     const statsAddr = roundUp(tAddr + 4 * rows, 64);
     const gAddr = roundUp(statsAddr + 8 * rows, 64);
     const listAddr = roundUp(gAddr + (grad ? 4 * logits.length : 0), 64);
-    const threads = Math.min(this.threadsFor(rows * vocab), rows);
-    const scaleBits = new Int32Array(new Float32Array([scale]).buffer)[0]!;
-    const lists = Array.from({ length: threads }, (_, t) => {
-      const r0 = Math.floor((rows * t) / threads);
-      const r1 = Math.floor((rows * (t + 1)) / threads);
-      return Int32Array.of(OP_SOFTMAX_ROWS, zAddr + 4 * r0 * vocab, tAddr + 4 * r0, r1 - r0, vocab, grad ? gAddr + 4 * r0 * vocab : 0, statsAddr + 8 * r0, scaleBits, 0);
-    });
-    this.ensureBytes(listAddr + 4 * OP_WORDS * threads);
+    const lists = this.softmaxLists(rows, vocab, scale, zAddr, tAddr, grad ? gAddr : 0, statsAddr);
+    this.ensureBytes(listAddr + 4 * OP_WORDS * lists.length);
     const heap = this.memory.buffer;
     new Float32Array(heap, zAddr, logits.length).set(logits);
     new Int32Array(heap, tAddr, rows).set(targets);
     this.run(lists, listAddr);
-    const stats = new Float32Array(heap, statsAddr, 2 * rows);
-    for (let i = 0; i < rows; i++) {
-      const t = targets[i]!;
-      const picked = t >= 0 && t < vocab ? logits[i * vocab + t]! : 0;
-      loss[i] = stats[2 * i]! + Math.log(stats[2 * i + 1]!) - picked;
-    }
+    lossFromStats(new Float32Array(heap, statsAddr, 2 * rows), logits, targets, vocab, loss);
     if (grad) grad.set(new Float32Array(heap, gAddr, logits.length));
+  }
+
+  /**
+   * `softmaxCrossEntropy` in place on tfjs's heap (needs `heap`): logits, targets (int32), loss and gradient given
+   * as heap byte addresses (`grad` 0: no gradient). Only the per-row statistics (8 bytes a row) are allocated.
+   */
+  softmaxCrossEntropyOnHeap(logits: number, targets: number, rows: number, vocab: number, scale: number, loss: number, grad: number): void {
+    this.checkUsable();
+    const h = this.heapLists;
+    if (!h) throw new Error('GemmPool.softmaxCrossEntropyOnHeap: the tfjs heap is not shared with this pool');
+    if (rows === 0) return;
+    const block = h.heap._malloc(8 * rows + 64);
+    if (!block) throw new RangeError(`softmaxCrossEntropy: tfjs's heap could not allocate ${8 * rows} bytes of row statistics`);
+    try {
+      const stats = roundUp(block, 64);
+      this.runOnHeap(this.softmaxLists(rows, vocab, scale, logits, targets, grad, stats));
+      // views after the lists' allocation (it may grow the heap)
+      const buffer = h.memory.buffer;
+      lossFromStats(new Float32Array(buffer, stats, 2 * rows), new Float32Array(buffer, logits, rows * vocab), new Int32Array(buffer, targets, rows), vocab, new Float32Array(buffer, loss, rows));
+    } finally {
+      h.heap._free(block);
+    }
+  }
+
+  /** The softmax cross-entropy's rows split across the threads (addresses in one memory; `grad` 0: none). */
+  private softmaxLists(rows: number, vocab: number, scale: number, z: number, t: number, grad: number, stats: number): Int32Array[] {
+    const threads = Math.min(this.threadsFor(rows * vocab), rows);
+    const scaleBits = new Int32Array(new Float32Array([scale]).buffer)[0]!;
+    return Array.from({ length: threads }, (_, i) => {
+      const r0 = Math.floor((rows * i) / threads);
+      const r1 = Math.floor((rows * (i + 1)) / threads);
+      return Int32Array.of(OP_SOFTMAX_ROWS, z + 4 * r0 * vocab, t + 4 * r0, r1 - r0, vocab, grad ? grad + 4 * r0 * vocab : 0, stats + 8 * r0, scaleBits, 0);
+    });
   }
 
   /**

@@ -13,6 +13,8 @@ interface WasmHeapBackend {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array;
   disposeData(dataId: object): boolean;
+  /** The Emscripten module: the pool's `heap` when the heap is shared. */
+  wasm?: unknown;
 }
 
 const softmaxCrossEntropy: KernelFunc = (args) => {
@@ -27,6 +29,12 @@ const softmaxCrossEntropy: KernelFunc = (args) => {
   const loss = b.makeOutput([z.shape[0]!], 'float32');
   const grad = withGrad ? b.makeOutput([...z.shape], 'float32') : undefined;
   try {
+    const address = (x: TensorInfo): number => b.typedArrayFromHeap(x).byteOffset;
+    // On a shared heap (../shared-heap.ts) the threads read the logits and write the gradient where they are.
+    if (pool.heap !== undefined && pool.heap === b.wasm) {
+      pool.softmaxCrossEntropyOnHeap(address(z), address(t), z.shape[0]!, vocab, scale ?? 1, address(loss), grad ? address(grad) : 0);
+      return grad ? [loss, grad] : [loss];
+    }
     // Views only after the outputs exist: allocating may grow (and so move) the tfjs heap.
     pool.softmaxCrossEntropy(
       b.typedArrayFromHeap(z) as Float32Array,
