@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { beforeMeasurement, describeCandidates, fastestKernel, kernelCandidates, kernelJson, kernelSummary, runPython } from '../lib/openblas.mjs';
+import { beforeMeasurement, describeCandidates, fastestKernel, kernelCandidates, kernelJson, kernelSummary, runPython, topiaryEnv } from '../lib/openblas.mjs';
 import { SHAPES, root } from '../train/driver.mjs';
 
 const log = (s) => process.stderr.write(`${s}\n`);
@@ -54,7 +54,8 @@ function fastestOf(run) {
 }
 
 function runTopiary(backend, args) {
-  const r = spawnSync(process.execPath, [join(root, 'bench', 'generate', 'worker.mjs'), '--backend', backend, ...args], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });
+  // native: OpenBLAS's own pick from the CPU flags, not this environment's OPENBLAS_CORETYPE (bench/lib/openblas.mjs)
+  const r = spawnSync(process.execPath, [join(root, 'bench', 'generate', 'worker.mjs'), '--backend', backend, ...args], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26, env: topiaryEnv(backend) });
   try {
     return JSON.parse((r.stdout ?? '').trim().split('\n').pop());
   } catch {

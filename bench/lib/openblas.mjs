@@ -66,6 +66,25 @@ export function pythonEnv(threads, kernel = 'default') {
   return env;
 }
 
+/**
+ * A Topiary native-backend process's environment: OpenBLAS on `core` (the kernel PyTorch ran under, so both sides
+ * multiply with the same code), else — no core given, or "default" — the addon's own pick from the CPU flags. Never
+ * the caller's OPENBLAS_CORETYPE: this machine's environment sets Haswell (AVX2; PyTorch's products run ~1.8× faster
+ * under the AVX-512 kernels here, bench/backends), and native runs that inherited it were timed on a slower kernel
+ * than PyTorch's (bench/scale until 2026-12-05; train, eval, generate and prune until 2026-12-06).
+ */
+export function nativeEnv(core) {
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  if (core && core !== 'default') env.OPENBLAS_CORETYPE = core;
+  return env;
+}
+
+/** What a Topiary run on `backend` gets: nativeEnv(core) for native, the caller's environment otherwise. */
+export function topiaryEnv(backend, core) {
+  return backend === 'native' ? nativeEnv(core) : process.env;
+}
+
 const CORE_PROBE = [
   'import ctypes, json',
   "l = ctypes.CDLL('libopenblas.so.0')",

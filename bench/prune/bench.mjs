@@ -42,7 +42,7 @@ for (const method of ['wanda', 'sparsegpt']) {
 const mb = (b) => `${(b / 2 ** 20).toFixed(0)} MB`;
 console.log(`model ${model}; calibration ${samples} × ${seqlen} tokens; one run each (shared machine: noisy)`);
 for (const l of describeCandidates(kernels, threads)) console.log(l);
-console.log(`Topiary processes keep this environment: OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}, OPENBLAS_L2_SIZE=${process.env.OPENBLAS_L2_SIZE ?? '(unset)'}`);
+console.log(`Topiary processes keep this environment (the native backend's OPENBLAS_CORETYPE excepted: OpenBLAS's own pick, bench/lib/openblas.mjs nativeEnv): OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}, OPENBLAS_L2_SIZE=${process.env.OPENBLAS_L2_SIZE ?? '(unset)'}`);
 console.log('method     | backend | topiary s | torch s | torch kernel | time ratio | topiary peak RSS | torch peak RSS | memory ratio | target');
 for (const r of rows) {
   const ratio = r.tsSeconds / r.pySeconds;

@@ -3,7 +3,7 @@
 // Each in its own process (peak RSS is its own).
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { beforeMeasurement, fastestKernel } from '../lib/openblas.mjs';
+import { beforeMeasurement, fastestKernel, topiaryEnv } from '../lib/openblas.mjs';
 
 const root = resolve(new URL('.', import.meta.url).pathname, '..', '..');
 
@@ -26,7 +26,8 @@ export function topiaryPrune({ backend, out, model, method, calibration, samples
     return JSON.parse(
       execFileSync(process.execPath, [join(root, 'apps', 'cli', 'dist', 'bin.js'), '--json', '--backend', backend, '--out', out, 'prune', '--model', model,
         '--method', method, '--sparsity', '0.5', '--calibration', calibration, '--samples', samples, '--seqlen', seqlen, '--dump-calibration', calib, '--in-memory'],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 }),
+      // native: OpenBLAS's own pick from the CPU flags, not this environment's OPENBLAS_CORETYPE (bench/lib/openblas.mjs)
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28, env: topiaryEnv(backend) }),
     );
   } catch (err) {
     return { unavailable: String(err.stderr ?? err.message).trim().split('\n').slice(-2).join(' | ') };

@@ -32,7 +32,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { availableParallelism, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { beforeMeasurement, describeCandidates, describeCpu, fastestKernel, kernelCandidates, kernelJson, kernelSummary, PYTHON, pythonEnv } from '../lib/openblas.mjs';
+import { beforeMeasurement, describeCandidates, describeCpu, fastestKernel, kernelCandidates, kernelJson, kernelSummary, PYTHON, pythonEnv, topiaryEnv } from '../lib/openblas.mjs';
 import { fitExponent } from '../train/driver.mjs';
 import { memoryBudget, parameterCounts, shapeConfig } from './shapes.mjs';
 
@@ -220,23 +220,10 @@ async function torchRun({ shape, dir, ids, method, nLayers, candidates }) {
   };
 }
 
-/**
- * The native backend's OpenBLAS kernel: the one PyTorch ran under (so both sides multiply with the same code), else
- * the addon's own pick from the CPU flags. Never the caller's OPENBLAS_CORETYPE: this machine's environment sets
- * Haswell (AVX2 — PyTorch's products run ~1.8× faster under the AVX-512 kernels here, bench/backends), and until
- * 2026-12-05 the native runs inherited it while PyTorch ran under SkylakeX.
- */
-function nativeEnv(torchKernel) {
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  if (torchKernel && torchKernel !== 'default') env.OPENBLAS_CORETYPE = torchKernel;
-  return env;
-}
-
 async function topiaryRun({ shape, dir, ids, method, backend, nLayers, torchKernel }) {
   if (!existsSync(TOPIARY_SCRIPT)) return { ok: false, absent: true, reason: 'topiary_run.mjs not present' };
   const out = join(work, `topiary-${shape}-${method}-${backend}.json`);
-  const env = backend === 'native' ? nativeEnv(torchKernel) : process.env;
+  const env = topiaryEnv(backend, torchKernel);
   const coretype = backend === 'native' ? (env.OPENBLAS_CORETYPE ?? "the addon's pick from the CPU flags") : null;
   beforeMeasurement(`${shape} ${method}: Topiary ${backend}${coretype ? ` (OpenBLAS ${coretype})` : ''}`);
   const args = [TOPIARY_SCRIPT, '--model', dir, '--method', method, '--ids', ids, '--backend', backend, '--json', out, '--samples', samples, '--seqlen', seqlen, '--batch', topiaryBatch, ...(blocksArg ? ['--blocks', blocksArg] : [])].map(String);

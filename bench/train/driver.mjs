@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { beforeMeasurement, describeCandidates, fastestKernel, kernelByProbe, kernelCandidates, kernelJson, kernelSummary } from '../lib/openblas.mjs';
+import { beforeMeasurement, describeCandidates, fastestKernel, kernelByProbe, kernelCandidates, kernelJson, kernelSummary, topiaryEnv } from '../lib/openblas.mjs';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const log = (s) => process.stderr.write(`${s}\n`);
@@ -97,7 +97,8 @@ export function compare(name, mode, o, targets) {
     row.torch = row.kernels.best?.json ?? { ok: false, reason: row.kernels.runs.map((r) => `${r.label}: ${r.reason}`).join('; ') };
     for (const b of o.backends) {
       beforeMeasurement(`${name} dim ${dim}: topiary ${b}`);
-      row.topiary[b] = runJson(process.execPath, ['--max-old-space-size=16384', join(root, 'bench', 'train', 'worker.mjs'), '--backend', b, ...shapeArgs(s, o, mode)], process.env);
+      // native on the OpenBLAS kernel PyTorch ran under (never this environment's OPENBLAS_CORETYPE)
+      row.topiary[b] = runJson(process.execPath, ['--max-old-space-size=16384', join(root, 'bench', 'train', 'worker.mjs'), '--backend', b, ...shapeArgs(s, o, mode)], topiaryEnv(b, row.kernels.core));
       if (!row.topiary[b].ok) log(`    ${b}: unavailable — ${row.topiary[b].reason}${row.topiary[b].fix ? ` (fix: ${row.topiary[b].fix})` : ''}`);
     }
     rows.push(row);
@@ -154,7 +155,7 @@ export function compare(name, mode, o, targets) {
     `machine: ${machine}; load average now ${loadavg().map((x) => x.toFixed(1)).join(' ')} (a shared machine makes every number noisy)`,
     ...describeCandidates(kernels, o.threads),
     blas ? `PyTorch ${blas.torch}, BLAS ${blas.blas} (${blas.blasLibraries.join(', ')}), ${blas.threads} threads; kernel per shape: the fastest (column "torch kernel")` : 'PyTorch: not measured',
-    `Topiary processes keep this environment: OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}, OPENBLAS_L2_SIZE=${process.env.OPENBLAS_L2_SIZE ?? '(unset)'}`,
+    `Topiary processes keep this environment (the native backend's OPENBLAS_CORETYPE excepted: PyTorch's kernel, bench/lib/openblas.mjs nativeEnv): OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}, OPENBLAS_L2_SIZE=${process.env.OPENBLAS_L2_SIZE ?? '(unset)'}`,
     ...o.backends.map((b) => {
       const x = rows.map((r) => r.topiary[b]).find((y) => y.ok);
       return x ? `topiary ${b}: ${x.capabilities.notes[0]}` : `topiary ${b}: unavailable`;
