@@ -12,6 +12,7 @@ import { relaxedSimdAvailable, resolveThreads } from './gemm/pool.js';
 import type { GemmPlatform } from './gemm/platform.js';
 import { nodeGemmPlatform } from './gemm/platform-node.js';
 import { installSharedIdentity } from './kernels/identity.js';
+import { installRowGather } from './kernels/gather.js';
 import { installSoftmaxCrossEntropy, uninstallSoftmaxCrossEntropy } from './kernels/softmax-cross-entropy.js';
 import { installInPlaceFusedKernels, uninstallInPlaceFusedKernels } from './fused/install.js';
 import { installMissingKernels } from './kernels/unsorted-segment-sum.js';
@@ -84,6 +85,7 @@ export class WasmBackend implements TensorBackend {
       await import('@tensorflow/tfjs-backend-wasm');
       this.added.splice(0, this.added.length, ...installMissingKernels());
       installSharedIdentity();
+      installRowGather();
       // The kernel registry is process-wide: the last backend initialised decides which BatchMatMul runs.
       if (this.fastMatMul) {
         this.fma = this.wantFma && relaxedSimdAvailable(this.platform);

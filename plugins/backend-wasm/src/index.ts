@@ -13,6 +13,7 @@ export type { GemmPlatform, GemmWorkerData, GemmWorkerEvents, GemmWorkerHandle }
 export type { ProductSpec } from './gemm/plan.js';
 export { installInPlaceFusedKernels, uninstallInPlaceFusedKernels, IN_PLACE_FUSED } from './fused/install.js';
 export { installSharedIdentity, uninstallSharedIdentity } from './kernels/identity.js';
+export { installRowGather, uninstallRowGather } from './kernels/gather.js';
 export { wasmPrimitives, GRAM_BLOCK_ROWS } from './primitives.js';
 export { installMissingKernels, unsortedSegmentSumConfig } from './kernels/unsorted-segment-sum.js';
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { createContainer, resolveAllOrNone, Tokens } from '@topiary/kernel';
 import plugin, { createWasmBackend, defaultThreads, gemmInfo, installFastBatchMatMul, productSpec, sharedGemmPool, uninstallFastBatchMatMul } from '../src/index.js';
 
@@ -186,6 +186,27 @@ describe('backend-wasm: Identity shares data', () => {
     const g = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.exp(x), x)))(tf.tensor1d([0.5, -1])).dataSync());
     const ref = [0.5, -1].map((x) => Math.exp(x) * (1 + x));
     for (let i = 0; i < 2; i++) expect(g[i]).toBeCloseTo(ref[i]!, 5);
+  });
+});
+
+describe('backend-wasm: GatherV2 along axis 0 copies rows', () => {
+  it('gives the rows asked for (float32 and int32, any index shape, negative axis), the stock kernel the rest', async () => {
+    await createWasmBackend().init();
+    const spy = vi.spyOn(Int32Array.prototype, 'copyWithin');
+    const table = Float32Array.from({ length: 7 * 5 }, (_, i) => (i % 3 === 0 ? -0 : i * 0.37 - 4));
+    const x = tf.tensor2d(table, [7, 5]);
+    const ids = tf.tensor2d([[6, 0, 3], [3, 3, 1]], [2, 3], 'int32');
+    const g = tf.gather(x, ids);
+    expect(g.shape).toEqual([2, 3, 5]);
+    expect(spy, 'the row copy ran').toHaveBeenCalled();
+    spy.mockRestore();
+    const want = [6, 0, 3, 3, 3, 1].flatMap((r) => [...table.subarray(r * 5, r * 5 + 5)]);
+    const got = g.dataSync() as Float32Array;
+    expect(new Uint32Array(got.slice().buffer), 'same bytes (−0 kept)').toEqual(new Uint32Array(Float32Array.from(want).buffer));
+    expect([...(tf.gather(tf.tensor3d([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2], 'int32'), tf.tensor1d([1, 1, 0], 'int32'), -3).dataSync())]).toEqual([5, 6, 7, 8, 5, 6, 7, 8, 1, 2, 3, 4]);
+    // another axis: the stock kernel
+    expect([...(tf.gather(x, tf.tensor1d([4, 0], 'int32'), 1).dataSync() as Float32Array)]).toEqual(Array.from({ length: 7 }, (_, r) => [table[r * 5 + 4]!, table[r * 5]!]).flat());
+    tf.dispose([x, ids, g]);
   });
 });
 
