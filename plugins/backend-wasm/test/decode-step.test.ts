@@ -138,8 +138,11 @@ describe('backend-wasm fused decode step', () => {
     m.dispose();
   });
 
-  it('on two threads (the weights copied to shared memory once per generation): the same logits, caches written back', () => {
-    const threads = new DecodeThreads(nodeGemmPlatform, 2, 0, 0);
+  it.each([
+    ['in place on the shared heap', true],
+    ['the weights copied to shared memory once per generation, caches written back', false],
+  ])('on two threads (%s): the same logits', (_, onHeap) => {
+    const threads = new DecodeThreads(nodeGemmPlatform, 2, 0, 0, onHeap);
     let offloaded = 0;
     const counting: StepOffload = { run: (...args) => (threads.run(...args) ? (offloaded++, true) : false) };
     const inPlace = tf.getKernel(FusedKernel.decodeStep, 'wasm')!;
@@ -149,6 +152,7 @@ describe('backend-wasm fused decode step', () => {
       const m = model({ vocabSize: 103, dim: 36, nLayers: 3, nHeads: 6, nKvHeads: 2, headDim: 6, hiddenDim: 50, maxSeqLen: 32, attentionBias: true, tiedEmbeddings: false }, 2);
       const { composite, fused } = bothWays(m, [[1, 5, 9, 2], [3, 3, 7, 100]], [[4, 8, 15, 16, 23], [42, 1, 2, 3, 4]]);
       expect(offloaded).toBe(5);
+      expect(threads.onHeap, 'the backend initialised tfjs-wasm on a shared heap').toBe(onHeap);
       expect(threads.handoffs).toBe(5 * (3 * 7 + 1)); // every product of every step: 7 per block and the head
       for (let s = 0; s < composite.length; s++) {
         const scale = Math.max(...composite[s]!.map(Math.abs));
@@ -171,7 +175,7 @@ describe('backend-wasm fused decode step', () => {
     }
   });
 
-  it("stories260K greedy from BOS through the fused step reproduces llama2.c's 256 tokens (golden.json), one and two threads", async () => {
+  it("stories260K greedy from BOS through the fused step reproduces llama2.c's 256 tokens (golden.json), one and two threads (in place on the shared heap)", async () => {
     const golden = JSON.parse(readFileSync(join(stories, 'stories260K.golden.json'), 'utf8')) as { greedy_ids: number[] };
     const m = await lib.loadModel(join(stories, 'stories260K.bin'));
     const inPlace = tf.getKernel(FusedKernel.decodeStep, 'wasm')!;
@@ -183,6 +187,7 @@ describe('backend-wasm fused decode step', () => {
       tf.registerKernel({ kernelName: FusedKernel.decodeStep, backendName: 'wasm', kernelFunc: decodeStepKernel(threads) });
       expect(lib.generate(m, [1], { maxTokens: golden.greedy_ids.length, stopAtEos: false })).toEqual(golden.greedy_ids);
       expect(threads.handoffs).toBeGreaterThan(255 * 5 * 7);
+      expect(threads.onHeap).toBe(true);
     } finally {
       tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
       tf.registerKernel(inPlace);

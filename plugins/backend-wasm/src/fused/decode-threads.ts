@@ -1,16 +1,17 @@
 /**
  * The decode step on several threads. A one-token step reads every weight once and does two flops per float read,
  * so its speed is how fast the weights stream from memory: one thread reads ~12–20 GB/s on the machines measured,
- * two ~25–35. tfjs's heap is not shared memory under Node, so the step cannot be split in place: the first step of
- * a generation copies the weights and caches into this shared memory (a weight copied once serves every step), and
- * each step then runs `runStep` (decode.ts) here — the few-row products split by rows over the threads, the rest
- * (norms, RoPE, attention over the cache) on the calling thread — writes the new keys/values back into the
- * caller's cache tensors and copies the logits out.
+ * two ~25–35. Each step runs `runStep` (decode.ts) — the few-row products split by rows over the threads, the rest
+ * (norms, RoPE, attention over the cache) on the calling thread.
  *
- * The copy is the session: it is kept while the same weights and caches come back at the next position, and made
- * again otherwise (the weights' tensors, the caches or the position changed). The memory is reused by the next
- * session and never shrinks (a WebAssembly memory cannot): after generating with a model, the process holds about
- * one more copy of its weights.
+ * - **On a shared tfjs heap** (../shared-heap.ts: the default under Node) the workers run the fused module on the heap
+ *   itself, so the step runs in place: weights, caches and logits where tfjs keeps them, no copy.
+ * - **Otherwise** the first step of a generation copies the weights and caches into this object's shared memory (a
+ *   weight copied once serves every step), and each step writes the new keys/values back into the caller's cache
+ *   tensors and copies the logits out. The copy is the session: it is kept while the same weights and caches come
+ *   back at the next position, and made again otherwise (the weights' tensors, the caches or the position changed).
+ *   The memory is reused by the next session and never shrinks (a WebAssembly memory cannot): after generating with
+ *   a model, the process holds about one more copy of its weights.
  *
  * Hand-off: the caller writes the product into the control words, bumps a sequence number and runs its own share;
  * workers poll the sequence number (a decode step hands off ~7 products per block, microseconds apart: waking a
@@ -21,9 +22,10 @@ import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { MAX_PAGES } from '../gemm/kernels.js';
 import { roundUp } from '../gemm/plan.js';
 import type { GemmPlatform, GemmWorkerHandle } from '../gemm/platform.js';
-import { wasmApi, type WasmMemory } from '../gemm/wasm-api.js';
+import { wasmApi, type EmscriptenHeap, type WasmMemory } from '../gemm/wasm-api.js';
+import { heapIsShared } from '../shared-heap.js';
 import { mapPlan, planTensors, runStep, scratchLayout, type StepMachine, type StepOffload, type StepPlan } from './decode.js';
-import type { FusedExports, WasmHeapBackend } from './heap.js';
+import { exportsFor, heapMemory, type FusedExports, type WasmHeapBackend } from './heap.js';
 import { fusedModuleBytes } from './module.js';
 
 /** Control words (int32 indices) at the start of the shared memory. */
@@ -53,7 +55,7 @@ const SERIAL_MACS = 1 << 15;
 const HANDOFF_TIMEOUT_MS = 60_000;
 
 const WORKER_BODY = `
-const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const k = new WebAssembly.Instance(module, { env: { memory: heap ?? memory } }).exports;
 const c = new Int32Array(memory.buffer, 0, ${CONTROL_BYTES / 4});
 Atomics.add(c, ${READY}, 1);
 let seen = 0;
@@ -100,13 +102,14 @@ interface Session {
 
 export class DecodeThreads implements StepOffload {
   private memory: WasmMemory | undefined;
-  private k: FusedExports | undefined;
   private control: Int32Array | undefined;
   private readonly workers: GemmWorkerHandle[] = [];
   private failure: string | undefined;
   private disposed = false;
   private session: Session | undefined;
   private machine: StepMachine | undefined;
+  /** The shared tfjs heap the workers run on (set when they start on one), else undefined: they work on copies. */
+  private heap: WasmMemory | undefined;
 
   constructor(
     private readonly platform: GemmPlatform,
@@ -114,7 +117,14 @@ export class DecodeThreads implements StepOffload {
     private readonly minBytes = THREADED_DECODE_BYTES,
     /** Products below this many multiply-adds stay on the calling thread (tests pass 0 to split every one). */
     private readonly serialMacs = SERIAL_MACS,
+    /** Work in place on a shared tfjs heap when there is one (default); false copies as on an unshared heap. */
+    private readonly inPlace = true,
   ) {}
+
+  /** Whether the steps run in place on the tfjs heap (known once the threads have started). */
+  get onHeap(): boolean {
+    return this.heap !== undefined;
+  }
 
   /** Products split over the threads so far (for tests and benchmarks). */
   handoffs = 0;
@@ -125,7 +135,8 @@ export class DecodeThreads implements StepOffload {
     const caches = new Set(plan.blocks.flatMap((b) => (b.attention ? [b.attention.kCache, b.attention.vCache] : [])));
     const weights = new Map(tensors.filter((t) => !caches.has(t)).map((t) => [t.dataId, 4 * t.shape.reduce((p, d) => p * d, 1)]));
     if ([...weights.values()].reduce((a, b) => a + b, 0) < this.minBytes) return false;
-    if (!this.start()) return false;
+    if (!this.start(backend)) return false;
+    if (this.heap) return this.heap === heapMemory(backend) && this.runOnHeap(plan, ids, backend, logits);
     const machine = this.machine!;
     const heapView = (t: TensorInfo): Float32Array => backend.typedArrayFromHeap(t);
     let s = this.session;
@@ -169,6 +180,31 @@ export class DecodeThreads implements StepOffload {
     return true;
   }
 
+  /** The step in place on the shared heap: only its scratch is allocated there; caches and logits are the caller's. */
+  private runOnHeap(plan: StepPlan<TensorInfo>, ids: Int32Array, backend: WasmHeapBackend, logits: TensorInfo): boolean {
+    const heap = backend.wasm as EmscriptenHeap;
+    const { bytes } = scratchLayout(plan);
+    // unsigned: tfjs's heap goes up to 4 GiB, and _malloc's result is a signed int32
+    const block = heap._malloc(bytes + 16) >>> 0;
+    if (!block) return false;
+    try {
+      // addresses after the allocation (it may grow the heap; offsets stay valid, views would not)
+      const at = (t: TensorInfo): number => backend.typedArrayFromHeap(t).byteOffset;
+      const k = exportsFor(backend);
+      const memory = this.heap!;
+      const machine: StepMachine = { k, view: () => new Float32Array(memory.buffer), gemv: (w, x, y, rows, kk, n, bias, add) => this.gemv(k, w, x, y, rows, kk, n, bias, add) };
+      runStep(machine, mapPlan(plan, at), ids, roundUp(block, 16), at(logits));
+      return true;
+    } catch (err) {
+      // a worker died or trapped: the step runs again in place on one thread (it rewrites the same cache position
+      // and the whole logits, so what this one wrote is overwritten)
+      this.failure ??= err instanceof Error ? err.message : String(err);
+      return false;
+    } finally {
+      heap._free(block);
+    }
+  }
+
   /** Stop the workers (the memory goes with the last reference to this object). */
   dispose(): void {
     this.disposed = true;
@@ -181,18 +217,25 @@ export class DecodeThreads implements StepOffload {
     this.session = undefined;
   }
 
-  /** Start the memory and workers on first use; false while they cannot run (not started yet in a page, or failed). */
-  private start(): boolean {
+  /**
+   * Start the memory and workers on first use — on `backend`'s heap when that is shared memory (then this object's
+   * memory holds only the control words); false while they cannot run (not started yet in a page, or failed).
+   */
+  private start(backend: WasmHeapBackend): boolean {
     if (!this.memory) {
       const module = new wasmApi.Module(fusedModuleBytes(true));
-      this.memory = new wasmApi.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
-      const k = (this.k = new wasmApi.Instance(module, { env: { memory: this.memory } }).exports as unknown as FusedExports);
-      const memory = this.memory;
-      this.machine = { k, view: () => new Float32Array(memory.buffer), gemv: (w, x, y, rows, kk, n, bias, add) => this.gemv(w, x, y, rows, kk, n, bias, add) };
+      const heap = heapMemory(backend);
+      this.heap = this.inPlace && heapIsShared(heap) ? heap : undefined;
+      this.memory = new wasmApi.Memory({ initial: 1, maximum: this.heap ? 1 : MAX_PAGES, shared: true });
+      if (!this.heap) {
+        const k = new wasmApi.Instance(module, { env: { memory: this.memory } }).exports as unknown as FusedExports;
+        const memory = this.memory;
+        this.machine = { k, view: () => new Float32Array(memory.buffer), gemv: (w, x, y, rows, kk, n, bias, add) => this.gemv(k, w, x, y, rows, kk, n, bias, add) };
+      }
       this.control = new Int32Array(this.memory.buffer, 0, CONTROL_BYTES / 4);
       for (let index = 1; index < this.threads; index++) {
         this.workers.push(
-          this.platform.startWorker(WORKER_BODY, { module, memory: this.memory, index, heap: null }, {
+          this.platform.startWorker(WORKER_BODY, { module, memory: this.memory, index, heap: this.heap ?? null }, {
             error: (message) => void (this.failure ??= `decode worker ${index}: ${message}`),
             exit: (code) => void (this.failure ??= `decode worker ${index} exited (code ${code})`),
           }),
@@ -242,9 +285,8 @@ export class DecodeThreads implements StepOffload {
     return { ids: tensors.map((t) => t.dataId), n: plan.n, capacity: plan.capacity, pos: plan.pos, where, scratch, logits };
   }
 
-  /** y = x·wᵀ over rows split among the threads (the calling thread takes the first share). */
-  private gemv(w: number, x: number, y: number, rows: number, kk: number, n: number, bias: number, add: number): void {
-    const k = this.k!;
+  /** y = x·wᵀ over rows split among the threads (the calling thread takes the first share, with `k`). */
+  private gemv(k: FusedExports, w: number, x: number, y: number, rows: number, kk: number, n: number, bias: number, add: number): void {
     if (rows * kk * n < this.serialMacs) {
       k.gemv(w, x, y, rows, kk, n, bias, add, rows);
       return;
