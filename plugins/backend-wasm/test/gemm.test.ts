@@ -165,6 +165,31 @@ describe('GEMM pool: bad input and failing workers', () => {
     pool.dispose();
   });
 
+  it('workers poll between back-to-back products and park when idle; a parked pool is woken and computes', async () => {
+    const pool = new GemmPool({ threads: 3 });
+    const spec = { batch: 1, m: 128, n: 96, k: 64, transposeA: false, transposeB: true, aBatched: true, bBatched: true };
+    const a = operands(128 * 64, 5);
+    const b = operands(96 * 64, 6);
+    const want = new Float32Array(128 * 96);
+    pool.matmul(spec, a, b, want);
+    const control = (pool as unknown as { control: Int32Array }).control;
+    const PARKED = 6;
+    // idle for a while: both workers end up parked in Atomics.wait
+    for (let t = 0; t < 100 && Atomics.load(control, PARKED) < 2; t++) await new Promise((r) => setTimeout(r, 10));
+    expect(Atomics.load(control, PARKED)).toBe(2);
+    const got = new Float32Array(128 * 96);
+    pool.matmul(spec, a, b, got); // notified out of the park
+    expect([...got]).toEqual([...want]);
+    // back to back: the same bits every time
+    for (let i = 0; i < 50; i++) {
+      got.fill(0);
+      pool.matmul(spec, a, b, got);
+      expect(got[7]).toBe(want[7]);
+    }
+    expect([...got]).toEqual([...want]);
+    pool.dispose();
+  });
+
   it('a worker that dies marks the pool broken instead of hanging the next product or ending the process', async () => {
     const pool = new GemmPool({ threads: 2 });
     const spec = { batch: 1, m: 256, n: 256, k: 256, transposeA: false, transposeB: false, aBatched: true, bBatched: true };
