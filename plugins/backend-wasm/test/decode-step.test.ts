@@ -141,8 +141,10 @@ describe('backend-wasm fused decode step', () => {
   it.each([
     ['in place on the shared heap', true],
     ['the weights copied to shared memory once per generation, caches written back', false],
-  ])('on two threads (%s): the same logits', (_, onHeap) => {
+  ])('on two threads (%s): the same logits', async (_, onHeap) => {
     const threads = new DecodeThreads(nodeGemmPlatform, 2, 0, 0, onHeap);
+    // the steps do not wait for the workers to start (they run in place until then): wait here, so every step counts
+    await threads.ready(tf.findBackend('wasm') as never);
     let offloaded = 0;
     const counting: StepOffload = { run: (...args) => (threads.run(...args) ? (offloaded++, true) : false) };
     const inPlace = tf.getKernel(FusedKernel.decodeStep, 'wasm')!;
@@ -180,6 +182,7 @@ describe('backend-wasm fused decode step', () => {
     const m = await lib.loadModel(join(stories, 'stories260K.bin'));
     const inPlace = tf.getKernel(FusedKernel.decodeStep, 'wasm')!;
     const threads = new DecodeThreads(nodeGemmPlatform, 2, 0, 0);
+    await threads.ready(tf.findBackend('wasm') as never);
     try {
       expect(m.canDecodeStep).toBe(true);
       expect(lib.generate(m, [1], { maxTokens: golden.greedy_ids.length, stopAtEos: false })).toEqual(golden.greedy_ids);
@@ -188,6 +191,27 @@ describe('backend-wasm fused decode step', () => {
       expect(lib.generate(m, [1], { maxTokens: golden.greedy_ids.length, stopAtEos: false })).toEqual(golden.greedy_ids);
       expect(threads.handoffs).toBeGreaterThan(255 * 5 * 7);
       expect(threads.onHeap).toBe(true);
+    } finally {
+      tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
+      tf.registerKernel(inPlace);
+      threads.dispose();
+      m.dispose();
+    }
+  });
+
+  it('steps before the workers are up run in place on one thread, and the threads take over once they are', async () => {
+    const m = model({ vocabSize: 103, dim: 36, nLayers: 2, nHeads: 6, nKvHeads: 2, headDim: 6, hiddenDim: 50, maxSeqLen: 64, tiedEmbeddings: false }, 3);
+    const alone = lib.generate(m, [[1, 2]], { maxTokens: 40, stopAtEos: false });
+    const threads = new DecodeThreads(nodeGemmPlatform, 2, 0, 0);
+    const inPlace = tf.getKernel(FusedKernel.decodeStep, 'wasm')!;
+    tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
+    tf.registerKernel({ kernelName: FusedKernel.decodeStep, backendName: 'wasm', kernelFunc: decodeStepKernel(threads) });
+    try {
+      const first = lib.generate(m, [[1, 2]], { maxTokens: 1, stopAtEos: false }); // starts the workers, does not wait
+      expect(first[0]).toEqual(alone[0]!.slice(0, 1));
+      await threads.ready(tf.findBackend('wasm') as never);
+      expect(lib.generate(m, [[1, 2]], { maxTokens: 40, stopAtEos: false })).toEqual(alone);
+      expect(threads.handoffs).toBeGreaterThan(0);
     } finally {
       tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
       tf.registerKernel(inPlace);

@@ -51,6 +51,8 @@ const CALLER_SPINS = 1 << 18;
 export const THREADED_DECODE_BYTES = 8 << 20;
 /** Products smaller than this (multiply-adds) run on the calling thread alone. */
 const SERIAL_MACS = 1 << 15;
+/** Workers not up this long after they were started never will be. */
+const WORKER_START_MS = 30_000;
 /** A hand-off not finished in this long means a worker is gone. */
 const HANDOFF_TIMEOUT_MS = 60_000;
 
@@ -110,6 +112,7 @@ export class DecodeThreads implements StepOffload {
   private machine: StepMachine | undefined;
   /** The shared tfjs heap the workers run on (set when they start on one), else undefined: they work on copies. */
   private heap: WasmMemory | undefined;
+  private startedAt = 0;
 
   constructor(
     private readonly platform: GemmPlatform,
@@ -219,10 +222,13 @@ export class DecodeThreads implements StepOffload {
 
   /**
    * Start the memory and workers on first use — on `backend`'s heap when that is shared memory (then this object's
-   * memory holds only the control words); false while they cannot run (not started yet in a page, or failed).
+   * memory holds only the control words). False while they cannot run: failed, or not started yet. The caller does
+   * not wait for them (a worker takes ~50–70 ms to start here, ~15 one-thread steps of a 15M model): the steps before
+   * they are up run in place on one thread, with the same numbers.
    */
   private start(backend: WasmHeapBackend): boolean {
     if (!this.memory) {
+      this.startedAt = Date.now();
       const module = new wasmApi.Module(fusedModuleBytes(true));
       const heap = heapMemory(backend);
       this.heap = this.inPlace && heapIsShared(heap) ? heap : undefined;
@@ -243,17 +249,16 @@ export class DecodeThreads implements StepOffload {
       }
     }
     if (Atomics.load(this.control!, READY) >= this.workers.length) return true;
-    if (!this.platform.startsWorkersWhileBlocked) return false;
-    const deadline = Date.now() + 30_000;
-    while (Atomics.load(this.control!, READY) < this.workers.length) {
-      if (this.failure !== undefined) return false;
-      if (Date.now() > deadline) {
-        this.failure = 'decode workers did not start within 30 s';
-        return false;
-      }
-      Atomics.wait(this.control!, READY, Atomics.load(this.control!, READY), 5);
+    if (Date.now() - this.startedAt > WORKER_START_MS) this.failure ??= `decode workers did not start within ${WORKER_START_MS / 1000} s`;
+    return false;
+  }
+
+  /** Resolves once the workers are up on `backend`'s heap (or copies); rejects if they failed to start. */
+  async ready(backend: WasmHeapBackend): Promise<void> {
+    while (!this.start(backend)) {
+      if (this.failure !== undefined) throw new Error(`decode threads: ${this.failure}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    return true;
   }
 
   /** Lay the plan's tensors out in the shared memory (each distinct tensor once) and copy them in. */
