@@ -11,7 +11,7 @@
  * for RoPE) or multiples of 4 elements, so every element takes the same SIMD or scalar path as on one thread.
  * - On a **shared tfjs heap** (../shared-heap.ts; the default under Node with worker threads) the workers read and
  *   write the tensors where they are: every kernel but the RMSNorm gradient (its weight gradient sums over all rows)
- *   is split from HEAP_SPLIT_MIN_FLOATS on.
+ *   is split, from HEAP_SPLIT_MIN_FLOATS on (far later for the memory-bound ones).
  * - On an unshared heap a worker can only work on a copy. Most of these kernels do 1–3 float operations per byte
  *   they touch, so copying a share in and out costs what the worker saves: only the exp-heavy ones (causal softmax,
  *   SwiGLU: ~20 operations per float) are split, from SPLIT_MIN_FLOATS on, through copies in the pool's memory.
@@ -76,18 +76,24 @@ function inPlace(backend: unknown, inputs: TensorInfo[], outShapes: number[][], 
  * copying their shares in and out would cost more than the half of the work they take).
  */
 export const SPLIT_MIN_FLOATS = 1 << 17;
-/** Shared heap: no copies, only the wake-up to repay. */
-export const HEAP_SPLIT_MIN_FLOATS = 1 << 16;
+/**
+ * Shared heap: no copies, only the hand-off to repay. The exp-heavy kernels (~20 operations a float) pay from 64 K
+ * floats touched (SwiGLU of 32 K elements: 77 → 48 µs). The memory-bound ones (RMSNorm, RoPE, the softmax gradient,
+ * AdamW, the residual add: 1–3 operations a byte) only from 4 M: below that the second thread's share costs about what
+ * the hand-off does (RMSNorm 1024 × 64: 33 µs alone, 46–370 µs split; 2048 × 512: 330 µs either way; 8192 × 512:
+ * 1.3 → 0.75–0.85 ms).
+ */
+export const HEAP_SPLIT_MIN_FLOATS = { exp: 1 << 16, light: 1 << 22 } as const;
 
 /**
  * The GEMM's pool when a kernel touching `floats` floats is worth splitting with its workers, else undefined.
- * `viaCopies`: whether the kernel is worth splitting on an unshared heap (its workers then work on copies).
+ * `cost`: exp-heavy or memory-bound (HEAP_SPLIT_MIN_FLOATS); `viaCopies`: whether it is worth splitting on an unshared
+ * heap too (its workers then work on copies, from SPLIT_MIN_FLOATS on).
  */
-function splitPool(backend: unknown, floats: number, viaCopies: boolean): GemmPool | undefined {
-  if (floats < HEAP_SPLIT_MIN_FLOATS) return undefined;
+function splitPool(backend: unknown, floats: number, cost: keyof typeof HEAP_SPLIT_MIN_FLOATS, viaCopies = false): GemmPool | undefined {
   const pool = sharedGemmPool();
   if (!pool || pool.threads < 2 || pool.broken) return undefined;
-  if (pool.heap !== undefined && pool.heap === (backend as WasmHeapBackend).wasm) return pool;
+  if (pool.heap !== undefined && pool.heap === (backend as WasmHeapBackend).wasm) return floats >= HEAP_SPLIT_MIN_FLOATS[cost] ? pool : undefined;
   return viaCopies && floats >= SPLIT_MIN_FLOATS ? pool : undefined;
 }
 
@@ -174,7 +180,7 @@ const swiglu: KernelFunc = ({ inputs, backend }) => {
   const u = inputs['up'] as TensorInfo;
   float32(FusedKernel.swiglu, g, u);
   const n = sameSize(FusedKernel.swiglu, [g, u]);
-  const pool = splitPool(backend, 3 * n, true);
+  const pool = splitPool(backend, 3 * n, 'exp', true);
   return inPlace(backend, [g, u], [[...g.shape]], (k, [ga, ua], [ma]) => {
     if (!pool) return k.swiglu(ga!, ua!, ma!, n);
     const cut = shares(n, pool.threads, 4);
@@ -189,7 +195,7 @@ const swigluGrad: KernelFunc = ({ inputs, backend }) => {
   float32(FusedKernel.swigluGrad, ...ins);
   const n = sameSize(FusedKernel.swigluGrad, ins);
   const shape = [...ins[0]!.shape];
-  const pool = splitPool(backend, 5 * n, false);
+  const pool = splitPool(backend, 5 * n, 'exp');
   return inPlace(backend, ins, [shape, shape], (k, [g, u, dm], [dg, du]) => {
     if (!pool) return k.swigluGrad(g!, u!, dm!, dg!, du!, n);
     const cut = shares(n, pool.threads, 4);
@@ -209,7 +215,7 @@ const rmsNorm: KernelFunc = ({ inputs, attrs, backend }) => {
   if (d < 1 || size(w.shape) !== d || !(activeDim > 0)) throw new Error(`${FusedKernel.rmsNorm}: x [${x.shape}], weight [${w.shape}], activeDim ${activeDim} do not fit`);
   const rows = size(x.shape) / d;
   const [epsBits, invBits] = [f32Bits(eps), f32Bits(1 / activeDim)];
-  const pool = rows > 1 ? splitPool(backend, 2 * rows * d, false) : undefined;
+  const pool = rows > 1 ? splitPool(backend, 2 * rows * d, 'light') : undefined;
   return inPlace(backend, [x, w], [[...x.shape], [...x.shape.slice(0, -1), 1]], (k, [xa, wa], [oa, ra]) => {
     if (!pool) return k.rmsNorm(xa!, wa!, oa!, ra!, rows, d, epsBits, invBits);
     const cut = shares(rows, pool.threads);
@@ -243,7 +249,7 @@ const causalSoftmax: KernelFunc = ({ inputs, attrs, backend }) => {
   const [items, rows, cols] = s.shape as [number, number, number];
   if (!(seq >= 1) || cols < 1) throw new Error(`${FusedKernel.causalSoftmax}: seq ${seq} and scores [${s.shape}] do not fit`);
   const bits = f32Bits(scale);
-  const pool = items > 1 ? splitPool(backend, 2 * items * rows * cols, true) : undefined;
+  const pool = items > 1 ? splitPool(backend, 2 * items * rows * cols, 'exp', true) : undefined;
   return inPlace(backend, [s], [[items, rows, cols]], (k, [sa], [pa]) => {
     if (!pool) return k.causalSoftmax(sa!, pa!, items * rows, rows, cols, seq, bits, 0);
     // whole items per thread (a share's row positions restart at its first row)
@@ -264,7 +270,7 @@ const softmaxGrad: KernelFunc = ({ inputs, attrs, backend }) => {
   const cols = p.shape[p.shape.length - 1]!;
   const rows = size(p.shape) / cols;
   const bits = f32Bits(scale);
-  const pool = rows > 1 ? splitPool(backend, 3 * rows * cols, false) : undefined;
+  const pool = rows > 1 ? splitPool(backend, 3 * rows * cols, 'light') : undefined;
   return inPlace(backend, [p, dp], [[...p.shape]], (k, [pa, da], [oa]) => {
     if (!pool) return k.softmaxGrad(pa!, da!, oa!, rows, cols, bits);
     const cut = shares(rows, pool.threads);
@@ -283,7 +289,7 @@ const ropeHeads: KernelFunc = ({ inputs, attrs, backend }) => {
     throw new Error(`${FusedKernel.ropeHeads}: x [${x!.shape}], cos [${cos!.shape}], sin [${sin!.shape}] do not match batch ${batch}, seq ${seq}, heads ${heads}, headDim ${headDim}`);
   }
   const shape = backward ? [batch * seq, heads * headDim] : [batch, heads, seq, headDim];
-  const pool = batch > 1 ? splitPool(backend, 2 * batch * seq * heads * headDim, false) : undefined;
+  const pool = batch > 1 ? splitPool(backend, 2 * batch * seq * heads * headDim, 'light') : undefined;
   const direction = backward ? 1 : 0;
   return inPlace(backend, [x!, cos!, sin!], [shape], (k, [xa, ca, sa], [oa]) => {
     if (!pool) return k.ropeHeads(xa!, oa!, batch, seq, heads, headDim, ca!, sa!, direction);
@@ -304,7 +310,7 @@ const adamw: KernelFunc = ({ inputs, attrs, backend }) => {
   const a = attrs as unknown as { lr: number; beta1: number; beta2: number; eps: number; decay: number; gradScale: number; bc1: number; bc2: number };
   const shape = [...ins[0]!.shape];
   const hyper = [a.lr, a.beta1, a.beta2, a.eps, 1 - a.decay, a.gradScale, 1 / a.bc1, 1 / a.bc2].map(f32Bits) as [number, number, number, number, number, number, number, number];
-  const pool = splitPool(backend, 7 * n, false);
+  const pool = splitPool(backend, 7 * n, 'light');
   return inPlace(backend, ins, [shape, shape, shape], (k, [p, g, m, v], [po, mo, vo]) => {
     if (!pool) return k.adamw(p!, g!, m!, v!, po!, mo!, vo!, n, ...hyper);
     const cut = shares(n, pool.threads, 4);
@@ -326,7 +332,7 @@ function splitAdd(stock: KernelFunc): KernelFunc {
     const b = args.inputs['b'] as TensorInfo;
     const n = size(a.shape);
     const same = a.dtype === 'float32' && b.dtype === 'float32' && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
-    const pool = same ? splitPool(args.backend, 3 * n, false) : undefined;
+    const pool = same ? splitPool(args.backend, 3 * n, 'light') : undefined;
     if (!pool || pool.heap === undefined) return stock(args);
     return inPlace(args.backend, [a, b], [[...a.shape]], (k, [aa, ba], [oa]) => {
       const cut = shares(n, pool.threads, 4);

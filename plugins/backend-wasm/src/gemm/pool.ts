@@ -183,6 +183,10 @@ export class GemmPool {
   readonly platform: GemmPlatform;
   private readonly workers: GemmWorkerHandle[] = [];
   private controlView: Int32Array;
+  private readonly sharedMemory: boolean;
+  /** A view of the memory `run` last wrote lists into, kept while it covers them. */
+  private listWords: Int32Array | undefined;
+  private listMemory: WasmMemory | undefined;
   private readonly heapLists: HeapLists | undefined;
   private disposed = false;
   private failure: string | undefined;
@@ -193,6 +197,7 @@ export class GemmPool {
     this.fma = (options.fma ?? true) && relaxedSimdAvailable(this.platform);
     this.blocks = options.blocks ?? BLOCKS;
     const shared = this.platform.sharedMemory();
+    this.sharedMemory = shared;
     const module = new wasmApi.Module(gemmModuleBytes(this.tile, this.fma, shared));
     const scratchBytes = this.threads * 4 * scratchFloats(this.tile, this.blocks);
     this.memory = new wasmApi.Memory({ initial: Math.ceil((HEAP_START + scratchBytes) / 65536) + 16, maximum: MAX_PAGES, shared });
@@ -216,7 +221,9 @@ export class GemmPool {
 
   /** The control words. An unshared memory's buffer is replaced when it grows, so the view follows it. */
   private get control(): Int32Array {
-    if (this.controlView.buffer !== this.memory.buffer) this.controlView = new Int32Array(this.memory.buffer, 0, CONTROL_BYTES / 4);
+    // A shared memory's views stay valid when it grows (the control words never move); reading `memory.buffer` is
+    // not free (it showed in profiles of small products), so only an unshared memory's is checked.
+    if (!this.sharedMemory && this.controlView.buffer !== this.memory.buffer) this.controlView = new Int32Array(this.memory.buffer, 0, CONTROL_BYTES / 4);
     return this.controlView;
   }
 
@@ -441,7 +448,17 @@ export class GemmPool {
   private run(lists: Int32Array[], listAddr: number, own?: () => void, onHeap?: HeapLists): void {
     const parallel = lists.length > 1;
     if (parallel && this.failure) throw new Error(`GEMM worker threads failed: ${this.failure}`);
-    const words = new Int32Array((onHeap?.memory ?? this.memory).buffer);
+    const memory = onHeap?.memory ?? this.memory;
+    const end = listAddr + lists.reduce((sum, l) => sum + 4 * l.length, 0);
+    // a view of a shared memory stays valid as it grows, but does not reach past the length it was made with
+    let words = this.sharedMemory && this.listMemory === memory ? this.listWords : undefined;
+    if (!words || words.byteLength < end) {
+      words = new Int32Array(memory.buffer);
+      if (this.sharedMemory) {
+        this.listWords = words;
+        this.listMemory = memory;
+      }
+    }
     let at = listAddr;
     const starts = lists.map((list) => {
       words.set(list, at / 4);
