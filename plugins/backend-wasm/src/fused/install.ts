@@ -17,7 +17,7 @@
  *   SwiGLU: ~20 operations per float) are split, from SPLIT_MIN_FLOATS on, through copies in the pool's memory.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { FusedKernel } from '@topiary/kernel';
 import { decodeStepKernel } from './decode.js';
 import { DecodeThreads } from './decode-threads.js';
@@ -28,6 +28,7 @@ import { fusedOperation, OP_ADAMW, OP_ADD, OP_CAUSAL_SOFTMAX, OP_RMS_NORM, OP_RO
 import type { GemmPool } from '../gemm/pool.js';
 import { roundUp } from '../gemm/plan.js';
 import { sharedGemmPool } from '../kernels/batch-matmul.js';
+import { replaceWasmKernel, restoreWasmKernel } from '../kernels/replace.js';
 
 /** The names installed here (the softmax cross-entropy is installed with the GEMM). */
 export const IN_PLACE_FUSED = [
@@ -344,8 +345,8 @@ function splitAdd(stock: KernelFunc): KernelFunc {
   };
 }
 
-/** tfjs's own `Add` registration while ours replaces it. */
-let stockAdd: KernelConfig | undefined;
+/** Marks our `Add` (the stock registration rides on it: ../kernels/replace.ts). */
+const SPLIT_ADD = Symbol.for('topiary:split-add');
 
 const KERNELS: Record<Exclude<(typeof IN_PLACE_FUSED)[number], typeof FusedKernel.decodeStep>, KernelFunc> = {
   [FusedKernel.adamw]: adamw,
@@ -380,11 +381,7 @@ export function installInPlaceFusedKernels(options: InPlaceFusedOptions = {}): b
   const kernels: Record<(typeof IN_PLACE_FUSED)[number], KernelFunc> = { ...KERNELS, [FusedKernel.decodeStep]: decodeStepKernel(decodeThreads) };
   for (const name of IN_PLACE_FUSED) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernels[name] });
   // the residual adds split on a shared heap (tfjs's kernel for the rest; its setup still binds its wasm function)
-  stockAdd = tf.getKernel('Add', 'wasm');
-  if (stockAdd) {
-    tf.unregisterKernel('Add', 'wasm');
-    tf.registerKernel({ ...stockAdd, kernelFunc: splitAdd(stockAdd.kernelFunc) });
-  }
+  replaceWasmKernel('Add', SPLIT_ADD, (stock) => splitAdd(stock.kernelFunc));
   // the module generated, compiled and instantiated now (~25 ms of code that runs once, JIT-cold), not in the first
   // kernel call — as a native library's kernels are compiled before it runs
   exportsFor(tf.findBackend('wasm') as unknown as WasmHeapBackend);
@@ -394,11 +391,7 @@ export function installInPlaceFusedKernels(options: InPlaceFusedOptions = {}): b
 /** Remove them (and stop the decode threads): the model computes those steps with composite ops again. */
 export function uninstallInPlaceFusedKernels(): void {
   for (const name of IN_PLACE_FUSED) if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
-  if (stockAdd) {
-    tf.unregisterKernel('Add', 'wasm');
-    tf.registerKernel(stockAdd);
-    stockAdd = undefined;
-  }
+  restoreWasmKernel('Add', SPLIT_ADD);
   decodeThreads?.dispose();
   decodeThreads = undefined;
 }

@@ -5,8 +5,8 @@
  * copied with `copyWithin` take ~1 ms. Same bytes out (a row is copied, not computed). Everything else — another
  * axis, batch dimensions, other dtypes, an index out of range — goes to the stock kernel, which decides.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { replaceWasmKernel, restoreWasmKernel } from './replace.js';
 
 interface WasmHeapBackend {
   makeOutput(shape: number[], dtype: 'float32' | 'int32'): TensorInfo;
@@ -14,7 +14,6 @@ interface WasmHeapBackend {
 }
 
 const ROWS = Symbol.for('topiary:row-gather');
-type Marked = KernelConfig & { [ROWS]?: KernelConfig };
 
 function rowGather(stock: KernelFunc): KernelFunc {
   return (args) => {
@@ -43,18 +42,10 @@ function rowGather(stock: KernelFunc): KernelFunc {
 
 /** Replace the wasm GatherV2 with the row-copying one (idempotent). */
 export function installRowGather(): void {
-  const current = tf.getKernel('GatherV2', 'wasm') as Marked | undefined;
-  if (!current || current[ROWS]) return;
-  const replacement: Marked = { ...current, kernelFunc: rowGather(current.kernelFunc) };
-  replacement[ROWS] = current;
-  tf.unregisterKernel('GatherV2', 'wasm');
-  tf.registerKernel(replacement);
+  replaceWasmKernel('GatherV2', ROWS, (stock) => rowGather(stock.kernelFunc));
 }
 
 /** Put the stock GatherV2 back. */
 export function uninstallRowGather(): void {
-  const current = tf.getKernel('GatherV2', 'wasm') as Marked | undefined;
-  if (!current?.[ROWS]) return;
-  tf.unregisterKernel('GatherV2', 'wasm');
-  tf.registerKernel(current[ROWS]);
+  restoreWasmKernel('GatherV2', ROWS);
 }

@@ -5,15 +5,14 @@
  * `assign` swaps its data id, nothing writes into an existing buffer), so sharing is safe: it is what the cpu backend
  * and the wasm backend's own `Reshape` do — one more reference on the data id, freed with the last tensor.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { replaceWasmKernel, restoreWasmKernel } from './replace.js';
 
 interface RefCountingBackend {
   incRef(dataId: object): void;
 }
 
 const SHARED = Symbol.for('topiary:shared-identity');
-type Marked = KernelConfig & { [SHARED]?: KernelConfig };
 
 const sharedIdentity: KernelFunc = (args) => {
   const x = args.inputs['x'] as TensorInfo;
@@ -23,18 +22,10 @@ const sharedIdentity: KernelFunc = (args) => {
 
 /** Replace the wasm Identity with the sharing one (idempotent). */
 export function installSharedIdentity(): void {
-  const current = tf.getKernel('Identity', 'wasm') as Marked | undefined;
-  if (!current || current[SHARED]) return;
-  const replacement: Marked = { kernelName: 'Identity', backendName: 'wasm', kernelFunc: sharedIdentity };
-  replacement[SHARED] = current;
-  tf.unregisterKernel('Identity', 'wasm');
-  tf.registerKernel(replacement);
+  replaceWasmKernel('Identity', SHARED, () => sharedIdentity);
 }
 
 /** Put the stock (copying) Identity back. */
 export function uninstallSharedIdentity(): void {
-  const current = tf.getKernel('Identity', 'wasm') as Marked | undefined;
-  if (!current?.[SHARED]) return;
-  tf.unregisterKernel('Identity', 'wasm');
-  tf.registerKernel(current[SHARED]);
+  restoreWasmKernel('Identity', SHARED);
 }
