@@ -7,7 +7,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { TopiaryError, z, type BackendAvailability, type BackendCapabilities, type OptionsOf, type TensorBackend } from '@topiary/kernel';
 import { installFastBatchMatMul, prepareInPlaceGemm, sharedGemmPool, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
-import { withSharedTfjsHeap } from './shared-heap.js';
+import { heapIsShared, withSharedTfjsHeap } from './shared-heap.js';
+import { tfjsHeapMemory } from './gemm/wasm-api.js';
 import { relaxedSimdAvailable, resolveThreads } from './gemm/pool.js';
 import type { GemmPlatform } from './gemm/platform.js';
 import { nodeGemmPlatform } from './gemm/platform-node.js';
@@ -44,6 +45,8 @@ export class WasmBackend implements TensorBackend {
   /** Gram and matmul on XNNPACK (when wasm is the active engine); the rest generic. */
   readonly primitives = wasmPrimitives;
   private simd: boolean | undefined;
+  /** Whether tfjs-wasm's heap is shared memory with the GEMM's threads (known after init). */
+  private heapShared: boolean | undefined;
   private threaded = false;
   private readonly fastMatMul: boolean;
   private readonly gemmThreads: number;
@@ -105,6 +108,7 @@ export class WasmBackend implements TensorBackend {
       // its model and data, instead of inside its first product (a stories-size Wanda spent 84 ms of its first
       // block waiting for them).
       if (this.fastMatMul && this.gemmThreads > 1) sharedGemmPool();
+      this.heapShared = heapIsShared(tfjsHeapMemory((tf.engine().registry['wasm'] as unknown as { wasm?: unknown } | undefined)?.wasm));
       // after setBackend: they run on the active wasm backend's heap
       uninstallInPlaceFusedKernels();
       this.fused = this.wantFused && installInPlaceFusedKernels({ threads: this.gemmThreads, platform: this.platform });
@@ -131,14 +135,21 @@ export class WasmBackend implements TensorBackend {
         ? 'not initialised yet: call init() to find out the SIMD build'
         : `other ops: tfjs-backend-wasm-${build}.wasm (XNNPACK) on ${this.threaded ? 'several threads' : '1 thread'}`,
       this.platform.tfjsThreadsNote,
-      'UnsortedSegmentSum added (gradient of gather / embedding lookup)',
+      ...(this.heapShared === undefined
+        ? []
+        : [
+            this.heapShared
+              ? "tfjs-wasm's heap: shared memory (its binary's memory made a shared import at initialisation): the threads work on tensors in place"
+              : "tfjs-wasm's heap: not shared (one thread, an unshared page or TOPIARY_WASM_SHARED_HEAP=0): operands are copied to the threads",
+          ]),
+      'UnsortedSegmentSum added (gradient of gather / embedding lookup); GatherV2 along axis 0 as row copies',
       ...(this.fastMatMul ? ['softmax cross-entropy (the LM-head loss): one fused SIMD pass per row on the GEMM threads'] : []),
       this.fused
-        ? 'RMSNorm, RoPE + head transpose, causal softmax, SwiGLU, their gradients and AdamW: fused WebAssembly SIMD kernels in place on the tfjs heap (1 thread, no copies)'
+        ? `RMSNorm, RoPE + head transpose, causal softmax, SwiGLU, their gradients and AdamW: fused WebAssembly SIMD kernels in place on the tfjs heap${this.heapShared && this.gemmThreads > 1 ? `, big ones (and the residual adds) split across the ${this.gemmThreads} threads` : this.gemmThreads > 1 ? '; big causal softmaxes and SwiGLUs split across the threads through copies' : ''}`
         : 'RMSNorm, RoPE, softmax, SwiGLU, AdamW: tfjs composite ops (fused kernels off)',
       ...(this.fused
         ? [
-            `generation: one fused decode step per token (few-row SIMD products${this.gemmThreads > 1 && this.platform.sharedMemory() ? `; models with ≥ 8 MB of weights on ${this.gemmThreads} threads over a shared-memory copy of the weights` : ', in place on 1 thread'})`,
+            `generation: one fused decode step per token (few-row SIMD products${this.gemmThreads > 1 && this.platform.sharedMemory() ? `; models with ≥ 8 MB of weights on ${this.gemmThreads} threads ${this.heapShared ? 'in place on the shared heap' : 'over a shared-memory copy of the weights'}` : ', in place on 1 thread'})`,
           ]
         : []),
       `primitives: accumulateGram and matmul through BatchMatMul (${this.fastMatMul ? 'the GEMM' : 'XNNPACK'}; float32 blocks of 1024 rows summed in float64); the rest generic`,

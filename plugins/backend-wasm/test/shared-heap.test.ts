@@ -98,11 +98,13 @@ describe('importSharedMemory', () => {
 });
 
 describe('backend-wasm on a shared tfjs heap', () => {
+  const backend = createWasmBackend({ threads: 2 });
   beforeAll(async () => {
-    await createWasmBackend({ threads: 2 }).init();
+    await backend.init();
   });
 
   it('initialises tfjs-wasm on shared memory and the GEMM’s threads work on it', () => {
+    expect(backend.capabilities().notes.join('\n'), 'capabilities() says so').toMatch(/heap: shared memory/);
     const heap = (tf.engine().registry['wasm'] as unknown as { wasm: { asm: { memory: Mem & { grow(pages: number): number } } } }).wasm;
     expect(heapIsShared(heap.asm.memory)).toBe(true);
     expect(sharedGemmPool()!.heap).toBe(heap);
