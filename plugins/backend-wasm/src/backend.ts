@@ -7,8 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { TopiaryError, z, type BackendAvailability, type BackendCapabilities, type OptionsOf, type TensorBackend } from '@topiary/kernel';
 import { installFastBatchMatMul, prepareInPlaceGemm, sharedGemmPool, uninstallFastBatchMatMul } from './kernels/batch-matmul.js';
-import { heapIsShared, withSharedTfjsHeap } from './shared-heap.js';
-import { tfjsHeapMemory } from './gemm/wasm-api.js';
+import { withSharedTfjsHeap } from './shared-heap.js';
 import { relaxedSimdAvailable, resolveThreads } from './gemm/pool.js';
 import type { GemmPlatform } from './gemm/platform.js';
 import { nodeGemmPlatform } from './gemm/platform-node.js';
@@ -108,7 +107,7 @@ export class WasmBackend implements TensorBackend {
       // its model and data, instead of inside its first product (a stories-size Wanda spent 84 ms of its first
       // block waiting for them).
       if (this.fastMatMul && this.gemmThreads > 1) sharedGemmPool();
-      this.heapShared = heapIsShared(tfjsHeapMemory((tf.engine().registry['wasm'] as unknown as { wasm?: unknown } | undefined)?.wasm));
+      this.heapShared = sharedGemmPool()?.heap !== undefined;
       // after setBackend: they run on the active wasm backend's heap
       uninstallInPlaceFusedKernels();
       this.fused = this.wantFused && installInPlaceFusedKernels({ threads: this.gemmThreads, platform: this.platform });

@@ -22,10 +22,10 @@ import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { MAX_PAGES } from '../gemm/kernels.js';
 import { roundUp } from '../gemm/plan.js';
 import type { GemmPlatform, GemmWorkerHandle } from '../gemm/platform.js';
-import { wasmApi, type EmscriptenHeap, type WasmMemory } from '../gemm/wasm-api.js';
+import { wasmApi, type WasmMemory } from '../gemm/wasm-api.js';
 import { heapIsShared } from '../shared-heap.js';
-import { mapPlan, planTensors, runStep, scratchLayout, type StepMachine, type StepOffload, type StepPlan } from './decode.js';
-import { exportsFor, heapMemory, type FusedExports, type WasmHeapBackend } from './heap.js';
+import { mapPlan, planTensors, runStep, scratchLayout, stepInPlace, type StepMachine, type StepOffload, type StepPlan } from './decode.js';
+import { heapMemory, type FusedExports, type WasmHeapBackend } from './heap.js';
 import { fusedModuleBytes } from './module.js';
 
 /** Control words (int32 indices) at the start of the shared memory. */
@@ -183,28 +183,15 @@ export class DecodeThreads implements StepOffload {
     return true;
   }
 
-  /** The step in place on the shared heap: only its scratch is allocated there; caches and logits are the caller's. */
+  /** The step in place on the shared heap (decode.ts stepInPlace), its products split over the threads. */
   private runOnHeap(plan: StepPlan<TensorInfo>, ids: Int32Array, backend: WasmHeapBackend, logits: TensorInfo): boolean {
-    const heap = backend.wasm as EmscriptenHeap;
-    const { bytes } = scratchLayout(plan);
-    // unsigned: tfjs's heap goes up to 4 GiB, and _malloc's result is a signed int32
-    const block = heap._malloc(bytes + 16) >>> 0;
-    if (!block) return false;
     try {
-      // addresses after the allocation (it may grow the heap; offsets stay valid, views would not)
-      const at = (t: TensorInfo): number => backend.typedArrayFromHeap(t).byteOffset;
-      const k = exportsFor(backend);
-      const memory = this.heap!;
-      const machine: StepMachine = { k, view: () => new Float32Array(memory.buffer), gemv: (w, x, y, rows, kk, n, bias, add) => this.gemv(k, w, x, y, rows, kk, n, bias, add) };
-      runStep(machine, mapPlan(plan, at), ids, roundUp(block, 16), at(logits));
-      return true;
+      return stepInPlace(backend, plan, ids, logits, (k) => (w, x, y, rows, kk, n, bias, add) => this.gemv(k, w, x, y, rows, kk, n, bias, add));
     } catch (err) {
       // a worker died or trapped: the step runs again in place on one thread (it rewrites the same cache position
       // and the whole logits, so what this one wrote is overwritten)
       this.failure ??= err instanceof Error ? err.message : String(err);
       return false;
-    } finally {
-      heap._free(block);
     }
   }
 

@@ -318,6 +318,34 @@ export interface StepOffload {
   run(plan: StepPlan<TensorInfo>, ids: Int32Array, backend: WasmHeapBackend, logits: TensorInfo): boolean;
 }
 
+/**
+ * One step in place on tfjs's heap: its scratch malloc'ed there (false, nothing run, when that fails), the caller's
+ * caches and `logits` written where they are. `gemv` runs the few-row products (default: the calling thread).
+ */
+export function stepInPlace(
+  b: WasmHeapBackend,
+  plan: StepPlan<TensorInfo>,
+  ids: Int32Array,
+  logits: TensorInfo,
+  gemv: (k: FusedExports) => StepMachine['gemv'] = (k) => (w, x, y, rows, kk, n, bias, add) => k.gemv(w, x, y, rows, kk, n, bias, add, rows),
+): boolean {
+  const heap = b.wasm as EmscriptenHeap;
+  const { bytes } = scratchLayout(plan);
+  // unsigned: tfjs's heap goes up to 4 GiB, and _malloc's result is a signed int32
+  const block = heap._malloc(bytes + 16) >>> 0;
+  if (!block) return false;
+  try {
+    // addresses after every allocation (an allocation may grow the heap; offsets stay valid, views would not)
+    const at = (t: TensorInfo): number => b.typedArrayFromHeap(t).byteOffset;
+    const k = exportsFor(b);
+    const machine: StepMachine = { k, view: () => new Float32Array(b.typedArrayFromHeap(logits).buffer), gemv: gemv(k) };
+    runStep(machine, mapPlan(plan, at), ids, Math.ceil(block / 16) * 16, at(logits));
+    return true;
+  } finally {
+    heap._free(block);
+  }
+}
+
 /** The kernel, running big models on `offload` when given (the backend's threads) and the rest in place. */
 export function decodeStepKernel(offload?: StepOffload): KernelFunc {
   return ({ inputs, attrs, backend }) => {
@@ -328,23 +356,7 @@ export function decodeStepKernel(offload?: StepOffload): KernelFunc {
     const logits = b.makeOutput([plan.n, plan.vocab], 'float32');
     try {
       if (offload?.run(plan, ids, b, logits)) return logits;
-      const { bytes } = scratchLayout(plan);
-      // unsigned: tfjs's heap goes up to 4 GiB, and _malloc's result is a signed int32
-      const block = heap._malloc(bytes + 16) >>> 0;
-      if (!block) fail(`tfjs's heap could not allocate ${(bytes / 2 ** 20).toFixed(1)} MiB of scratch`);
-      try {
-        // addresses after every allocation (an allocation may grow the heap; offsets stay valid, views would not)
-        const at = (t: TensorInfo): number => b.typedArrayFromHeap(t).byteOffset;
-        const k = exportsFor(b);
-        const machine: StepMachine = {
-          k,
-          view: () => new Float32Array(b.typedArrayFromHeap(logits).buffer),
-          gemv: (w, x, y, rows, kk, n, bias, add) => k.gemv(w, x, y, rows, kk, n, bias, add, rows),
-        };
-        runStep(machine, mapPlan(plan, at), ids, Math.ceil(block / 16) * 16, at(logits));
-      } finally {
-        heap._free(block);
-      }
+      if (!stepInPlace(b, plan, ids, logits)) fail(`tfjs's heap could not allocate ${(scratchLayout(plan).bytes / 2 ** 20).toFixed(1)} MiB of scratch`);
     } catch (err) {
       b.disposeData(logits.dataId);
       throw err;

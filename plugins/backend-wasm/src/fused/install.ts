@@ -94,7 +94,7 @@ export const HEAP_SPLIT_MIN_FLOATS = { exp: 1 << 16, light: 1 << 22 } as const;
 function splitPool(backend: unknown, floats: number, cost: keyof typeof HEAP_SPLIT_MIN_FLOATS, viaCopies = false): GemmPool | undefined {
   const pool = sharedGemmPool();
   if (!pool || pool.threads < 2 || pool.broken) return undefined;
-  if (pool.heap !== undefined && pool.heap === (backend as WasmHeapBackend).wasm) return floats >= HEAP_SPLIT_MIN_FLOATS[cost] ? pool : undefined;
+  if (pool.worksOn((backend as WasmHeapBackend).wasm)) return floats >= HEAP_SPLIT_MIN_FLOATS[cost] ? pool : undefined;
   return viaCopies && floats >= SPLIT_MIN_FLOATS ? pool : undefined;
 }
 
@@ -114,6 +114,9 @@ interface Part {
   whole?: number;
 }
 
+/** A tensor split element by element. */
+const perElement = (at: number): Part => ({ at, unitBytes: 4 });
+
 /**
  * Run a kernel split at `cut` (shares()): units [0, cut[1]) by `own` on the calling thread, in place; worker w's
  * units [cut[w+1], cut[w+2]) as the operation `op(inputs, outputs, units)` (fusedOperation) given the addresses of
@@ -130,41 +133,37 @@ function runSplit(
   own: () => void,
 ): void {
   const workers = cut.slice(1, -1);
-  if (pool.heap !== undefined && pool.heap === (backend as WasmHeapBackend).wasm) {
+  if (pool.worksOn((backend as WasmHeapBackend).wasm)) {
     const address = (p: Part, from: number): number => p.at + from * p.unitBytes;
     pool.runOnHeap([new Int32Array(0), ...workers.map((from, w) => op(inputs.map((p) => address(p, from)), outputs.map((p) => address(p, from)), cut[w + 2]! - from))], own);
     return;
   }
   const mine = cut[1]!;
   const rest = cut[cut.length - 1]! - mine;
-  // the workers' part of each tensor, one after another in the pool's memory
-  const bytes = (p: Part): number => roundUp(p.whole ?? p.unitBytes * rest, 64);
+  // the workers' part of each tensor, one after another in the pool's memory: offsets from its (64-byte aligned) base
+  const parts = [...inputs, ...outputs];
+  const offsets: number[] = [];
+  let total = 0;
+  for (const p of parts) {
+    offsets.push(total);
+    total += roundUp(p.whole ?? p.unitBytes * rest, 64);
+  }
   const heap = heapBytes(backend);
-  const total = [...inputs, ...outputs].reduce((s, p) => s + bytes(p), 0);
   pool.runShares(
-    total + 64,
+    total,
     (shared, base) => {
-      const starts: number[] = [];
-      let at = roundUp(base, 64);
-      for (const p of [...inputs, ...outputs]) {
-        starts.push(at);
-        at += bytes(p);
-      }
-      inputs.forEach((p, j) => shared.set(p.whole !== undefined ? heap.subarray(p.at, p.at + p.whole) : heap.subarray(p.at + mine * p.unitBytes, p.at + (mine + rest) * p.unitBytes), starts[j]!));
-      const address = (p: Part, j: number, from: number): number => starts[j]! + (p.whole !== undefined ? 0 : (from - mine) * p.unitBytes);
+      inputs.forEach((p, j) => shared.set(p.whole !== undefined ? heap.subarray(p.at, p.at + p.whole) : heap.subarray(p.at + mine * p.unitBytes, p.at + (mine + rest) * p.unitBytes), base + offsets[j]!));
+      const address = (p: Part, j: number, from: number): number => base + offsets[j]! + (p.whole !== undefined ? 0 : (from - mine) * p.unitBytes);
       return workers.map((from, w) =>
         op(inputs.map((p, j) => address(p, j, from)), outputs.map((p, j) => address(p, inputs.length + j, from)), cut[w + 2]! - from),
       );
     },
     own,
-    (shared, base) => {
-      let at = roundUp(base, 64);
-      for (const p of inputs) at += bytes(p);
-      for (const p of outputs) {
+    (shared, base) =>
+      outputs.forEach((p, j) => {
+        const at = base + offsets[inputs.length + j]!;
         heap.set(shared.subarray(at, at + p.unitBytes * rest), p.at + mine * p.unitBytes);
-        at += bytes(p);
-      }
-    },
+      }),
   );
 }
 
@@ -185,7 +184,7 @@ const swiglu: KernelFunc = ({ inputs, backend }) => {
   return inPlace(backend, [g, u], [[...g.shape]], (k, [ga, ua], [ma]) => {
     if (!pool) return k.swiglu(ga!, ua!, ma!, n);
     const cut = shares(n, pool.threads, 4);
-    runSplit(pool, backend, cut, [{ at: ga!, unitBytes: 4 }, { at: ua!, unitBytes: 4 }], [{ at: ma!, unitBytes: 4 }], ([gw, uw], [mw], count) => fusedOperation(OP_SWIGLU, [gw!, uw!, mw!, count]), () =>
+    runSplit(pool, backend, cut, [ga!, ua!].map(perElement), [ma!].map(perElement), ([gw, uw], [mw], count) => fusedOperation(OP_SWIGLU, [gw!, uw!, mw!, count]), () =>
       k.swiglu(ga!, ua!, ma!, cut[1]!),
     );
   })[0]!;
@@ -200,8 +199,7 @@ const swigluGrad: KernelFunc = ({ inputs, backend }) => {
   return inPlace(backend, ins, [shape, shape], (k, [g, u, dm], [dg, du]) => {
     if (!pool) return k.swigluGrad(g!, u!, dm!, dg!, du!, n);
     const cut = shares(n, pool.threads, 4);
-    const each = (at: number): Part => ({ at, unitBytes: 4 });
-    runSplit(pool, backend, cut, [g!, u!, dm!].map(each), [dg!, du!].map(each), ([gw, uw, dmw], [dgw, duw], count) => fusedOperation(OP_SWIGLU_GRAD, [gw!, uw!, dmw!, dgw!, duw!, count]), () =>
+    runSplit(pool, backend, cut, [g!, u!, dm!].map(perElement), [dg!, du!].map(perElement), ([gw, uw, dmw], [dgw, duw], count) => fusedOperation(OP_SWIGLU_GRAD, [gw!, uw!, dmw!, dgw!, duw!, count]), () =>
       k.swigluGrad(g!, u!, dm!, dg!, du!, cut[1]!),
     );
   });
@@ -275,8 +273,8 @@ const softmaxGrad: KernelFunc = ({ inputs, attrs, backend }) => {
   return inPlace(backend, [p, dp], [[...p.shape]], (k, [pa, da], [oa]) => {
     if (!pool) return k.softmaxGrad(pa!, da!, oa!, rows, cols, bits);
     const cut = shares(rows, pool.threads);
-    const each = (at: number): Part => ({ at, unitBytes: 4 * cols });
-    runSplit(pool, backend, cut, [pa!, da!].map(each), [oa!].map(each), ([pw, dw], [ow], count) => fusedOperation(OP_SOFTMAX_GRAD, [pw!, dw!, ow!, count, cols, bits]), () =>
+    const perRow = (at: number): Part => ({ at, unitBytes: 4 * cols });
+    runSplit(pool, backend, cut, [pa!, da!].map(perRow), [oa!].map(perRow), ([pw, dw], [ow], count) => fusedOperation(OP_SOFTMAX_GRAD, [pw!, dw!, ow!, count, cols, bits]), () =>
       k.softmaxGrad(pa!, da!, oa!, cut[1]!, cols, bits),
     );
   })[0]!;
@@ -315,8 +313,7 @@ const adamw: KernelFunc = ({ inputs, attrs, backend }) => {
   return inPlace(backend, ins, [shape, shape, shape], (k, [p, g, m, v], [po, mo, vo]) => {
     if (!pool) return k.adamw(p!, g!, m!, v!, po!, mo!, vo!, n, ...hyper);
     const cut = shares(n, pool.threads, 4);
-    const each = (at: number): Part => ({ at, unitBytes: 4 });
-    runSplit(pool, backend, cut, [p!, g!, m!, v!].map(each), [po!, mo!, vo!].map(each), (i, o, count) => fusedOperation(OP_ADAMW, [...i, ...o, count, ...hyper]), () =>
+    runSplit(pool, backend, cut, [p!, g!, m!, v!].map(perElement), [po!, mo!, vo!].map(perElement), (i, o, count) => fusedOperation(OP_ADAMW, [...i, ...o, count, ...hyper]), () =>
       k.adamw(p!, g!, m!, v!, po!, mo!, vo!, cut[1]!, ...hyper),
     );
   });
@@ -334,11 +331,11 @@ function splitAdd(stock: KernelFunc): KernelFunc {
     const n = size(a.shape);
     const same = a.dtype === 'float32' && b.dtype === 'float32' && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
     const pool = same ? splitPool(args.backend, 3 * n, 'light') : undefined;
-    if (!pool || pool.heap === undefined) return stock(args);
+    // ('light' kernels split only on a shared heap: an unshared one gets no pool here)
+    if (!pool) return stock(args);
     return inPlace(args.backend, [a, b], [[...a.shape]], (k, [aa, ba], [oa]) => {
       const cut = shares(n, pool.threads, 4);
-      const each = (at: number): Part => ({ at, unitBytes: 4 });
-      runSplit(pool, args.backend, cut, [aa!, ba!].map(each), [oa!].map(each), ([aw, bw], [ow], count) => fusedOperation(OP_ADD, [aw!, bw!, ow!, count]), () =>
+        runSplit(pool, args.backend, cut, [aa!, ba!].map(perElement), [oa!].map(perElement), ([aw, bw], [ow], count) => fusedOperation(OP_ADD, [aw!, bw!, ow!, count]), () =>
         k.add(aa!, ba!, oa!, cut[1]!),
       );
     })[0]!;

@@ -384,6 +384,11 @@ export class GemmPool {
     return this.heapLists && !this.failure ? this.heapLists.heap : undefined;
   }
 
+  /** Whether this pool's threads work in place on `heap` (an Emscripten module: a wasm backend's `wasm`). */
+  worksOn(heap: unknown): boolean {
+    return heap !== undefined && this.heap === heap;
+  }
+
   /**
    * Run one operation list per thread on tfjs's heap (lists[0] on this thread; the addresses in them are heap byte
    * addresses), then `own` on this thread, and return when every thread is done. The lists are written into a block

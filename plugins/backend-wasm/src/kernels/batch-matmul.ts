@@ -102,8 +102,7 @@ function makeGemmBatchMatMul(stock: KernelFunc, pool: () => GemmPool, inPlace: (
       // A product the calling thread does alone — or any product, where the pool's threads share tfjs's heap —
       // reads and writes the tensors where they are (no copies).
       const copied = size(a.shape) + size(b.shape) + outputFloats(spec, TILE);
-      const onHeap = gemm.heap !== undefined && gemm.heap === backend.wasm;
-      const serial = spec.k > 0 && (onHeap || gemm.threadsFor(spec.batch * spec.m * spec.n * spec.k, copied) === 1) ? inPlace(backend, gemm.fma) : undefined;
+      const serial = spec.k > 0 && (gemm.worksOn(backend.wasm) || gemm.threadsFor(spec.batch * spec.m * spec.n * spec.k, copied) === 1) ? inPlace(backend, gemm.fma) : undefined;
       const address = (t: TensorInfo): number => backend.typedArrayFromHeap(t).byteOffset;
       if (serial) serial.matmul(spec, address(a), address(b), address(out));
       // Views only after the output exists: allocating it may grow (and so move) the tfjs heap.

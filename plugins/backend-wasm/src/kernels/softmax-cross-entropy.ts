@@ -31,7 +31,7 @@ const softmaxCrossEntropy: KernelFunc = (args) => {
   try {
     const address = (x: TensorInfo): number => b.typedArrayFromHeap(x).byteOffset;
     // On a shared heap (../shared-heap.ts) the threads read the logits and write the gradient where they are.
-    if (pool.heap !== undefined && pool.heap === b.wasm) {
+    if (pool.worksOn(b.wasm)) {
       pool.softmaxCrossEntropyOnHeap(address(z), address(t), z.shape[0]!, vocab, scale ?? 1, address(loss), grad ? address(grad) : 0);
       return grad ? [loss, grad] : [loss];
     }
