@@ -1,7 +1,7 @@
 /**
  * The decode step on several threads. A one-token step reads every weight once and does two flops per float read,
- * so its speed is how fast the weights stream from memory: one thread reads ~12–20 GB/s on the machines measured,
- * two ~25–35. Each step runs `runStep` (decode.ts) — the few-row products split by rows over the threads, the rest
+ * so its speed is how fast the weights stream from memory (one thread streams a big weight at ~25–35 GB/s here with
+ * module.ts's one-row gemv). Each step runs `runStep` (decode.ts) — the few-row products on every thread, the rest
  * (norms, RoPE, attention over the cache) on the calling thread.
  *
  * - **On a shared tfjs heap** (../shared-heap.ts: the default under Node) the workers run the fused module on the heap
@@ -13,10 +13,14 @@
  *   The memory is reused by the next session and never shrinks (a WebAssembly memory cannot): after generating with
  *   a model, the process holds about one more copy of its weights.
  *
- * Hand-off: the caller writes the product into the control words, bumps a sequence number and runs its own share;
- * workers poll the sequence number (a decode step hands off ~7 products per block, microseconds apart: waking a
- * parked thread would cost more than the product) and park in Atomics.wait after ~0.1–0.3 ms without work; the
- * caller polls the done count briefly, then waits on it.
+ * Hand-off: a list of independent products (per block q, k, v; o; gate, up; down — then the head) cut into chunks of
+ * rows. The caller writes the list into the control words, opens the chunks to claims under the hand-off's tag, bumps
+ * a sequence number and claims chunks itself; workers poll the sequence number (hand-offs come microseconds apart:
+ * waking a parked thread would cost more than the product) and claim chunks until none are left, and park in
+ * Atomics.wait after ~0.1–0.3 ms without work. The caller moves on once every chunk is done. A static share per
+ * thread made the caller wait out a worker the system had taken off its core: ~1.5 ms at a time, and a 15M model's
+ * generation fell from ~550 to ~100 tokens/s beside one busy process (bench/README.md, 2026-12-06 third session);
+ * claimed chunks hold it to ~220–370.
  */
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { MAX_PAGES } from '../gemm/kernels.js';
@@ -24,25 +28,46 @@ import { roundUp } from '../gemm/plan.js';
 import type { GemmPlatform, GemmWorkerHandle } from '../gemm/platform.js';
 import { wasmApi, type WasmMemory } from '../gemm/wasm-api.js';
 import { heapIsShared } from '../shared-heap.js';
-import { mapPlan, planTensors, runStep, scratchLayout, stepInPlace, type StepMachine, type StepOffload, type StepPlan } from './decode.js';
+import { mapPlan, planTensors, runStep, scratchLayout, serialGemv, stepInPlace, type Product, type StepMachine, type StepOffload, type StepPlan } from './decode.js';
 import { heapMemory, type FusedExports, type WasmHeapBackend } from './heap.js';
 import { fusedModuleBytes } from './module.js';
 
 /** Control words (int32 indices) at the start of the shared memory. */
 const SEQ = 0;
+/** Chunks finished in the current hand-off. */
 const DONE = 1;
 const STOP = 2;
 const PARKED = 3;
 const READY = 4;
 const FAILED = 5;
-/** The product: w, x, y, rows, k, n, bias, add, threads. */
+/**
+ * The next chunk to claim: the hand-off's tag (its sequence number's low 15 bits) << 16 | the chunk's index; CLOSED
+ * (no tag matches, no index is in range) while the calling thread writes a hand-off's words.
+ */
+const NEXT = 6;
+const CLOSED = -1;
+/** The hand-off: the number of products, the number of chunks, then each product's words (PRODUCT_WORDS). */
 const TASK = 8;
-const CONTROL_BYTES = 128;
+/** w, x, y, rows, k, n, bias, add, rows per chunk, the product's first chunk. */
+const PRODUCT_WORDS = 10;
+/** Products handed off at once, at most (a block's q, k, v). */
+const MAX_PRODUCTS = 4;
+const CONTROL_BYTES = 256;
 /** Data starts here. */
 const DATA_START = 256;
 /**
+ * Multiply-adds per chunk of rows (~128 K: 512 KB of weights, ~20 µs on one thread). Threads claim chunks until none
+ * are left, so a thread the system has taken off its core for a while (this machine's two cores also run V8's garbage
+ * collector and compiler threads; a 15M model's step had ~40 of 5000 hand-offs start ≥ 50 µs late, ~1.5 ms on
+ * average) costs at most the chunk it holds, not its fixed share of the product.
+ */
+const CHUNK_MACS = 1 << 17;
+/** Chunks per hand-off, at most (the index has 16 bits of NEXT). */
+const MAX_CHUNKS = 1 << 15;
+/**
  * Polls of the sequence number before a worker parks (~0.1–0.3 ms: longer than the gaps between a step's products,
  * shorter than a busy machine can afford — a spinning thread that holds a core another process needs makes both slow).
+ * A parked worker delays nothing: the calling thread claims the chunks it has not.
  */
 const SPINS = 1 << 18;
 /** Polls of the done count before the calling thread waits in Atomics.wait instead. */
@@ -56,9 +81,27 @@ const WORKER_START_MS = 30_000;
 /** A hand-off not finished in this long means a worker is gone. */
 const HANDOFF_TIMEOUT_MS = 60_000;
 
+/**
+ * Run chunk `i` of the hand-off in the control words `c` (its words from index `task`, `words` per product) with the
+ * fused exports `k`. Self-contained: the workers run its source (one definition of what a chunk is).
+ */
+function runChunk(c: Int32Array, k: FusedExports, i: number, task: number, words: number): void {
+  const count = c[task]!;
+  let at = task + 2;
+  for (let p = 1; p < count && i >= c[at + words + 9]!; p++) at += words;
+  const rows = c[at + 3]!;
+  const kk = c[at + 4]!;
+  const chunkRows = c[at + 8]!;
+  const lo = (i - c[at + 9]!) * chunkRows;
+  const hi = Math.min(rows, lo + chunkRows);
+  const bias = c[at + 6]!;
+  k.gemv(c[at]! + 4 * lo * kk, c[at + 1]!, c[at + 2]! + 4 * lo, hi - lo, kk, c[at + 5]!, bias === 0 ? 0 : bias + 4 * lo, c[at + 7]!, rows);
+}
+
 const WORKER_BODY = `
 const k = new WebAssembly.Instance(module, { env: { memory: heap ?? memory } }).exports;
 const c = new Int32Array(memory.buffer, 0, ${CONTROL_BYTES / 4});
+const runChunk = ${runChunk.toString()};
 Atomics.add(c, ${READY}, 1);
 let seen = 0;
 for (;;) {
@@ -75,15 +118,19 @@ for (;;) {
   }
   seen = s;
   if (Atomics.load(c, ${STOP}) !== 0) break;
-  const w = c[${TASK}], x = c[${TASK + 1}], y = c[${TASK + 2}], rows = c[${TASK + 3}], kk = c[${TASK + 4}];
-  const n = c[${TASK + 5}], bias = c[${TASK + 6}], add = c[${TASK + 7}], threads = c[${TASK + 8}];
-  const per = Math.ceil(rows / threads / 4) * 4;
-  const lo = Math.min(rows, index * per), hi = Math.min(rows, lo + per);
-  if (hi > lo) {
-    try { k.gemv(w + 4 * lo * kk, x, y + 4 * lo, hi - lo, kk, n, bias === 0 ? 0 : bias + 4 * lo, add, rows); }
+  // claim chunks of this hand-off (its tag in NEXT) until none are left. A worker that comes late finds another
+  // tag and claims nothing. A claim holds the hand-off open (the calling thread moves on only when every chunk is
+  // done), so the words read after it are the claimed hand-off's, whichever that is.
+  const tag = (s & 0x7fff) << 16;
+  for (;;) {
+    const next = Atomics.load(c, ${NEXT});
+    if ((next & ~0xffff) !== tag || (next & 0xffff) >= c[${TASK + 1}]) break;
+    if (Atomics.compareExchange(c, ${NEXT}, next, next + 1) !== next) continue;
+    if ((next & 0xffff) >= c[${TASK + 1}]) break;
+    try { runChunk(c, k, next & 0xffff, ${TASK}, ${PRODUCT_WORDS}); }
     catch { Atomics.store(c, ${FAILED}, 1); }
+    Atomics.add(c, ${DONE}, 1);
   }
-  Atomics.add(c, ${DONE}, 1);
   Atomics.notify(c, ${DONE});
 }
 `;
@@ -129,8 +176,11 @@ export class DecodeThreads implements StepOffload {
     return this.heap !== undefined;
   }
 
-  /** Products split over the threads so far (for tests and benchmarks). */
+  /** Hand-offs so far (lists of products split over the threads), for tests and benchmarks. */
   handoffs = 0;
+  /** Chunks of rows handed off so far, and how many of them the calling thread ran itself. */
+  chunks = 0;
+  chunksHere = 0;
 
   run(plan: StepPlan<TensorInfo>, ids: Int32Array, backend: WasmHeapBackend, logits: TensorInfo): boolean {
     if (this.threads < 2 || this.disposed || this.failure !== undefined || !this.platform.sharedMemory()) return false;
@@ -186,7 +236,7 @@ export class DecodeThreads implements StepOffload {
   /** The step in place on the shared heap (decode.ts stepInPlace), its products split over the threads. */
   private runOnHeap(plan: StepPlan<TensorInfo>, ids: Int32Array, backend: WasmHeapBackend, logits: TensorInfo): boolean {
     try {
-      return stepInPlace(backend, plan, ids, logits, (k) => (w, x, y, rows, kk, n, bias, add) => this.gemv(k, w, x, y, rows, kk, n, bias, add));
+      return stepInPlace(backend, plan, ids, logits, (k) => (products) => this.gemv(k, products));
     } catch (err) {
       // a worker died or trapped: the step runs again in place on one thread (it rewrites the same cache position
       // and the whole logits, so what this one wrote is overwritten)
@@ -223,7 +273,7 @@ export class DecodeThreads implements StepOffload {
       if (!this.heap) {
         const k = new wasmApi.Instance(module, { env: { memory: this.memory } }).exports as unknown as FusedExports;
         const memory = this.memory;
-        this.machine = { k, view: () => new Float32Array(memory.buffer), gemv: (w, x, y, rows, kk, n, bias, add) => this.gemv(k, w, x, y, rows, kk, n, bias, add) };
+        this.machine = { k, view: () => new Float32Array(memory.buffer), gemv: (products) => this.gemv(k, products) };
       }
       this.control = new Int32Array(this.memory.buffer, 0, CONTROL_BYTES / 4);
       for (let index = 1; index < this.threads; index++) {
@@ -277,29 +327,51 @@ export class DecodeThreads implements StepOffload {
     return { ids: tensors.map((t) => t.dataId), n: plan.n, capacity: plan.capacity, pos: plan.pos, where, scratch, logits };
   }
 
-  /** y = x·wᵀ over rows split among the threads (the calling thread takes the first share, with `k`). */
-  private gemv(k: FusedExports, w: number, x: number, y: number, rows: number, kk: number, n: number, bias: number, add: number): void {
-    if (rows * kk * n < this.serialMacs) {
-      k.gemv(w, x, y, rows, kk, n, bias, add, rows);
+  /**
+   * The products, their rows in chunks that the threads claim until none are left (the calling thread too, with `k`),
+   * in one hand-off; all on the calling thread when together they are small. Each row is one gemv call's, whoever
+   * runs it: the same bits as on one thread.
+   */
+  private gemv(k: FusedExports, products: readonly Product[]): void {
+    const macs = products.reduce((sum, [, , , rows, kk, n]) => sum + rows * kk * n, 0);
+    if (macs < this.serialMacs || products.length > MAX_PRODUCTS) {
+      serialGemv(k)(products);
       return;
     }
     const c = this.control!;
-    const threads = this.threads;
+    // closed while the words are written: no worker claims a chunk of a half-written hand-off
+    Atomics.store(c, NEXT, CLOSED);
+    let chunks = 0;
+    products.forEach(([w, x, y, rows, kk, n, bias, add], p) => {
+      // CHUNK_MACS a chunk, or less so that every thread has one; at most MAX_CHUNKS / MAX_PRODUCTS a product (a
+      // 150 K vocabulary's head takes bigger chunks)
+      const rowsPerChunk = Math.min(Math.ceil(CHUNK_MACS / (kk * n)), Math.ceil(rows / this.threads));
+      const chunkRows = roundUp(Math.max(rowsPerChunk, Math.ceil(rows / (MAX_CHUNKS / MAX_PRODUCTS))), 4);
+      c.set([w, x, y, rows, kk, n, bias, add, chunkRows, chunks], TASK + 2 + p * PRODUCT_WORDS);
+      chunks += Math.ceil(rows / chunkRows);
+    });
     this.handoffs++;
-    c.set([w, x, y, rows, kk, n, bias, add, threads], TASK);
+    this.chunks += chunks;
+    const seq = (Atomics.load(c, SEQ) + 1) | 0;
+    const tag = (seq & 0x7fff) << 16;
+    c[TASK] = products.length;
+    c[TASK + 1] = chunks;
     Atomics.store(c, DONE, 0);
-    Atomics.add(c, SEQ, 1);
+    Atomics.store(c, NEXT, tag);
+    Atomics.store(c, SEQ, seq);
     if (Atomics.load(c, PARKED) > 0) Atomics.notify(c, SEQ);
-    const per = Math.ceil(rows / threads / 4) * 4;
-    k.gemv(w, x, y, Math.min(rows, per), kk, n, bias, add, rows);
-    const want = threads - 1;
-    for (let spins = 0; spins < CALLER_SPINS && Atomics.load(c, DONE) < want; spins++);
+    for (let i = Atomics.add(c, NEXT, 1) & 0xffff; i < chunks; i = Atomics.add(c, NEXT, 1) & 0xffff) {
+      runChunk(c, k, i, TASK, PRODUCT_WORDS);
+      Atomics.add(c, DONE, 1);
+      this.chunksHere++;
+    }
+    for (let spins = 0; spins < CALLER_SPINS && Atomics.load(c, DONE) < chunks; spins++);
     const deadline = Date.now() + HANDOFF_TIMEOUT_MS;
-    for (let done = Atomics.load(c, DONE); done < want; done = Atomics.load(c, DONE)) {
+    for (let done = Atomics.load(c, DONE); done < chunks; done = Atomics.load(c, DONE)) {
       // a worker off its core (a busy machine) would make a spinning caller burn the core it needs
       Atomics.wait(c, DONE, done, 1);
       if (this.failure !== undefined || Date.now() > deadline) {
-        this.failure ??= 'a decode worker did not finish its share';
+        this.failure ??= 'a decode worker did not finish its chunk';
         throw new Error(`decode threads: ${this.failure}`);
       }
     }
@@ -308,4 +380,5 @@ export class DecodeThreads implements StepOffload {
       throw new Error(`decode threads: ${this.failure}`);
     }
   }
+
 }

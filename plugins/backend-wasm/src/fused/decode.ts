@@ -237,14 +237,25 @@ export function mapPlan<T, U>(p: StepPlan<T>, f: (t: T) => U): StepPlan<U> {
   };
 }
 
-/** What runs a step: the fused module on some memory, and its row-parallel (or plain) few-row product. */
+/** One few-row product y = x·wᵀ (+ bias) (+ y when add ≠ 0): w [rows, k], x [n, k], y [n, rows], byte addresses. */
+export type Product = readonly [w: number, x: number, y: number, rows: number, k: number, n: number, bias: number, add: number];
+
+/** What runs a step: the fused module on some memory, and its row-parallel (or plain) few-row products. */
 export interface StepMachine {
   readonly k: FusedExports;
   /** A float view of the whole memory (taken after every allocation). */
   view(): Float32Array;
-  /** k.gemv with ldy = rows, on however many threads the machine has. */
-  gemv(w: number, x: number, y: number, rows: number, k: number, n: number, bias: number, add: number): void;
+  /**
+   * The products (independent of each other: q, k and v from one normed x; gate and up), on however many threads the
+   * machine has — one hand-off for the list.
+   */
+  gemv(products: readonly Product[]): void;
 }
+
+/** The products one after another on the calling thread. */
+export const serialGemv = (k: FusedExports) => (products: readonly Product[]): void => {
+  for (const [w, x, y, rows, kk, n, bias, add] of products) k.gemv(w, x, y, rows, kk, n, bias, add, rows);
+};
 
 /**
  * The step itself: `plan` holds byte addresses in the machine's memory, `scratch` a region of scratchLayout(plan)
@@ -271,9 +282,11 @@ export function runStep(m: StepMachine, plan: StepPlan<number>, ids: Int32Array,
       const qRows = heads * hd;
       const kvRows = kvHeads * hd;
       k.rmsNorm(x, A.inputNorm, h, r, n, dim, epsBits, invActive);
-      m.gemv(A.q, h, q, qRows, dim, n, A.qBias ?? 0, 0);
-      m.gemv(A.k, h, kNew, kvRows, dim, n, A.kBias ?? 0, 0);
-      m.gemv(A.v, h, vNew, kvRows, dim, n, A.vBias ?? 0, 0);
+      m.gemv([
+        [A.q, h, q, qRows, dim, n, A.qBias ?? 0, 0],
+        [A.k, h, kNew, kvRows, dim, n, A.kBias ?? 0, 0],
+        [A.v, h, vNew, kvRows, dim, n, A.vBias ?? 0, 0],
+      ]);
       // with one position, [n, heads·hd] is already the [n, heads, 1, hd] layout: rotate in place
       k.ropeHeads(q, q, n, 1, heads, hd, cosRow, sinRow, 0);
       k.ropeHeads(kNew, kNew, n, 1, kvHeads, hd, cosRow, sinRow, 0);
@@ -299,18 +312,20 @@ export function runStep(m: StepMachine, plan: StepPlan<number>, ids: Int32Array,
           k.weightedRows(scores + 4 * (s * heads + first) * len, values, att + 4 * (s * heads + first) * hd, len, hd, count);
         }
       }
-      m.gemv(A.o, att, x, dim, qRows, n, 0, 1);
+      m.gemv([[A.o, att, x, dim, qRows, n, 0, 1]]);
     }
     if (F) {
       k.rmsNorm(x, F.postNorm, h, r, n, dim, epsBits, invActive);
-      m.gemv(F.gate, h, gate, hidden, dim, n, 0, 0);
-      m.gemv(F.up, h, up, hidden, dim, n, 0, 0);
+      m.gemv([
+        [F.gate, h, gate, hidden, dim, n, 0, 0],
+        [F.up, h, up, hidden, dim, n, 0, 0],
+      ]);
       k.swiglu(gate, up, gate, n * hidden);
-      m.gemv(F.down, gate, x, dim, hidden, n, 0, 1);
+      m.gemv([[F.down, gate, x, dim, hidden, n, 0, 1]]);
     }
   }
   k.rmsNorm(x, plan.finalNorm, h, r, n, dim, epsBits, invActive);
-  m.gemv(plan.head, h, logits, vocab, dim, n, 0, 0);
+  m.gemv([[plan.head, h, logits, vocab, dim, n, 0, 0]]);
 }
 
 /** Runs a checked step somewhere else than on tfjs's heap (the decode threads), or declines (returns false). */
@@ -327,7 +342,7 @@ export function stepInPlace(
   plan: StepPlan<TensorInfo>,
   ids: Int32Array,
   logits: TensorInfo,
-  gemv: (k: FusedExports) => StepMachine['gemv'] = (k) => (w, x, y, rows, kk, n, bias, add) => k.gemv(w, x, y, rows, kk, n, bias, add, rows),
+  gemv: (k: FusedExports) => StepMachine['gemv'] = serialGemv,
 ): boolean {
   const heap = b.wasm as EmscriptenHeap;
   const { bytes } = scratchLayout(plan);

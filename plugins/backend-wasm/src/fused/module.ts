@@ -401,72 +401,85 @@ function adamw(): FunctionBuilder {
 }
 
 /**
- * The dot products of weight rows r..r+R−1 with one row of x, left in the f32 locals `sums` (R accumulators of four
- * lanes over the SIMD body, summed lane 0..3, then the scalar tail), for gemv below.
+ * Tiles of the few-row product: S rows of x against one weight row, the SIMD body unrolled U times. One weight row
+ * at a time: a decode step streams each weight from memory once, and one sequential stream per thread is what the
+ * hardware prefetchers follow — interleaving four rows' streams read the 37 MB LM head of a 15M model at ~12 GB/s
+ * on one thread here, one row at ~30–35 (bench/README.md, 2026-12-06 third session). Several rows of x share each
+ * weight load (a batch of sequences); the unrolled loop keeps a few loads in flight.
  */
-function rowDots(f: FunctionBuilder, R: number, l: GemvLocals): void {
-  const { rowPtr, xp, j, quads, k, acc, xv, sums } = l;
-  for (let i = 0; i < R; i++) f.v128Zero().set(acc[i]!);
-  f.i32(0).set(j);
-  f.forLoop(j, quads, 4, () => {
-    f.get(xp).v128Load().set(xv);
-    for (let i = 0; i < R; i++) f.get(acc[i]!).get(rowPtr[i]!).v128Load().get(xv).f32x4Mul().f32x4Add().set(acc[i]!).bump(rowPtr[i]!, 16);
-    f.bump(xp, 16);
-  });
-  for (let i = 0; i < R; i++) {
-    horizontalSum(f, acc[i]!);
-    f.set(sums[i]!);
-  }
-  f.forLoop(j, k, 1, () => {
-    for (let i = 0; i < R; i++) f.get(sums[i]!).get(rowPtr[i]!).f32Load().get(xp).f32Load().f32Mul().f32Add().set(sums[i]!).bump(rowPtr[i]!, 4);
-    f.bump(xp, 4);
-  });
-}
-
-interface GemvLocals { rowPtr: number[]; xp: number; j: number; quads: number; k: number; acc: number[]; xv: number; sums: number[] }
+const GEMV_TILES: readonly { S: number; U: number }[] = [
+  { S: 4, U: 2 },
+  { S: 2, U: 4 },
+  { S: 1, U: 4 },
+];
 
 function gemv(): FunctionBuilder {
   const f = new FunctionBuilder(9);
   const [w, x, y, rows, k, n, bias, add, ldy] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
-  const R = 4;
+  const maxS = Math.max(...GEMV_TILES.map((t) => t.S));
   const r = f.local(I32);
   const s = f.local(I32);
-  const rowsR = f.local(I32);
+  const sEnd = f.local(I32);
+  const j = f.local(I32);
+  const quads = f.local(I32);
+  const unrolled = f.local(I32);
   const rowBytes = f.local(I32);
   const wr = f.local(I32);
+  const wp = f.local(I32);
   const out = f.local(I32);
-  const l: GemvLocals = {
-    rowPtr: Array.from({ length: R }, () => f.local(I32)),
-    xp: f.local(I32),
-    j: f.local(I32),
-    quads: f.local(I32),
-    k,
-    acc: Array.from({ length: R }, () => f.local(V128)),
-    xv: f.local(V128),
-    sums: Array.from({ length: R }, () => f.local(F32)),
-  };
-  f.get(k).i32(2).shl().set(rowBytes).get(k).i32(-4).and().set(l.quads).get(rows).i32(-R).and().set(rowsR);
+  const xp = Array.from({ length: maxS }, () => f.local(I32));
+  const acc = Array.from({ length: maxS }, () => f.local(V128));
+  const xv = Array.from({ length: maxS }, () => f.local(V128));
+  const wv = f.local(V128);
+  const sum = f.local(F32);
+  f.get(k).i32(2).shl().set(rowBytes).get(k).i32(-4).and().set(quads);
   f.get(w).set(wr).i32(0).set(r);
-  // rows R at a time, then one at a time; each block of weight rows meets every row of x while it is in cache
-  const block = (count: number) => (): void => {
-    f.i32(0).set(s);
-    f.forLoop(s, n, 1, () => {
-      for (let i = 0; i < count; i++) f.get(wr).get(rowBytes).i32(i).mul().add().set(l.rowPtr[i]!);
-      f.get(x).get(s).get(rowBytes).mul().add().set(l.xp);
-      rowDots(f, count, l);
-      for (let i = 0; i < count; i++) {
-        const sum = l.sums[i]!;
-        // y[s, r + i]: + bias[r + i], then + the old y (the residual stream: y + x·wᵀ)
-        f.get(y).get(s).get(ldy).mul().get(r).add().i32(i).add().i32(2).shl().add().set(out);
-        f.get(bias).ifElse(() => { f.get(sum).get(bias).get(r).i32(i).add().i32(2).shl().add().f32Load().f32Add().set(sum); });
-        f.get(add).ifElse(() => { f.get(out).f32Load().get(sum).f32Add().set(sum); });
-        f.get(out).get(sum).f32Store();
+  // y[s..s+S−1, r]: every dot product sums lanes j ≡ 0..3 (mod 4) in order of j, then lanes 0..3, then the tail —
+  // the same bits whatever the tile (and as the tests' one-row reference)
+  const tile = (S: number, U: number): void => {
+    f.get(wr).set(wp);
+    for (let q = 0; q < S; q++) {
+      f.get(x).get(s).i32(q).add().get(rowBytes).mul().add().set(xp[q]!);
+      f.v128Zero().set(acc[q]!);
+    }
+    const quadsOf = (u: number) => (): void => {
+      for (let i = 0; i < u; i++) {
+        for (let q = 0; q < S; q++) f.get(xp[q]!).v128Load(16 * i).set(xv[q]!);
+        f.get(wp).v128Load(16 * i).set(wv);
+        for (let q = 0; q < S; q++) f.get(acc[q]!).get(wv).get(xv[q]!).f32x4Mul().f32x4Add().set(acc[q]!);
       }
-    });
-    f.get(wr).get(rowBytes).i32(count).mul().add().set(wr);
+      f.bump(wp, 16 * u);
+      for (let q = 0; q < S; q++) f.bump(xp[q]!, 16 * u);
+    };
+    f.i32(0).set(j).get(k).i32(-4 * U).and().set(unrolled);
+    f.forLoop(j, unrolled, 4 * U, quadsOf(U));
+    if (U > 1) f.forLoop(j, quads, 4, quadsOf(1));
+    for (let q = 0; q < S; q++) {
+      horizontalSum(f, acc[q]!);
+      f.set(sum);
+      // the tail, from the weight row's and this x row's next float
+      f.get(wp).set(out);
+      for (let t = 0; t < 3; t++) {
+        f.get(j).i32(t).add().get(k).ltS().ifElse(() => {
+          f.get(sum).get(out).f32Load(4 * t).get(xp[q]!).f32Load(4 * t).f32Mul().f32Add().set(sum);
+        });
+      }
+      // y[s + q, r]: + bias[r], then + the old y (the residual stream: y + x·wᵀ)
+      f.get(y).get(s).i32(q).add().get(ldy).mul().get(r).add().i32(2).shl().add().set(out);
+      f.get(bias).ifElse(() => { f.get(sum).get(bias).get(r).i32(2).shl().add().f32Load().f32Add().set(sum); });
+      f.get(add).ifElse(() => { f.get(out).f32Load().get(sum).f32Add().set(sum); });
+      f.get(out).get(sum).f32Store();
+    }
   };
-  f.forLoop(r, rowsR, R, block(R));
-  f.forLoop(r, rows, 1, block(1));
+  f.forLoop(r, rows, 1, () => {
+    f.i32(0).set(s);
+    for (const { S, U } of GEMV_TILES) {
+      // as many whole tiles of S rows of x as fit in what is left
+      f.get(n).get(s).sub().i32(-S).and().get(s).add().set(sEnd);
+      f.forLoop(s, sEnd, S, () => tile(S, U));
+    }
+    f.get(wr).get(rowBytes).add().set(wr);
+  });
   return f;
 }
 
