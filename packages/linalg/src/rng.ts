@@ -31,6 +31,12 @@ export class SeededRandom {
     return items;
   }
 
+  /** Move on as `calls` calls of next() would, at once (each call adds the same constant to the state). */
+  skip(calls: number): this {
+    this.state = (this.state + Math.imul(calls, 0x6d2b79f5)) >>> 0;
+    return this;
+  }
+
   getState(): number {
     return this.state;
   }

@@ -141,3 +141,17 @@ describe('mask ordering (numeric sort keys)', () => {
     }
   });
 });
+
+describe('SeededRandom.skip', () => {
+  it('moves on as that many next() calls would, past 2³² calls too', () => {
+    for (const calls of [0, 1, 7, 1000]) {
+      const walked = new SeededRandom(42);
+      for (let i = 0; i < calls; i++) walked.next();
+      expect(new SeededRandom(42).skip(calls).getState()).toBe(walked.getState());
+      expect(new SeededRandom(42).skip(calls).next()).toBe(walked.next());
+    }
+    // the state moves by one constant per call, modulo 2³²: 2³² calls come back to the start (a 7B model draws ~1.4·10¹⁰)
+    expect(new SeededRandom(42).skip(2 ** 32 + 5).getState()).toBe(new SeededRandom(42).skip(5).getState());
+    expect(new SeededRandom(42).skip(3 * 2 ** 32).getState()).toBe(42);
+  });
+});

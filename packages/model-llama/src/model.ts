@@ -24,7 +24,7 @@ import { EMBED, FINAL_NORM, LINEAR_KINDS, LM_HEAD, biasName, blockParamNames, in
 import { causalMask, embedding, hasFused, linear2d, linearCrossEntropy, rmsNorm, ropeTables, type Distillation, type TeacherHead } from './ops.js';
 import { computeGroups, groupId, slimGroupMapping, slimWeights } from './groups.js';
 import { blockForward, trainableBlock, type BlockGeometry, type BlockWeights } from './block-grad.js';
-import { MemorySource, type WeightSource } from './formats/source.js';
+import { checkRows, MemorySource, type WeightSource } from './formats/source.js';
 import { Overlay, type SpillOptions } from './residency.js';
 
 /** How much of the model is on the tensor heap: all of it, or one block at a time (streamed). */
@@ -1101,22 +1101,55 @@ function normalFill(n: number, std: number, rng: SeededRandom): Float32Array {
   return out;
 }
 
+/**
+ * Seeded random weights drawn when each tensor is read, in any order: norm weights 1, biases 0, the matrices normal
+ * from one mulberry32 stream in parameter order (each tensor starts where the previous ones' draws end — two draws per
+ * pair of values — so the numbers are those of drawing them all in order). A model made from it holds no second,
+ * host-side copy of its weights while its tensors are made: peak memory is the weights once (a 42M model's
+ * generation bench: ~350 MB less than building them all first).
+ */
+class SeededWeights implements WeightSource {
+  readonly path: string;
+  readonly dtype = 'float32' as const;
+  /** Each matrix's std and the draws before it. */
+  private readonly draws = new Map<string, { std: number; before: number }>();
+
+  constructor(
+    readonly config: LlamaConfig,
+    private readonly seed: number,
+    std: number,
+  ) {
+    this.path = `random weights (seed ${seed})`;
+    let before = 0;
+    for (const [name, shape] of parameterShapes(config)) {
+      if (shape.length === 1) continue;
+      const residual = name.endsWith('o_proj.weight') || name.endsWith('down_proj.weight');
+      this.draws.set(name, { std: residual ? std / Math.sqrt(2 * Math.max(1, config.nLayers)) : std, before });
+      before += 2 * Math.ceil(product(shape) / 2);
+    }
+  }
+
+  read(name: string): Float32Array {
+    const shape = parameterShapes(this.config).get(name);
+    if (!shape) throw new TopiaryError('E_FORMAT', `missing tensor "${name}"`, { file: this.path, where: name });
+    const n = product(shape);
+    const draw = this.draws.get(name);
+    if (draw) return normalFill(n, draw.std, new SeededRandom(this.seed).skip(draw.before));
+    return name.endsWith('.bias') ? new Float32Array(n) : new Float32Array(n).fill(1);
+  }
+
+  readRows(name: string, start: number, count: number): Float32Array {
+    const cols = checkRows(this.path, name, parameterShapes(this.config).get(name) ?? [], start, count);
+    return this.read(name).slice(start * cols, (start + count) * cols);
+  }
+
+  close(): void {}
+}
+
 /** A new model with seeded random weights (norm weights 1, biases 0 as transformers initialises them). */
 export function createLlama(config: CreateConfig | LlamaConfig, options: CreateOptions = {}): LlamaModel {
   const full = 'architecture' in config ? (validateConfig(config), config) : makeConfig(config);
-  const rng = new SeededRandom(options.seed ?? 0);
-  const std = options.initStd ?? 0.02;
-  const weights = new Map<string, Float32Array>();
-  for (const [name, shape] of parameterShapes(full)) {
-    const n = product(shape);
-    if (name.endsWith('.bias')) weights.set(name, new Float32Array(n));
-    else if (shape.length === 1) weights.set(name, new Float32Array(n).fill(1));
-    else {
-      const residual = name.endsWith('o_proj.weight') || name.endsWith('down_proj.weight');
-      weights.set(name, normalFill(n, residual ? std / Math.sqrt(2 * Math.max(1, full.nLayers)) : std, rng));
-    }
-  }
-  return new LlamaModel(full, weights);
+  return new LlamaModel(full, new SeededWeights(full, options.seed ?? 0, options.initStd ?? 0.02));
 }
 
 export type { LayerShape };

@@ -54,7 +54,7 @@ export class OpenFiles {
   }
 }
 
-function checkRows(path: string, name: string, shape: readonly number[], start: number, count: number): number {
+export function checkRows(path: string, name: string, shape: readonly number[], start: number, count: number): number {
   if (shape.length !== 2) throw new TopiaryError('E_INTERNAL', `readRows: "${name}" is not a matrix`, { file: path, where: name });
   const [rows, cols] = shape as [number, number];
   if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > rows) {
