@@ -14,8 +14,8 @@
  * The step runs on one of two machines (`runStep` is the same program on both):
  * - **in place on tfjs's heap, one thread** — small models, and wherever memory cannot be shared;
  * - **on the decode threads** (decode-threads.ts) — a model whose weights are too big for the caches: a decode step
- *   reads every weight once, and one thread reads ~12–20 GB/s here where two read ~25–35. tfjs's heap is not shared
- *   memory under Node, so the weights are copied once per generation into the threads' shared memory.
+ *   reads every weight once, and two threads stream more of them than one. In place on a shared tfjs heap (the
+ *   default under Node); on an unshared one the weights are copied once per generation into the threads' memory.
  */
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { FusedKernel } from '@topiary/kernel';
