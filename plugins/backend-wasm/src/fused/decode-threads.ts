@@ -346,7 +346,7 @@ export class DecodeThreads implements StepOffload {
       // CHUNK_MACS a chunk, or less so that every thread has one; at most MAX_CHUNKS / MAX_PRODUCTS a product (a
       // 150 K vocabulary's head takes bigger chunks)
       const rowsPerChunk = Math.min(Math.ceil(CHUNK_MACS / (kk * n)), Math.ceil(rows / this.threads));
-      const chunkRows = roundUp(Math.max(rowsPerChunk, Math.ceil(rows / (MAX_CHUNKS / MAX_PRODUCTS))), 4);
+      const chunkRows = roundUp(Math.max(1, rowsPerChunk, Math.ceil(rows / (MAX_CHUNKS / MAX_PRODUCTS))), 4);
       c.set([w, x, y, rows, kk, n, bias, add, chunkRows, chunks], TASK + 2 + p * PRODUCT_WORDS);
       chunks += Math.ceil(rows / chunkRows);
     });
