@@ -380,5 +380,4 @@ export class DecodeThreads implements StepOffload {
       throw new Error(`decode threads: ${this.failure}`);
     }
   }
-
 }

@@ -457,11 +457,10 @@ function gemv(): FunctionBuilder {
     for (let q = 0; q < S; q++) {
       horizontalSum(f, acc[q]!);
       f.set(sum);
-      // the tail, from the weight row's and this x row's next float
-      f.get(wp).set(out);
+      // the tail (k mod 4 floats), from where the SIMD body left the weight row and this x row
       for (let t = 0; t < 3; t++) {
         f.get(j).i32(t).add().get(k).ltS().ifElse(() => {
-          f.get(sum).get(out).f32Load(4 * t).get(xp[q]!).f32Load(4 * t).f32Mul().f32Add().set(sum);
+          f.get(sum).get(wp).f32Load(4 * t).get(xp[q]!).f32Load(4 * t).f32Mul().f32Add().set(sum);
         });
       }
       // y[s + q, r]: + bias[r], then + the old y (the residual stream: y + x·wᵀ)
