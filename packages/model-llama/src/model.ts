@@ -1111,6 +1111,7 @@ function normalFill(n: number, std: number, rng: SeededRandom): Float32Array {
 class SeededWeights implements WeightSource {
   readonly path: string;
   readonly dtype = 'float32' as const;
+  private readonly shapes: Map<string, number[]>;
   /** Each matrix's std and the draws before it. */
   private readonly draws = new Map<string, { std: number; before: number }>();
 
@@ -1120,8 +1121,9 @@ class SeededWeights implements WeightSource {
     std: number,
   ) {
     this.path = `random weights (seed ${seed})`;
+    this.shapes = parameterShapes(config);
     let before = 0;
-    for (const [name, shape] of parameterShapes(config)) {
+    for (const [name, shape] of this.shapes) {
       if (shape.length === 1) continue;
       const residual = name.endsWith('o_proj.weight') || name.endsWith('down_proj.weight');
       this.draws.set(name, { std: residual ? std / Math.sqrt(2 * Math.max(1, config.nLayers)) : std, before });
@@ -1130,7 +1132,7 @@ class SeededWeights implements WeightSource {
   }
 
   read(name: string): Float32Array {
-    const shape = parameterShapes(this.config).get(name);
+    const shape = this.shapes.get(name);
     if (!shape) throw new TopiaryError('E_FORMAT', `missing tensor "${name}"`, { file: this.path, where: name });
     const n = product(shape);
     const draw = this.draws.get(name);
@@ -1139,7 +1141,7 @@ class SeededWeights implements WeightSource {
   }
 
   readRows(name: string, start: number, count: number): Float32Array {
-    const cols = checkRows(this.path, name, parameterShapes(this.config).get(name) ?? [], start, count);
+    const cols = checkRows(this.path, name, this.shapes.get(name) ?? [], start, count);
     return this.read(name).slice(start * cols, (start + count) * cols);
   }
 

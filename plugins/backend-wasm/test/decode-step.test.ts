@@ -68,6 +68,21 @@ function bothWays(m: LlamaModel, prompts: number[][], next: number[][]): { compo
   return { composite, fused };
 }
 
+/**
+ * Register a decode kernel running on `offload` for wasm in place of the backend's own (null: no decode kernel at
+ * all); returns what puts the backend's own back (idempotent, for a test that restores it before its end too).
+ */
+function swapDecodeKernel(offload: StepOffload | null): () => void {
+  const own = tf.getKernel(FusedKernel.decodeStep, 'wasm')!;
+  tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
+  if (offload !== null) tf.registerKernel({ kernelName: FusedKernel.decodeStep, backendName: 'wasm', kernelFunc: decodeStepKernel(offload) });
+  return () => {
+    if (tf.getKernel(FusedKernel.decodeStep, 'wasm') === own) return;
+    if (tf.getKernel(FusedKernel.decodeStep, 'wasm')) tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
+    tf.registerKernel(own);
+  };
+}
+
 describe('backend-wasm fused decode step', () => {
   beforeAll(async () => {
     await createWasmBackend().init();
@@ -126,13 +141,12 @@ describe('backend-wasm fused decode step', () => {
       lib.generate(m, [[1, 7, 9], [1, 20, 21]], { maxTokens: 25, stopAtEos: false, temperature: 0.8, topK: 10, seed: 5 }),
     ];
     const fused = runs();
-    const kernel = tf.getKernel(FusedKernel.decodeStep, 'wasm')!;
-    tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
+    const restore = swapDecodeKernel(null);
     try {
       expect(m.canDecodeStep).toBe(false);
       expect(runs()).toEqual(fused);
     } finally {
-      tf.registerKernel(kernel);
+      restore();
     }
     expect(fused[0]![0]!.length).toBe(30);
     m.dispose();
@@ -147,9 +161,7 @@ describe('backend-wasm fused decode step', () => {
     await threads.ready(tf.findBackend('wasm') as never);
     let offloaded = 0;
     const counting: StepOffload = { run: (...args) => (threads.run(...args) ? (offloaded++, true) : false) };
-    const inPlace = tf.getKernel(FusedKernel.decodeStep, 'wasm')!;
-    tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
-    tf.registerKernel({ kernelName: FusedKernel.decodeStep, backendName: 'wasm', kernelFunc: decodeStepKernel(counting) });
+    const restore = swapDecodeKernel(counting);
     try {
       const m = model({ vocabSize: 103, dim: 36, nLayers: 3, nHeads: 6, nKvHeads: 2, headDim: 6, hiddenDim: 50, maxSeqLen: 32, attentionBias: true, tiedEmbeddings: false }, 2);
       const { composite, fused } = bothWays(m, [[1, 5, 9, 2], [3, 3, 7, 100]], [[4, 8, 15, 16, 23], [42, 1, 2, 3, 4]]);
@@ -164,15 +176,11 @@ describe('backend-wasm fused decode step', () => {
       const greedy = () => lib.generate(m, [[1, 2], [3, 4], [5, 6]], { maxTokens: 20, stopAtEos: false });
       const threaded = greedy();
       expect(offloaded).toBe(5 + 19);
-      tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
-      tf.registerKernel(inPlace);
+      restore();
       expect(greedy()).toEqual(threaded);
       m.dispose();
     } finally {
-      if (tf.getKernel(FusedKernel.decodeStep, 'wasm') !== inPlace) {
-        tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
-        tf.registerKernel(inPlace);
-      }
+      restore();
       threads.dispose();
     }
   });
@@ -180,20 +188,18 @@ describe('backend-wasm fused decode step', () => {
   it("stories260K greedy from BOS through the fused step reproduces llama2.c's 256 tokens (golden.json), one and two threads (in place on the shared heap)", async () => {
     const golden = JSON.parse(readFileSync(join(stories, 'stories260K.golden.json'), 'utf8')) as { greedy_ids: number[] };
     const m = await lib.loadModel(join(stories, 'stories260K.bin'));
-    const inPlace = tf.getKernel(FusedKernel.decodeStep, 'wasm')!;
     const threads = new DecodeThreads(nodeGemmPlatform, 2, 0, 0);
     await threads.ready(tf.findBackend('wasm') as never);
+    let restore = (): void => {};
     try {
       expect(m.canDecodeStep).toBe(true);
       expect(lib.generate(m, [1], { maxTokens: golden.greedy_ids.length, stopAtEos: false })).toEqual(golden.greedy_ids);
-      tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
-      tf.registerKernel({ kernelName: FusedKernel.decodeStep, backendName: 'wasm', kernelFunc: decodeStepKernel(threads) });
+      restore = swapDecodeKernel(threads);
       expect(lib.generate(m, [1], { maxTokens: golden.greedy_ids.length, stopAtEos: false })).toEqual(golden.greedy_ids);
       expect(threads.handoffs).toBeGreaterThan(255 * 5 * 4);
       expect(threads.onHeap).toBe(true);
     } finally {
-      tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
-      tf.registerKernel(inPlace);
+      restore();
       threads.dispose();
       m.dispose();
     }
@@ -214,9 +220,7 @@ describe('backend-wasm fused decode step', () => {
     };
     const threads = new DecodeThreads(stalling, 2, 0, 0);
     await threads.ready(tf.findBackend('wasm') as never);
-    const inPlace = tf.getKernel(FusedKernel.decodeStep, 'wasm')!;
-    tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
-    tf.registerKernel({ kernelName: FusedKernel.decodeStep, backendName: 'wasm', kernelFunc: decodeStepKernel(threads) });
+    const restore = swapDecodeKernel(threads);
     try {
       const stalled = bothWays(m, prompts, next).fused;
       expect(threads.handoffs).toBe(5 * (3 * 4 + 1));
@@ -225,8 +229,7 @@ describe('backend-wasm fused decode step', () => {
       expect(threads.chunksHere).toBeGreaterThan(threads.chunks / 2);
       expect(threads.chunksHere).toBeLessThanOrEqual(threads.chunks);
     } finally {
-      tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
-      tf.registerKernel(inPlace);
+      restore();
       threads.dispose();
       m.dispose();
     }
@@ -236,9 +239,7 @@ describe('backend-wasm fused decode step', () => {
     const m = model({ vocabSize: 103, dim: 36, nLayers: 2, nHeads: 6, nKvHeads: 2, headDim: 6, hiddenDim: 50, maxSeqLen: 64, tiedEmbeddings: false }, 3);
     const alone = lib.generate(m, [[1, 2]], { maxTokens: 40, stopAtEos: false });
     const threads = new DecodeThreads(nodeGemmPlatform, 2, 0, 0);
-    const inPlace = tf.getKernel(FusedKernel.decodeStep, 'wasm')!;
-    tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
-    tf.registerKernel({ kernelName: FusedKernel.decodeStep, backendName: 'wasm', kernelFunc: decodeStepKernel(threads) });
+    const restore = swapDecodeKernel(threads);
     try {
       const first = lib.generate(m, [[1, 2]], { maxTokens: 1, stopAtEos: false }); // starts the workers, does not wait
       expect(first[0]).toEqual(alone[0]!.slice(0, 1));
@@ -246,8 +247,7 @@ describe('backend-wasm fused decode step', () => {
       expect(lib.generate(m, [[1, 2]], { maxTokens: 40, stopAtEos: false })).toEqual(alone);
       expect(threads.handoffs).toBeGreaterThan(0);
     } finally {
-      tf.unregisterKernel(FusedKernel.decodeStep, 'wasm');
-      tf.registerKernel(inPlace);
+      restore();
       threads.dispose();
       m.dispose();
     }
